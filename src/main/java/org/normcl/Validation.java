@@ -1,0 +1,24 @@
+package org.normcl;
+
+/** Argument checks shared by the operator specs, so every message has the same form. */
+final class Validation {
+    private Validation() {
+    }
+
+    /** Checks that an epsilon is a finite float32 greater than zero. */
+    static float epsilon(String parameter, double value) {
+        float f = (float) value;
+        if (!(f > 0f) || Float.isInfinite(f)) {
+            throw new IllegalArgumentException(parameter + " = " + value + ": expected a finite value > 0");
+        }
+        return f;
+    }
+
+    /** Checks that a momentum lies in [0, 1]. */
+    static float momentum(double value) {
+        if (!(value >= 0.0 && value <= 1.0)) {
+            throw new IllegalArgumentException("momentum = " + value + ": expected a value in [0, 1]");
+        }
+        return (float) value;
+    }
+}

@@ -1,0 +1,86 @@
+package org.normcl.backend;
+
+import java.util.Optional;
+
+import org.normcl.BackendKind;
+import org.normcl.DType;
+import org.normcl.DeviceInfo;
+
+/**
+ * What an execution backend provides: memory, transfers and the few normalization primitives
+ * every operator is built from. Internal SPI: applications use {@link org.normcl.NormEngine},
+ * which validates arguments before any primitive runs, so primitives may assume consistent plans
+ * and buffers of the right sizes.
+ *
+ * <p>Implementations are thread-safe.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** @return which backend this is */
+    BackendKind kind();
+
+    /** @return one line for logs and tables, such as the device name */
+    String description();
+
+    /** @return the OpenCL device, for OpenCL backends */
+    Optional<DeviceInfo> device();
+
+    /**
+     * @param dtype the element type
+     * @param elements how many elements (may be 0)
+     * @return a new uninitialized buffer
+     */
+    Buffer allocate(DType dtype, long elements);
+
+    /** Copies a host array into a buffer of the same element count. */
+    void write(Buffer dst, float[] src);
+
+    /** Copies a buffer into a host array of the same element count. */
+    void read(Buffer src, float[] dst);
+
+    /**
+     * Makes a buffer holding a host array's contents. The Java backend aliases the array (no copy);
+     * callers treat the result as read-only and close it when done.
+     */
+    Buffer importHost(float[] data);
+
+    /**
+     * Returns a buffer's contents as a host array. The Java backend may return the buffer's own
+     * array, so callers must not use the buffer afterwards except to close it.
+     */
+    float[] exportHost(Buffer buffer);
+
+    /** Copies {@code src} into {@code dst} (same element count). */
+    void copy(Buffer src, Buffer dst);
+
+    /** Sets every element of {@code dst} to {@code value}. */
+    void fill(Buffer dst, float value);
+
+    /**
+     * Normalizes each row. {@code scale}, {@code bias}, {@code mean} and {@code invStd} may be
+     * null: absent affine terms, statistics not wanted ({@code mean} is never written for RMS).
+     */
+    void rowNorm(RowNormPlan plan, Buffer x, Buffer scale, Buffer bias, Buffer y, Buffer mean, Buffer invStd);
+
+    /**
+     * Computes per-channel batch statistics (mean, and invStd from the population variance) and,
+     * when {@code update} is not null, the running statistics
+     * {@code runMeanOut/runVarOut} from {@code runMeanIn/runVarIn}. Requires at least one value per
+     * channel (two when {@code update.unbiased()}).
+     */
+    void channelStats(ChannelPlan plan, Buffer x, Buffer mean, Buffer invStd, RunningUpdate update,
+            Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut);
+
+    /** Computes {@code invStd[c]} from a given variance (inference mode), per the plan's mode. */
+    void channelInvStd(ChannelPlan plan, Buffer var, Buffer invStd);
+
+    /**
+     * {@code y = (x - mean[c]) * invStd[c] * scale[c] + bias[c]} for every element; {@code scale}
+     * and {@code bias} may be null.
+     */
+    void channelApply(ChannelPlan plan, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y);
+
+    /** Releases every resource; buffers still open are released too. */
+    @Override
+    void close();
+}

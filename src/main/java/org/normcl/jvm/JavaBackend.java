@@ -111,31 +111,36 @@ public final class JavaBackend implements Backend {
             Moments m = new Moments();
             for (int r = (int) from; r < to; r++) {
                 int off = r * cols;
-                float mean;
+                float shift = 0f; // the mean is shift + shiftedMean, as in the OpenCL kernels
+                float shiftedMean = 0f;
                 float inv;
                 if (p.mode() == StatMode.RMS) {
-                    mean = 0f;
                     inv = invStd(p.mode(), Moments.sumOfSquares(x, off, cols) / cols, p.epsilon());
                 } else {
                     m.reset();
                     m.addRange(x, off, cols);
-                    mean = (float) m.mean;
+                    shift = Float.isFinite(x[off]) ? x[off] : 0f;
+                    shiftedMean = (float) (m.mean - shift);
                     inv = invStd(p.mode(), m.variance(), p.epsilon());
-                }
-                if (meanOut != null && p.mode() != StatMode.RMS) {
-                    meanOut[r] = mean;
+                    if (meanOut != null) {
+                        meanOut[r] = (float) m.mean;
+                    }
                 }
                 if (invOut != null) {
                     invOut[r] = inv;
                 }
-                applyRow(p, x, y, off, r, mean, inv, scale, bias);
+                applyRow(p, x, y, off, r, shift, shiftedMean, inv, scale, bias);
             }
         });
     }
 
-    /** y = ((x - mean) * inv) * w + b over one row, with w and b per the plan's affine index. */
-    private static void applyRow(RowNormPlan p, float[] x, float[] y, int off, long row, float mean, float inv,
-            float[] scale, float[] bias) {
+    /**
+     * y = (((x - shift) - mean) * inv) * w + b over one row, with w and b per the plan's affine
+     * index. Subtracting the shift first keeps the digits a float32 mean would lose when the row
+     * has a large common offset.
+     */
+    private static void applyRow(RowNormPlan p, float[] x, float[] y, int off, long row, float shift, float mean,
+            float inv, float[] scale, float[] bias) {
         int cpg = (int) p.channelsPerGroup();
         int spatial = (int) p.spatial();
         int affineBase = (int) ((row % p.groups()) * cpg);
@@ -145,7 +150,7 @@ public final class JavaBackend implements Backend {
             float b = bias != null && spatial > 1 ? bias[affineBase + c] : 0f;
             if (spatial == 1) {
                 // one affine entry per element: the layer-norm case, fetched inline.
-                float v = (x[i] - mean) * inv;
+                float v = ((x[i] - shift) - mean) * inv;
                 if (scale != null) {
                     v *= scale[affineBase + c];
                 }
@@ -156,7 +161,7 @@ public final class JavaBackend implements Backend {
                 continue;
             }
             for (int s = 0; s < spatial; s++, i++) {
-                y[i] = (x[i] - mean) * inv * w + b;
+                y[i] = ((x[i] - shift) - mean) * inv * w + b;
             }
         }
     }

@@ -66,6 +66,14 @@ final class Moments {
             return;
         }
         double n = count + nB;
+        if (!Double.isFinite(mean) || !Double.isFinite(meanB)) {
+            // An infinity or NaN in the data: the mean is their sum (inf + finite = inf, inf - inf =
+            // NaN) and the variance is undefined; the formula below would turn inf into NaN.
+            mean += meanB;
+            m2 = Double.NaN;
+            count = n;
+            return;
+        }
         double delta = meanB - mean;
         mean += delta * (nB / n);
         m2 += m2B + delta * delta * (count * nB / n);

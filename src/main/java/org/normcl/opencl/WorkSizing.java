@@ -1,0 +1,105 @@
+package org.normcl.opencl;
+
+import org.normcl.DeviceInfo;
+
+/**
+ * The one place kernel strategy and work sizes are decided per device. CPU drivers (PoCL) run a
+ * plain loop per work-item far faster than work-group reductions with barriers, so CPUs get the
+ * serial kernels; GPUs and accelerators get the work-group kernels.
+ */
+final class WorkSizing {
+    /** Upper bound on work-group size for the reduction kernels. */
+    static final int MAX_GROUP = 256;
+    /** Bytes of local memory per work-item in the reduction kernels (count, mean, M2). */
+    static final int LOCAL_BYTES_PER_ITEM = 3 * 4;
+    /** Values below which a channel is not split into more parts. */
+    static final long MIN_VALUES_PER_PART = 16_384;
+
+    private final DeviceInfo device;
+    private final boolean serial;
+    private final long maxItemsDim0;
+
+    /**
+     * System property that forces a kernel family on every device: {@code serial} or {@code group}
+     * (tests use it to run both families on a CPU driver); unset or {@code auto} picks by type.
+     */
+    static final String STRATEGY_PROPERTY = "normcl.kernels";
+
+    WorkSizing(DeviceInfo device, long maxItemsDim0) {
+        this.device = device;
+        String forced = System.getProperty(STRATEGY_PROPERTY, "auto");
+        switch (forced) {
+            case "serial":
+                this.serial = true;
+                break;
+            case "group":
+                this.serial = false;
+                break;
+            case "auto":
+                this.serial = device.isCpu();
+                break;
+            default:
+                throw new IllegalArgumentException("-D" + STRATEGY_PROPERTY + "=" + forced
+                        + ": expected auto, serial or group");
+        }
+        this.maxItemsDim0 = maxItemsDim0;
+    }
+
+    /** @return true for one-work-item-per-row kernels (CPU), false for work-group kernels */
+    boolean serial() {
+        return serial;
+    }
+
+    /**
+     * @param kernelMaxGroup the kernel's CL_KERNEL_WORK_GROUP_SIZE
+     * @return a power-of-two work-group size that fits the device, the kernel and local memory
+     */
+    int groupSize(long kernelMaxGroup) {
+        long limit = Math.min(MAX_GROUP, Math.min(device.maxWorkGroupSize(), kernelMaxGroup));
+        limit = Math.min(limit, maxItemsDim0 > 0 ? maxItemsDim0 : limit);
+        if (device.localMemBytes() > 0) {
+            limit = Math.min(limit, device.localMemBytes() / LOCAL_BYTES_PER_ITEM);
+        }
+        int g = 1;
+        while ((long) g * 2 <= limit) {
+            g *= 2;
+        }
+        return g;
+    }
+
+    /**
+     * Work-group size for the one-work-item-per-row kernels. Left to the driver, PoCL may put every
+     * row in one work-group, which runs on one core; small groups spread rows over all cores, and
+     * groups of up to 64 keep the per-group overhead low when rows are many.
+     *
+     * @param items the number of work-items
+     * @return a power of two in [1, 64]
+     */
+    long serialGroupSize(long items) {
+        long units = Math.max(1, device.computeUnits());
+        long target = items / (16 * units);
+        long g = 1;
+        while (g * 2 <= Math.min(64, target)) {
+            g *= 2;
+        }
+        return g;
+    }
+
+    /** @return {@code items} rounded up to a multiple of {@code group} */
+    static long roundUp(long items, long group) {
+        return (items + group - 1) / group * group;
+    }
+
+    /**
+     * @return how many parts to split each channel into for the first statistics stage: enough
+     *     for every compute unit to have work, none smaller than {@link #MIN_VALUES_PER_PART}
+     */
+    long partsPerChannel(long channels, long perChannel, int groupSize) {
+        long units = Math.max(1, device.computeUnits());
+        long wanted = serial ? 4 * units : 8 * units;
+        long parts = (wanted + channels - 1) / channels;
+        long minPer = serial ? MIN_VALUES_PER_PART : Math.max(MIN_VALUES_PER_PART, 4L * groupSize);
+        long maxParts = Math.max(1, perChannel / minPer);
+        return Math.max(1, Math.min(parts, maxParts));
+    }
+}

@@ -1,0 +1,151 @@
+package org.normcl.npy;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+import org.normcl.HostTensor;
+
+/**
+ * Writes several {@code .npy} files all-or-nothing: each {@link #stage staged} array goes to a
+ * temporary file next to its target, {@link #commit()} renames them all into place, and
+ * {@link #close()} without a commit deletes the temporary files, leaving the targets untouched.
+ *
+ * <pre>{@code
+ * try (NpyOutputs out = new NpyOutputs()) {
+ *     out.stage(yPath, y, shape);
+ *     out.stage(meanPath, mean, statShape);
+ *     out.commit();
+ * } // an exception before commit() leaves no output file behind
+ * }</pre>
+ *
+ * <p>If a rename fails during {@link #commit()}, the targets already renamed that did not exist
+ * before the commit are deleted (best effort), the remaining temporary files are deleted, and the
+ * failure is thrown. Targets that existed before have been replaced and are not restored.
+ *
+ * <p>Not thread-safe.
+ */
+public final class NpyOutputs implements AutoCloseable {
+    private record Staged(Path target, Path key, Path tmp) {
+    }
+
+    private final List<Staged> staged = new ArrayList<>();
+    private boolean finished;
+
+    /** Creates an empty set of outputs. */
+    public NpyOutputs() {
+    }
+
+    /**
+     * Writes an array to a temporary file next to {@code target}, to be renamed onto it by
+     * {@link #commit()}.
+     *
+     * @param target the file to create or replace; its directory must exist
+     * @param data the elements in row-major (C) order
+     * @param shape the shape, outermost first; empty for a scalar
+     * @throws IllegalArgumentException if {@code target} is already staged, a dimension is
+     *     negative, or {@code data.length} is not the product of {@code shape}
+     * @throws IllegalStateException after {@link #commit()} or {@link #close()}
+     * @throws UncheckedIOException if the temporary file cannot be written, with a message naming
+     *     {@code target}; files staged before are kept until {@link #close()}
+     * @throws NullPointerException if an argument is null
+     */
+    public void stage(Path target, float[] data, long[] shape) {
+        Objects.requireNonNull(target, "target");
+        checkOpen("stage");
+        Path key = target.toAbsolutePath().normalize();
+        for (Staged s : staged) {
+            if (s.key().equals(key)) {
+                throw new IllegalArgumentException("target " + target + " is already staged");
+            }
+        }
+        byte[] header = NpyWriter.header(data, shape);
+        staged.add(new Staged(target, key, NpyWriter.writeTemp(target, header, data)));
+    }
+
+    /**
+     * Stages a tensor; see {@link #stage(Path, float[], long[])}.
+     *
+     * @param target the file to create or replace; its directory must exist
+     * @param tensor the tensor
+     */
+    public void stage(Path target, HostTensor tensor) {
+        Objects.requireNonNull(tensor, "tensor");
+        stage(target, tensor.data(), tensor.shape().dims());
+    }
+
+    /** @return the staged targets, in staging order */
+    public List<Path> targets() {
+        List<Path> out = new ArrayList<>(staged.size());
+        for (Staged s : staged) {
+            out.add(s.target());
+        }
+        return out;
+    }
+
+    /**
+     * Renames every staged temporary file onto its target, in staging order.
+     *
+     * @throws IllegalStateException after {@link #commit()} or {@link #close()}
+     * @throws UncheckedIOException if a rename fails, with a message naming its target; the
+     *     targets created by this commit are then deleted again and no temporary file is left
+     */
+    public void commit() {
+        checkOpen("commit");
+        finished = true;
+        List<Path> created = new ArrayList<>();
+        for (int i = 0; i < staged.size(); i++) {
+            Staged s = staged.get(i);
+            boolean existed = Files.exists(s.target(), LinkOption.NOFOLLOW_LINKS);
+            try {
+                NpyWriter.moveIntoPlace(s.tmp(), s.target());
+            } catch (IOException | RuntimeException | Error e) {
+                for (Path p : created) {
+                    NpyWriter.deleteQuietly(p, e);
+                }
+                for (int j = i; j < staged.size(); j++) {
+                    NpyWriter.deleteQuietly(staged.get(j).tmp(), e);
+                }
+                staged.clear();
+                if (e instanceof IOException io) {
+                    throw Npy.ioFailure("write", s.target(), io);
+                }
+                if (e instanceof Error err) {
+                    throw err;
+                }
+                throw (RuntimeException) e;
+            }
+            if (!existed) {
+                created.add(s.target());
+            }
+        }
+        staged.clear();
+    }
+
+    /**
+     * Deletes the temporary files of an uncommitted set; does nothing after {@link #commit()} or
+     * a previous close.
+     */
+    @Override
+    public void close() {
+        if (finished) {
+            return;
+        }
+        finished = true;
+        for (Staged s : staged) {
+            NpyWriter.deleteQuietly(s.tmp(), null);
+        }
+        staged.clear();
+    }
+
+    private void checkOpen(String operation) {
+        if (finished) {
+            throw new IllegalStateException("cannot " + operation + ": these outputs are already committed or closed");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+package org.normcl.npy;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+
+/**
+ * An open {@code .npy} file whose header has been read and checked, positioned nowhere in
+ * particular: the decoders read the data by absolute position. Dtype-independent; a decoder for
+ * a new element type only needs {@link #checkDataLength}, {@link #intCount} and a loop like
+ * {@link #readFloat32}.
+ */
+final class NpyReader implements AutoCloseable {
+    /** Largest header accepted: NumPy's own reader refuses more than 10000 bytes by default. */
+    static final int MAX_HEADER_BYTES = 16 << 20;
+    /** Largest Java array, as in {@link org.normcl.Shape#intSize()}. */
+    static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
+    /** Bytes read per call when decoding data. */
+    private static final int CHUNK = 1 << 20;
+
+    private final Path file;
+    private final FileChannel channel;
+    private final long fileSize;
+    private final NpyHeader header;
+
+    private NpyReader(Path file, FileChannel channel, long fileSize, NpyHeader header) {
+        this.file = file;
+        this.channel = channel;
+        this.fileSize = fileSize;
+        this.header = header;
+    }
+
+    /**
+     * Opens a file and reads its header.
+     *
+     * @param file the file
+     * @return the reader; close it
+     * @throws NpyFormatException if the file is not a {@code .npy} file or its header is malformed
+     * @throws UncheckedIOException if the file cannot be read
+     */
+    static NpyReader open(Path file) {
+        FileChannel ch = null;
+        try {
+            if (Files.isDirectory(file)) {
+                throw new FileSystemException(file.toString(), null, "is a directory");
+            }
+            ch = FileChannel.open(file, StandardOpenOption.READ);
+            NpyReader reader = new NpyReader(file, ch, ch.size(), readHeader(file, ch));
+            ch = null;
+            return reader;
+        } catch (IOException e) {
+            throw Npy.ioFailure("read", file, e);
+        } finally {
+            if (ch != null) {
+                try {
+                    ch.close();
+                } catch (IOException suppressed) {
+                    // the exception in flight says more
+                }
+            }
+        }
+    }
+
+    private static NpyHeader readHeader(Path file, FileChannel ch) throws IOException {
+        long size = ch.size();
+        ByteBuffer prefix = ByteBuffer.allocate((int) Math.min(12, size)).order(ByteOrder.LITTLE_ENDIAN);
+        readFully(ch, prefix, 0);
+        byte[] magic = NpyHeader.MAGIC;
+        if (size < magic.length || !Arrays.equals(prefix.array(), 0, magic.length, magic, 0, magic.length)) {
+            throw new NpyFormatException(file, "not a .npy file: missing \\x93NUMPY magic"
+                    + (size == 0 ? " (the file is empty)" : ""));
+        }
+        if (size < 8) {
+            throw new NpyFormatException(file, "truncated header: the file ends after " + size
+                    + " bytes, inside the format version");
+        }
+        int major = prefix.get(6) & 0xFF;
+        int minor = prefix.get(7) & 0xFF;
+        if (major < 1 || major > 3 || minor != 0) {
+            throw new NpyFormatException(file, "unsupported .npy format version " + major + "." + minor
+                    + ": expected 1.0, 2.0 or 3.0");
+        }
+        int lenBytes = major == 1 ? 2 : 4;
+        long start = 8 + lenBytes;
+        if (size < start) {
+            throw new NpyFormatException(file, "truncated header: the file ends after " + size
+                    + " bytes, inside the header length");
+        }
+        long headerLen = major == 1 ? prefix.getShort(8) & 0xFFFFL : prefix.getInt(8) & 0xFFFFFFFFL;
+        if (headerLen > size - start) {
+            throw new NpyFormatException(file, "truncated header: the header length field says " + headerLen
+                    + " bytes, but only " + (size - start) + " follow");
+        }
+        if (headerLen > MAX_HEADER_BYTES) {
+            throw new NpyFormatException(file, "header length " + headerLen + " is larger than the "
+                    + MAX_HEADER_BYTES + " bytes this reader accepts: corrupt header length?");
+        }
+        ByteBuffer bytes = ByteBuffer.allocate((int) headerLen);
+        readFully(ch, bytes, start);
+        String text;
+        if (major == 3) {
+            try {
+                text = StandardCharsets.UTF_8.newDecoder()
+                        .onMalformedInput(CodingErrorAction.REPORT)
+                        .onUnmappableCharacter(CodingErrorAction.REPORT)
+                        .decode(bytes.flip())
+                        .toString();
+            } catch (CharacterCodingException e) {
+                throw new NpyFormatException(file, "header is not valid UTF-8, as format version 3.0 requires");
+            }
+        } else {
+            text = new String(bytes.array(), StandardCharsets.ISO_8859_1);
+        }
+        return NpyHeader.parse(file, major, 0, text, start + headerLen);
+    }
+
+    /** @return the header */
+    NpyHeader header() {
+        return header;
+    }
+
+    /** @return the file */
+    Path file() {
+        return file;
+    }
+
+    /**
+     * Checks that the element count fits in a Java array.
+     *
+     * @return the element count
+     * @throws NpyFormatException if it does not
+     */
+    int intCount() {
+        if (header.count() > MAX_ARRAY) {
+            throw new NpyFormatException(file, "shape " + Arrays.toString(header.shape()) + " has " + header.count()
+                    + " elements, too large for a Java array (at most " + MAX_ARRAY + ")");
+        }
+        return (int) header.count();
+    }
+
+    /**
+     * Checks that the data after the header is exactly as long as the shape needs.
+     *
+     * @param itemSize bytes per element
+     * @throws NpyFormatException if the data is shorter or longer
+     */
+    void checkDataLength(int itemSize) {
+        long have = fileSize - header.dataOffset();
+        long need;
+        try {
+            need = Math.multiplyExact(header.count(), itemSize);
+        } catch (ArithmeticException e) {
+            throw new NpyFormatException(file, "shape " + Arrays.toString(header.shape())
+                    + " needs more than 2^63 - 1 bytes of data: corrupt header?");
+        }
+        if (have < need) {
+            throw new NpyFormatException(file, "truncated: shape " + Arrays.toString(header.shape()) + " needs "
+                    + need + " bytes of data, file has " + have);
+        }
+        if (have > need) {
+            throw new NpyFormatException(file, "corrupt: shape " + Arrays.toString(header.shape()) + " needs "
+                    + need + " bytes of data, file has " + have + " (" + (have - need) + " trailing bytes)");
+        }
+    }
+
+    /**
+     * Reads the data as float32 values.
+     *
+     * @param count the element count, from {@link #intCount}
+     * @param order the byte order of the data
+     * @return the values, converted to Java floats
+     */
+    float[] readFloat32(int count, ByteOrder order) {
+        float[] out = new float[count];
+        ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(4L, 4L * count))).order(order);
+        long pos = header.dataOffset();
+        int done = 0;
+        try {
+            while (done < count) {
+                int n = Math.min(count - done, buf.capacity() / 4);
+                buf.clear().limit(4 * n);
+                readFully(channel, buf, pos);
+                buf.flip();
+                buf.asFloatBuffer().get(out, done, n);
+                done += n;
+                pos += 4L * n;
+            }
+        } catch (IOException e) {
+            throw Npy.ioFailure("read", file, e);
+        }
+        return out;
+    }
+
+    /** Reads until {@code buf} is full, starting at file position {@code pos}. */
+    private static void readFully(FileChannel ch, ByteBuffer buf, long pos) throws IOException {
+        long p = pos;
+        while (buf.hasRemaining()) {
+            int n = ch.read(buf, p);
+            if (n < 0) {
+                throw new EOFException("the file got shorter while it was read");
+            }
+            p += n;
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            channel.close();
+        } catch (IOException e) {
+            throw Npy.ioFailure("read", file, e);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+package org.normcl.npy;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.normcl.HostTensor;
+
+class NpyOutputsTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void closeWithoutCommitLeavesNoFiles() {
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(dir.resolve("y.npy"), new float[] {1, 2, 3, 4}, new long[] {2, 2});
+            out.stage(dir.resolve("mean.npy"), new float[] {1.5f, 3.5f}, new long[] {2});
+            assertEquals(2, NpyFixtures.list(dir).length, "staged data sits in temporary files");
+            for (String name : NpyFixtures.list(dir)) {
+                assertTrue(name.startsWith(".") && name.contains(".npy.tmp-"), name);
+            }
+        }
+        assertArrayEquals(new String[0], NpyFixtures.list(dir));
+    }
+
+    @Test
+    void exceptionBeforeCommitLeavesNoFiles() {
+        assertThrows(IllegalStateException.class, () -> {
+            try (NpyOutputs out = new NpyOutputs()) {
+                out.stage(dir.resolve("y.npy"), new float[] {1}, new long[] {1});
+                throw new IllegalStateException("the computation failed");
+            }
+        });
+        assertArrayEquals(new String[0], NpyFixtures.list(dir));
+    }
+
+    @Test
+    void commitPlacesAllFiles() {
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(dir.resolve("y.npy"), new float[] {1, 2, 3, 4}, new long[] {2, 2});
+            out.stage(dir.resolve("mean.npy"), HostTensor.of(new float[] {1.5f, 3.5f}, 2));
+            out.stage(dir.resolve("scalar.npy"), new float[] {7}, new long[0]);
+            assertEquals(List.of(dir.resolve("y.npy"), dir.resolve("mean.npy"), dir.resolve("scalar.npy")),
+                    out.targets());
+            out.commit();
+        }
+        assertArrayEquals(new String[] {"mean.npy", "scalar.npy", "y.npy"}, NpyFixtures.list(dir));
+        assertArrayEquals(new float[] {1, 2, 3, 4}, Npy.read(dir.resolve("y.npy")).data());
+        assertArrayEquals(new long[] {2, 2}, Npy.read(dir.resolve("y.npy")).shape());
+        assertArrayEquals(new float[] {1.5f, 3.5f}, Npy.read(dir.resolve("mean.npy")).data());
+        assertArrayEquals(new long[0], Npy.read(dir.resolve("scalar.npy")).shape());
+    }
+
+    @Test
+    void commitReplacesExistingFiles() throws Exception {
+        Files.writeString(dir.resolve("y.npy"), "old");
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(dir.resolve("y.npy"), new float[] {9}, new long[] {1});
+            assertEquals("old", Files.readString(dir.resolve("y.npy")), "untouched until commit");
+            out.commit();
+        }
+        assertArrayEquals(new float[] {9}, Npy.read(dir.resolve("y.npy")).data());
+        assertArrayEquals(new String[] {"y.npy"}, NpyFixtures.list(dir));
+    }
+
+    @Test
+    void closeWithoutCommitKeepsExistingFiles() throws Exception {
+        Files.writeString(dir.resolve("y.npy"), "old");
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(dir.resolve("y.npy"), new float[] {9}, new long[] {1});
+        }
+        assertEquals("old", Files.readString(dir.resolve("y.npy")));
+        assertArrayEquals(new String[] {"y.npy"}, NpyFixtures.list(dir));
+    }
+
+    @Test
+    void failedRenameUndoesTheCommit() throws Exception {
+        Path a = dir.resolve("a.npy");
+        Path b = dir.resolve("b.npy");
+        Path c = dir.resolve("c.npy");
+        Path existing = dir.resolve("existing.npy");
+        Files.writeString(existing, "old");
+        NpyOutputs out = new NpyOutputs();
+        out.stage(a, new float[] {1}, new long[] {1});
+        out.stage(existing, new float[] {2}, new long[] {1});
+        out.stage(b, new float[] {3}, new long[] {1});
+        out.stage(c, new float[] {4}, new long[] {1});
+        // Someone creates a non-empty directory where b.npy goes: its rename must fail.
+        Files.createDirectory(b);
+        Files.writeString(b.resolve("keep.txt"), "not ours");
+        UncheckedIOException e = assertThrows(UncheckedIOException.class, out::commit);
+        assertTrue(e.getMessage().startsWith("cannot write " + b + ": "), e.getMessage());
+        assertFalse(Files.exists(a), "a.npy was created by the failed commit and is removed again");
+        assertFalse(Files.exists(c));
+        assertTrue(Files.exists(existing), "a file that existed before is not deleted");
+        assertTrue(Files.exists(b.resolve("keep.txt")));
+        assertArrayEquals(new String[] {"b.npy", "existing.npy"}, NpyFixtures.list(dir), "no temporary file left");
+        assertDoesNotThrow(out::close);
+        assertThrows(IllegalStateException.class, out::commit);
+    }
+
+    @Test
+    void failedStageKeepsEarlierStagesUntilClose() {
+        Path missing = dir.resolve("missing").resolve("x.npy");
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(dir.resolve("y.npy"), new float[] {1}, new long[] {1});
+            UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                    () -> out.stage(missing, new float[] {1}, new long[] {1}));
+            assertEquals("cannot write " + missing + ": directory " + missing.getParent() + " does not exist",
+                    e.getMessage());
+            assertEquals(1, NpyFixtures.list(dir).length);
+        }
+        assertArrayEquals(new String[0], NpyFixtures.list(dir));
+    }
+
+    @Test
+    void stageValidatesArguments() {
+        try (NpyOutputs out = new NpyOutputs()) {
+            Path y = dir.resolve("y.npy");
+            assertEquals("data has 3 elements but shape [2, 2] needs 4", assertThrows(IllegalArgumentException.class,
+                    () -> out.stage(y, new float[3], new long[] {2, 2})).getMessage());
+            out.stage(y, new float[] {1}, new long[] {1});
+            assertEquals("target " + dir.resolve("./y.npy") + " is already staged",
+                    assertThrows(IllegalArgumentException.class,
+                            () -> out.stage(dir.resolve("./y.npy"), new float[] {1}, new long[] {1})).getMessage());
+            assertEquals("target", assertThrows(NullPointerException.class,
+                    () -> out.stage(null, new float[] {1}, new long[] {1})).getMessage());
+        }
+        assertArrayEquals(new String[0], NpyFixtures.list(dir));
+    }
+
+    @Test
+    void usableOnlyOnce() {
+        NpyOutputs out = new NpyOutputs();
+        out.stage(dir.resolve("y.npy"), new float[] {1}, new long[] {1});
+        out.commit();
+        out.close();
+        out.close();
+        assertEquals("cannot stage: these outputs are already committed or closed",
+                assertThrows(IllegalStateException.class,
+                        () -> out.stage(dir.resolve("z.npy"), new float[] {1}, new long[] {1})).getMessage());
+        assertThrows(IllegalStateException.class, out::commit);
+        assertArrayEquals(new String[] {"y.npy"}, NpyFixtures.list(dir));
+    }
+
+    @Test
+    void emptyCommitIsANoOp() {
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.commit();
+        }
+        assertArrayEquals(new String[0], NpyFixtures.list(dir));
+    }
+}

@@ -1,0 +1,90 @@
+package org.normcl.testing;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Error bounds for float32 normalization results against a float64 reference, derived from how
+ * the result is computed rather than fitted to observed errors.
+ *
+ * <p>With u = 2^-24 (float32 unit roundoff), for y = ((x - mean) * invStd) * w + b:
+ * <ul>
+ *   <li>The mean is held in float32: rounding it costs up to u|mean| absolute, which the
+ *       normalization divides by sigma; allowed: {@code 2u |mean| / sigma}.
+ *   <li>Accumulating the statistics (runs of up to 1024 values in 8 lanes, merged by Chan's formula)
+ *       and the three roundings of the apply step: a few dozen u, relative to the normalized value
+ *       and to one standard deviation; allowed: {@code 32u (1 + |xhat|)}.
+ *   <li>Scaling by w multiplies both; adding b and storing y round once more: {@code 2u (|b| + |y|)}.
+ * </ul>
+ * So {@code |y - y_ref| <= |w| u (2 |mean|/sigma + 32 (1 + |xhat|)) + 2u (|b| + |y_ref|)}. A naive
+ * {@code E[x^2] - E[x]^2} variance breaks this by orders of magnitude on data with a large offset
+ * (its variance error is about u mean^2 / sigma^2), so the bound tells stable from unstable code.
+ */
+public final class Tolerances {
+    /** float32 unit roundoff. */
+    public static final double U = Math.ulp(1.0f) / 2;
+
+    private Tolerances() {
+    }
+
+    /**
+     * Bound for one normalized element.
+     *
+     * @param xhat the reference normalized value (x - mean) * invStd
+     * @param meanOverSigma |mean| / sigma of the slice (0 for RMS)
+     * @param w the scale (1 without)
+     * @param b the bias (0 without)
+     * @param yRef the reference output
+     */
+    public static double element(double xhat, double meanOverSigma, double w, double b, double yRef) {
+        return Math.abs(w) * U * (2 * meanOverSigma + 32 * (1 + Math.abs(xhat))) + 2 * U * (Math.abs(b) + Math.abs(yRef))
+                + Double.MIN_NORMAL;
+    }
+
+    /** Bound for a saved mean: summation error relative to the data's magnitude |mean| + sigma. */
+    public static double mean(double mean, double sigma) {
+        return 32 * U * (Math.abs(mean) + sigma) + Double.MIN_NORMAL;
+    }
+
+    /** Bound for a saved inverse standard deviation (relative: variance and square root roundings). */
+    public static double invStd(double invStd) {
+        return 64 * U * Math.abs(invStd) + Double.MIN_NORMAL;
+    }
+
+    /**
+     * Asserts elementwise {@code |actual - expected| <= bound[i]}, NaN matching only NaN and
+     * infinities matching the same infinity.
+     */
+    public static void assertWithin(String what, float[] actual, double[] expected, double[] bound) {
+        if (actual.length != expected.length) {
+            fail(what + ": length " + actual.length + " != expected " + expected.length);
+        }
+        int bad = 0;
+        int worst = -1;
+        double worstRatio = 0;
+        double maxErr = 0;
+        for (int i = 0; i < actual.length; i++) {
+            double a = actual[i];
+            double e = expected[i];
+            double ratio;
+            if (Double.isNaN(e) || Double.isNaN(a) || Double.isInfinite(e) || Double.isInfinite(a)) {
+                ratio = (Double.isNaN(e) && Double.isNaN(a)) || a == e ? 0 : Double.POSITIVE_INFINITY;
+            } else {
+                double err = Math.abs(a - e);
+                maxErr = Math.max(maxErr, err);
+                ratio = err / bound[i];
+            }
+            if (ratio > 1) {
+                bad++;
+            }
+            if (ratio > worstRatio) {
+                worstRatio = ratio;
+                worst = i;
+            }
+        }
+        if (bad > 0) {
+            fail(String.format("%s: %d of %d elements outside the bound; worst at [%d]: actual %s, expected %s,"
+                    + " bound %.3g (%.1fx); max abs error %.3g", what, bad, actual.length, worst, actual[worst],
+                    expected[worst], bound[worst], worstRatio, maxErr));
+        }
+    }
+}

@@ -65,11 +65,12 @@ class EngineSelectionTest {
     }
 
     @Test
-    void autoWithAnUnknownDeviceFallsBackToJava() {
-        try (NormEngine e = NormEngine.create(EngineOptions.auto().withDevice("no-such-device-xyz"))) {
-            assertEquals(BackendKind.JAVA, e.backendKind());
-            assertTrue(e.selectionReason().contains("Java"), e.selectionReason());
-        }
+    void autoWithAnUnknownDeviceIsAnError() {
+        // Naming a device that does not exist is the caller's mistake, not a reason to fall back silently.
+        assumeFalse(Backends.requireDevicesInCi().isEmpty(), "no OpenCL device");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> NormEngine.create(EngineOptions.auto().withDevice("no-such-device-xyz")));
+        assertTrue(e.getMessage().contains("no-such-device-xyz"), e.getMessage());
     }
 
     @Test

@@ -89,40 +89,57 @@ public final class NpyOutputs implements AutoCloseable {
     }
 
     /**
-     * Renames every staged temporary file onto its target, in staging order.
+     * Renames every staged temporary file onto its target, in staging order, all or nothing: a
+     * target file that already exists is first moved aside to a backup in its directory, and if any
+     * rename fails, the targets placed so far are removed, the backups are moved back and no
+     * temporary file is left. On success the backups are deleted.
      *
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
-     * @throws UncheckedIOException if a rename fails, with a message naming its target; the
-     *     targets created by this commit are then deleted again and no temporary file is left
+     * @throws UncheckedIOException if a rename fails, with a message naming its target
      */
     public void commit() {
         checkOpen("commit");
         finished = true;
-        List<Path> created = new ArrayList<>();
-        for (int i = 0; i < staged.size(); i++) {
-            Staged s = staged.get(i);
-            boolean existed = Files.exists(s.target(), LinkOption.NOFOLLOW_LINKS);
-            try {
+        List<Path[]> backups = new ArrayList<>(); // {target, backup}
+        List<Path> placed = new ArrayList<>();
+        Path failing = null;
+        try {
+            for (Staged s : staged) {
+                failing = s.target();
+                if (Files.isRegularFile(s.target(), LinkOption.NOFOLLOW_LINKS)) {
+                    Path backup = s.target().resolveSibling("." + s.target().getFileName() + ".bak-"
+                            + Long.toHexString(System.nanoTime()));
+                    NpyWriter.moveIntoPlace(s.target(), backup);
+                    backups.add(new Path[] {s.target(), backup});
+                }
                 NpyWriter.moveIntoPlace(s.tmp(), s.target());
-            } catch (IOException | RuntimeException | Error e) {
-                for (Path p : created) {
-                    NpyWriter.deleteQuietly(p, e);
-                }
-                for (int j = i; j < staged.size(); j++) {
-                    NpyWriter.deleteQuietly(staged.get(j).tmp(), e);
-                }
-                staged.clear();
-                if (e instanceof IOException io) {
-                    throw Npy.ioFailure("write", s.target(), io);
-                }
-                if (e instanceof Error err) {
-                    throw err;
-                }
-                throw (RuntimeException) e;
+                placed.add(s.target());
             }
-            if (!existed) {
-                created.add(s.target());
+        } catch (IOException | RuntimeException | Error e) {
+            for (Path p : placed) {
+                NpyWriter.deleteQuietly(p, e);
             }
+            for (Path[] b : backups) {
+                try {
+                    NpyWriter.moveIntoPlace(b[1], b[0]);
+                } catch (IOException | RuntimeException restore) {
+                    e.addSuppressed(restore);
+                }
+            }
+            for (Staged s : staged) {
+                NpyWriter.deleteQuietly(s.tmp(), e);
+            }
+            staged.clear();
+            if (e instanceof IOException io) {
+                throw Npy.ioFailure("write", failing, io);
+            }
+            if (e instanceof Error err) {
+                throw err;
+            }
+            throw (RuntimeException) e;
+        }
+        for (Path[] b : backups) {
+            NpyWriter.deleteQuietly(b[1], null);
         }
         staged.clear();
     }

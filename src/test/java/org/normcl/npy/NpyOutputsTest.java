@@ -103,6 +103,7 @@ class NpyOutputsTest {
         assertFalse(Files.exists(a), "a.npy was created by the failed commit and is removed again");
         assertFalse(Files.exists(c));
         assertTrue(Files.exists(existing), "a file that existed before is not deleted");
+        assertEquals("old", Files.readString(existing), "and it is restored to its previous contents");
         assertTrue(Files.exists(b.resolve("keep.txt")));
         assertArrayEquals(new String[] {"b.npy", "existing.npy"}, NpyFixtures.list(dir), "no temporary file left");
         assertDoesNotThrow(out::close);

@@ -74,10 +74,10 @@ __kernel void channel_partial_group(const __global float *x, __global float *par
 
 /* running' = running * (1 - w) + batch * w; the variance fed in is M2/n or, if unbiased, M2/(n-1). */
 __kernel void channel_finalize(const __global float *x, const __global float *partials, __global float *mean_out,
-        __global float *inv_out,
+        __global float *mean_lo_out, __global float *inv_out,
         const __global float *run_mean_in, const __global float *run_var_in, __global float *run_mean_out,
         __global float *run_var_out, ulong channels, ulong inner, ulong parts, ulong count, float eps, int mode,
-        int update, float batch_weight, int unbiased) {
+        int update, float batch_weight, int unbiased, int write_mean_lo) {
     ulong c = get_global_id(0);
     if (c >= channels) {
         return;
@@ -88,14 +88,36 @@ __kernel void channel_finalize(const __global float *x, const __global float *pa
         moments_merge(&n, &m, &m2, partials[t * 3 + 0], partials[t * 3 + 1], partials[t * 3 + 2]);
     }
     float var = m2 / (float) count;
-    float mean = shift_of(x[c * inner]) + m;
+    float k = shift_of(x[c * inner]);
+    float mean = k + m;
     mean_out[c] = mean;
+    if (write_mean_lo != 0) {
+        /* k and mean are close, so k - mean is exact (Sterbenz); adding m gives what the rounding
+         * of k + m lost, as long as the mean is not tiny against k. */
+        mean_lo_out[c] = (k - mean) + m;
+    }
     inv_out[c] = inv_std_of(mode, var, eps);
     if (update != 0) {
         float v = unbiased != 0 ? m2 / (float) (count - 1) : var;
         run_mean_out[c] = run_mean_in[c] * (1.0f - batch_weight) + mean * batch_weight;
         run_var_out[c] = run_var_in[c] * (1.0f - batch_weight) + v * batch_weight;
     }
+}
+
+/* Moments only (for merging across devices): mean and M2 per channel, merged in a fixed order. */
+__kernel void channel_moments(const __global float *x, const __global float *partials, __global float *mean_out,
+        __global float *m2_out, ulong channels, ulong inner, ulong parts) {
+    ulong c = get_global_id(0);
+    if (c >= channels) {
+        return;
+    }
+    float n = 0.0f, m = 0.0f, m2 = 0.0f;
+    for (ulong p = 0; p < parts; p++) {
+        ulong t = c * parts + p;
+        moments_merge(&n, &m, &m2, partials[t * 3 + 0], partials[t * 3 + 1], partials[t * 3 + 2]);
+    }
+    mean_out[c] = shift_of(x[c * inner]) + m;
+    m2_out[c] = m2;
 }
 
 __kernel void channel_inv_std(const __global float *var, __global float *inv_out, ulong channels, float eps,
@@ -107,14 +129,15 @@ __kernel void channel_inv_std(const __global float *var, __global float *inv_out
 }
 
 /* NDRange (inner, outer * channels): one work-item per element, channel from the segment index. */
-__kernel void channel_apply(const __global float *x, const __global float *mean, const __global float *inv,
-        const __global float *scale, const __global float *bias, __global float *y, ulong channels, ulong inner,
-        int flags) {
+__kernel void channel_apply(const __global float *x, const __global float *mean, const __global float *mean_lo,
+        const __global float *inv, const __global float *scale, const __global float *bias, __global float *y,
+        ulong channels, ulong inner, int flags) {
     ulong s = get_global_id(0);
     ulong seg = get_global_id(1);
     ulong c = seg % channels;
     ulong i = seg * inner + s;
     float w = (flags & HAS_SCALE) != 0 ? scale[c] : 1.0f;
     float b = (flags & HAS_BIAS) != 0 ? bias[c] : 0.0f;
-    y[i] = (x[i] - mean[c]) * inv[c] * w + b;
+    float lo = (flags & HAS_MEAN_LO) != 0 ? mean_lo[c] : 0.0f;
+    y[i] = ((x[i] - mean[c]) - lo) * inv[c] * w + b;
 }

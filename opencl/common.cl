@@ -26,6 +26,8 @@
 #define HAS_BIAS 2
 #define WRITE_MEAN 4
 #define WRITE_INVSTD 8
+#define SKIP_APPLY 16   /* statistics only: y is not written */
+#define HAS_MEAN_LO 32  /* channel_apply: subtract the float32 mean's rounding error too */
 
 /* The one place a variance (or mean square) becomes the inverse scale. */
 inline float inv_std_of(int mode, float v, float eps) {
@@ -156,6 +158,28 @@ inline void moments_reduce_local(__local float *ln, __local float *lmean, __loca
             ln[lid] = an;
             lmean[lid] = am;
             lm2[lid] = a2;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
+/* Kahan (compensated) addition of v to *sum, carrying the lost low-order part in *comp. */
+inline void kahan_add(float *sum, float *comp, float v) {
+    float y = v - *comp;
+    float t = *sum + y;
+    *comp = (t - *sum) - y;
+    *sum = t;
+}
+
+/* Tree-sums two floats per work-item; the results land in slot 0. Ends with a barrier. */
+inline void sum2_reduce_local(__local float *la, __local float *lb, uint lid, uint wg, float a, float b) {
+    la[lid] = a;
+    lb[lid] = b;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = wg >> 1; s > 0; s >>= 1) {
+        if (lid < s) {
+            la[lid] += la[lid + s];
+            lb[lid] += lb[lid + s];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }

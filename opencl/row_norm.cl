@@ -78,7 +78,9 @@ __kernel void row_norm_serial(const __global float *x, const __global float *sca
     if ((flags & WRITE_INVSTD) != 0) {
         inv_out[row] = inv;
     }
-    apply_row(xr, y + row * cols, scale, bias, cols, (row % groups) * cpg, spatial, k, m, inv, flags, 0, 1);
+    if ((flags & SKIP_APPLY) == 0) {
+        apply_row(xr, y + row * cols, scale, bias, cols, (row % groups) * cpg, spatial, k, m, inv, flags, 0, 1);
+    }
 }
 
 /* Local memory: three arrays of get_local_size(0) floats. The work-group size is a power of two. */
@@ -127,5 +129,22 @@ __kernel void row_norm_group(const __global float *x, const __global float *scal
             inv_out[row] = inv;
         }
     }
-    apply_row(xr, y + row * cols, scale, bias, cols, (row % groups) * cpg, spatial, k, mean, inv, flags, lid, wg);
+    if ((flags & SKIP_APPLY) == 0) {
+        apply_row(xr, y + row * cols, scale, bias, cols, (row % groups) * cpg, spatial, k, mean, inv, flags, lid, wg);
+    }
+}
+
+/* Normalization with given statistics (e.g. moments merged across devices). NDRange (cols, rows);
+ * mean is not read for RMS (flags without WRITE_MEAN are irrelevant here: rms says so). */
+__kernel void row_apply(const __global float *x, const __global float *mean, const __global float *inv,
+        const __global float *scale, const __global float *bias, __global float *y, ulong cols, ulong groups,
+        ulong cpg, ulong spatial, int rms, int flags) {
+    ulong c = get_global_id(0);
+    ulong row = get_global_id(1);
+    ulong a = (row % groups) * cpg + c / spatial;
+    ulong i = row * cols + c;
+    float mu = rms != 0 ? 0.0f : mean[row];
+    float w = (flags & HAS_SCALE) != 0 ? scale[a] : 1.0f;
+    float b = (flags & HAS_BIAS) != 0 ? bias[a] : 0.0f;
+    y[i] = (x[i] - mu) * inv[row] * w + b;
 }

@@ -17,18 +17,21 @@ package org.normcl;
  * <p>Immutable; the {@code with} methods return a modified copy.
  */
 public final class BatchNorm {
-    private static final BatchNorm DEFAULTS = new BatchNorm(1e-5f, false, MomentumConvention.ONNX, Float.NaN);
+    private static final BatchNorm DEFAULTS = new BatchNorm(1e-5f, false, MomentumConvention.ONNX, Float.NaN, 0);
 
     private final float epsilon;
     private final boolean training;
     private final MomentumConvention convention;
     private final float momentum; // NaN: the convention's default
+    private final long batchesTracked; // > 0: PyTorch's cumulative moving average
 
-    private BatchNorm(float epsilon, boolean training, MomentumConvention convention, float momentum) {
+    private BatchNorm(float epsilon, boolean training, MomentumConvention convention, float momentum,
+            long batchesTracked) {
         this.epsilon = epsilon;
         this.training = training;
         this.convention = convention;
         this.momentum = momentum;
+        this.batchesTracked = batchesTracked;
     }
 
     /** @return inference mode, epsilon 1e-5, ONNX convention with momentum 0.9 */
@@ -42,7 +45,7 @@ public final class BatchNorm {
      * @throws IllegalArgumentException unless epsilon is finite and greater than zero
      */
     public BatchNorm withEpsilon(double epsilon) {
-        return new BatchNorm(Validation.epsilon("epsilon", epsilon), training, convention, momentum);
+        return new BatchNorm(Validation.epsilon("epsilon", epsilon), training, convention, momentum, batchesTracked);
     }
 
     /**
@@ -50,7 +53,7 @@ public final class BatchNorm {
      * @return a copy in that mode
      */
     public BatchNorm withTraining(boolean training) {
-        return new BatchNorm(epsilon, training, convention, momentum);
+        return new BatchNorm(epsilon, training, convention, momentum, batchesTracked);
     }
 
     /**
@@ -61,7 +64,7 @@ public final class BatchNorm {
         if (convention == null) {
             throw new IllegalArgumentException("convention must not be null: expected ONNX or PYTORCH");
         }
-        return new BatchNorm(epsilon, training, convention, momentum);
+        return new BatchNorm(epsilon, training, convention, momentum, 0);
     }
 
     /**
@@ -69,7 +72,27 @@ public final class BatchNorm {
      * @return a copy with this momentum
      */
     public BatchNorm withMomentum(double momentum) {
-        return new BatchNorm(epsilon, training, convention, Validation.momentum(momentum));
+        return new BatchNorm(epsilon, training, convention, Validation.momentum(momentum), 0);
+    }
+
+    /**
+     * PyTorch's cumulative moving average ({@code momentum=None}): the running statistics become the
+     * plain average of all batches seen,
+     * <pre>
+     *   running = running * (1 - 1/n) + batch * (1/n)      (unbiased running variance)
+     * </pre>
+     * where {@code n} is {@code num_batches_tracked} counting this batch (1 for the first batch,
+     * which therefore replaces the initial running statistics).
+     *
+     * @param batchesTracked the number of batches seen including this one, &ge; 1
+     * @return a copy using the cumulative average under the PyTorch convention
+     */
+    public BatchNorm withCumulativeAverage(long batchesTracked) {
+        if (batchesTracked < 1) {
+            throw new IllegalArgumentException("batchesTracked = " + batchesTracked
+                    + ": expected >= 1 (num_batches_tracked including this batch)");
+        }
+        return new BatchNorm(epsilon, training, MomentumConvention.PYTORCH, Float.NaN, batchesTracked);
     }
 
     /** @return the epsilon */
@@ -92,9 +115,24 @@ public final class BatchNorm {
         return Float.isNaN(momentum) ? convention.defaultMomentum() : momentum;
     }
 
+    /** @return the batch count of the cumulative average, or 0 when a momentum is used */
+    public long batchesTracked() {
+        return batchesTracked;
+    }
+
+    /** The one place the update rule is decided: the weight of the batch statistic and the estimator. */
+    org.normcl.backend.RunningUpdate runningUpdate() {
+        if (batchesTracked > 0) {
+            return new org.normcl.backend.RunningUpdate((float) (1.0 / batchesTracked), true);
+        }
+        return new org.normcl.backend.RunningUpdate(convention.batchWeight(momentum()),
+                convention.unbiasedRunningVariance());
+    }
+
     @Override
     public String toString() {
         return "BatchNorm{epsilon=" + epsilon + ", training=" + training + ", convention=" + convention
-                + ", momentum=" + momentum() + "}";
+                + (batchesTracked > 0 ? ", cumulative average over " + batchesTracked + " batches"
+                        : ", momentum=" + momentum()) + "}";
     }
 }

@@ -51,7 +51,7 @@ class BadInputTest {
                 new Bad("group scale shape", e -> e.groupNorm(GroupNorm.of(2), X4, t(2), null), "scale", "[2]",
                         "[4]"),
                 new Bad("per-group scale shape", e -> e.groupNorm(GroupNorm.of(2).withAffine(GroupNorm.Affine.PER_GROUP),
-                        X4, t(4), null), "scale", "[4]", "[2]", "numGroups"),
+                        X4, t(4), null), "scale", "[4]", "[2]", "[G]"),
                 new Bad("group rank 1", e -> e.groupNorm(GroupNorm.of(1), t(6), null, null), "rank >= 2"),
                 new Bad("instance bias shape", e -> e.instanceNorm(InstanceNorm.defaults(), X4, null, t(3)), "bias",
                         "[3]", "[4]"),

@@ -43,6 +43,7 @@ class GoldenFilesTest {
     @ParameterizedTest(name = "{0}: {1}")
     @MethodSource("cases")
     void matches(Backends.Named backend, String name) {
+        Tolerances.onBackend(backend.name());
         Path dir = TestData.golden().resolve(name);
         Map<String, Object> json = TestJson.parseObject(dir.resolve("case.json"));
         String op = TestJson.string(json.get("op"));

@@ -106,6 +106,7 @@ class OperatorAccuracyTest {
     @ParameterizedTest(name = "{0}: {1}")
     @MethodSource("cases")
     void matchesFloat64Reference(Backends.Named backend, Named c) {
+        Tolerances.onBackend(backend.name());
         c.body().check(backend.engine());
     }
 

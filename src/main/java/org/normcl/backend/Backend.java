@@ -66,19 +66,60 @@ public interface Backend extends AutoCloseable {
      * Computes per-channel batch statistics (mean, and invStd from the population variance) and,
      * when {@code update} is not null, the running statistics
      * {@code runMeanOut/runVarOut} from {@code runMeanIn/runVarIn}. Requires at least one value per
-     * channel (two when {@code update.unbiased()}).
+     * channel (two when {@code update.unbiased()}). When {@code meanLo} is not null it receives the
+     * rounding error of each float32 mean ({@code exact mean ~ mean + meanLo}), for
+     * {@link #channelApply}: with a large common offset the float32 mean alone loses the digits
+     * that matter.
      */
-    void channelStats(ChannelPlan plan, Buffer x, Buffer mean, Buffer invStd, RunningUpdate update,
+    void channelStats(ChannelPlan plan, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
             Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut);
 
     /** Computes {@code invStd[c]} from a given variance (inference mode), per the plan's mode. */
     void channelInvStd(ChannelPlan plan, Buffer var, Buffer invStd);
 
     /**
-     * {@code y = (x - mean[c]) * invStd[c] * scale[c] + bias[c]} for every element; {@code scale}
-     * and {@code bias} may be null.
+     * {@code y = ((x - mean[c]) - meanLo[c]) * invStd[c] * scale[c] + bias[c]} for every element;
+     * {@code meanLo}, {@code scale} and {@code bias} may be null.
      */
-    void channelApply(ChannelPlan plan, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y);
+    void channelApply(ChannelPlan plan, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale, Buffer bias,
+            Buffer y);
+
+    // ---------------------------------------------------------------- forward with given statistics
+
+    /**
+     * Per-channel moments only: the mean and M2 (sum of squared deviations) of each channel, in
+     * float32. The counts are all {@code plan.perChannel()}.
+     */
+    void channelMoments(ChannelPlan plan, Buffer x, Buffer mean, Buffer m2);
+
+    /**
+     * Normalizes each row with given statistics: {@code y = (x - mean[row]) * invStd[row] * w + b}
+     * ({@code mean} is ignored, and may be null, for RMS).
+     */
+    void rowApply(RowNormPlan plan, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y);
+
+    // ---------------------------------------------------------------- backward
+
+    /**
+     * The input gradient of a row normalization, from the statistics of the forward pass:
+     * {@code dx = invStd * (g - mean(g) - xhat * mean(g * xhat))} with {@code g = dy * w} and means
+     * over the row (RMS: {@code dx = invStd * (g - xhat * mean(g * xhat))}, {@code xhat = x * invStd}).
+     * {@code scale} may be null (w = 1); {@code mean} is ignored for RMS.
+     */
+    void rowNormBackward(RowNormPlan plan, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd, Buffer dx);
+
+    /** The parameter gradients: see {@link AffineGradPlan}. Deterministic. */
+    void affineGrad(AffineGradPlan plan, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
+            Buffer dBias);
+
+    /**
+     * The input gradient of batch normalization. Training:
+     * {@code dx = w * invStd * (dy - sumDy / M - xhat * sumDyXhat / M)}, M = plan.perChannel(), with
+     * the per-channel sums from {@link #affineGrad}; inference ({@code sumDy} null): the statistics
+     * are constants and {@code dx = dy * w * invStd}. {@code scale} may be null.
+     */
+    void channelBackward(ChannelPlan plan, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
+            Buffer sumDyXhat, Buffer sumDy, Buffer dx);
 
     /** Releases every resource; buffers still open are released too. */
     @Override

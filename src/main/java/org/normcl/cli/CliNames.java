@@ -7,10 +7,11 @@ import java.util.regex.Pattern;
 /** Rewrites the API's parameter names in error messages into the CLI's option names. */
 final class CliNames {
     private static final Map<String, String> ANYWHERE = Map.of("runningMean", "--mean", "runningVar", "--var",
-            "numGroups", "--groups");
+            "numGroups", "--groups", "saved.mean", "--saved-mean", "saved.invStdDev", "--saved-inv-std");
     private static final Map<String, String> LEADING = Map.of("X", "--input", "scale", "--scale", "bias", "--bias",
-            "axis", "--axis", "axes", "--axes", "epsilon", "--epsilon", "momentum", "--momentum");
-    private static final Pattern WORD = Pattern.compile("\\b(runningMean|runningVar|numGroups)\\b");
+            "axis", "--axis", "axes", "--axes", "epsilon", "--epsilon", "momentum", "--momentum", "dY", "--grad-output");
+    private static final Pattern WORD = Pattern.compile(
+            "\\b(runningMean|runningVar|numGroups|saved\\.mean|saved\\.invStdDev)\\b");
 
     private CliNames() {
     }

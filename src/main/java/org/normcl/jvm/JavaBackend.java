@@ -6,6 +6,7 @@ import java.util.Optional;
 import org.normcl.BackendKind;
 import org.normcl.DType;
 import org.normcl.DeviceInfo;
+import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Backend;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.ChannelPlan;
@@ -129,7 +130,9 @@ public final class JavaBackend implements Backend {
                 if (invOut != null) {
                     invOut[r] = inv;
                 }
-                applyRow(p, x, y, off, r, shift, shiftedMean, inv, scale, bias);
+                if (y != null) {
+                    applyRow(p, x, y, off, r, shift, shiftedMean, inv, scale, bias);
+                }
             }
         });
     }
@@ -176,48 +179,24 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
-    public void channelStats(ChannelPlan p, Buffer xb, Buffer meanb, Buffer invStdb, RunningUpdate update,
-            Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
-        float[] x = arr(xb);
-        int channels = (int) p.channels();
-        long perChannel = p.perChannel();
-        // Split each channel into parts so that small channel counts still use every thread; the
-        // parts are merged in a fixed order, so the result does not depend on scheduling.
-        int parts = (int) Math.max(1, Math.min(perChannel / Parallel.MIN_ELEMENTS_PER_TASK,
-                (4L * parallel.threads() + channels - 1) / channels));
-        double[] pn = new double[channels * parts];
-        double[] pmean = new double[channels * parts];
-        double[] pm2 = new double[channels * parts];
-        parallel.forRange((long) channels * parts, perChannel / parts, (from, to) -> {
-            Moments m = new Moments();
-            for (long t = from; t < to; t++) {
-                int c = (int) (t / parts);
-                int part = (int) (t % parts);
-                m.reset();
-                long begin = perChannel * part / parts;
-                long end = perChannel * (part + 1) / parts;
-                addChannelRange(p, x, c, begin, end, m);
-                pn[(int) t] = m.count;
-                pmean[(int) t] = m.mean;
-                pm2[(int) t] = m.m2;
-            }
-        });
+    public void channelStats(ChannelPlan p, Buffer xb, Buffer meanb, Buffer meanLob, Buffer invStdb,
+            RunningUpdate update, Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
+        Moments[] moments = channelMoments(parallel, p, arr(xb));
         float[] mean = arr(meanb);
+        float[] meanLo = arr(meanLob);
         float[] inv = arr(invStdb);
         float[] rmIn = arr(runMeanIn);
         float[] rvIn = arr(runVarIn);
         float[] rmOut = arr(runMeanOut);
         float[] rvOut = arr(runVarOut);
-        Moments m = new Moments();
-        for (int c = 0; c < channels; c++) {
-            m.reset();
-            for (int part = 0; part < parts; part++) {
-                int t = c * parts + part;
-                m.merge(pn[t], pmean[t], pm2[t]);
-            }
+        for (int c = 0; c < moments.length; c++) {
+            Moments m = moments[c];
             float batchMean = (float) m.mean;
             float batchVar = (float) m.variance();
             mean[c] = batchMean;
+            if (meanLo != null) {
+                meanLo[c] = (float) (m.mean - batchMean);
+            }
             inv[c] = invStd(p.mode(), batchVar, p.epsilon());
             if (update != null) {
                 float v = update.unbiased() ? (float) (m.m2 / (m.count - 1)) : batchVar;
@@ -226,6 +205,38 @@ public final class JavaBackend implements Backend {
                 rvOut[c] = rvIn[c] * (1f - w) + v * w;
             }
         }
+    }
+
+    /**
+     * The moments of every channel. Each channel is split into parts so that small channel counts
+     * still use every thread; the parts are merged in a fixed order, so the result does not depend
+     * on scheduling.
+     */
+    static Moments[] channelMoments(Parallel parallel, ChannelPlan p, float[] x) {
+        int channels = (int) p.channels();
+        long perChannel = p.perChannel();
+        int parts = (int) Math.max(1, Math.min(perChannel / Parallel.MIN_ELEMENTS_PER_TASK,
+                (4L * parallel.threads() + channels - 1) / channels));
+        Moments[] partial = new Moments[channels * parts];
+        parallel.forRange((long) channels * parts, perChannel / parts, (from, to) -> {
+            for (long t = from; t < to; t++) {
+                int c = (int) (t / parts);
+                int part = (int) (t % parts);
+                Moments m = new Moments();
+                addChannelRange(p, x, c, perChannel * part / parts, perChannel * (part + 1) / parts, m);
+                partial[(int) t] = m;
+            }
+        });
+        Moments[] merged = new Moments[channels];
+        for (int c = 0; c < channels; c++) {
+            Moments m = new Moments();
+            for (int part = 0; part < parts; part++) {
+                Moments q = partial[c * parts + part];
+                m.merge(q.count, q.mean, q.m2);
+            }
+            merged[c] = m;
+        }
+        return merged;
     }
 
     /** Adds the channel's values with virtual indices {@code [begin, end)} (index = o * inner + s). */
@@ -255,8 +266,9 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
-    public void channelApply(ChannelPlan p, Buffer xb, Buffer meanb, Buffer invStdb, Buffer scaleb, Buffer biasb,
-            Buffer yb) {
+    public void channelApply(ChannelPlan p, Buffer xb, Buffer meanb, Buffer meanLob, Buffer invStdb, Buffer scaleb,
+            Buffer biasb, Buffer yb) {
+        float[] meanLo = arr(meanLob);
         float[] x = arr(xb);
         float[] y = arr(yb);
         float[] mean = arr(meanb);
@@ -269,15 +281,45 @@ public final class JavaBackend implements Backend {
             for (long seg = from; seg < to; seg++) {
                 int c = (int) (seg % channels);
                 float mu = mean[c];
+                float lo = meanLo != null ? meanLo[c] : 0f;
                 float is = inv[c];
                 float w = scale != null ? scale[c] : 1f;
                 float b = bias != null ? bias[c] : 0f;
                 int off = (int) (seg * inner);
                 for (int i = off; i < off + inner; i++) {
-                    y[i] = (x[i] - mu) * is * w + b;
+                    y[i] = ((x[i] - mu) - lo) * is * w + b;
                 }
             }
         });
+    }
+
+    @Override
+    public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
+        JavaBackward.channelMoments(parallel, p, arr(x), arr(mean), arr(m2));
+    }
+
+    @Override
+    public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y) {
+        JavaBackward.rowApply(parallel, p, arr(x), arr(mean), arr(invStd), arr(scale), arr(bias), arr(y));
+    }
+
+    @Override
+    public void rowNormBackward(RowNormPlan p, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd,
+            Buffer dx) {
+        JavaBackward.rowNormBackward(parallel, p, arr(dy), arr(x), arr(scale), arr(mean), arr(invStd), arr(dx));
+    }
+
+    @Override
+    public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
+            Buffer dBias) {
+        JavaBackward.affineGrad(parallel, p, arr(dy), arr(x), arr(mean), arr(invStd), arr(dScale), arr(dBias));
+    }
+
+    @Override
+    public void channelBackward(ChannelPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
+            Buffer sumDyXhat, Buffer sumDy, Buffer dx) {
+        JavaBackward.channelBackward(parallel, p, arr(dy), arr(x), arr(mean), arr(invStd), arr(scale), arr(sumDyXhat),
+                arr(sumDy), arr(dx));
     }
 
     @Override

@@ -24,6 +24,7 @@ import org.jocl.cl_program;
 import org.normcl.BackendKind;
 import org.normcl.DType;
 import org.normcl.DeviceInfo;
+import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Backend;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.ChannelPlan;
@@ -42,13 +43,20 @@ import org.slf4j.LoggerFactory;
 final class ClBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(ClBackend.class);
 
-    private static final String[] KERNELS = {"row_norm_serial", "row_norm_group", "channel_partial_serial",
-        "channel_partial_group", "channel_finalize", "channel_inv_std", "channel_apply"};
+    private static final String[] KERNELS = {"row_norm_serial", "row_norm_group", "row_apply",
+        "channel_partial_serial", "channel_partial_group", "channel_finalize", "channel_moments", "channel_inv_std",
+        "channel_apply", "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_serial",
+        "affine_grad_group", "affine_grad_finalize", "channel_backward"};
+    /** The work-group kernels, whose group size is fixed per device at creation. */
+    private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
+        "affine_grad_group"};
 
     private static final int HAS_SCALE = 1;
     private static final int HAS_BIAS = 2;
     private static final int WRITE_MEAN = 4;
     private static final int WRITE_INVSTD = 8;
+    private static final int SKIP_APPLY = 16;
+    private static final int HAS_MEAN_LO = 32;
 
     private final DeviceInfo info;
     private final cl_device_id device;
@@ -100,7 +108,7 @@ final class ClBackend implements Backend {
         long[] maxItems = new long[3];
         clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, 3L * Sizeof.size_t, Pointer.to(maxItems), null);
         this.sizing = new WorkSizing(info, maxItems[0]);
-        for (String k : new String[] {"row_norm_group", "channel_partial_group"}) {
+        for (String k : GROUP_KERNELS) {
             groupSizes.put(k, sizing.groupSize(kernelWorkGroupSize(kernels.get(k))));
         }
         this.dummy = (ClBuffer) allocate(DType.FLOAT32, 1);
@@ -275,7 +283,8 @@ final class ClBackend implements Backend {
     @Override
     public void rowNorm(RowNormPlan p, Buffer x, Buffer scale, Buffer bias, Buffer y, Buffer mean, Buffer invStd) {
         int flags = (p.hasScale() ? HAS_SCALE : 0) | (p.hasBias() ? HAS_BIAS : 0)
-                | (mean != null && p.mode() != StatMode.RMS ? WRITE_MEAN : 0) | (invStd != null ? WRITE_INVSTD : 0);
+                | (mean != null && p.mode() != StatMode.RMS ? WRITE_MEAN : 0) | (invStd != null ? WRITE_INVSTD : 0)
+                | (y == null ? SKIP_APPLY : 0);
         String name = sizing.serial() ? "row_norm_serial" : "row_norm_group";
         synchronized (lock) {
             Args a = args(name).mem(x).mem(p.hasScale() ? scale : null).mem(p.hasBias() ? bias : null).mem(y)
@@ -293,28 +302,51 @@ final class ClBackend implements Backend {
     }
 
     @Override
-    public void channelStats(ChannelPlan p, Buffer x, Buffer mean, Buffer invStd, RunningUpdate update,
+    public void channelStats(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
             Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
-        String partialKernel = sizing.serial() ? "channel_partial_serial" : "channel_partial_group";
-        int wg = sizing.serial() ? 1 : groupSizes.get(partialKernel);
-        long parts = sizing.partsPerChannel(p.channels(), p.perChannel(), wg);
+        long parts = channelParts(p);
         try (ClBuffer partials = (ClBuffer) allocate(DType.FLOAT32, p.channels() * parts * 3)) {
             synchronized (lock) {
-                Args a = args(partialKernel).mem(x).mem(partials).ulong(p.outer()).ulong(p.channels()).ulong(p.inner())
-                        .ulong(parts);
-                if (sizing.serial()) {
-                    launchSerial(a, p.channels() * parts);
-                } else {
-                    a.local(wg).local(wg).local(wg).launch(new long[] {p.channels() * parts * wg}, new long[] {wg});
-                }
+                enqueueChannelPartials(p, x, partials, parts);
                 boolean up = update != null;
-                args("channel_finalize").mem(x).mem(partials).mem(mean).mem(invStd).mem(up ? runMeanIn : null)
+                args("channel_finalize").mem(x).mem(partials).mem(mean).mem(meanLo).mem(invStd).mem(up ? runMeanIn : null)
                         .mem(up ? runVarIn : null).mem(up ? runMeanOut : null).mem(up ? runVarOut : null)
                         .ulong(p.channels()).ulong(p.inner()).ulong(parts).ulong(p.perChannel()).f32(p.epsilon())
                         .i32(modeCode(p.mode())).i32(up ? 1 : 0).f32(up ? update.batchWeight() : 0f)
-                        .i32(up && update.unbiased() ? 1 : 0).launch(new long[] {p.channels()}, null);
+                        .i32(up && update.unbiased() ? 1 : 0).i32(meanLo != null ? 1 : 0)
+                        .launch(new long[] {p.channels()}, null);
                 finish();
             }
+        }
+    }
+
+    @Override
+    public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
+        long parts = channelParts(p);
+        try (ClBuffer partials = (ClBuffer) allocate(DType.FLOAT32, p.channels() * parts * 3)) {
+            synchronized (lock) {
+                enqueueChannelPartials(p, x, partials, parts);
+                args("channel_moments").mem(x).mem(partials).mem(mean).mem(m2).ulong(p.channels()).ulong(p.inner())
+                        .ulong(parts).launch(new long[] {p.channels()}, null);
+                finish();
+            }
+        }
+    }
+
+    private long channelParts(ChannelPlan p) {
+        int wg = sizing.serial() ? 1 : groupSizes.get("channel_partial_group");
+        return sizing.partsPerChannel(p.channels(), p.perChannel(), wg);
+    }
+
+    /** Stage 1 of the channel statistics: (count, shifted mean, M2) per channel part. Holds {@link #lock}. */
+    private void enqueueChannelPartials(ChannelPlan p, Buffer x, ClBuffer partials, long parts) {
+        String name = sizing.serial() ? "channel_partial_serial" : "channel_partial_group";
+        Args a = args(name).mem(x).mem(partials).ulong(p.outer()).ulong(p.channels()).ulong(p.inner()).ulong(parts);
+        if (sizing.serial()) {
+            launchSerial(a, p.channels() * parts);
+        } else {
+            int wg = groupSizes.get(name);
+            a.local(wg).local(wg).local(wg).launch(new long[] {p.channels() * parts * wg}, new long[] {wg});
         }
     }
 
@@ -328,12 +360,89 @@ final class ClBackend implements Backend {
     }
 
     @Override
-    public void channelApply(ChannelPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias,
-            Buffer y) {
-        int flags = (scale != null ? HAS_SCALE : 0) | (bias != null ? HAS_BIAS : 0);
+    public void channelApply(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale,
+            Buffer bias, Buffer y) {
+        int flags = (scale != null ? HAS_SCALE : 0) | (bias != null ? HAS_BIAS : 0) | (meanLo != null ? HAS_MEAN_LO : 0);
         synchronized (lock) {
-            args("channel_apply").mem(x).mem(mean).mem(invStd).mem(scale).mem(bias).mem(y).ulong(p.channels())
+            args("channel_apply").mem(x).mem(mean).mem(meanLo).mem(invStd).mem(scale).mem(bias).mem(y).ulong(p.channels())
                     .ulong(p.inner()).i32(flags).launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
+            finish();
+        }
+    }
+
+    @Override
+    public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y) {
+        int flags = (p.hasScale() && scale != null ? HAS_SCALE : 0) | (p.hasBias() && bias != null ? HAS_BIAS : 0);
+        synchronized (lock) {
+            args("row_apply").mem(x).mem(p.mode() == StatMode.RMS ? null : mean).mem(invStd).mem(scale).mem(bias)
+                    .mem(y).ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
+                    .i32(p.mode() == StatMode.RMS ? 1 : 0).i32(flags).launch(new long[] {p.cols(), p.rows()}, null);
+            finish();
+        }
+    }
+
+    // ---------------------------------------------------------------- Backend: backward
+
+    @Override
+    public void rowNormBackward(RowNormPlan p, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd,
+            Buffer dx) {
+        boolean rms = p.mode() == StatMode.RMS;
+        String name = sizing.serial() ? "row_backward_serial" : "row_backward_group";
+        synchronized (lock) {
+            Args a = args(name).mem(dy).mem(x).mem(scale).mem(rms ? null : mean).mem(invStd).mem(dx).ulong(p.rows())
+                    .ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
+                    .i32(rms ? 1 : 0).i32(scale != null ? 1 : 0);
+            if (sizing.serial()) {
+                launchSerial(a, p.rows());
+            } else {
+                int wg = groupSizes.get(name);
+                a.local(wg).local(wg).launch(new long[] {p.rows() * wg}, new long[] {wg});
+            }
+            finish();
+        }
+    }
+
+    @Override
+    public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
+            Buffer dBias) {
+        boolean cols = p.inner() == 1;
+        String name = cols ? "affine_grad_cols" : sizing.serial() ? "affine_grad_serial" : "affine_grad_group";
+        int wg = name.equals("affine_grad_group") ? groupSizes.get(name) : 1;
+        long parts = cols ? sizing.rowBlocks(p.outer(), p.channels())
+                : sizing.partsPerChannel(p.channels(), p.outer() * p.inner(), wg);
+        Buffer m = p.rms() ? null : mean;
+        try (ClBuffer partials = (ClBuffer) allocate(DType.FLOAT32, p.channels() * parts * 2)) {
+            synchronized (lock) {
+                if (cols) {
+                    args(name).mem(dy).mem(x).mem(m).mem(invStd).mem(partials).ulong(p.outer()).ulong(p.channels())
+                            .ulong(parts).ulong(p.statsPerOuter()).ulong(p.channelsPerStat()).i32(p.rms() ? 1 : 0)
+                            .launch(new long[] {p.channels(), parts}, null);
+                } else {
+                    Args a = args(name).mem(dy).mem(x).mem(m).mem(invStd).mem(partials).ulong(p.outer())
+                            .ulong(p.channels()).ulong(p.inner()).ulong(parts).ulong(p.statsPerOuter())
+                            .ulong(p.channelsPerStat()).i32(p.rms() ? 1 : 0);
+                    if (sizing.serial()) {
+                        launchSerial(a, p.channels() * parts);
+                    } else {
+                        a.local(wg).local(wg).launch(new long[] {p.channels() * parts * wg}, new long[] {wg});
+                    }
+                }
+                args("affine_grad_finalize").mem(partials).mem(dScale).mem(dBias).ulong(p.channels()).ulong(parts)
+                        .i32(dScale != null ? 1 : 0).i32(dBias != null ? 1 : 0)
+                        .launch(new long[] {p.channels()}, null);
+                finish();
+            }
+        }
+    }
+
+    @Override
+    public void channelBackward(ChannelPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
+            Buffer sumDyXhat, Buffer sumDy, Buffer dx) {
+        boolean training = sumDy != null;
+        synchronized (lock) {
+            args("channel_backward").mem(dy).mem(x).mem(mean).mem(invStd).mem(scale).mem(sumDyXhat).mem(sumDy).mem(dx)
+                    .ulong(p.channels()).ulong(p.inner()).f32((float) p.perChannel()).i32(training ? 1 : 0)
+                    .i32(scale != null ? 1 : 0).launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
             finish();
         }
     }

@@ -8,7 +8,7 @@ import java.nio.charset.StandardCharsets;
 /** Loads the kernel sources that Maven copies from {@code opencl/} into the jar. */
 final class KernelSource {
     /** The files of the one program every engine builds, in the order they are concatenated. */
-    static final String[] FILES = {"common.cl", "row_norm.cl", "channel_norm.cl"};
+    static final String[] FILES = {"common.cl", "row_norm.cl", "channel_norm.cl", "backward.cl"};
 
     private static final String RESOURCE_DIR = "/org/normcl/opencl/kernels/";
 

@@ -85,6 +85,16 @@ final class WorkSizing {
         return g;
     }
 
+    /**
+     * Row blocks for the column-sum stage of the layer-norm parameter gradients: enough blocks
+     * that (columns x blocks) work-items fill the device, each block at least 64 rows.
+     */
+    long rowBlocks(long rows, long cols) {
+        long units = Math.max(1, device.computeUnits());
+        long wanted = Math.max(1, (serial ? 16 : 256) * units * 64 / Math.max(1, cols));
+        return Math.max(1, Math.min(wanted, rows / 64));
+    }
+
     /** @return {@code items} rounded up to a multiple of {@code group} */
     static long roundUp(long items, long group) {
         return (items + group - 1) / group * group;

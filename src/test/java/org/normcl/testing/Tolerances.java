@@ -20,6 +20,13 @@ import static org.junit.jupiter.api.Assertions.fail;
  * (its variance error is about u mean^2 / sigma^2), so the bound tells stable from unstable code.
  */
 public final class Tolerances {
+    /**
+     * With {@code -Dnormcl.test.errors=FILE}, every checked quantity's largest absolute error and
+     * largest error/bound ratio are appended to FILE (tab-separated), for closing notes and for
+     * seeing how much room the bounds leave.
+     */
+    private static final String ERROR_LOG = System.getProperty("normcl.test.errors");
+
     /** float32 unit roundoff. */
     public static final double U = Math.ulp(1.0f) / 2;
 
@@ -48,6 +55,27 @@ public final class Tolerances {
     /** Bound for a saved inverse standard deviation (relative: variance and square root roundings). */
     public static double invStd(double invStd) {
         return 64 * U * Math.abs(invStd) + Double.MIN_NORMAL;
+    }
+
+    private static final ThreadLocal<String> BACKEND = ThreadLocal.withInitial(() -> "");
+
+    /** Names the backend the following checks on this thread run on (for the error log). */
+    public static void onBackend(String name) {
+        BACKEND.set(name);
+    }
+
+    private static synchronized void record(String what, double maxErr, double worstRatio) {
+        if (ERROR_LOG == null) {
+            return;
+        }
+        String backend = BACKEND.get();
+        try {
+            java.nio.file.Files.writeString(java.nio.file.Path.of(ERROR_LOG),
+                    backend + "\t" + what + "\t" + maxErr + "\t" + worstRatio + "\n",
+                    java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     /**
@@ -81,6 +109,7 @@ public final class Tolerances {
                 worst = i;
             }
         }
+        record(what, maxErr, worstRatio);
         if (bad > 0) {
             fail(String.format("%s: %d of %d elements outside the bound; worst at [%d]: actual %s, expected %s,"
                     + " bound %.3g (%.1fx); max abs error %.3g", what, bad, actual.length, worst, actual[worst],

@@ -1,0 +1,159 @@
+package org.normcl;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * Per-slice moments — count, mean and M2 (the sum of squared deviations from the mean) — of a
+ * batch-norm channel or a group-norm (sample, group), in a form that merges exactly across
+ * shards of a batch: devices in one process, or hosts.
+ *
+ * <p>{@link #merge(List)} applies Chan et al.'s parallel formula in double precision, in list
+ * order, so every participant that merges the same list in the same order gets the same bits:
+ * <pre>
+ *   n = nA + nB,  delta = meanB - meanA
+ *   mean = meanA + delta * nB / n
+ *   M2   = M2A + M2B + delta^2 * nA * nB / n
+ * </pre>
+ * To use an all-reduce you already run (MPI, Spark, a parameter server), all-gather each rank's
+ * {@link #count()}, {@link #mean()} and {@link #m2()} arrays, rebuild one {@code ChannelMoments}
+ * per rank with {@link #of(long, double[], double[])}, and merge them in rank order. A plain
+ * SUM all-reduce also works if each rank sends {@code (n, n*mean, M2 + n*mean^2)}, but that loses
+ * precision when the mean is large against the spread; prefer the gather.
+ */
+public final class ChannelMoments {
+    private final long count;
+    private final double[] mean;
+    private final double[] m2;
+
+    private ChannelMoments(long count, double[] mean, double[] m2) {
+        this.count = count;
+        this.mean = mean;
+        this.m2 = m2;
+    }
+
+    /**
+     * @param count values per slice (the same for every slice)
+     * @param mean the mean of each slice
+     * @param m2 the sum of squared deviations of each slice
+     * @return the moments (the arrays are copied)
+     */
+    public static ChannelMoments of(long count, double[] mean, double[] m2) {
+        Objects.requireNonNull(mean, "mean");
+        Objects.requireNonNull(m2, "m2");
+        if (count < 0) {
+            throw new IllegalArgumentException("count = " + count + ": expected >= 0");
+        }
+        if (mean.length != m2.length) {
+            throw new IllegalArgumentException("mean has " + mean.length + " slices but m2 has " + m2.length
+                    + ": expected the same length");
+        }
+        return new ChannelMoments(count, mean.clone(), m2.clone());
+    }
+
+    /**
+     * Merges shards' moments in list order.
+     *
+     * @param parts the shards' moments, all with the same number of slices
+     * @return the moments of the union
+     */
+    public static ChannelMoments merge(List<ChannelMoments> parts) {
+        if (parts == null || parts.isEmpty()) {
+            throw new IllegalArgumentException("parts must hold at least one ChannelMoments");
+        }
+        int slices = parts.get(0).slices();
+        long n = 0;
+        double[] mean = new double[slices];
+        double[] m2 = new double[slices];
+        for (ChannelMoments p : parts) {
+            if (p.slices() != slices) {
+                throw new IllegalArgumentException("parts have " + slices + " and " + p.slices()
+                        + " slices: expected the same number (same channels or groups)");
+            }
+            if (p.count == 0) {
+                continue;
+            }
+            long total = n + p.count;
+            for (int c = 0; c < slices; c++) {
+                if (n == 0) {
+                    mean[c] = p.mean[c];
+                    m2[c] = p.m2[c];
+                    continue;
+                }
+                double delta = p.mean[c] - mean[c];
+                mean[c] += delta * ((double) p.count / total);
+                m2[c] += p.m2[c] + delta * delta * ((double) n * p.count / total);
+            }
+            n = total;
+        }
+        return new ChannelMoments(n, mean, m2);
+    }
+
+    /** @return values per slice */
+    public long count() {
+        return count;
+    }
+
+    /** @return the number of slices (channels, or samples x groups) */
+    public int slices() {
+        return mean.length;
+    }
+
+    /** @return a copy of the means */
+    public double[] mean() {
+        return mean.clone();
+    }
+
+    /** @return a copy of the sums of squared deviations */
+    public double[] m2() {
+        return m2.clone();
+    }
+
+    /**
+     * @param unbiased divide by count - 1 instead of count
+     * @return the variance of each slice
+     */
+    public double[] variance(boolean unbiased) {
+        double d = unbiased ? count - 1 : count;
+        double[] v = new double[m2.length];
+        for (int c = 0; c < v.length; c++) {
+            v[c] = m2[c] / d;
+        }
+        return v;
+    }
+
+    /** The float32 means, rounded once from the double means. */
+    float[] meanHi() {
+        float[] f = new float[mean.length];
+        for (int c = 0; c < f.length; c++) {
+            f[c] = (float) mean[c];
+        }
+        return f;
+    }
+
+    /** What rounding the means to float32 lost (see Backend.channelStats). */
+    float[] meanLo() {
+        float[] f = new float[mean.length];
+        for (int c = 0; c < f.length; c++) {
+            f[c] = (float) (mean[c] - (float) mean[c]);
+        }
+        return f;
+    }
+
+    /** {@code 1 / sqrt(var + epsilon)} from the float32 population variance, as the kernels compute it. */
+    float[] invStd(float epsilon) {
+        float[] f = new float[mean.length];
+        for (int c = 0; c < f.length; c++) {
+            float var = (float) (m2[c] / count);
+            f[c] = (float) (1.0 / Math.sqrt((double) (var + epsilon)));
+        }
+        return f;
+    }
+
+    @Override
+    public String toString() {
+        return "ChannelMoments{count=" + count + ", mean=" + Arrays.toString(mean) + ", m2=" + Arrays.toString(m2)
+                + "}";
+    }
+}

@@ -1,0 +1,177 @@
+package org.normcl;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * Training-mode batch normalization of one batch split across several engines (every OpenCL
+ * device of the process, or engines the caller gives), as SyncBatchNorm does across GPUs: each
+ * engine computes the moments of its shard of the batch (split along N), the moments are merged
+ * in shard order with {@link ChannelMoments#merge(List)}, and each engine normalizes its shard
+ * with the global statistics. The result equals a single-engine run within float32 rounding.
+ *
+ * <pre>{@code
+ * try (MultiDeviceBatchNorm bn = MultiDeviceBatchNorm.onAllDevices();
+ *      NormResult r = bn.forward(BatchNorm.defaults().withTraining(true), x, gamma, beta, runMean, runVar)) {
+ *     float[] y = r.y().toHost().data();
+ * }
+ * }</pre>
+ */
+public final class MultiDeviceBatchNorm implements AutoCloseable {
+    private final List<NormEngine> engines;
+    private final boolean ownsEngines;
+    private final ExecutorService pool;
+
+    private MultiDeviceBatchNorm(List<NormEngine> engines, boolean ownsEngines) {
+        if (engines.isEmpty()) {
+            throw new IllegalArgumentException("engines is empty: expected at least one engine");
+        }
+        this.engines = List.copyOf(engines);
+        this.ownsEngines = ownsEngines;
+        this.pool = Executors.newFixedThreadPool(engines.size(), r -> {
+            Thread t = new Thread(r, "normcl-multidevice");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    /**
+     * One engine per OpenCL device of the process (closed with this object); the Java backend
+     * alone when there is no device.
+     *
+     * @return the helper
+     */
+    public static MultiDeviceBatchNorm onAllDevices() {
+        List<NormEngine> list = new ArrayList<>();
+        try {
+            for (DeviceInfo d : NormEngine.devices()) {
+                list.add(NormEngine.create(EngineOptions.opencl(Integer.toString(d.index()))));
+            }
+            if (list.isEmpty()) {
+                list.add(NormEngine.create(EngineOptions.java()));
+            }
+        } catch (RuntimeException e) {
+            list.forEach(NormEngine::close);
+            throw e;
+        }
+        return new MultiDeviceBatchNorm(list, true);
+    }
+
+    /**
+     * @param engines the engines to split over, in shard order (the caller keeps and closes them)
+     * @return the helper
+     */
+    public static MultiDeviceBatchNorm on(List<NormEngine> engines) {
+        Objects.requireNonNull(engines, "engines");
+        return new MultiDeviceBatchNorm(engines, false);
+    }
+
+    /** @return the engines, in shard order */
+    public List<NormEngine> engines() {
+        return engines;
+    }
+
+    /**
+     * Normalizes a batch split along N over the engines.
+     *
+     * @param spec must be in training mode
+     * @param x the whole batch (N, C, D1, ...), on the host
+     * @param scale shape [C], or null
+     * @param bias shape [C], or null
+     * @param runningMean shape [C], or null
+     * @param runningVar shape [C], or null
+     * @return Y (host), the global mean and inverse standard deviation, and the running statistics
+     *     updated once from the global moments
+     */
+    public NormResult forward(BatchNorm spec, HostTensor x, HostTensor scale, HostTensor bias, HostTensor runningMean,
+            HostTensor runningVar) {
+        Objects.requireNonNull(spec, "spec");
+        Objects.requireNonNull(x, "x");
+        if (!spec.training()) {
+            throw new IllegalArgumentException("MultiDeviceBatchNorm is for training mode: expected"
+                    + " spec.withTraining(true)");
+        }
+        if (x.shape().rank() < 2) {
+            throw new IllegalArgumentException("X has shape " + x.shape() + ": expected rank >= 2 (N, C, D1, ...)");
+        }
+        long n = x.shape().dim(0);
+        int shards = (int) Math.max(1, Math.min(engines.size(), n));
+        List<HostTensor> parts = split(x, shards);
+        List<ChannelMoments> moments = all(parts, (engine, part) -> engine.batchNormMoments(part));
+        ChannelMoments global = ChannelMoments.merge(moments);
+        List<NormResult> results = all(parts,
+                (engine, part) -> engine.batchNorm(spec, part, scale, bias, runningMean, runningVar, global));
+        float[] y = new float[x.data().length];
+        int offset = 0;
+        for (NormResult r : results) {
+            float[] py = r.y().toHost().data();
+            System.arraycopy(py, 0, y, offset, py.length);
+            offset += py.length;
+        }
+        NormResult first = results.get(0);
+        return new NormResult(HostTensor.of(y, x.shape()), first.mean(), first.invStdDev(), first.runningMean(),
+                first.runningVar());
+    }
+
+    /** Splits along N into {@code shards} nearly equal parts, in order. */
+    private static List<HostTensor> split(HostTensor x, int shards) {
+        long[] dims = x.shape().dims();
+        long n = dims[0];
+        long perSample = n == 0 ? 0 : x.shape().size() / n;
+        List<HostTensor> parts = new ArrayList<>();
+        for (int i = 0; i < shards; i++) {
+            long from = n * i / shards;
+            long to = n * (i + 1) / shards;
+            long[] d = dims.clone();
+            d[0] = to - from;
+            parts.add(HostTensor.of(Arrays.copyOfRange(x.data(), (int) (from * perSample), (int) (to * perSample)),
+                    Shape.of(d)));
+        }
+        return parts;
+    }
+
+    private interface ShardWork<T> {
+        T run(NormEngine engine, HostTensor part);
+    }
+
+    /** Runs one task per shard, each on its engine's thread, and returns the results in shard order. */
+    private <T> List<T> all(List<HostTensor> parts, ShardWork<T> work) {
+        List<Future<T>> futures = new ArrayList<>();
+        for (int i = 0; i < parts.size(); i++) {
+            NormEngine e = engines.get(i);
+            HostTensor p = parts.get(i);
+            futures.add(pool.submit(() -> work.run(e, p)));
+        }
+        List<T> out = new ArrayList<>();
+        for (Future<T> f : futures) {
+            try {
+                out.add(f.get());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new NormException("interrupted while waiting for a shard", e);
+            } catch (ExecutionException e) {
+                Throwable cause = e.getCause();
+                if (cause instanceof RuntimeException re) {
+                    throw re;
+                }
+                throw new NormException("shard failed: " + cause, cause);
+            }
+        }
+        return out;
+    }
+
+    /** Stops the worker threads and closes the engines this helper opened. */
+    @Override
+    public void close() {
+        pool.shutdownNow();
+        if (ownsEngines) {
+            engines.forEach(NormEngine::close);
+        }
+    }
+}

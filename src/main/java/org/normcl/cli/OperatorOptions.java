@@ -1,0 +1,259 @@
+package org.normcl.cli;
+
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+import org.normcl.BatchNorm;
+import org.normcl.GroupNorm;
+import org.normcl.HostTensor;
+import org.normcl.InstanceNorm;
+import org.normcl.LayerNorm;
+import org.normcl.MeanVarianceNorm;
+import org.normcl.MomentumConvention;
+import org.normcl.RmsNorm;
+import org.normcl.npy.Npy;
+
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * What {@code apply} and {@code grad} share: the operator, its input files and attributes, and
+ * the backend. One place decides which option applies to which operator and builds the specs.
+ */
+final class OperatorOptions {
+
+    /** The operators. */
+    enum Op {
+        LAYER_NORM("layer-norm"), RMS_NORM("rms-norm"), BATCH_NORM("batch-norm"), GROUP_NORM("group-norm"),
+        INSTANCE_NORM("instance-norm"), MVN("mvn");
+
+        final String cliName;
+
+        Op(String cliName) {
+            this.cliName = cliName;
+        }
+
+        static Op parse(String s) {
+            for (Op op : values()) {
+                if (op.cliName.equals(s.toLowerCase(Locale.ROOT))) {
+                    return op;
+                }
+            }
+            throw new UserInputException("OP = '" + s + "': expected one of layer-norm, rms-norm, batch-norm,"
+                    + " group-norm, instance-norm, mvn");
+        }
+    }
+
+    @Parameters(index = "0", paramLabel = "OP", description = "The operator.")
+    String opName;
+
+    @Option(names = "--input", required = true, paramLabel = "X.npy", description = "Input tensor X.")
+    Path input;
+
+    @Option(names = "--scale", paramLabel = "W.npy", description = "Scale (gamma).")
+    Path scale;
+
+    @Option(names = "--bias", paramLabel = "B.npy", description = "Bias (beta).")
+    Path bias;
+
+    @Option(names = "--epsilon", paramLabel = "E",
+            description = "Epsilon. Default: 1e-5 (1e-9 for mvn, added to the standard deviation).")
+    Double epsilon;
+
+    @Option(names = "--axis", paramLabel = "A", description = "layer-norm, rms-norm: first normalized axis. Default: -1.")
+    Integer axis;
+
+    @Option(names = "--axes", paramLabel = "A,B,...", split = ",",
+            description = "mvn: reduced axes. Default: 0,2,3.")
+    int[] axes;
+
+    @Option(names = "--groups", paramLabel = "G", description = "group-norm: number of groups (divides C).")
+    Integer groups;
+
+    @Option(names = "--per-group-affine",
+            description = "group-norm: scale and bias of shape [G] (ONNX opset 18) instead of [C].")
+    boolean perGroupAffine;
+
+    @Option(names = "--mean", paramLabel = "M.npy", description = "batch-norm: running mean, shape [C].")
+    Path mean;
+
+    @Option(names = "--var", paramLabel = "V.npy", description = "batch-norm: running variance, shape [C].")
+    Path var;
+
+    @Option(names = "--training", description = "batch-norm: use batch statistics (and update the running ones).")
+    boolean training;
+
+    @Option(names = "--momentum", paramLabel = "M", description = "batch-norm training momentum. Default: 0.9.")
+    Double momentum;
+
+    @Option(names = "--convention", paramLabel = "onnx|pytorch",
+            description = "batch-norm running-statistic update convention. Default: onnx.")
+    String convention;
+
+    @Mixin
+    BackendOptions backend;
+
+    /** The inputs read from disk. */
+    record Inputs(HostTensor x, HostTensor scale, HostTensor bias, HostTensor mean, HostTensor var) {
+    }
+
+    Op op() {
+        return Op.parse(opName);
+    }
+
+    /**
+     * Rejects options that do not apply to the operator, and missing required ones, before any
+     * file is read.
+     *
+     * @param op the operator
+     * @param runningStatsNeeded whether batch-norm needs --mean/--var in the current mode
+     */
+    void check(Op op, boolean runningStatsNeeded) {
+        onlyFor(op, axis != null, "--axis", Op.LAYER_NORM, Op.RMS_NORM);
+        onlyFor(op, axes != null, "--axes", Op.MVN);
+        onlyFor(op, groups != null, "--groups", Op.GROUP_NORM);
+        onlyFor(op, perGroupAffine, "--per-group-affine", Op.GROUP_NORM);
+        onlyFor(op, mean != null, "--mean", Op.BATCH_NORM);
+        onlyFor(op, var != null, "--var", Op.BATCH_NORM);
+        onlyFor(op, training, "--training", Op.BATCH_NORM);
+        onlyFor(op, momentum != null, "--momentum", Op.BATCH_NORM);
+        onlyFor(op, convention != null, "--convention", Op.BATCH_NORM);
+        onlyFor(op, scale != null, "--scale", Op.LAYER_NORM, Op.RMS_NORM, Op.BATCH_NORM, Op.GROUP_NORM,
+                Op.INSTANCE_NORM);
+        onlyFor(op, bias != null, "--bias", Op.LAYER_NORM, Op.BATCH_NORM, Op.GROUP_NORM, Op.INSTANCE_NORM);
+        if (op == Op.GROUP_NORM && groups == null) {
+            throw new UserInputException("--groups is required for group-norm: expected the number of groups, a"
+                    + " divisor of C");
+        }
+        if (op == Op.BATCH_NORM) {
+            if ((mean == null) != (var == null)) {
+                throw new UserInputException((mean == null ? "--mean" : "--var")
+                        + " is missing: --mean and --var are given together");
+            }
+            if (runningStatsNeeded && mean == null) {
+                throw new UserInputException("batch-norm inference needs the running statistics: expected --mean"
+                        + " M.npy --var V.npy (or --training for batch statistics)");
+            }
+        }
+    }
+
+    static void onlyFor(Op op, boolean given, String option, Op... allowed) {
+        if (!given) {
+            return;
+        }
+        for (Op a : allowed) {
+            if (a == op) {
+                return;
+            }
+        }
+        List<String> names = new ArrayList<>();
+        for (Op a : allowed) {
+            names.add(a.cliName);
+        }
+        throw new UserInputException(option + " does not apply to " + op.cliName + ": it is for "
+                + String.join(", ", names));
+    }
+
+    Inputs read() {
+        return new Inputs(read("--input", input), read("--scale", scale), read("--bias", bias), read("--mean", mean),
+                read("--var", var));
+    }
+
+    static HostTensor read(String option, Path file) {
+        if (file == null) {
+            return null;
+        }
+        try {
+            return Npy.readTensor(file);
+        } catch (UncheckedIOException e) {
+            if (e.getCause() instanceof NoSuchFileException) {
+                throw new UserInputException(option + ": cannot read " + file + ": no such file", e);
+            }
+            throw new UserInputException(option + ": " + e.getMessage(), e);
+        } catch (IllegalArgumentException e) {
+            throw new UserInputException(option + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Checks output paths: distinct, in existing directories, not directories themselves.
+     *
+     * @param names the options
+     * @param paths their values (null when not given)
+     */
+    static void checkOutputPaths(String[] names, Path[] paths) {
+        List<Path> outs = new ArrayList<>();
+        for (int i = 0; i < paths.length; i++) {
+            if (paths[i] == null) {
+                continue;
+            }
+            Path p = paths[i].toAbsolutePath().normalize();
+            Path dir = p.getParent();
+            if (dir == null || !Files.isDirectory(dir)) {
+                throw new UserInputException(names[i] + " = " + paths[i] + ": directory " + dir + " does not exist");
+            }
+            if (Files.isDirectory(p)) {
+                throw new UserInputException(names[i] + " = " + paths[i] + " is a directory: expected a file path");
+            }
+            if (outs.contains(p)) {
+                throw new UserInputException(names[i] + " = " + paths[i] + " is also given for another output");
+            }
+            outs.add(p);
+        }
+    }
+
+    // ---------------------------------------------------------------- specs
+
+    LayerNorm layerNorm() {
+        LayerNorm s = LayerNorm.defaults().withAxis(axis != null ? axis : -1);
+        return epsilon != null ? s.withEpsilon(epsilon) : s;
+    }
+
+    RmsNorm rmsNorm() {
+        RmsNorm s = RmsNorm.defaults().withAxis(axis != null ? axis : -1);
+        return epsilon != null ? s.withEpsilon(epsilon) : s;
+    }
+
+    GroupNorm groupNorm() {
+        GroupNorm s = GroupNorm.of(groups)
+                .withAffine(perGroupAffine ? GroupNorm.Affine.PER_GROUP : GroupNorm.Affine.PER_CHANNEL);
+        return epsilon != null ? s.withEpsilon(epsilon) : s;
+    }
+
+    InstanceNorm instanceNorm() {
+        InstanceNorm s = InstanceNorm.defaults();
+        return epsilon != null ? s.withEpsilon(epsilon) : s;
+    }
+
+    MeanVarianceNorm meanVarianceNorm() {
+        MeanVarianceNorm s = MeanVarianceNorm.defaults();
+        s = axes != null ? s.withAxes(axes) : s;
+        return epsilon != null ? s.withEpsilon(epsilon) : s;
+    }
+
+    BatchNorm batchNorm() {
+        BatchNorm s = BatchNorm.defaults().withTraining(training).withConvention(parseConvention());
+        s = momentum != null ? s.withMomentum(momentum) : s;
+        return epsilon != null ? s.withEpsilon(epsilon) : s;
+    }
+
+    private MomentumConvention parseConvention() {
+        if (convention == null) {
+            return MomentumConvention.ONNX;
+        }
+        switch (convention.toLowerCase(Locale.ROOT)) {
+            case "onnx":
+                return MomentumConvention.ONNX;
+            case "pytorch":
+                return MomentumConvention.PYTORCH;
+            default:
+                throw new UserInputException("--convention = '" + convention + "': expected onnx or pytorch");
+        }
+    }
+}

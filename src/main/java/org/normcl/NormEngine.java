@@ -1016,7 +1016,7 @@ public final class NormEngine implements AutoCloseable {
 
         /** A scratch buffer released when the call ends. */
         Buffer temp(long elements) {
-            Buffer b = backend.allocate(DType.FLOAT32, elements);
+            Buffer b = backend.scratch(DType.FLOAT32, elements);
             temps.add(b);
             return b;
         }

@@ -39,6 +39,12 @@ public interface Backend extends AutoCloseable {
     void read(Buffer src, float[] dst);
 
     /**
+     * A buffer for intermediate results within one call (partial sums, recomputed statistics).
+     * Closing it may keep the memory for the next call instead of releasing it.
+     */
+    Buffer scratch(DType dtype, long elements);
+
+    /**
      * Makes a buffer holding a host array's contents. The Java backend aliases the array (no copy);
      * callers treat the result as read-only and close it when done.
      */

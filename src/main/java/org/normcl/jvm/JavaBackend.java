@@ -74,6 +74,11 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
+    public Buffer scratch(DType dtype, long elements) {
+        return allocate(dtype, elements);
+    }
+
+    @Override
     public Buffer importHost(float[] data) {
         return new JavaBuffer(data);
     }

@@ -69,6 +69,7 @@ final class ClBackend implements Backend {
     private final Set<ClBuffer> live = ConcurrentHashMap.newKeySet();
     private final ClBuffer dummy;
     private final Object lock = new Object();
+    private final BufferCache cache = new BufferCache();
     private volatile boolean closed;
 
     ClBackend(ClRuntime.Found found) {
@@ -190,22 +191,109 @@ final class ClBackend implements Backend {
         }
         cl_mem mem = null;
         if (elements > 0) {
-            int[] err = new int[1];
-            mem = clCreateBuffer(context, CL_MEM_READ_WRITE, bytes, null, err);
-            ClErrors.check(err[0], "clCreateBuffer(" + bytes + " bytes)");
+            mem = cache.take(bytes);
+            if (mem == null) {
+                int[] err = new int[1];
+                mem = clCreateBuffer(context, CL_MEM_READ_WRITE, bytes, null, err);
+                ClErrors.check(err[0], "clCreateBuffer(" + bytes + " bytes)");
+            }
         }
         ClBuffer b = new ClBuffer(this, mem, elements, dtype);
         live.add(b);
         return b;
     }
 
-    void released(ClBuffer b) {
+    /** Called once by {@link ClBuffer#close()}: keeps its memory for reuse, or releases it. */
+    void released(ClBuffer b, cl_mem mem) {
         live.remove(b);
+        if (mem == null) {
+            return;
+        }
+        if (closed) {
+            clReleaseMemObject(mem);
+        } else {
+            cache.give(mem, b.bytes());
+        }
     }
 
-    /** @return buffers allocated and not yet closed (for leak checks) */
+    /** @return buffers allocated and not yet closed, apart from the internal dummy (for leak checks) */
     int liveBuffers() {
-        return live.size();
+        return live.size() - 1;
+    }
+
+    /** @return bytes held by the buffer cache (released by the caller, kept for reuse) */
+    long cachedBytes() {
+        return cache.bytes();
+    }
+
+    @Override
+    public Buffer scratch(DType dtype, long elements) {
+        return allocate(dtype, elements);
+    }
+
+    /**
+     * Released buffers kept for reuse by the next allocation of the same size, as GPU frameworks'
+     * caching allocators do: creating a buffer costs a driver round trip, and on Oclgrind a
+     * released buffer whose memory is taken by a new one of the same size is then misreported as
+     * uninitialized between two kernels. At most {@link #MAX_CACHED_BYTES} stay cached (the
+     * oldest are released first); closing the backend releases them all.
+     */
+    private static final class BufferCache {
+        static final long MAX_CACHED_BYTES = 64L << 20;
+        private final java.util.Map<Long, java.util.ArrayDeque<cl_mem>> free = new java.util.HashMap<>();
+        private final java.util.ArrayDeque<long[]> order = new java.util.ArrayDeque<>(); // sizes, oldest first
+        private long bytes;
+
+        synchronized cl_mem take(long size) {
+            java.util.ArrayDeque<cl_mem> q = free.get(size);
+            cl_mem m = q == null ? null : q.pollFirst();
+            if (m != null) {
+                bytes -= size;
+                removeOne(size);
+            }
+            return m;
+        }
+
+        /** Keeps {@code m}, releasing the oldest cached buffers if the cap is exceeded. */
+        synchronized void give(cl_mem m, long size) {
+            if (size > MAX_CACHED_BYTES) {
+                clReleaseMemObject(m);
+                return;
+            }
+            free.computeIfAbsent(size, k -> new java.util.ArrayDeque<>()).addFirst(m);
+            order.addLast(new long[] {size});
+            bytes += size;
+            while (bytes > MAX_CACHED_BYTES) {
+                long oldest = order.pollFirst()[0];
+                cl_mem victim = free.get(oldest).pollLast();
+                bytes -= oldest;
+                clReleaseMemObject(victim);
+            }
+        }
+
+        private void removeOne(long size) {
+            for (java.util.Iterator<long[]> it = order.iterator(); it.hasNext();) {
+                if (it.next()[0] == size) {
+                    it.remove();
+                    return;
+                }
+            }
+        }
+
+        synchronized long bytes() {
+            return bytes;
+        }
+
+        synchronized void releaseAll() {
+            for (java.util.ArrayDeque<cl_mem> q : free.values()) {
+                for (cl_mem m : q) {
+                    clReleaseMemObject(m);
+                }
+            }
+            free.clear();
+            order.clear();
+            bytes = 0;
+        }
     }
 
     @Override
@@ -305,7 +393,7 @@ final class ClBackend implements Backend {
     public void channelStats(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
             Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
         long parts = channelParts(p);
-        try (ClBuffer partials = (ClBuffer) allocate(DType.FLOAT32, p.channels() * parts * 3)) {
+        try (Buffer partials = scratch(DType.FLOAT32, p.channels() * parts * 3)) {
             synchronized (lock) {
                 enqueueChannelPartials(p, x, partials, parts);
                 boolean up = update != null;
@@ -323,7 +411,7 @@ final class ClBackend implements Backend {
     @Override
     public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
         long parts = channelParts(p);
-        try (ClBuffer partials = (ClBuffer) allocate(DType.FLOAT32, p.channels() * parts * 3)) {
+        try (Buffer partials = scratch(DType.FLOAT32, p.channels() * parts * 3)) {
             synchronized (lock) {
                 enqueueChannelPartials(p, x, partials, parts);
                 args("channel_moments").mem(x).mem(partials).mem(mean).mem(m2).ulong(p.channels()).ulong(p.inner())
@@ -339,7 +427,7 @@ final class ClBackend implements Backend {
     }
 
     /** Stage 1 of the channel statistics: (count, shifted mean, M2) per channel part. Holds {@link #lock}. */
-    private void enqueueChannelPartials(ChannelPlan p, Buffer x, ClBuffer partials, long parts) {
+    private void enqueueChannelPartials(ChannelPlan p, Buffer x, Buffer partials, long parts) {
         String name = sizing.serial() ? "channel_partial_serial" : "channel_partial_group";
         Args a = args(name).mem(x).mem(partials).ulong(p.outer()).ulong(p.channels()).ulong(p.inner()).ulong(parts);
         if (sizing.serial()) {
@@ -411,7 +499,7 @@ final class ClBackend implements Backend {
         long parts = cols ? sizing.rowBlocks(p.outer(), p.channels())
                 : sizing.partsPerChannel(p.channels(), p.outer() * p.inner(), wg);
         Buffer m = p.rms() ? null : mean;
-        try (ClBuffer partials = (ClBuffer) allocate(DType.FLOAT32, p.channels() * parts * 2)) {
+        try (Buffer partials = scratch(DType.FLOAT32, p.channels() * parts * 2)) {
             synchronized (lock) {
                 if (cols) {
                     args(name).mem(dy).mem(x).mem(m).mem(invStd).mem(partials).ulong(p.outer()).ulong(p.channels())
@@ -553,6 +641,7 @@ final class ClBackend implements Backend {
         for (ClBuffer b : live.toArray(new ClBuffer[0])) {
             b.close();
         }
+        cache.releaseAll();
         kernels.values().forEach(CL::clReleaseKernel);
         clReleaseProgram(program);
         clReleaseCommandQueue(queue);

@@ -2,7 +2,6 @@ package org.normcl.opencl;
 
 import java.util.concurrent.atomic.AtomicBoolean;
 
-import org.jocl.CL;
 import org.jocl.cl_mem;
 import org.normcl.DType;
 import org.normcl.backend.Buffer;
@@ -55,10 +54,7 @@ final class ClBuffer implements Buffer {
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            if (mem != null) {
-                CL.clReleaseMemObject(mem);
-            }
-            owner.released(this);
+            owner.released(this, mem);
         }
     }
 }

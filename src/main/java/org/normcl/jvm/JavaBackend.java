@@ -21,6 +21,8 @@ import org.normcl.backend.StatMode;
  */
 public final class JavaBackend implements Backend {
     private final Parallel parallel;
+    /** Buffers handed out and not yet closed: closing the backend closes them, as the OpenCL backend does. */
+    private final java.util.Set<JavaBuffer> live = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     /**
      * @param threads worker threads (1 runs on the caller's thread)
@@ -54,7 +56,7 @@ public final class JavaBackend implements Backend {
             throw new IllegalArgumentException("the Java backend holds at most " + (Integer.MAX_VALUE - 8)
                     + " elements per tensor; asked for " + elements);
         }
-        return new JavaBuffer(new float[(int) elements]);
+        return new JavaBuffer(new float[(int) elements], live);
     }
 
     private static void requireFloat32(DType dtype) {
@@ -80,7 +82,7 @@ public final class JavaBackend implements Backend {
 
     @Override
     public Buffer importHost(float[] data) {
-        return new JavaBuffer(data);
+        return new JavaBuffer(data, live);
     }
 
     @Override
@@ -329,6 +331,9 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void close() {
+        for (JavaBuffer b : live.toArray(new JavaBuffer[0])) {
+            b.close();
+        }
         parallel.shutdown();
     }
 }

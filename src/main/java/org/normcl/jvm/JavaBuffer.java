@@ -8,10 +8,17 @@ import org.normcl.backend.Buffer;
 /** A float32 buffer on the Java heap. */
 final class JavaBuffer implements Buffer {
     private final float[] data;
+    private final java.util.Set<JavaBuffer> owner;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    JavaBuffer(float[] data) {
+    /**
+     * @param data the elements
+     * @param owner the backend's set of live buffers, which this buffer joins until closed
+     */
+    JavaBuffer(float[] data, java.util.Set<JavaBuffer> owner) {
         this.data = data;
+        this.owner = owner;
+        owner.add(this);
     }
 
     float[] data() {
@@ -38,6 +45,8 @@ final class JavaBuffer implements Buffer {
 
     @Override
     public void close() {
-        closed.set(true);
+        if (closed.compareAndSet(false, true)) {
+            owner.remove(this);
+        }
     }
 }

@@ -218,7 +218,7 @@ final class ClBackend implements Backend {
 
     /** @return buffers allocated and not yet closed, apart from the internal dummy (for leak checks) */
     int liveBuffers() {
-        return live.size() - 1;
+        return live.size() - (dummy.isClosed() ? 0 : 1);
     }
 
     /** @return bytes held by the buffer cache (released by the caller, kept for reuse) */

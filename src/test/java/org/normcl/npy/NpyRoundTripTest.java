@@ -114,7 +114,8 @@ class NpyRoundTripTest {
 
     @Test
     void writeToARelativePath() throws Exception {
-        Path f = Path.of("target", "npy-relative-" + ProcessHandle.current().pid() + ".npy");
+        // A path relative to the working directory, inside this test's temporary folder.
+        Path f = Path.of("").toAbsolutePath().relativize(dir.resolve("npy-relative.npy"));
         try {
             Npy.write(f, new float[] {5}, new long[] {1});
             assertArrayEquals(new float[] {5}, Npy.read(f).data());

@@ -7,80 +7,85 @@
  *   parameters:             dScale[c] = sum dy * xhat, dBias[c] = sum dy over channel c.
  * The parameter gradients are reductions over the batch and are taken in two stages, per-part
  * partial sums then a fixed-order final pass, never with atomics: the same bits on every run.
+ * Sums are compensated (Kahan) so long reductions keep float32 precision.
  */
 
-/* One work-item per row. Segments of `spatial` values share one affine entry. Kahan sums. */
-__kernel void row_backward_serial(const __global float *dy, const __global float *x, const __global float *scale,
-        const __global float *mean, const __global float *inv, __global float *dx, ulong rows, ulong cols,
-        ulong groups, ulong cpg, ulong spatial, int rms, int has_scale) {
+/* One work-item per row, walking its segments (see row_layout). */
+__kernel void row_backward_serial(const __global real_t *dy, const __global real_t *x,
+        const __global param_t *scale, const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx,
+        ROW_LAYOUT_ARGS, int rms, int has_scale) {
     ulong row = get_global_id(0);
     if (row >= rows) {
         return;
     }
-    ulong base = (row % groups) * cpg;
-    float mu = rms != 0 ? 0.0f : mean[row];
-    float is = inv[row];
-    const __global float *dyr = dy + row * cols;
-    const __global float *xr = x + row * cols;
-    __global float *dxr = dx + row * cols;
-    float sg = 0.0f, sg_c = 0.0f, sgx = 0.0f, sgx_c = 0.0f;
-    ulong i = 0;
-    for (ulong c = 0; c < cpg; c++) {
-        float w = has_scale != 0 ? scale[base + c] : 1.0f;
-        for (ulong s = 0; s < spatial; s++, i++) {
-            float g = dyr[i] * w;
+    const row_layout l = ROW_LAYOUT_INIT;
+    ulong base = row_base(&l, row);
+    ulong len = cols / segs;
+    ulong aff_base = (row % groups) * cpg;
+    acc_t mu = rms != 0 ? ZERO : mean[row];
+    acc_t is = inv[row];
+    acc_t sg = ZERO, sg_c = ZERO, sgx = ZERO, sgx_c = ZERO;
+    for (ulong i = 0; i < segs; i++) {
+        ulong off = base + i * seg_stride;
+        for (ulong p = 0; p < len; p++) {
+            acc_t w = has_scale != 0 ? LOADP(scale, aff_base + p / spatial) : ONE;
+            acc_t g = LOADX(dy, off + p) * w;
             kahan_add(&sg, &sg_c, g);
-            kahan_add(&sgx, &sgx_c, g * ((xr[i] - mu) * is));
+            kahan_add(&sgx, &sgx_c, g * ((LOADX(x, off + p) - mu) * is));
         }
     }
-    float mean_g = rms != 0 ? 0.0f : sg / (float) cols;
-    float mean_gx = sgx / (float) cols;
-    i = 0;
-    for (ulong c = 0; c < cpg; c++) {
-        float w = has_scale != 0 ? scale[base + c] : 1.0f;
-        for (ulong s = 0; s < spatial; s++, i++) {
-            float xhat = (xr[i] - mu) * is;
-            dxr[i] = is * (dyr[i] * w - mean_g - xhat * mean_gx);
+    acc_t mean_g = rms != 0 ? ZERO : sg / (acc_t) cols;
+    acc_t mean_gx = sgx / (acc_t) cols;
+    for (ulong i = 0; i < segs; i++) {
+        ulong off = base + i * seg_stride;
+        for (ulong p = 0; p < len; p++) {
+            acc_t w = has_scale != 0 ? LOADP(scale, aff_base + p / spatial) : ONE;
+            acc_t xhat = (LOADX(x, off + p) - mu) * is;
+            STOREX(dx, off + p, is * (LOADX(dy, off + p) * w - mean_g - xhat * mean_gx));
         }
     }
 }
 
-/* One work-group per row; local memory: two arrays of get_local_size(0) floats (power of two). */
-__kernel void row_backward_group(const __global float *dy, const __global float *x, const __global float *scale,
-        const __global float *mean, const __global float *inv, __global float *dx, ulong rows, ulong cols,
-        ulong groups, ulong cpg, ulong spatial, int rms, int has_scale, __local float *la, __local float *lb) {
+/* One work-group per row; local memory: two arrays of get_local_size(0) acc_t (power of two). */
+__kernel void row_backward_group(const __global real_t *dy, const __global real_t *x,
+        const __global param_t *scale, const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx,
+        ROW_LAYOUT_ARGS, int rms, int has_scale, __local acc_t *la, __local acc_t *lb) {
     ulong row = get_group_id(0);
     uint lid = (uint) get_local_id(0);
     uint wg = (uint) get_local_size(0);
-    ulong base = (row % groups) * cpg;
-    float mu = rms != 0 ? 0.0f : mean[row];
-    float is = inv[row];
-    const __global float *dyr = dy + row * cols;
-    const __global float *xr = x + row * cols;
-    __global float *dxr = dx + row * cols;
-    float sg = 0.0f, sg_c = 0.0f, sgx = 0.0f, sgx_c = 0.0f;
-    for (ulong c = lid; c < cols; c += wg) {
-        float w = has_scale != 0 ? scale[base + c / spatial] : 1.0f;
-        float g = dyr[c] * w;
+    const row_layout l = ROW_LAYOUT_INIT;
+    ulong base = row_base(&l, row);
+    acc_t mu = rms != 0 ? ZERO : mean[row];
+    acc_t is = inv[row];
+    acc_t sg = ZERO, sg_c = ZERO, sgx = ZERO, sgx_c = ZERO;
+    for (ulong t = lid; t < cols; t += wg) {
+        ulong i = row_offset(&l, base, t);
+        acc_t w = has_scale != 0 ? LOADP(scale, row_affine(&l, row, t)) : ONE;
+        acc_t g = LOADX(dy, i) * w;
         kahan_add(&sg, &sg_c, g);
-        kahan_add(&sgx, &sgx_c, g * ((xr[c] - mu) * is));
+        kahan_add(&sgx, &sgx_c, g * ((LOADX(x, i) - mu) * is));
     }
     sum2_reduce_local(la, lb, lid, wg, sg, sgx);
-    float mean_g = rms != 0 ? 0.0f : la[0] / (float) cols;
-    float mean_gx = lb[0] / (float) cols;
-    for (ulong c = lid; c < cols; c += wg) {
-        float w = has_scale != 0 ? scale[base + c / spatial] : 1.0f;
-        float xhat = (xr[c] - mu) * is;
-        dxr[c] = is * (dyr[c] * w - mean_g - xhat * mean_gx);
+    acc_t mean_g = rms != 0 ? ZERO : la[0] / (acc_t) cols;
+    acc_t mean_gx = lb[0] / (acc_t) cols;
+    for (ulong t = lid; t < cols; t += wg) {
+        ulong i = row_offset(&l, base, t);
+        acc_t w = has_scale != 0 ? LOADP(scale, row_affine(&l, row, t)) : ONE;
+        acc_t xhat = (LOADX(x, i) - mu) * is;
+        STOREX(dx, i, is * (LOADX(dy, i) * w - mean_g - xhat * mean_gx));
     }
 }
 
-/* Stage 1 for inner == 1 (layer/RMS norm: columns of a (rows, cols) matrix). NDRange
- * (channels, parts): work-item (c, part) sums column c over its block of rows; neighbouring
- * work-items read neighbouring addresses. */
-__kernel void affine_grad_cols(const __global float *dy, const __global float *x, const __global float *mean,
-        const __global float *inv, __global float *partials, ulong outer, ulong channels, ulong parts,
-        ulong stats_per_outer, ulong channels_per_stat, int rms) {
+/* The statistic index of (outer index o, channel c); see AffineGradPlan. */
+#define STAT_INDEX(o, c) (((o) / outer_per_stat) * stats_per_outer + (c) / channels_per_stat)
+#define AFFINE_GRAD_ARGS ulong stats_per_outer, ulong channels_per_stat, ulong outer_per_stat, int rms
+
+/* Stage 1 for inner == 1 (columns of an (outer, channels) matrix: layer/RMS norm, channels-last
+ * tensors). NDRange (channels, parts): work-item (c, part) sums column c over its block of outer
+ * indices; neighbouring work-items read neighbouring addresses. */
+__kernel void affine_grad_cols(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
+        const __global acc_t *inv, __global acc_t *partials, ulong outer, ulong channels, ulong parts,
+        AFFINE_GRAD_ARGS) {
     ulong c = get_global_id(0);
     ulong part = get_global_id(1);
     if (c >= channels) {
@@ -88,14 +93,14 @@ __kernel void affine_grad_cols(const __global float *dy, const __global float *x
     }
     ulong o0 = outer * part / parts;
     ulong o1 = outer * (part + 1) / parts;
-    float sd = 0.0f, sd_c = 0.0f, sdx = 0.0f, sdx_c = 0.0f;
+    acc_t sd = ZERO, sd_c = ZERO, sdx = ZERO, sdx_c = ZERO;
     for (ulong o = o0; o < o1; o++) {
-        ulong si = o * stats_per_outer + c / channels_per_stat;
-        float mu = rms != 0 ? 0.0f : mean[si];
+        ulong si = STAT_INDEX(o, c);
+        acc_t mu = rms != 0 ? ZERO : mean[si];
         ulong i = o * channels + c;
-        float d = dy[i];
+        acc_t d = LOADX(dy, i);
         kahan_add(&sd, &sd_c, d);
-        kahan_add(&sdx, &sdx_c, d * ((x[i] - mu) * inv[si]));
+        kahan_add(&sdx, &sdx_c, d * ((LOADX(x, i) - mu) * inv[si]));
     }
     ulong t = c * parts + part;
     partials[t * 2 + 0] = sdx;
@@ -103,9 +108,9 @@ __kernel void affine_grad_cols(const __global float *dy, const __global float *x
 }
 
 /* Stage 1 for inner > 1, one work-item per (channel, part) over contiguous segments. */
-__kernel void affine_grad_serial(const __global float *dy, const __global float *x, const __global float *mean,
-        const __global float *inv, __global float *partials, ulong outer, ulong channels, ulong inner, ulong parts,
-        ulong stats_per_outer, ulong channels_per_stat, int rms) {
+__kernel void affine_grad_serial(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
+        const __global acc_t *inv, __global acc_t *partials, ulong outer, ulong channels, ulong inner, ulong parts,
+        AFFINE_GRAD_ARGS) {
     ulong t = get_global_id(0);
     if (t >= channels * parts) {
         return;
@@ -115,20 +120,20 @@ __kernel void affine_grad_serial(const __global float *dy, const __global float 
     ulong per_channel = outer * inner;
     ulong begin = per_channel * part / parts;
     ulong end = per_channel * (part + 1) / parts;
-    float sd = 0.0f, sd_c = 0.0f, sdx = 0.0f, sdx_c = 0.0f;
+    acc_t sd = ZERO, sd_c = ZERO, sdx = ZERO, sdx_c = ZERO;
     ulong v = begin;
     while (v < end) {
         ulong o = v / inner;
         ulong s = v - o * inner;
         ulong len = min(inner - s, end - v);
-        ulong si = o * stats_per_outer + c / channels_per_stat;
-        float mu = rms != 0 ? 0.0f : mean[si];
+        ulong si = STAT_INDEX(o, c);
+        acc_t mu = rms != 0 ? ZERO : mean[si];
+        acc_t is = inv[si];
         ulong off = (o * channels + c) * inner + s;
-        float is = inv[si];
         for (ulong j = 0; j < len; j++) {
-            float d = dy[off + j];
+            acc_t d = LOADX(dy, off + j);
             kahan_add(&sd, &sd_c, d);
-            kahan_add(&sdx, &sdx_c, d * ((x[off + j] - mu) * is));
+            kahan_add(&sdx, &sdx_c, d * ((LOADX(x, off + j) - mu) * is));
         }
         v += len;
     }
@@ -137,9 +142,9 @@ __kernel void affine_grad_serial(const __global float *dy, const __global float 
 }
 
 /* Stage 1 for inner > 1 on GPUs: one work-group per (channel, part); two local arrays. */
-__kernel void affine_grad_group(const __global float *dy, const __global float *x, const __global float *mean,
-        const __global float *inv, __global float *partials, ulong outer, ulong channels, ulong inner, ulong parts,
-        ulong stats_per_outer, ulong channels_per_stat, int rms, __local float *la, __local float *lb) {
+__kernel void affine_grad_group(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
+        const __global acc_t *inv, __global acc_t *partials, ulong outer, ulong channels, ulong inner, ulong parts,
+        AFFINE_GRAD_ARGS, __local acc_t *la, __local acc_t *lb) {
     ulong t = get_group_id(0);
     uint lid = (uint) get_local_id(0);
     uint wg = (uint) get_local_size(0);
@@ -148,15 +153,15 @@ __kernel void affine_grad_group(const __global float *dy, const __global float *
     ulong per_channel = outer * inner;
     ulong begin = per_channel * part / parts;
     ulong end = per_channel * (part + 1) / parts;
-    float sd = 0.0f, sd_c = 0.0f, sdx = 0.0f, sdx_c = 0.0f;
+    acc_t sd = ZERO, sd_c = ZERO, sdx = ZERO, sdx_c = ZERO;
     for (ulong v = begin + lid; v < end; v += wg) {
         ulong o = v / inner;
-        ulong si = o * stats_per_outer + c / channels_per_stat;
-        float mu = rms != 0 ? 0.0f : mean[si];
+        ulong si = STAT_INDEX(o, c);
+        acc_t mu = rms != 0 ? ZERO : mean[si];
         ulong i = channel_offset(v, c, channels, inner);
-        float d = dy[i];
+        acc_t d = LOADX(dy, i);
         kahan_add(&sd, &sd_c, d);
-        kahan_add(&sdx, &sdx_c, d * ((x[i] - mu) * inv[si]));
+        kahan_add(&sdx, &sdx_c, d * ((LOADX(x, i) - mu) * inv[si]));
     }
     sum2_reduce_local(la, lb, lid, wg, sdx, sd);
     if (lid == 0) {
@@ -165,42 +170,48 @@ __kernel void affine_grad_group(const __global float *dy, const __global float *
     }
 }
 
-/* Stage 2: per channel, the parts in order. */
-__kernel void affine_grad_finalize(const __global float *partials, __global float *dscale, __global float *dbias,
-        ulong channels, ulong parts, int write_scale, int write_bias) {
+/* Stage 2: per channel, the parts in order. The sums stay in acc_t for batch norm's dx
+ * (sum_out, optional) and are stored in the parameter type as dScale and dBias (optional). */
+__kernel void affine_grad_finalize(const __global acc_t *partials, __global param_t *dscale, __global param_t *dbias,
+        __global acc_t *sums_out, ulong channels, ulong parts, int write_scale, int write_bias, int write_sums) {
     ulong c = get_global_id(0);
     if (c >= channels) {
         return;
     }
-    float s = 0.0f, s_c = 0.0f, b = 0.0f, b_c = 0.0f;
+    acc_t s = ZERO, s_c = ZERO, b = ZERO, b_c = ZERO;
     for (ulong p = 0; p < parts; p++) {
         ulong t = c * parts + p;
         kahan_add(&s, &s_c, partials[t * 2 + 0]);
         kahan_add(&b, &b_c, partials[t * 2 + 1]);
     }
     if (write_scale != 0) {
-        dscale[c] = s;
+        STOREP(dscale, c, s);
     }
     if (write_bias != 0) {
-        dbias[c] = b;
+        STOREP(dbias, c, b);
+    }
+    if (write_sums != 0) {
+        sums_out[c * 2 + 0] = s;
+        sums_out[c * 2 + 1] = b;
     }
 }
 
-/* Batch-norm dx, NDRange (inner, outer * channels). */
-__kernel void channel_backward(const __global float *dy, const __global float *x, const __global float *mean,
-        const __global float *inv, const __global float *scale, const __global float *sum_dy_xhat,
-        const __global float *sum_dy, __global float *dx, ulong channels, ulong inner, float count, int training,
-        int has_scale) {
+/* Batch-norm dx, NDRange (inner, outer * channels). sums[c * 2] = sum(dy * xhat), sums[c * 2 + 1]
+ * = sum(dy), from affine_grad_finalize (training only). */
+__kernel void channel_backward(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
+        const __global acc_t *inv, const __global param_t *scale, const __global acc_t *sums, __global real_t *dx,
+        ulong channels, ulong inner, ulong count, int training, int has_scale) {
     ulong s = get_global_id(0);
     ulong seg = get_global_id(1);
     ulong c = seg % channels;
     ulong i = seg * inner + s;
-    float is = inv[c];
-    float k = (has_scale != 0 ? scale[c] : 1.0f) * is;
+    acc_t is = inv[c];
+    acc_t k = (has_scale != 0 ? LOADP(scale, c) : ONE) * is;
     if (training != 0) {
-        float xhat = (x[i] - mean[c]) * is;
-        dx[i] = k * (dy[i] - sum_dy[c] / count - xhat * (sum_dy_xhat[c] / count));
+        acc_t n = (acc_t) count;
+        acc_t xhat = (LOADX(x, i) - mean[c]) * is;
+        STOREX(dx, i, k * (LOADX(dy, i) - sums[c * 2 + 1] / n - xhat * (sums[c * 2 + 0] / n)));
     } else {
-        dx[i] = dy[i] * k;
+        STOREX(dx, i, LOADX(dy, i) * k);
     }
 }

@@ -1,6 +1,14 @@
 /*
- * NormCL common helpers: statistic modes, Chan's merge of moments, and the run-wise two-pass
- * accumulation used by the work-item-per-row (CPU) kernels.
+ * NormCL common definitions: element types, statistic modes, Chan's merge of moments, and the
+ * run-wise two-pass accumulation used by the work-item-per-row (CPU) kernels.
+ *
+ * Element types. The program is built once per (data type, parameter type) pair with -D options:
+ *   DTYPE_F32 (default), DTYPE_F16, DTYPE_BF16 or DTYPE_F64 for X, Y, dY and dX  -> real_t, LOADX, STOREX
+ *   PARAM_F32 (default), PARAM_F16, PARAM_BF16 or PARAM_F64 for scale, bias and running statistics
+ *                                                                              -> param_t, LOADP, STOREP
+ * Statistics are computed and saved in acc_t: float, or double for float64 data. float16 goes
+ * through vload_half/vstore_half_rte (core OpenCL C: no cl_khr_fp16 needed); bfloat16 is stored
+ * as 16-bit words, widened by a shift and rounded to nearest even on store (NaN stays NaN).
  *
  * Statistics are always computed stably: a run of at most RUN contiguous values is reduced with
  * two passes (sum, then sum of squared deviations from the run mean, while the run is still in
@@ -9,53 +17,157 @@
  * they are accumulated: with a large common offset (1e4 on unit variance) the running means stay
  * small, so merging them does not round at ulp(offset) each time; the mean is K + shifted mean.
  *
- * OpenCL C 1.2 only: no double, no half, no atomics, no generic address space.
+ * OpenCL C 1.2 only (double only when the device has cl_khr_fp64 and the data is float64).
  */
 
 #ifndef RUN
 #define RUN 1024
 #endif
 
-/* Statistic modes (must match StatMode in the Java code, see ClKernels.modeCode). */
+#if defined(DTYPE_F64) || defined(PARAM_F64)
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+
+/* Round a float to the nearest bfloat16, ties to even; NaN stays a (quiet) NaN. */
+inline ushort bf16_rne(float f) {
+    uint u = as_uint(f);
+    if (isnan(f)) {
+        return (ushort) ((u >> 16) | 0x0040u);
+    }
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (ushort) (u >> 16);
+}
+
+/* ---- the data type: X, Y, dY, dX ---- */
+#if defined(DTYPE_F64)
+typedef double real_t;
+typedef double acc_t;
+typedef double8 acc8_t;
+#define LOADX(p, i) ((p)[i])
+#define LOADX8(p, i) vload8(0, (p) + (i))
+#define STOREX(p, i, v) ((p)[i] = (v))
+#elif defined(DTYPE_F16)
+typedef half real_t;
+typedef float acc_t;
+typedef float8 acc8_t;
+#define LOADX(p, i) vload_half((i), (p))
+#define LOADX8(p, i) vload_half8(0, (p) + (i))
+#define STOREX(p, i, v) vstore_half_rte((v), (i), (p))
+#elif defined(DTYPE_BF16)
+typedef ushort real_t;
+typedef float acc_t;
+typedef float8 acc8_t;
+#define LOADX(p, i) as_float(((uint) (p)[i]) << 16)
+#define LOADX8(p, i) as_float8(convert_uint8(vload8(0, (p) + (i))) << 16)
+#define STOREX(p, i, v) ((p)[i] = bf16_rne(v))
+#else
+typedef float real_t;
+typedef float acc_t;
+typedef float8 acc8_t;
+#define LOADX(p, i) ((p)[i])
+#define LOADX8(p, i) vload8(0, (p) + (i))
+#define STOREX(p, i, v) ((p)[i] = (v))
+#endif
+
+/* ---- the parameter type: scale, bias, running mean and variance ---- */
+#if defined(PARAM_F64)
+typedef double param_t;
+#define LOADP(p, i) ((acc_t) (p)[i])
+#define STOREP(p, i, v) ((p)[i] = (double) (v))
+#elif defined(PARAM_F16)
+typedef half param_t;
+#define LOADP(p, i) ((acc_t) vload_half((i), (p)))
+#define STOREP(p, i, v) vstore_half_rte((float) (v), (i), (p))
+#elif defined(PARAM_BF16)
+typedef ushort param_t;
+#define LOADP(p, i) ((acc_t) as_float(((uint) (p)[i]) << 16))
+#define STOREP(p, i, v) ((p)[i] = bf16_rne((float) (v)))
+#else
+typedef float param_t;
+#define LOADP(p, i) ((acc_t) (p)[i])
+#define STOREP(p, i, v) ((p)[i] = (float) (v))
+#endif
+
+#define ZERO ((acc_t) 0)
+#define ONE ((acc_t) 1)
+
+/* Statistic modes (must match ClBackend.modeCode). */
 #define MODE_MEAN_VAR 0           /* mean + variance, eps inside the square root */
 #define MODE_RMS 1                /* mean square only, eps inside the square root */
 #define MODE_MEAN_VAR_EPS_OUT 2   /* mean + variance, eps added to the standard deviation (ONNX MVN) */
 
-/* Flags of the row kernels. */
+/* Flags (must match ClBackend). */
 #define HAS_SCALE 1
 #define HAS_BIAS 2
 #define WRITE_MEAN 4
 #define WRITE_INVSTD 8
 #define SKIP_APPLY 16   /* statistics only: y is not written */
-#define HAS_MEAN_LO 32  /* channel_apply: subtract the float32 mean's rounding error too */
+#define HAS_MEAN_LO 32  /* channel_apply: subtract the mean's rounding error too */
 
-/* The one place a variance (or mean square) becomes the inverse scale. */
-inline float inv_std_of(int mode, float v, float eps) {
-    return mode == MODE_MEAN_VAR_EPS_OUT ? 1.0f / (sqrt(v) + eps) : 1.0f / sqrt(v + eps);
+/*
+ * Row addressing. A row (one normalized slice) is `segs` segments of `len` contiguous values;
+ * segment i of row r starts at  (r / groups) * outer_stride + (r % groups) * group_stride
+ * + i * seg_stride. Channels-first slices are one segment (the whole row); a channels-last
+ * (N, D..., C) group-norm slice is one segment of C/G channels per spatial position. Position p
+ * of a segment uses affine entry  (r % groups) * cpg + p / spatial.
+ */
+typedef struct {
+    ulong rows, cols, groups, cpg, spatial, segs, seg_stride, outer_stride, group_stride;
+} row_layout;
+
+inline ulong row_base(const row_layout *l, ulong row) {
+    return (row / l->groups) * l->outer_stride + (row % l->groups) * l->group_stride;
 }
 
-/* Chan et al.: merge moments (nb, meanb, m2b) into (*n, *mean, *m2). Counts are floats: the
+/* Offset of the t-th value (0 <= t < cols) of a row whose first value is at `base`. */
+inline ulong row_offset(const row_layout *l, ulong base, ulong t) {
+    if (l->segs == 1) {
+        return base + t;
+    }
+    ulong len = l->cols / l->segs;
+    ulong i = t / len;
+    return base + i * l->seg_stride + (t - i * len);
+}
+
+/* Affine entry of the t-th value of row `row`. */
+inline ulong row_affine(const row_layout *l, ulong row, ulong t) {
+    ulong len = l->cols / l->segs;
+    ulong p = l->segs == 1 ? t : t % len;
+    return (row % l->groups) * l->cpg + p / l->spatial;
+}
+
+/* The one place a variance (or mean square) becomes the inverse scale. */
+inline acc_t inv_std_of(int mode, acc_t v, float eps) {
+    return mode == MODE_MEAN_VAR_EPS_OUT ? ONE / (sqrt(v) + (acc_t) eps) : ONE / sqrt(v + (acc_t) eps);
+}
+
+/* The shift of a slice whose first element is x0: x0 itself unless it is NaN or infinite. */
+inline acc_t shift_of(acc_t x0) {
+    return isfinite(x0) ? x0 : ZERO;
+}
+
+/* Chan et al.: merge moments (nb, meanb, m2b) into (*n, *mean, *m2). Counts are acc_t: the
  * weights nb/n are ratios, and exact totals are passed separately where a division needs them. */
-inline void moments_merge(float *n, float *mean, float *m2, float nb, float meanb, float m2b) {
-    if (nb == 0.0f) {
+inline void moments_merge(acc_t *n, acc_t *mean, acc_t *m2, acc_t nb, acc_t meanb, acc_t m2b) {
+    if (nb == ZERO) {
         return;
     }
-    if (*n == 0.0f) {
+    if (*n == ZERO) {
         *n = nb;
         *mean = meanb;
         *m2 = m2b;
         return;
     }
-    float nt = *n + nb;
+    acc_t nt = *n + nb;
     if (!isfinite(*mean) || !isfinite(meanb)) {
         /* An infinity or NaN in the data: the mean is their sum (inf + finite = inf, inf - inf = NaN)
          * and the variance is undefined. The formula below would turn inf into NaN. */
         *mean += meanb;
-        *m2 = NAN;
+        *m2 = (acc_t) NAN;
         *n = nt;
         return;
     }
-    float delta = meanb - *mean;
+    acc_t delta = meanb - *mean;
     *mean += delta * (nb / nt);
     *m2 += m2b + delta * delta * (*n * (nb / nt));
     *n = nt;
@@ -63,97 +175,96 @@ inline void moments_merge(float *n, float *mean, float *m2, float nb, float mean
 
 /* Horizontal sum. Written through a private array: Oclgrind 21.10's uninitialized-value checker
  * crashes on the shufflevector that swizzles (v.lo + v.hi) compile to. */
-inline float hsum8(float8 v) {
-    float t[8];
+inline acc_t hsum8(acc8_t v) {
+    acc_t t[8];
     vstore8(v, 0, t);
     return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
 }
 
-/* The shift of a slice whose first element is x0: x0 itself unless it is NaN or infinite. */
-inline float shift_of(float x0) {
-    return isfinite(x0) ? x0 : 0.0f;
-}
-
 /* Adds p[0 .. len) - k to the running moments, one run of at most RUN values at a time. */
-inline void moments_add_contiguous(const __global float *p, ulong len, float k, float *n, float *mean, float *m2) {
+inline void moments_add_contiguous(const __global real_t *p, ulong len, acc_t k, acc_t *n, acc_t *mean,
+        acc_t *m2) {
     for (ulong r0 = 0; r0 < len; r0 += RUN) {
         uint m = (uint) min((ulong) RUN, len - r0);
-        const __global float *q = p + r0;
-        float8 acc = (float8) (0.0f);
+        const __global real_t *q = p + r0;
+        acc8_t acc = (acc8_t) (ZERO);
         uint i = 0;
         for (; i + 8 <= m; i += 8) {
-            acc += vload8(0, q + i) - k;
+            acc += LOADX8(q, i) - k;
         }
-        float s = hsum8(acc);
+        acc_t s = hsum8(acc);
         for (; i < m; i++) {
-            s += q[i] - k;
+            s += LOADX(q, i) - k;
         }
-        float run_mean = s / (float) m;
-        float8 acc2 = (float8) (0.0f);
+        acc_t run_mean = s / (acc_t) m;
+        acc8_t acc2 = (acc8_t) (ZERO);
         i = 0;
         for (; i + 8 <= m; i += 8) {
-            float8 d = (vload8(0, q + i) - k) - run_mean;
+            acc8_t d = (LOADX8(q, i) - k) - run_mean;
             acc2 += d * d;
         }
-        float s2 = hsum8(acc2);
+        acc_t s2 = hsum8(acc2);
         for (; i < m; i++) {
-            float d = (q[i] - k) - run_mean;
+            acc_t d = (LOADX(q, i) - k) - run_mean;
             s2 += d * d;
         }
-        moments_merge(n, mean, m2, (float) m, run_mean, s2);
+        moments_merge(n, mean, m2, (acc_t) m, run_mean, s2);
     }
+}
+
+/* Kahan (compensated) addition of v to *sum, carrying the lost low-order part in *comp. */
+inline void kahan_add(acc_t *sum, acc_t *comp, acc_t v) {
+    acc_t y = v - *comp;
+    acc_t t = *sum + y;
+    *comp = (t - *sum) - y;
+    *sum = t;
 }
 
 /* Sum of squares of p[0 .. len), per run, with the runs' sums added by Kahan summation. */
-inline float sum_squares_contiguous(const __global float *p, ulong len) {
-    float total = 0.0f;
-    float comp = 0.0f;
+inline void sum_squares_contiguous(const __global real_t *p, ulong len, acc_t *total, acc_t *comp) {
     for (ulong r0 = 0; r0 < len; r0 += RUN) {
         uint m = (uint) min((ulong) RUN, len - r0);
-        const __global float *q = p + r0;
-        float8 acc = (float8) (0.0f);
+        const __global real_t *q = p + r0;
+        acc8_t acc = (acc8_t) (ZERO);
         uint i = 0;
         for (; i + 8 <= m; i += 8) {
-            float8 v = vload8(0, q + i);
+            acc8_t v = LOADX8(q, i);
             acc += v * v;
         }
-        float s = hsum8(acc);
+        acc_t s = hsum8(acc);
         for (; i < m; i++) {
-            s += q[i] * q[i];
+            acc_t v = LOADX(q, i);
+            s += v * v;
         }
-        float yk = s - comp;
-        float t = total + yk;
-        comp = (t - total) - yk;
-        total = t;
+        kahan_add(total, comp, s);
     }
-    return total;
 }
 
 /* Welford's update of one value (used by the work-group kernels, where each work-item sees a
  * strided subset). */
-inline void moments_add_one(float *n, float *mean, float *m2, float v) {
-    *n += 1.0f;
+inline void moments_add_one(acc_t *n, acc_t *mean, acc_t *m2, acc_t v) {
+    *n += ONE;
     if (!isfinite(v) || !isfinite(*mean)) {
         *mean += v; /* as in moments_merge: keep an infinite mean infinite */
-        *m2 = NAN;
+        *m2 = (acc_t) NAN;
         return;
     }
-    float d = v - *mean;
+    acc_t d = v - *mean;
     *mean += d / *n;
     *m2 += d * (v - *mean);
 }
 
 /* Tree-merges the work-group's moments in local memory; the result lands in slot 0.
  * The work-group size must be a power of two. Ends with a barrier. */
-inline void moments_reduce_local(__local float *ln, __local float *lmean, __local float *lm2, uint lid, uint wg,
-        float n, float mean, float m2) {
+inline void moments_reduce_local(__local acc_t *ln, __local acc_t *lmean, __local acc_t *lm2, uint lid, uint wg,
+        acc_t n, acc_t mean, acc_t m2) {
     ln[lid] = n;
     lmean[lid] = mean;
     lm2[lid] = m2;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = wg >> 1; s > 0; s >>= 1) {
         if (lid < s) {
-            float an = ln[lid], am = lmean[lid], a2 = lm2[lid];
+            acc_t an = ln[lid], am = lmean[lid], a2 = lm2[lid];
             moments_merge(&an, &am, &a2, ln[lid + s], lmean[lid + s], lm2[lid + s]);
             ln[lid] = an;
             lmean[lid] = am;
@@ -163,16 +274,8 @@ inline void moments_reduce_local(__local float *ln, __local float *lmean, __loca
     }
 }
 
-/* Kahan (compensated) addition of v to *sum, carrying the lost low-order part in *comp. */
-inline void kahan_add(float *sum, float *comp, float v) {
-    float y = v - *comp;
-    float t = *sum + y;
-    *comp = (t - *sum) - y;
-    *sum = t;
-}
-
-/* Tree-sums two floats per work-item; the results land in slot 0. Ends with a barrier. */
-inline void sum2_reduce_local(__local float *la, __local float *lb, uint lid, uint wg, float a, float b) {
+/* Tree-sums two values per work-item; the results land in slot 0. Ends with a barrier. */
+inline void sum2_reduce_local(__local acc_t *la, __local acc_t *lb, uint lid, uint wg, acc_t a, acc_t b) {
     la[lid] = a;
     lb[lid] = b;
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -185,8 +288,8 @@ inline void sum2_reduce_local(__local float *la, __local float *lb, uint lid, ui
     }
 }
 
-/* Tree-sums one float per work-item; the result lands in slot 0. Ends with a barrier. */
-inline void sum_reduce_local(__local float *l, uint lid, uint wg, float v) {
+/* Tree-sums one value per work-item; the result lands in slot 0. Ends with a barrier. */
+inline void sum_reduce_local(__local acc_t *l, uint lid, uint wg, acc_t v) {
     l[lid] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = wg >> 1; s > 0; s >>= 1) {

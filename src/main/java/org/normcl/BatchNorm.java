@@ -17,16 +17,19 @@ package org.normcl;
  * <p>Immutable; the {@code with} methods return a modified copy.
  */
 public final class BatchNorm {
-    private static final BatchNorm DEFAULTS = new BatchNorm(1e-5f, false, MomentumConvention.ONNX, Float.NaN, 0);
+    private static final BatchNorm DEFAULTS = new BatchNorm(1e-5f, false, MomentumConvention.ONNX, Float.NaN, 0,
+            Layout.CHANNELS_FIRST);
 
     private final float epsilon;
     private final boolean training;
     private final MomentumConvention convention;
     private final float momentum; // NaN: the convention's default
     private final long batchesTracked; // > 0: PyTorch's cumulative moving average
+    private final Layout layout;
 
     private BatchNorm(float epsilon, boolean training, MomentumConvention convention, float momentum,
-            long batchesTracked) {
+            long batchesTracked, Layout layout) {
+        this.layout = layout;
         this.epsilon = epsilon;
         this.training = training;
         this.convention = convention;
@@ -45,7 +48,8 @@ public final class BatchNorm {
      * @throws IllegalArgumentException unless epsilon is finite and greater than zero
      */
     public BatchNorm withEpsilon(double epsilon) {
-        return new BatchNorm(Validation.epsilon("epsilon", epsilon), training, convention, momentum, batchesTracked);
+        return new BatchNorm(Validation.epsilon("epsilon", epsilon), training, convention, momentum, batchesTracked,
+                layout);
     }
 
     /**
@@ -53,7 +57,7 @@ public final class BatchNorm {
      * @return a copy in that mode
      */
     public BatchNorm withTraining(boolean training) {
-        return new BatchNorm(epsilon, training, convention, momentum, batchesTracked);
+        return new BatchNorm(epsilon, training, convention, momentum, batchesTracked, layout);
     }
 
     /**
@@ -64,7 +68,7 @@ public final class BatchNorm {
         if (convention == null) {
             throw new IllegalArgumentException("convention must not be null: expected ONNX or PYTORCH");
         }
-        return new BatchNorm(epsilon, training, convention, momentum, 0);
+        return new BatchNorm(epsilon, training, convention, momentum, 0, layout);
     }
 
     /**
@@ -72,7 +76,7 @@ public final class BatchNorm {
      * @return a copy with this momentum
      */
     public BatchNorm withMomentum(double momentum) {
-        return new BatchNorm(epsilon, training, convention, Validation.momentum(momentum), 0);
+        return new BatchNorm(epsilon, training, convention, Validation.momentum(momentum), 0, layout);
     }
 
     /**
@@ -92,7 +96,7 @@ public final class BatchNorm {
             throw new IllegalArgumentException("batchesTracked = " + batchesTracked
                     + ": expected >= 1 (num_batches_tracked including this batch)");
         }
-        return new BatchNorm(epsilon, training, MomentumConvention.PYTORCH, Float.NaN, batchesTracked);
+        return new BatchNorm(epsilon, training, MomentumConvention.PYTORCH, Float.NaN, batchesTracked, layout);
     }
 
     /** @return the epsilon */
@@ -113,6 +117,19 @@ public final class BatchNorm {
     /** @return the momentum: the one given, else the convention's default */
     public float momentum() {
         return Float.isNaN(momentum) ? convention.defaultMomentum() : momentum;
+    }
+
+    /**
+     * @param layout channels-first (N, C, D...) or channels-last (N, D..., C)
+     * @return a copy for that layout
+     */
+    public BatchNorm withLayout(Layout layout) {
+        return new BatchNorm(epsilon, training, convention, momentum, batchesTracked, Validation.layout(layout));
+    }
+
+    /** @return the memory layout */
+    public Layout layout() {
+        return layout;
     }
 
     /** @return the batch count of the cumulative average, or 0 when a momentum is used */

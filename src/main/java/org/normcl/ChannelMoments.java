@@ -123,30 +123,22 @@ public final class ChannelMoments {
         return v;
     }
 
-    /** The float32 means, rounded once from the double means. */
-    float[] meanHi() {
-        float[] f = new float[mean.length];
-        for (int c = 0; c < f.length; c++) {
-            f[c] = (float) mean[c];
+    /** What rounding the means to the statistics type loses (see Backend.channelStats). */
+    double[] meanLo(DType statType) {
+        double[] lo = new double[mean.length];
+        if (statType == DType.FLOAT32) {
+            for (int c = 0; c < lo.length; c++) {
+                lo[c] = mean[c] - (float) mean[c];
+            }
         }
-        return f;
+        return lo;
     }
 
-    /** What rounding the means to float32 lost (see Backend.channelStats). */
-    float[] meanLo() {
-        float[] f = new float[mean.length];
+    /** {@code 1 / sqrt(var + epsilon)} from the population variance. */
+    double[] invStd(float epsilon) {
+        double[] f = new double[mean.length];
         for (int c = 0; c < f.length; c++) {
-            f[c] = (float) (mean[c] - (float) mean[c]);
-        }
-        return f;
-    }
-
-    /** {@code 1 / sqrt(var + epsilon)} from the float32 population variance, as the kernels compute it. */
-    float[] invStd(float epsilon) {
-        float[] f = new float[mean.length];
-        for (int c = 0; c < f.length; c++) {
-            float var = (float) (m2[c] / count);
-            f[c] = (float) (1.0 / Math.sqrt((double) (var + epsilon)));
+            f[c] = 1.0 / Math.sqrt(m2[c] / count + epsilon);
         }
         return f;
     }

@@ -24,11 +24,13 @@ public final class GroupNorm {
     private final int numGroups;
     private final float epsilon;
     private final Affine affine;
+    private final Layout layout;
 
-    private GroupNorm(int numGroups, float epsilon, Affine affine) {
+    private GroupNorm(int numGroups, float epsilon, Affine affine, Layout layout) {
         this.numGroups = numGroups;
         this.epsilon = epsilon;
         this.affine = affine;
+        this.layout = layout;
     }
 
     /**
@@ -40,7 +42,7 @@ public final class GroupNorm {
         if (numGroups < 1) {
             throw new IllegalArgumentException("numGroups = " + numGroups + ": expected a value >= 1 that divides C");
         }
-        return new GroupNorm(numGroups, 1e-5f, Affine.PER_CHANNEL);
+        return new GroupNorm(numGroups, 1e-5f, Affine.PER_CHANNEL, Layout.CHANNELS_FIRST);
     }
 
     /**
@@ -48,7 +50,7 @@ public final class GroupNorm {
      * @return a copy with this epsilon
      */
     public GroupNorm withEpsilon(double epsilon) {
-        return new GroupNorm(numGroups, Validation.epsilon("epsilon", epsilon), affine);
+        return new GroupNorm(numGroups, Validation.epsilon("epsilon", epsilon), affine, layout);
     }
 
     /**
@@ -59,7 +61,20 @@ public final class GroupNorm {
         if (affine == null) {
             throw new IllegalArgumentException("affine must not be null: expected PER_CHANNEL or PER_GROUP");
         }
-        return new GroupNorm(numGroups, epsilon, affine);
+        return new GroupNorm(numGroups, epsilon, affine, layout);
+    }
+
+    /**
+     * @param layout channels-first (N, C, D...) or channels-last (N, D..., C)
+     * @return a copy for that layout
+     */
+    public GroupNorm withLayout(Layout layout) {
+        return new GroupNorm(numGroups, epsilon, affine, Validation.layout(layout));
+    }
+
+    /** @return the memory layout */
+    public Layout layout() {
+        return layout;
     }
 
     /** @return the number of groups */
@@ -79,6 +94,7 @@ public final class GroupNorm {
 
     @Override
     public String toString() {
-        return "GroupNorm{numGroups=" + numGroups + ", epsilon=" + epsilon + ", affine=" + affine + "}";
+        return "GroupNorm{numGroups=" + numGroups + ", epsilon=" + epsilon + ", affine=" + affine + ", layout=" + layout
+                + "}";
     }
 }

@@ -9,12 +9,14 @@ package org.normcl;
  * <p>Immutable; the {@code with} methods return a modified copy.
  */
 public final class InstanceNorm {
-    private static final InstanceNorm DEFAULTS = new InstanceNorm(1e-5f);
+    private static final InstanceNorm DEFAULTS = new InstanceNorm(1e-5f, Layout.CHANNELS_FIRST);
 
     private final float epsilon;
+    private final Layout layout;
 
-    private InstanceNorm(float epsilon) {
+    private InstanceNorm(float epsilon, Layout layout) {
         this.epsilon = epsilon;
+        this.layout = layout;
     }
 
     /** @return epsilon 1e-5 */
@@ -27,7 +29,20 @@ public final class InstanceNorm {
      * @return a copy with this epsilon
      */
     public InstanceNorm withEpsilon(double epsilon) {
-        return new InstanceNorm(Validation.epsilon("epsilon", epsilon));
+        return new InstanceNorm(Validation.epsilon("epsilon", epsilon), layout);
+    }
+
+    /**
+     * @param layout channels-first (N, C, D...) or channels-last (N, D..., C)
+     * @return a copy for that layout
+     */
+    public InstanceNorm withLayout(Layout layout) {
+        return new InstanceNorm(epsilon, Validation.layout(layout));
+    }
+
+    /** @return the memory layout */
+    public Layout layout() {
+        return layout;
     }
 
     /** @return the epsilon */
@@ -37,6 +52,6 @@ public final class InstanceNorm {
 
     @Override
     public String toString() {
-        return "InstanceNorm{epsilon=" + epsilon + "}";
+        return "InstanceNorm{epsilon=" + epsilon + ", layout=" + layout + "}";
     }
 }

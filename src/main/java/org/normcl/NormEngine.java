@@ -44,11 +44,17 @@ public final class NormEngine implements AutoCloseable {
 
     private final Backend backend;
     private final String selectionReason;
+    /** AUTO engines run calls the device cannot (float64 without cl_khr_fp64) on a Java backend. */
+    private final boolean mayFallBack;
+    private final int javaThreads;
+    private volatile Backend fallback;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private NormEngine(Backend backend, String selectionReason) {
+    private NormEngine(Backend backend, String selectionReason, boolean mayFallBack, int javaThreads) {
         this.backend = backend;
         this.selectionReason = selectionReason;
+        this.mayFallBack = mayFallBack;
+        this.javaThreads = javaThreads;
     }
 
     /** @return an AUTO engine: the best OpenCL device, else the Java backend */
@@ -70,32 +76,33 @@ public final class NormEngine implements AutoCloseable {
      */
     public static NormEngine create(EngineOptions options) {
         Objects.requireNonNull(options, "options");
+        int threads = options.effectiveThreads();
         switch (options.backend()) {
             case JAVA:
-                return new NormEngine(new JavaBackend(options.effectiveThreads()), "Java backend requested");
+                return new NormEngine(new JavaBackend(threads), "Java backend requested", false, threads);
             case OPENCL:
-                return new NormEngine(ClRuntime.open(options.device()), "OpenCL device requested");
+                return new NormEngine(ClRuntime.open(options.device()), "OpenCL device requested", false, threads);
             case AUTO:
             default:
-                return createAuto(options);
+                return createAuto(options, threads);
         }
     }
 
-    private static NormEngine createAuto(EngineOptions options) {
+    private static NormEngine createAuto(EngineOptions options, int threads) {
         String why;
         try {
             Backend cl = ClRuntime.open(options.device());
             why = options.device() != null ? "AUTO: OpenCL device matching '" + options.device() + "'"
                     : "AUTO: best OpenCL device (GPU before accelerator before CPU)";
             LOG.info("{} -> {}", why, cl.description());
-            return new NormEngine(cl, why);
+            return new NormEngine(cl, why, true, threads);
         } catch (IllegalArgumentException e) {
             // A device the caller named does not exist: that is their error, not a reason to fall back.
             throw e;
         } catch (RuntimeException e) {
             why = "AUTO: no usable OpenCL device (" + e.getMessage() + "); using the Java backend";
             LOG.warn(why);
-            return new NormEngine(new JavaBackend(options.effectiveThreads()), why);
+            return new NormEngine(new JavaBackend(threads), why, false, threads);
         }
     }
 
@@ -133,21 +140,67 @@ public final class NormEngine implements AutoCloseable {
         return selectionReason;
     }
 
+    /**
+     * @param dtype an element type
+     * @return whether this engine's own backend computes it (an AUTO engine runs the others on
+     *     its Java fallback; an explicit OpenCL engine refuses them)
+     */
+    public boolean supports(DType dtype) {
+        return backend.supports(dtype);
+    }
+
+    /** The backend that runs a call on data of this type: the engine's own, or the Java fallback. */
+    private Backend backendFor(DType dtype) {
+        if (backend.supports(dtype)) {
+            return backend;
+        }
+        if (!mayFallBack) {
+            throw new NormException(dtype + " is not supported by " + backend.description()
+                    + (dtype == DType.FLOAT64 ? " (the device lacks cl_khr_fp64)" : "")
+                    + ": use an AUTO or Java engine for " + dtype + " data");
+        }
+        Backend f = fallback;
+        if (f == null) {
+            synchronized (this) {
+                f = fallback;
+                if (f == null) {
+                    LOG.warn("{} cannot compute {}; AUTO runs such calls on the Java backend", backend.description(),
+                            dtype);
+                    f = new JavaBackend(javaThreads);
+                    fallback = f;
+                }
+            }
+        }
+        return f;
+    }
+
+    /**
+     * For leak checks: how many buffers this engine holds that have not been closed — device
+     * tensors, and result tensors the caller has not closed yet (host results hold none). Zero
+     * once everything is closed; steady growth over a workload means a leak.
+     *
+     * @return the number of live buffers
+     */
+    public int liveBuffers() {
+        Backend f = fallback;
+        return backend.liveBuffers() + (f == null ? 0 : f.liveBuffers());
+    }
+
     // ---------------------------------------------------------------- tensors
 
     /**
      * Copies a host tensor to the engine's device.
      *
-     * @param host the data
+     * @param host the data (any {@link DType})
      * @return a device tensor owned by this engine; close it when done
      */
     public DeviceTensor upload(HostTensor host) {
         Objects.requireNonNull(host, "host");
         checkOpen();
-        Buffer b = backend.allocate(DType.FLOAT32, host.shape().size());
+        Buffer b = backend.allocate(host.dtype(), host.shape().size());
         try {
             if (host.shape().size() > 0) {
-                backend.write(b, host.data());
+                backend.write(b, host);
             }
             return new DeviceTensor(this, b, host.shape());
         } catch (RuntimeException e) {
@@ -157,7 +210,7 @@ public final class NormEngine implements AutoCloseable {
     }
 
     /**
-     * @param data elements in row-major order
+     * @param data float32 elements in row-major order
      * @param dims the shape
      * @return a device tensor owned by this engine
      */
@@ -166,7 +219,7 @@ public final class NormEngine implements AutoCloseable {
     }
 
     /**
-     * Allocates a device tensor filled with a value.
+     * Allocates a float32 device tensor filled with a value.
      *
      * @param shape the shape
      * @param value the fill value
@@ -190,11 +243,10 @@ public final class NormEngine implements AutoCloseable {
     HostTensor download(DeviceTensor t) {
         checkOpen();
         Buffer b = t.buffer();
-        float[] out = new float[t.shape().intSize()];
-        if (out.length > 0) {
-            backend.read(b, out);
+        if (t.shape().size() == 0) {
+            return HostTensor.zeros(t.dtype(), t.shape());
         }
-        return HostTensor.of(out, t.shape());
+        return backend.read(b, t.shape());
     }
 
     // ---------------------------------------------------------------- operators
@@ -212,10 +264,11 @@ public final class NormEngine implements AutoCloseable {
      * LayerNormalization (see {@link LayerNorm} for the formula).
      *
      * @param spec axis and epsilon
-     * @param x the input, rank &ge; 1
-     * @param scale shape {@code X.shape[axis:]}, or null for none
-     * @param bias shape {@code X.shape[axis:]}, or null for none
-     * @return Y, Mean and InvStdDev (shape {@code X.shape[:axis] + [1]*(rank-axis)})
+     * @param x the input, rank &ge; 1, any {@link DType}
+     * @param scale shape {@code X.shape[axis:]}, float32 or X's type, or null for none
+     * @param bias shape {@code X.shape[axis:]}, the scale's type, or null for none
+     * @return Y (X's type), Mean and InvStdDev (shape {@code X.shape[:axis] + [1]*(rank-axis)}, float32,
+     *     or float64 for float64 data)
      */
     public NormResult layerNorm(LayerNorm spec, Tensor x, Tensor scale, Tensor bias) {
         Objects.requireNonNull(spec, "spec");
@@ -238,29 +291,32 @@ public final class NormEngine implements AutoCloseable {
     /**
      * GroupNormalization (see {@link GroupNorm}).
      *
-     * @param spec groups, epsilon and affine layout
-     * @param x the input (N, C, D1, ...), rank &ge; 2, C divisible by the groups
+     * @param spec groups, epsilon, affine layout and memory layout
+     * @param x the input (N, C, D1, ...) or, channels-last, (N, D1, ..., C); C divisible by the groups
      * @param scale shape [C] (per channel) or [numGroups] (per group), or null
      * @param bias same shape as scale, or null
      * @return Y, and Mean and InvStdDev of shape (N, numGroups)
      */
     public NormResult groupNorm(GroupNorm spec, Tensor x, Tensor scale, Tensor bias) {
         Objects.requireNonNull(spec, "spec");
-        return runRows(groupSetup(spec, x, scale, bias), x, scale, bias);
+        return runRows(groupSetup(spec.numGroups(), spec.affine() == GroupNorm.Affine.PER_GROUP, spec.epsilon(),
+                spec.layout(), x, scale, bias), x, scale, bias);
     }
 
     /**
      * InstanceNormalization (see {@link InstanceNorm}).
      *
-     * @param spec epsilon
-     * @param x the input (N, C, D1, ...), rank &ge; 2
+     * @param spec epsilon and memory layout
+     * @param x the input (N, C, D1, ...) or, channels-last, (N, D1, ..., C)
      * @param scale shape [C], or null
      * @param bias shape [C], or null
      * @return Y, and Mean and InvStdDev of shape (N, C)
      */
     public NormResult instanceNorm(InstanceNorm spec, Tensor x, Tensor scale, Tensor bias) {
         Objects.requireNonNull(spec, "spec");
-        return runRows(instanceSetup(spec, x, scale, bias), x, scale, bias);
+        requireX(x, 2);
+        long c = channels(x.shape(), spec.layout());
+        return runRows(groupSetup(c, false, spec.epsilon(), spec.layout(), x, scale, bias, "[C]"), x, scale, bias);
     }
 
     /**
@@ -290,138 +346,167 @@ public final class NormEngine implements AutoCloseable {
         long cols = normalized.size();
         boolean empty = cols == 0;
         boolean rms = mode == StatMode.RMS;
-        return new RowSetup(empty ? null : new RowNormPlan(rows, cols, mode, epsilon, 1, cols, 1, scale != null,
-                bias != null), Shape.of(statDims), normalized,
+        return new RowSetup(empty ? null : RowNormPlan.contiguous(rows, cols, mode, epsilon, 1, cols, 1,
+                scale != null, bias != null), Shape.of(statDims), normalized,
                 empty ? null : new AffineGradPlan(rows, cols, 1, 1, cols, rms), rms);
     }
 
-    private RowSetup groupSetup(GroupNorm spec, Tensor x, Tensor scale, Tensor bias) {
-        requireX(x, 2);
-        Shape xs = x.shape();
-        long n = xs.dim(0);
-        long c = xs.dim(1);
-        long g = spec.numGroups();
-        if (c % g != 0) {
-            throw new IllegalArgumentException("numGroups = " + g + " does not divide the channel count C = " + c
-                    + " (X.shape[1] of X" + xs + "): expected a divisor of " + c);
-        }
-        long spatial = xs.product(2, xs.rank());
-        boolean perGroup = spec.affine() == GroupNorm.Affine.PER_GROUP;
-        Shape affine = Shape.of(perGroup ? g : c);
-        String what = perGroup ? "[G] (per-group affine, ONNX opset 18)" : "[C] (per-channel affine)";
-        requireAffine("scale", scale, affine, what);
-        requireAffine("bias", bias, affine, what);
-        long cpg = c / g;
-        long cols = cpg * spatial;
-        if (cols == 0) {
-            return new RowSetup(null, Shape.of(n, g), affine, null, false);
-        }
-        float eps = spec.epsilon();
-        boolean sc = scale != null;
-        boolean bi = bias != null;
-        return perGroup
-                ? new RowSetup(new RowNormPlan(n * g, cols, StatMode.MEAN_VAR, eps, g, 1, cols, sc, bi), Shape.of(n, g),
-                        affine, new AffineGradPlan(n, g, cols, g, 1, false), false)
-                : new RowSetup(new RowNormPlan(n * g, cols, StatMode.MEAN_VAR, eps, g, cpg, spatial, sc, bi),
-                        Shape.of(n, g), affine, new AffineGradPlan(n, c, spatial, g, cpg, false), false);
+    /** The channel count of an (N, C, ...) or (N, ..., C) tensor. */
+    private static long channels(Shape xs, Layout layout) {
+        return layout == Layout.CHANNELS_LAST ? xs.dim(xs.rank() - 1) : xs.dim(1);
     }
 
-    private RowSetup instanceSetup(InstanceNorm spec, Tensor x, Tensor scale, Tensor bias) {
+    private RowSetup groupSetup(long g, boolean perGroup, float eps, Layout layout, Tensor x, Tensor scale,
+            Tensor bias) {
+        return groupSetup(g, perGroup, eps, layout, x, scale, bias, null);
+    }
+
+    /**
+     * Group norm (instance norm is G = C) in either layout: the rows are the (sample, group) slices.
+     *
+     * @param affineWhat how to name the expected scale shape, or null for group norm's wording
+     */
+    private RowSetup groupSetup(long g, boolean perGroup, float eps, Layout layout, Tensor x, Tensor scale,
+            Tensor bias, String affineWhat) {
         requireX(x, 2);
         Shape xs = x.shape();
+        boolean last = layout == Layout.CHANNELS_LAST;
         long n = xs.dim(0);
-        long c = xs.dim(1);
-        long spatial = xs.product(2, xs.rank());
-        Shape affine = Shape.of(c);
-        requireAffine("scale", scale, affine, "[C]");
-        requireAffine("bias", bias, affine, "[C]");
-        if (spatial == 0 || c == 0) {
-            return new RowSetup(null, Shape.of(n, c), affine, null, false);
+        long c = channels(xs, layout);
+        if (g > 0 && c % g != 0) {
+            throw new IllegalArgumentException("numGroups = " + g + " does not divide the channel count C = " + c
+                    + " (X.shape[" + (last ? xs.rank() - 1 : 1) + "] of X" + xs + "): expected a divisor of " + c);
         }
-        return new RowSetup(new RowNormPlan(n * c, spatial, StatMode.MEAN_VAR, spec.epsilon(), c, 1, spatial,
-                scale != null, bias != null), Shape.of(n, c), affine, new AffineGradPlan(n, c, spatial, c, 1, false),
-                false);
+        long spatial = last ? xs.product(1, xs.rank() - 1) : xs.product(2, xs.rank());
+        Shape affine = Shape.of(perGroup ? g : c);
+        String what = affineWhat != null ? affineWhat
+                : perGroup ? "[G] (per-group affine, ONNX opset 18)" : "[C] (per-channel affine)";
+        requireAffine("scale", scale, affine, what);
+        requireAffine("bias", bias, affine, what);
+        long cpg = g == 0 ? 0 : c / g;
+        long cols = cpg * spatial;
+        Shape statShape = Shape.of(n, g);
+        if (cols == 0) {
+            return new RowSetup(null, statShape, affine, null, false);
+        }
+        StatMode m = StatMode.MEAN_VAR;
+        boolean sc = scale != null;
+        boolean bi = bias != null;
+        long rows = n * g;
+        if (!last) {
+            return perGroup
+                    ? new RowSetup(RowNormPlan.contiguous(rows, cols, m, eps, g, 1, cols, sc, bi), statShape, affine,
+                            new AffineGradPlan(n, g, cols, g, 1, false), false)
+                    : new RowSetup(RowNormPlan.contiguous(rows, cols, m, eps, g, cpg, spatial, sc, bi), statShape,
+                            affine, new AffineGradPlan(n, c, spatial, g, cpg, false), false);
+        }
+        // Channels-last: a slice is `spatial` segments of cpg channels, C apart; each sample spans S*C.
+        RowNormPlan plan = new RowNormPlan(rows, cols, m, eps, g, perGroup ? 1 : cpg, perGroup ? cpg : 1, sc, bi,
+                spatial, c, spatial * c, cpg);
+        AffineGradPlan grad = perGroup ? new AffineGradPlan(n * spatial, g, cpg, g, 1, false, spatial)
+                : new AffineGradPlan(n * spatial, c, 1, g, cpg, false, spatial);
+        return new RowSetup(plan, statShape, affine, grad, false);
     }
 
     /**
      * BatchNormalization (see {@link BatchNorm} for both modes and the running-statistic update).
      *
-     * @param spec mode, epsilon, momentum and convention
-     * @param x the input (N, C, D1, ...), rank &ge; 2
+     * @param spec mode, epsilon, momentum, convention and memory layout
+     * @param x the input (N, C, D1, ...) or, channels-last, (N, D1, ..., C)
      * @param scale shape [C], or null
      * @param bias shape [C], or null
      * @param runningMean shape [C]; required in inference, optional in training
      * @param runningVar shape [C]; required in inference, optional in training (given together with the mean)
      * @return Y; the mean and inverse standard deviation used, shape [C]; in training with running
-     *     statistics given, the updated running mean and variance
+     *     statistics given, the updated running mean and variance (in their own type)
      */
     public NormResult batchNorm(BatchNorm spec, Tensor x, Tensor scale, Tensor bias, Tensor runningMean,
             Tensor runningVar) {
         Objects.requireNonNull(spec, "spec");
-        requireX(x, 2);
-        Shape xs = x.shape();
-        long c = xs.dim(1);
-        Shape cs = Shape.of(c);
-        requireAffine("scale", scale, cs, "[C]");
-        requireAffine("bias", bias, cs, "[C]");
-        requireAffine("runningMean", runningMean, cs, "[C]");
-        requireAffine("runningVar", runningVar, cs, "[C]");
-        if ((runningMean == null) != (runningVar == null)) {
-            throw new IllegalArgumentException((runningMean == null ? "runningMean" : "runningVar")
-                    + " is null but the other running statistic is given: expected both or neither");
-        }
+        ChannelSetup cs = batchSetup(spec, x, scale, bias, runningMean, runningVar);
         if (!spec.training() && runningMean == null) {
             throw new IllegalArgumentException(
-                    "runningMean and runningVar are required in inference mode: expected tensors of shape " + cs);
+                    "runningMean and runningVar are required in inference mode: expected tensors of shape " + cs.cshape);
         }
-        long outer = xs.dim(0);
-        long inner = xs.product(2, xs.rank());
-        long count = outer * inner;
-        if (spec.training() && count == 1) {
+        if (spec.training() && cs.count == 1) {
             throw new IllegalArgumentException("X: expected more than 1 value per channel when training, got input"
-                    + " shape " + xs + " (N * D1 * ... = 1)");
+                    + " shape " + x.shape() + " (N * D1 * ... = 1)");
         }
         checkOpen();
-        ChannelPlan plan = c == 0 ? null : new ChannelPlan(outer, c, inner, StatMode.MEAN_VAR, spec.epsilon());
-        try (Call call = new Call(x)) {
+        long c = cs.cshape.size();
+        DType pt = paramType(x, "scale", scale, "bias", bias, "runningMean", runningMean, "runningVar", runningVar);
+        DType st = x.dtype().statistics();
+        try (Call call = new Call(x, x.dtype())) {
             Buffer xb = call.in(x, "X");
             Buffer sb = call.in(scale, "scale");
             Buffer bb = call.in(bias, "bias");
             Buffer rmb = call.in(runningMean, "runningMean");
             Buffer rvb = call.in(runningVar, "runningVar");
-            Buffer yb = call.out(xs.size());
-            Buffer meanb = call.out(c);
-            Buffer invb = call.out(c);
+            Buffer yb = call.out(x.dtype(), x.shape().size());
+            Buffer meanb = call.out(st, c);
+            Buffer invb = call.out(st, c);
             Buffer rmOut = null;
             Buffer rvOut = null;
+            Backend be = call.backend();
             if (spec.training()) {
                 boolean update = runningMean != null;
-                rmOut = update ? call.out(c) : null;
-                rvOut = update ? call.out(c) : null;
-                if (plan != null && count == 0) {
+                rmOut = update ? call.out(pt, c) : null;
+                rvOut = update ? call.out(pt, c) : null;
+                if (cs.plan != null && cs.count == 0) {
                     // An empty batch has no statistics: NaN saved stats, running stats unchanged.
-                    backend.fill(meanb, Float.NaN);
-                    backend.fill(invb, Float.NaN);
+                    be.fill(meanb, Float.NaN);
+                    be.fill(invb, Float.NaN);
                     if (update) {
-                        backend.copy(rmb, rmOut);
-                        backend.copy(rvb, rvOut);
+                        be.copy(rmb, rmOut);
+                        be.copy(rvb, rvOut);
                     }
-                } else if (plan != null) {
+                } else if (cs.plan != null) {
                     RunningUpdate upd = update ? spec.runningUpdate() : null;
-                    Buffer meanLo = call.temp(c);
-                    backend.channelStats(plan, xb, meanb, meanLo, invb, upd, rmb, rvb, rmOut, rvOut);
-                    backend.channelApply(plan, xb, meanb, meanLo, invb, sb, bb, yb);
+                    Buffer meanLo = call.temp(st, c);
+                    be.channelStats(cs.plan, xb, meanb, meanLo, invb, upd, rmb, rvb, rmOut, rvOut);
+                    be.channelApply(cs.plan, xb, meanb, meanLo, invb, sb, bb, yb);
                 }
-            } else if (plan != null) {
-                backend.copy(rmb, meanb);
-                backend.channelInvStd(plan, rvb, invb);
-                if (count > 0) {
-                    backend.channelApply(plan, xb, meanb, null, invb, sb, bb, yb);
+            } else if (cs.plan != null) {
+                be.channelRunningStats(cs.plan, rmb, rvb, meanb, invb);
+                if (cs.count > 0) {
+                    be.channelApply(cs.plan, xb, meanb, null, invb, sb, bb, yb);
                 }
             }
+            Shape cshape = cs.cshape;
             return call.result(new Buffer[] {yb, meanb, invb, rmOut, rvOut},
-                    new Shape[] {xs, cs, cs, cs, cs});
+                    new Shape[] {x.shape(), cshape, cshape, cshape, cshape});
         }
+    }
+
+    /** The per-channel view of a batch norm, in either layout. */
+    private static final class ChannelSetup {
+        ChannelPlan plan; // null when C == 0
+        Shape cshape;
+        long count; // values per channel
+    }
+
+    private ChannelSetup batchSetup(BatchNorm spec, Tensor x, Tensor scale, Tensor bias, Tensor runningMean,
+            Tensor runningVar) {
+        requireX(x, 2);
+        Shape xs = x.shape();
+        boolean last = spec.layout() == Layout.CHANNELS_LAST;
+        long c = channels(xs, spec.layout());
+        Shape cshape = Shape.of(c);
+        requireAffine("scale", scale, cshape, "[C]");
+        requireAffine("bias", bias, cshape, "[C]");
+        requireAffine("runningMean", runningMean, cshape, "[C]");
+        requireAffine("runningVar", runningVar, cshape, "[C]");
+        if ((runningMean == null) != (runningVar == null)) {
+            throw new IllegalArgumentException((runningMean == null ? "runningMean" : "runningVar")
+                    + " is null but the other running statistic is given: expected both or neither");
+        }
+        ChannelSetup s = new ChannelSetup();
+        s.cshape = cshape;
+        long outer = last ? xs.product(0, xs.rank() - 1) : xs.dim(0);
+        long inner = last ? 1 : xs.product(2, xs.rank());
+        s.count = outer * inner;
+        s.plan = c == 0 ? null : new ChannelPlan(outer, c, inner, StatMode.MEAN_VAR, spec.epsilon());
+        return s;
     }
 
     /**
@@ -476,26 +561,28 @@ public final class NormEngine implements AutoCloseable {
         long inner = xs.product(keepTo, rank);
         if (outer == 1) {
             RowNormPlan plan = inner == 0 || channels == 0 ? null
-                    : new RowNormPlan(channels, inner, StatMode.MEAN_VAR_EPS_OUTSIDE, spec.epsilon(), 1, inner, 1,
-                            false, false);
+                    : RowNormPlan.contiguous(channels, inner, StatMode.MEAN_VAR_EPS_OUTSIDE, spec.epsilon(), 1, inner,
+                            1, false, false);
             return runRows(new RowSetup(plan, statShape, Shape.of(inner), null, false), x, null, null);
         }
         checkOpen();
-        try (Call call = new Call(x)) {
+        DType st = x.dtype().statistics();
+        try (Call call = new Call(x, x.dtype())) {
+            Backend be = call.backend();
             Buffer xb = call.in(x, "X");
-            Buffer yb = call.out(xs.size());
-            Buffer meanb = call.out(channels);
-            Buffer invb = call.out(channels);
+            Buffer yb = call.out(x.dtype(), xs.size());
+            Buffer meanb = call.out(st, channels);
+            Buffer invb = call.out(st, channels);
             if (channels > 0) {
                 if (outer * inner == 0) {
-                    backend.fill(meanb, Float.NaN);
-                    backend.fill(invb, Float.NaN);
+                    be.fill(meanb, Float.NaN);
+                    be.fill(invb, Float.NaN);
                 } else {
                     ChannelPlan plan = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR_EPS_OUTSIDE,
                             spec.epsilon());
-                    Buffer meanLo = call.temp(channels);
-                    backend.channelStats(plan, xb, meanb, meanLo, invb, null, null, null, null, null);
-                    backend.channelApply(plan, xb, meanb, meanLo, invb, null, null, yb);
+                    Buffer meanLo = call.temp(st, channels);
+                    be.channelStats(plan, xb, meanb, meanLo, invb, null, null, null, null, null);
+                    be.channelApply(plan, xb, meanb, meanLo, invb, null, null, yb);
                 }
             }
             return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {xs, statShape, statShape});
@@ -505,24 +592,27 @@ public final class NormEngine implements AutoCloseable {
     /** Runs a row normalization; a null plan means the rows are empty (zero columns). */
     private NormResult runRows(RowSetup setup, Tensor x, Tensor scale, Tensor bias) {
         checkOpen();
+        paramType(x, "scale", scale, "bias", bias);
         RowNormPlan plan = setup.plan();
         Shape statShape = setup.statShape();
-        try (Call call = new Call(x)) {
+        DType st = x.dtype().statistics();
+        try (Call call = new Call(x, x.dtype())) {
+            Backend be = call.backend();
             Buffer xb = call.in(x, "X");
             Buffer sb = call.in(scale, "scale");
             Buffer bb = call.in(bias, "bias");
-            Buffer yb = call.out(x.shape().size());
-            Buffer meanb = setup.rms() ? null : call.out(statShape.size());
-            Buffer invb = call.out(statShape.size());
+            Buffer yb = call.out(x.dtype(), x.shape().size());
+            Buffer meanb = setup.rms() ? null : call.out(st, statShape.size());
+            Buffer invb = call.out(st, statShape.size());
             if (statShape.size() > 0) {
                 if (plan == null) {
                     // Rows of zero elements have no statistics.
                     if (meanb != null) {
-                        backend.fill(meanb, Float.NaN);
+                        be.fill(meanb, Float.NaN);
                     }
-                    backend.fill(invb, Float.NaN);
+                    be.fill(invb, Float.NaN);
                 } else {
-                    backend.rowNorm(plan, xb, sb, bb, yb, meanb, invb);
+                    be.rowNorm(plan, xb, sb, bb, yb, meanb, invb);
                 }
             }
             return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {x.shape(), statShape, statShape});
@@ -536,19 +626,30 @@ public final class NormEngine implements AutoCloseable {
      * hosts with {@link ChannelMoments#merge(java.util.List)} and normalizing with
      * {@link #batchNorm(BatchNorm, Tensor, Tensor, Tensor, Tensor, Tensor, ChannelMoments)}.
      *
-     * @param x the input (N, C, D1, ...), rank &ge; 2
+     * @param x the input (N, C, D1, ...), rank &ge; 2 (channels-first)
      * @return count N * D1 * ..., and the mean and M2 of each of the C channels
      */
     public ChannelMoments batchNormMoments(Tensor x) {
-        requireX(x, 2);
-        Shape xs = x.shape();
-        long inner = xs.product(2, xs.rank());
-        return moments(x, xs.dim(0), xs.dim(1), inner);
+        return batchNormMoments(BatchNorm.defaults(), x);
+    }
+
+    /**
+     * The per-channel moments of a batch in the spec's memory layout.
+     *
+     * @param spec the layout (the other settings are not used)
+     * @param x the input
+     * @return count and the mean and M2 of each channel
+     */
+    public ChannelMoments batchNormMoments(BatchNorm spec, Tensor x) {
+        Objects.requireNonNull(spec, "spec");
+        ChannelSetup cs = batchSetup(spec, x, null, null, null, null);
+        return moments(x, cs.plan == null ? 0 : cs.plan.outer(), cs.cshape.size(),
+                cs.plan == null ? 0 : cs.plan.inner());
     }
 
     /**
      * The per-(sample, group) moments of a group normalization, for merging partial reductions
-     * of the same samples (for example an image split spatially across devices).
+     * of the same samples (for example an image split spatially across devices). Channels-first.
      *
      * @param spec the number of groups
      * @param x the input (N, C, D1, ...)
@@ -556,7 +657,11 @@ public final class NormEngine implements AutoCloseable {
      */
     public ChannelMoments groupNormMoments(GroupNorm spec, Tensor x) {
         Objects.requireNonNull(spec, "spec");
-        RowSetup setup = groupSetup(spec, x, null, null);
+        if (spec.layout() != Layout.CHANNELS_FIRST) {
+            throw new IllegalArgumentException("groupNormMoments: layout = " + spec.layout()
+                    + ": expected CHANNELS_FIRST");
+        }
+        RowSetup setup = groupSetup(spec.numGroups(), false, spec.epsilon(), Layout.CHANNELS_FIRST, x, null, null);
         long rows = setup.statShape().size();
         return moments(x, 1, rows, setup.plan() == null ? 0 : setup.plan().cols());
     }
@@ -570,19 +675,15 @@ public final class NormEngine implements AutoCloseable {
             java.util.Arrays.fill(mean, Double.NaN);
             java.util.Arrays.fill(m2, Double.NaN);
         } else if (channels > 0) {
-            try (Call call = new Call(null)) {
+            DType st = x.dtype().statistics();
+            try (Call call = new Call(null, x.dtype())) {
+                Backend be = call.backend();
                 Buffer xb = call.in(x, "X");
-                Buffer mb = call.temp(channels);
-                Buffer qb = call.temp(channels);
-                backend.channelMoments(new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1f), xb, mb, qb);
-                float[] mf = new float[mean.length];
-                float[] qf = new float[mean.length];
-                backend.read(mb, mf);
-                backend.read(qb, qf);
-                for (int c = 0; c < mean.length; c++) {
-                    mean[c] = mf[c];
-                    m2[c] = qf[c];
-                }
+                Buffer mb = call.temp(st, channels);
+                Buffer qb = call.temp(st, channels);
+                be.channelMoments(new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1f), xb, mb, qb);
+                mean = be.read(mb, Shape.of(channels)).toDoubles();
+                m2 = be.read(qb, Shape.of(channels)).toDoubles();
             }
         }
         return ChannelMoments.of(count, mean, m2);
@@ -595,7 +696,7 @@ public final class NormEngine implements AutoCloseable {
      * updated from them (so every shard computes the same update).
      *
      * @param spec must be in training mode
-     * @param x this shard, (n, C, D1, ...)
+     * @param x this shard
      * @param scale shape [C], or null
      * @param bias shape [C], or null
      * @param runningMean shape [C], or null
@@ -612,18 +713,8 @@ public final class NormEngine implements AutoCloseable {
         if (!spec.training()) {
             throw new IllegalArgumentException("moments apply to training mode: expected spec.withTraining(true)");
         }
-        requireX(x, 2);
-        Shape xs = x.shape();
-        long c = xs.dim(1);
-        Shape cs = Shape.of(c);
-        requireAffine("scale", scale, cs, "[C]");
-        requireAffine("bias", bias, cs, "[C]");
-        requireAffine("runningMean", runningMean, cs, "[C]");
-        requireAffine("runningVar", runningVar, cs, "[C]");
-        if ((runningMean == null) != (runningVar == null)) {
-            throw new IllegalArgumentException((runningMean == null ? "runningMean" : "runningVar")
-                    + " is null but the other running statistic is given: expected both or neither");
-        }
+        ChannelSetup cs = batchSetup(spec, x, scale, bias, runningMean, runningVar);
+        long c = cs.cshape.size();
         if (moments.slices() != c) {
             throw new IllegalArgumentException("moments has " + moments.slices() + " channels: expected C = " + c);
         }
@@ -632,59 +723,60 @@ public final class NormEngine implements AutoCloseable {
                     + " a count of 1");
         }
         checkOpen();
-        ChannelPlan plan = c == 0 ? null
-                : new ChannelPlan(xs.dim(0), c, xs.product(2, xs.rank()), StatMode.MEAN_VAR, spec.epsilon());
-        try (Call call = new Call(x)) {
+        DType pt = paramType(x, "scale", scale, "bias", bias, "runningMean", runningMean, "runningVar", runningVar);
+        DType st = x.dtype().statistics();
+        Shape cshape = cs.cshape;
+        try (Call call = new Call(x, x.dtype())) {
+            Backend be = call.backend();
             Buffer xb = call.in(x, "X");
             Buffer sb = call.in(scale, "scale");
             Buffer bb = call.in(bias, "bias");
-            Buffer yb = call.out(xs.size());
-            Buffer meanb = call.out(c);
-            Buffer invb = call.out(c);
+            Buffer yb = call.out(x.dtype(), x.shape().size());
+            Buffer meanb = call.out(st, c);
+            Buffer invb = call.out(st, c);
             boolean update = runningMean != null;
-            Buffer rmOut = update ? call.out(c) : null;
-            Buffer rvOut = update ? call.out(c) : null;
+            Buffer rmOut = update ? call.out(pt, c) : null;
+            Buffer rvOut = update ? call.out(pt, c) : null;
             if (c > 0) {
-                float[] meanHi = moments.meanHi();
-                float[] inv = moments.invStd(spec.epsilon());
-                if (moments.count() == 0) {
-                    java.util.Arrays.fill(meanHi, Float.NaN);
-                    java.util.Arrays.fill(inv, Float.NaN);
+                boolean empty = moments.count() == 0;
+                double[] mean = moments.mean();
+                double[] inv = moments.invStd(spec.epsilon());
+                double[] lo = moments.meanLo(st);
+                if (empty) {
+                    java.util.Arrays.fill(mean, Double.NaN);
+                    java.util.Arrays.fill(inv, Double.NaN);
                 }
-                backend.write(meanb, meanHi);
-                backend.write(invb, inv);
+                be.write(meanb, HostTensor.fromDoubles(mean, st, cshape));
+                be.write(invb, HostTensor.fromDoubles(inv, st, cshape));
                 if (update) {
-                    float[] rm = runningMean.toHost().data();
-                    float[] rv = runningVar.toHost().data();
-                    if (moments.count() > 0) {
+                    double[] rm = runningMean.toHost().toDoubles();
+                    double[] rv = runningVar.toHost().toDoubles();
+                    if (!empty) {
                         RunningUpdate u = spec.runningUpdate();
                         double[] var = moments.variance(u.unbiased());
-                        float w = u.batchWeight();
-                        float[] newRm = new float[rm.length];
-                        float[] newRv = new float[rv.length];
+                        double w = u.batchWeight();
                         for (int i = 0; i < rm.length; i++) {
-                            newRm[i] = rm[i] * (1f - w) + meanHi[i] * w;
-                            newRv[i] = rv[i] * (1f - w) + (float) var[i] * w;
+                            rm[i] = rm[i] * (1 - w) + mean[i] * w;
+                            rv[i] = rv[i] * (1 - w) + var[i] * w;
                         }
-                        rm = newRm;
-                        rv = newRv;
                     }
-                    backend.write(rmOut, rm);
-                    backend.write(rvOut, rv);
+                    be.write(rmOut, HostTensor.fromDoubles(rm, pt, cshape));
+                    be.write(rvOut, HostTensor.fromDoubles(rv, pt, cshape));
                 }
-                if (xs.size() > 0) {
-                    Buffer lo = call.temp(c);
-                    backend.write(lo, moments.meanLo());
-                    backend.channelApply(plan, xb, meanb, lo, invb, sb, bb, yb);
+                if (x.shape().size() > 0) {
+                    Buffer lob = call.temp(st, c);
+                    be.write(lob, HostTensor.fromDoubles(lo, st, cshape));
+                    be.channelApply(cs.plan, xb, meanb, lob, invb, sb, bb, yb);
                 }
             }
-            return call.result(new Buffer[] {yb, meanb, invb, rmOut, rvOut}, new Shape[] {xs, cs, cs, cs, cs});
+            return call.result(new Buffer[] {yb, meanb, invb, rmOut, rvOut},
+                    new Shape[] {x.shape(), cshape, cshape, cshape, cshape});
         }
     }
 
     /**
      * Group normalization with statistics merged by the caller (see
-     * {@link #groupNormMoments(GroupNorm, Tensor)}).
+     * {@link #groupNormMoments(GroupNorm, Tensor)}). Channels-first.
      *
      * @param spec groups, epsilon and affine layout
      * @param x the input (N, C, D1, ...)
@@ -698,32 +790,35 @@ public final class NormEngine implements AutoCloseable {
         if (moments == null) {
             return groupNorm(spec, x, scale, bias);
         }
-        RowSetup setup = groupSetup(spec, x, scale, bias);
+        RowSetup setup = groupSetup(spec.numGroups(), spec.affine() == GroupNorm.Affine.PER_GROUP, spec.epsilon(),
+                spec.layout(), x, scale, bias);
         Shape statShape = setup.statShape();
         if (moments.slices() != statShape.size()) {
             throw new IllegalArgumentException("moments has " + moments.slices() + " slices: expected N * G = "
                     + statShape.size());
         }
         checkOpen();
-        try (Call call = new Call(x)) {
+        paramType(x, "scale", scale, "bias", bias);
+        DType st = x.dtype().statistics();
+        try (Call call = new Call(x, x.dtype())) {
+            Backend be = call.backend();
             Buffer xb = call.in(x, "X");
             Buffer sb = call.in(scale, "scale");
             Buffer bb = call.in(bias, "bias");
-            Buffer yb = call.out(x.shape().size());
-            Buffer meanb = call.out(statShape.size());
-            Buffer invb = call.out(statShape.size());
+            Buffer yb = call.out(x.dtype(), x.shape().size());
+            Buffer meanb = call.out(st, statShape.size());
+            Buffer invb = call.out(st, statShape.size());
             if (statShape.size() > 0) {
-                boolean empty = moments.count() == 0;
-                float[] m = moments.meanHi();
-                float[] inv = moments.invStd(spec.epsilon());
-                if (empty) {
-                    java.util.Arrays.fill(m, Float.NaN);
-                    java.util.Arrays.fill(inv, Float.NaN);
+                double[] m = moments.mean();
+                double[] inv = moments.invStd(spec.epsilon());
+                if (moments.count() == 0) {
+                    java.util.Arrays.fill(m, Double.NaN);
+                    java.util.Arrays.fill(inv, Double.NaN);
                 }
-                backend.write(meanb, m);
-                backend.write(invb, inv);
+                be.write(meanb, HostTensor.fromDoubles(m, st, statShape));
+                be.write(invb, HostTensor.fromDoubles(inv, st, statShape));
                 if (setup.plan() != null) {
-                    backend.rowApply(setup.plan(), xb, meanb, invb, sb, bb, yb);
+                    be.rowApply(setup.plan(), xb, meanb, invb, sb, bb, yb);
                 }
             }
             return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {x.shape(), statShape, statShape});
@@ -736,12 +831,13 @@ public final class NormEngine implements AutoCloseable {
      * The backward pass of {@link #layerNorm(LayerNorm, Tensor, Tensor, Tensor)}.
      *
      * @param spec the forward's axis and epsilon
-     * @param dy the gradient of the loss with respect to Y, shaped as X
+     * @param dy the gradient of the loss with respect to Y, shaped and typed as X
      * @param x the forward's input
      * @param scale the forward's scale, or null
      * @param saved the forward's Mean and InvStdDev ({@link SavedStats#of(NormResult)}), or null to
      *     recompute them from X
-     * @return dX, dScale and dBias (shape {@code X.shape[axis:]}), where dY lives
+     * @return dX (X's type), dScale and dBias (shape {@code X.shape[axis:]}, the scale's type or
+     *     float32), where dY lives
      */
     public GradResult layerNormBackward(LayerNorm spec, Tensor dy, Tensor x, Tensor scale, SavedStats saved) {
         Objects.requireNonNull(spec, "spec");
@@ -768,7 +864,7 @@ public final class NormEngine implements AutoCloseable {
     /**
      * The backward pass of {@link #groupNorm(GroupNorm, Tensor, Tensor, Tensor)}.
      *
-     * @param spec the forward's groups, epsilon and affine layout
+     * @param spec the forward's groups, epsilon, affine and memory layout
      * @param dy the gradient with respect to Y
      * @param x the forward's input
      * @param scale the forward's scale, or null
@@ -777,13 +873,14 @@ public final class NormEngine implements AutoCloseable {
      */
     public GradResult groupNormBackward(GroupNorm spec, Tensor dy, Tensor x, Tensor scale, SavedStats saved) {
         Objects.requireNonNull(spec, "spec");
-        return rowsBackward(groupSetup(spec, x, scale, null), dy, x, scale, saved);
+        return rowsBackward(groupSetup(spec.numGroups(), spec.affine() == GroupNorm.Affine.PER_GROUP, spec.epsilon(),
+                spec.layout(), x, scale, null), dy, x, scale, saved);
     }
 
     /**
      * The backward pass of {@link #instanceNorm(InstanceNorm, Tensor, Tensor, Tensor)}.
      *
-     * @param spec the forward's epsilon
+     * @param spec the forward's epsilon and memory layout
      * @param dy the gradient with respect to Y
      * @param x the forward's input
      * @param scale the forward's scale, or null
@@ -792,25 +889,31 @@ public final class NormEngine implements AutoCloseable {
      */
     public GradResult instanceNormBackward(InstanceNorm spec, Tensor dy, Tensor x, Tensor scale, SavedStats saved) {
         Objects.requireNonNull(spec, "spec");
-        return rowsBackward(instanceSetup(spec, x, scale, null), dy, x, scale, saved);
+        requireX(x, 2);
+        long c = channels(x.shape(), spec.layout());
+        return rowsBackward(groupSetup(c, false, spec.epsilon(), spec.layout(), x, scale, null, "[C]"), dy, x, scale,
+                saved);
     }
 
     private GradResult rowsBackward(RowSetup setup, Tensor dy, Tensor x, Tensor scale, SavedStats saved) {
         requireGradOutput(dy, x);
         Shape statShape = setup.statShape();
-        requireSaved(saved, statShape, setup.rms());
+        DType st = x.dtype().statistics();
+        requireSaved(saved, statShape, setup.rms(), st);
         checkOpen();
+        DType pt = paramType(x, "scale", scale);
         RowNormPlan plan = setup.plan();
-        try (Call call = new Call(dy)) {
+        try (Call call = new Call(dy, x.dtype())) {
+            Backend be = call.backend();
             Buffer dyb = call.in(dy, "dY");
             Buffer xb = call.in(x, "X");
             Buffer sb = call.in(scale, "scale");
-            Buffer dxb = call.out(x.shape().size());
-            Buffer dsb = call.out(setup.affineShape().size());
-            Buffer dbb = setup.rms() ? null : call.out(setup.affineShape().size());
+            Buffer dxb = call.out(x.dtype(), x.shape().size());
+            Buffer dsb = call.out(pt, setup.affineShape().size());
+            Buffer dbb = setup.rms() ? null : call.out(pt, setup.affineShape().size());
             if (plan == null || plan.rows() == 0) {
-                zero(dsb);
-                zero(dbb);
+                zero(be, dsb);
+                zero(be, dbb);
             } else {
                 Buffer meanb;
                 Buffer invb;
@@ -818,12 +921,12 @@ public final class NormEngine implements AutoCloseable {
                     meanb = setup.rms() ? null : call.in(saved.mean(), "saved.mean");
                     invb = call.in(saved.invStdDev(), "saved.invStdDev");
                 } else {
-                    meanb = setup.rms() ? null : call.temp(statShape.size());
-                    invb = call.temp(statShape.size());
-                    backend.rowNorm(plan, xb, null, null, null, meanb, invb); // statistics only
+                    meanb = setup.rms() ? null : call.temp(st, statShape.size());
+                    invb = call.temp(st, statShape.size());
+                    be.rowNorm(plan, xb, null, null, null, meanb, invb); // statistics only
                 }
-                backend.rowNormBackward(plan, dyb, xb, sb, meanb, invb, dxb);
-                backend.affineGrad(setup.grad(), dyb, xb, meanb, invb, dsb, dbb);
+                be.rowNormBackward(plan, dyb, xb, sb, meanb, invb, dxb);
+                be.affineGrad(setup.grad(), dyb, xb, meanb, invb, dsb, dbb, null);
             }
             return call.grad(new Buffer[] {dxb, dsb, dbb},
                     new Shape[] {x.shape(), setup.affineShape(), setup.affineShape()});
@@ -835,7 +938,7 @@ public final class NormEngine implements AutoCloseable {
      * In training mode the gradient flows through the batch mean and variance; in inference mode
      * the running statistics are constants ({@code dX = dY * scale / sqrt(runningVar + epsilon)}).
      *
-     * @param spec the forward's mode and epsilon
+     * @param spec the forward's mode, epsilon and memory layout
      * @param dy the gradient with respect to Y
      * @param x the forward's input
      * @param scale the forward's scale, or null
@@ -848,67 +951,65 @@ public final class NormEngine implements AutoCloseable {
     public GradResult batchNormBackward(BatchNorm spec, Tensor dy, Tensor x, Tensor scale, Tensor runningMean,
             Tensor runningVar, SavedStats saved) {
         Objects.requireNonNull(spec, "spec");
-        requireX(x, 2);
+        ChannelSetup cs = batchSetup(spec, x, scale, null, spec.training() ? null : runningMean,
+                spec.training() ? null : runningVar);
         requireGradOutput(dy, x);
-        Shape xs = x.shape();
-        long c = xs.dim(1);
-        Shape cs = Shape.of(c);
-        requireAffine("scale", scale, cs, "[C]");
-        long outer = xs.dim(0);
-        long inner = xs.product(2, xs.rank());
-        long count = outer * inner;
+        Shape cshape = cs.cshape;
+        DType st = x.dtype().statistics();
         if (spec.training()) {
-            requireSaved(saved, cs, false);
-            if (count == 1) {
+            requireSaved(saved, cshape, false, st);
+            if (cs.count == 1) {
                 throw new IllegalArgumentException("X: expected more than 1 value per channel when training, got"
-                        + " input shape " + xs + " (N * D1 * ... = 1)");
+                        + " input shape " + x.shape() + " (N * D1 * ... = 1)");
             }
-        } else {
-            requireAffine("runningMean", runningMean, cs, "[C]");
-            requireAffine("runningVar", runningVar, cs, "[C]");
-            if (runningMean == null || runningVar == null) {
-                throw new IllegalArgumentException("runningMean and runningVar are required for the inference-mode"
-                        + " backward pass: expected tensors of shape " + cs);
-            }
+        } else if (runningMean == null || runningVar == null) {
+            throw new IllegalArgumentException("runningMean and runningVar are required for the inference-mode"
+                    + " backward pass: expected tensors of shape " + cshape);
         }
         checkOpen();
-        try (Call call = new Call(dy)) {
+        DType pt = spec.training() ? paramType(x, "scale", scale)
+                : paramType(x, "scale", scale, "runningMean", runningMean, "runningVar", runningVar);
+        long c = cshape.size();
+        try (Call call = new Call(dy, x.dtype())) {
+            Backend be = call.backend();
             Buffer dyb = call.in(dy, "dY");
             Buffer xb = call.in(x, "X");
             Buffer sb = call.in(scale, "scale");
-            Buffer dxb = call.out(xs.size());
-            Buffer dsb = call.out(c);
-            Buffer dbb = call.out(c);
-            if (c == 0 || count == 0) {
-                zero(dsb);
-                zero(dbb);
+            Buffer dxb = call.out(x.dtype(), x.shape().size());
+            Buffer dsb = call.out(pt, c);
+            Buffer dbb = call.out(pt, c);
+            if (c == 0 || cs.count == 0) {
+                zero(be, dsb);
+                zero(be, dbb);
             } else {
-                ChannelPlan plan = new ChannelPlan(outer, c, inner, StatMode.MEAN_VAR, spec.epsilon());
+                ChannelPlan plan = cs.plan;
                 Buffer meanb;
                 Buffer invb;
                 if (!spec.training()) {
-                    meanb = call.in(runningMean, "runningMean");
-                    invb = call.temp(c);
-                    backend.channelInvStd(plan, call.in(runningVar, "runningVar"), invb);
+                    meanb = call.temp(st, c);
+                    invb = call.temp(st, c);
+                    be.channelRunningStats(plan, call.in(runningMean, "runningMean"), call.in(runningVar,
+                            "runningVar"), meanb, invb);
                 } else if (saved != null) {
                     meanb = call.in(saved.mean(), "saved.mean");
                     invb = call.in(saved.invStdDev(), "saved.invStdDev");
                 } else {
-                    meanb = call.temp(c);
-                    invb = call.temp(c);
-                    backend.channelStats(plan, xb, meanb, null, invb, null, null, null, null, null);
+                    meanb = call.temp(st, c);
+                    invb = call.temp(st, c);
+                    be.channelStats(plan, xb, meanb, null, invb, null, null, null, null, null);
                 }
-                backend.affineGrad(new AffineGradPlan(outer, c, inner, 0, 1, false), dyb, xb, meanb, invb, dsb, dbb);
-                backend.channelBackward(plan, dyb, xb, meanb, invb, sb, spec.training() ? dsb : null,
-                        spec.training() ? dbb : null, dxb);
+                Buffer sums = spec.training() ? call.temp(st, 2 * c) : null;
+                be.affineGrad(new AffineGradPlan(plan.outer(), c, plan.inner(), 0, 1, false), dyb, xb, meanb, invb,
+                        dsb, dbb, sums);
+                be.channelBackward(plan, dyb, xb, meanb, invb, sb, sums, dxb);
             }
-            return call.grad(new Buffer[] {dxb, dsb, dbb}, new Shape[] {xs, cs, cs});
+            return call.grad(new Buffer[] {dxb, dsb, dbb}, new Shape[] {x.shape(), cshape, cshape});
         }
     }
 
-    private void zero(Buffer b) {
+    private static void zero(Backend be, Buffer b) {
         if (b != null && b.elements() > 0) {
-            backend.fill(b, 0f);
+            be.fill(b, 0f);
         }
     }
 
@@ -922,7 +1023,36 @@ public final class NormEngine implements AutoCloseable {
             throw new IllegalArgumentException("X has shape " + x.shape() + ": expected rank >= " + minRank
                     + (minRank == 2 ? " (N, C, D1, ...)" : ""));
         }
-        requireSupported("X", x);
+    }
+
+    /**
+     * The one place parameter types are decided: scale, bias and the running statistics share one
+     * type, float32 or X's type.
+     *
+     * @return that type (float32 when no parameter is given)
+     */
+    private static DType paramType(Tensor x, Object... namesAndTensors) {
+        DType found = null;
+        String first = null;
+        for (int i = 0; i < namesAndTensors.length; i += 2) {
+            String name = (String) namesAndTensors[i];
+            Tensor p = (Tensor) namesAndTensors[i + 1];
+            if (p == null) {
+                continue;
+            }
+            if (p.dtype() != DType.FLOAT32 && p.dtype() != x.dtype()) {
+                throw new IllegalArgumentException(name + " has dtype " + p.dtype() + ": expected FLOAT32 or X's dtype "
+                        + x.dtype());
+            }
+            if (found == null) {
+                found = p.dtype();
+                first = name;
+            } else if (found != p.dtype()) {
+                throw new IllegalArgumentException(name + " has dtype " + p.dtype() + " but " + first + " has " + found
+                        + ": expected one parameter dtype (FLOAT32 or X's " + x.dtype() + ")");
+            }
+        }
+        return found == null ? DType.FLOAT32 : found;
     }
 
     private static void requireGradOutput(Tensor dy, Tensor x) {
@@ -930,13 +1060,15 @@ public final class NormEngine implements AutoCloseable {
             throw new IllegalArgumentException("dY must not be null: expected the gradient of the loss with respect to"
                     + " Y, shaped as X");
         }
-        requireSupported("dY", dy);
         if (x != null && !dy.shape().equals(x.shape())) {
             throw new IllegalArgumentException("dY has shape " + dy.shape() + ": expected X's shape " + x.shape());
         }
+        if (x != null && dy.dtype() != x.dtype()) {
+            throw new IllegalArgumentException("dY has dtype " + dy.dtype() + ": expected X's dtype " + x.dtype());
+        }
     }
 
-    private static void requireSaved(SavedStats saved, Shape statShape, boolean rms) {
+    private static void requireSaved(SavedStats saved, Shape statShape, boolean rms, DType statType) {
         if (saved == null) {
             return;
         }
@@ -950,13 +1082,16 @@ public final class NormEngine implements AutoCloseable {
         }
         if (!rms) {
             requireAffine("saved.mean", saved.mean(), statShape, "the forward's Mean");
+            requireType("saved.mean", saved.mean(), statType);
         }
         requireAffine("saved.invStdDev", saved.invStdDev(), statShape, "the forward's InvStdDev");
+        requireType("saved.invStdDev", saved.invStdDev(), statType);
     }
 
-    private static void requireSupported(String name, Tensor t) {
-        if (t.dtype() != DType.FLOAT32) {
-            throw new IllegalArgumentException(name + " has dtype " + t.dtype() + ": expected FLOAT32");
+    private static void requireType(String name, Tensor t, DType expected) {
+        if (t.dtype() != expected) {
+            throw new IllegalArgumentException(name + " has dtype " + t.dtype() + ": expected " + expected
+                    + " (the statistics type of the forward)");
         }
     }
 
@@ -964,7 +1099,6 @@ public final class NormEngine implements AutoCloseable {
         if (t == null) {
             return;
         }
-        requireSupported(name, t);
         if (!sameIgnoringLeadingOnes(t.shape(), expected)) {
             throw new IllegalArgumentException(name + " has shape " + t.shape() + ": expected " + expected + " = "
                     + what);
@@ -1000,25 +1134,28 @@ public final class NormEngine implements AutoCloseable {
     }
 
     /**
-     * One operator call: stages inputs into buffers, allocates outputs, and on the way out either
-     * hands outputs to the caller (as device tensors or host arrays) or releases everything.
+     * One operator call: picks the backend for the data type, stages inputs into its buffers,
+     * allocates outputs, and on the way out either hands outputs to the caller (as device tensors
+     * of this engine or host arrays) or releases everything.
      */
     private final class Call implements AutoCloseable {
         private final boolean deviceOutputs;
+        private final Backend exec;
         private final List<Buffer> temps = new ArrayList<>();
         private final List<Buffer> outputs = new ArrayList<>();
         private boolean handedOut;
 
-        /** @param placement outputs live where this tensor lives */
-        Call(Tensor placement) {
+        /**
+         * @param placement outputs live where this tensor lives
+         * @param dtype the data type, which picks the backend
+         */
+        Call(Tensor placement, DType dtype) {
             this.deviceOutputs = placement instanceof DeviceTensor;
+            this.exec = backendFor(dtype);
         }
 
-        /** A scratch buffer released when the call ends. */
-        Buffer temp(long elements) {
-            Buffer b = backend.scratch(DType.FLOAT32, elements);
-            temps.add(b);
-            return b;
+        Backend backend() {
+            return exec;
         }
 
         Buffer in(Tensor t, String name) {
@@ -1033,17 +1170,29 @@ public final class NormEngine implements AutoCloseable {
                 if (d.isClosed()) {
                     throw new IllegalStateException(name + " is a closed DeviceTensor" + d.shape());
                 }
-                return d.buffer();
+                if (exec == backend) {
+                    return d.buffer();
+                }
+                // The fallback backend computes: bring the device data over.
+                return temp(exec.importHost(backend.read(d.buffer(), d.shape())));
             }
-            Buffer b = backend.importHost(((HostTensor) t).data());
+            return temp(exec.importHost((HostTensor) t));
+        }
+
+        private Buffer temp(Buffer b) {
             temps.add(b);
             return b;
         }
 
-        Buffer out(long elements) {
-            Buffer b = backend.allocate(DType.FLOAT32, elements);
+        Buffer out(DType dtype, long elements) {
+            Buffer b = exec.allocate(dtype, elements);
             outputs.add(b);
             return b;
+        }
+
+        /** A scratch buffer released when the call ends. */
+        Buffer temp(DType dtype, long elements) {
+            return temp(exec.scratch(dtype, elements));
         }
 
         NormResult result(Buffer[] buffers, Shape[] shapes) {
@@ -1058,18 +1207,33 @@ public final class NormEngine implements AutoCloseable {
 
         private Tensor[] tensors(Buffer[] buffers, Shape[] shapes) {
             Tensor[] t = new Tensor[buffers.length];
-            for (int i = 0; i < buffers.length; i++) {
-                if (buffers[i] == null) {
-                    continue;
+            List<Buffer> created = new ArrayList<>();
+            try {
+                for (int i = 0; i < buffers.length; i++) {
+                    Buffer b = buffers[i];
+                    if (b == null) {
+                        continue;
+                    }
+                    HostTensor host = shapes[i].size() == 0 ? HostTensor.zeros(b.dtype(), shapes[i])
+                            : !deviceOutputs || exec != backend ? exec.exportHost(b, shapes[i]) : null;
+                    if (!deviceOutputs) {
+                        t[i] = host;
+                    } else if (exec == backend) {
+                        t[i] = new DeviceTensor(NormEngine.this, b, shapes[i]);
+                    } else {
+                        Buffer own = backend.allocate(b.dtype(), shapes[i].size());
+                        created.add(own);
+                        if (shapes[i].size() > 0) {
+                            backend.write(own, host);
+                        }
+                        t[i] = new DeviceTensor(NormEngine.this, own, shapes[i]);
+                    }
                 }
-                if (deviceOutputs) {
-                    t[i] = new DeviceTensor(NormEngine.this, buffers[i], shapes[i]);
-                } else {
-                    float[] data = shapes[i].size() == 0 ? new float[0] : backend.exportHost(buffers[i]);
-                    t[i] = HostTensor.of(data, shapes[i]);
-                }
+            } catch (RuntimeException e) {
+                created.forEach(Buffer::close);
+                throw e;
             }
-            handedOut = deviceOutputs;
+            handedOut = deviceOutputs && exec == backend;
             return t;
         }
 
@@ -1087,6 +1251,10 @@ public final class NormEngine implements AutoCloseable {
     public void close() {
         if (closed.compareAndSet(false, true)) {
             backend.close();
+            Backend f = fallback;
+            if (f != null) {
+                f.close();
+            }
         }
     }
 }

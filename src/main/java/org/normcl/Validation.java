@@ -14,6 +14,14 @@ final class Validation {
         return f;
     }
 
+    /** Checks that a layout is given. */
+    static Layout layout(Layout layout) {
+        if (layout == null) {
+            throw new IllegalArgumentException("layout must not be null: expected CHANNELS_FIRST or CHANNELS_LAST");
+        }
+        return layout;
+    }
+
     /** Checks that a momentum lies in [0, 1]. */
     static float momentum(double value) {
         if (!(value >= 0.0 && value <= 1.0)) {

@@ -5,12 +5,19 @@ import java.util.Optional;
 import org.normcl.BackendKind;
 import org.normcl.DType;
 import org.normcl.DeviceInfo;
+import org.normcl.HostTensor;
+import org.normcl.Shape;
 
 /**
  * What an execution backend provides: memory, transfers and the few normalization primitives
  * every operator is built from. Internal SPI: applications use {@link org.normcl.NormEngine},
  * which validates arguments before any primitive runs, so primitives may assume consistent plans
  * and buffers of the right sizes.
+ *
+ * <p><b>Types.</b> X, Y, dY and dX buffers share one data type; scale, bias, running statistics,
+ * dScale and dBias share one parameter type (float32 or the data type); mean, invStd, meanLo and
+ * other statistics are in the data type's {@link DType#statistics()} type. Buffers carry their
+ * type, so primitives read it from them.
  *
  * <p>Implementations are thread-safe.
  */
@@ -25,6 +32,9 @@ public interface Backend extends AutoCloseable {
     /** @return the OpenCL device, for OpenCL backends */
     Optional<DeviceInfo> device();
 
+    /** @return whether this backend computes on data of this type */
+    boolean supports(DType dtype);
+
     /**
      * @param dtype the element type
      * @param elements how many elements (may be 0)
@@ -32,39 +42,40 @@ public interface Backend extends AutoCloseable {
      */
     Buffer allocate(DType dtype, long elements);
 
-    /** Copies a host array into a buffer of the same element count. */
-    void write(Buffer dst, float[] src);
-
-    /** Copies a buffer into a host array of the same element count. */
-    void read(Buffer src, float[] dst);
-
     /**
      * A buffer for intermediate results within one call (partial sums, recomputed statistics).
      * Closing it may keep the memory for the next call instead of releasing it.
      */
     Buffer scratch(DType dtype, long elements);
 
+    /** Copies a host tensor into a buffer of the same type and element count. */
+    void write(Buffer dst, HostTensor src);
+
+    /** @return a new host copy of a buffer, with the given shape */
+    HostTensor read(Buffer src, Shape shape);
+
     /**
-     * Makes a buffer holding a host array's contents. The Java backend aliases the array (no copy);
+     * Makes a buffer holding a host tensor's contents. The Java backend aliases the array (no copy);
      * callers treat the result as read-only and close it when done.
      */
-    Buffer importHost(float[] data);
+    Buffer importHost(HostTensor data);
 
     /**
-     * Returns a buffer's contents as a host array. The Java backend may return the buffer's own
+     * Returns a buffer's contents as a host tensor. The Java backend may return the buffer's own
      * array, so callers must not use the buffer afterwards except to close it.
      */
-    float[] exportHost(Buffer buffer);
+    HostTensor exportHost(Buffer buffer, Shape shape);
 
-    /** Copies {@code src} into {@code dst} (same element count). */
+    /** Copies {@code src} into {@code dst} (same type and element count). */
     void copy(Buffer src, Buffer dst);
 
-    /** Sets every element of {@code dst} to {@code value}. */
+    /** Sets every element of {@code dst} to {@code value} (rounded to the buffer's type). */
     void fill(Buffer dst, float value);
 
     /**
      * Normalizes each row. {@code scale}, {@code bias}, {@code mean} and {@code invStd} may be
-     * null: absent affine terms, statistics not wanted ({@code mean} is never written for RMS).
+     * null: absent affine terms, statistics not wanted ({@code mean} is never written for RMS);
+     * {@code y} may be null for statistics only.
      */
     void rowNorm(RowNormPlan plan, Buffer x, Buffer scale, Buffer bias, Buffer y, Buffer mean, Buffer invStd);
 
@@ -73,15 +84,17 @@ public interface Backend extends AutoCloseable {
      * when {@code update} is not null, the running statistics
      * {@code runMeanOut/runVarOut} from {@code runMeanIn/runVarIn}. Requires at least one value per
      * channel (two when {@code update.unbiased()}). When {@code meanLo} is not null it receives the
-     * rounding error of each float32 mean ({@code exact mean ~ mean + meanLo}), for
-     * {@link #channelApply}: with a large common offset the float32 mean alone loses the digits
-     * that matter.
+     * rounding error of each mean ({@code exact mean ~ mean + meanLo}), for {@link #channelApply}:
+     * with a large common offset the float32 mean alone loses the digits that matter.
      */
     void channelStats(ChannelPlan plan, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
             Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut);
 
-    /** Computes {@code invStd[c]} from a given variance (inference mode), per the plan's mode. */
-    void channelInvStd(ChannelPlan plan, Buffer var, Buffer invStd);
+    /**
+     * Inference-mode statistics from the running ones: {@code mean = runMean} and
+     * {@code invStd} per the plan's mode from {@code runVar}.
+     */
+    void channelRunningStats(ChannelPlan plan, Buffer runMean, Buffer runVar, Buffer mean, Buffer invStd);
 
     /**
      * {@code y = ((x - mean[c]) - meanLo[c]) * invStd[c] * scale[c] + bias[c]} for every element;
@@ -93,8 +106,8 @@ public interface Backend extends AutoCloseable {
     // ---------------------------------------------------------------- forward with given statistics
 
     /**
-     * Per-channel moments only: the mean and M2 (sum of squared deviations) of each channel, in
-     * float32. The counts are all {@code plan.perChannel()}.
+     * Per-channel moments only: the mean and M2 (sum of squared deviations) of each channel. The
+     * counts are all {@code plan.perChannel()}.
      */
     void channelMoments(ChannelPlan plan, Buffer x, Buffer mean, Buffer m2);
 
@@ -114,18 +127,25 @@ public interface Backend extends AutoCloseable {
      */
     void rowNormBackward(RowNormPlan plan, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd, Buffer dx);
 
-    /** The parameter gradients: see {@link AffineGradPlan}. Deterministic. */
-    void affineGrad(AffineGradPlan plan, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
-            Buffer dBias);
+    /**
+     * The parameter gradients: see {@link AffineGradPlan}. Deterministic. {@code dScale},
+     * {@code dBias} (parameter type) and {@code sums} (statistics type, {@code sums[2c]} = the
+     * dScale sum and {@code sums[2c + 1]} = the dBias sum, unrounded) may each be null.
+     */
+    void affineGrad(AffineGradPlan plan, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale, Buffer dBias,
+            Buffer sums);
 
     /**
-     * The input gradient of batch normalization. Training:
-     * {@code dx = w * invStd * (dy - sumDy / M - xhat * sumDyXhat / M)}, M = plan.perChannel(), with
-     * the per-channel sums from {@link #affineGrad}; inference ({@code sumDy} null): the statistics
-     * are constants and {@code dx = dy * w * invStd}. {@code scale} may be null.
+     * The input gradient of batch normalization. Training ({@code sums} from {@link #affineGrad}):
+     * {@code dx = w * invStd * (dy - sumDy / M - xhat * sumDyXhat / M)}, M = plan.perChannel();
+     * inference ({@code sums} null): the statistics are constants and {@code dx = dy * w * invStd}.
+     * {@code scale} may be null.
      */
-    void channelBackward(ChannelPlan plan, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
-            Buffer sumDyXhat, Buffer sumDy, Buffer dx);
+    void channelBackward(ChannelPlan plan, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer sums,
+            Buffer dx);
+
+    /** @return buffers allocated and not yet closed (tensors and temporaries), for leak checks */
+    int liveBuffers();
 
     /** Releases every resource; buffers still open are released too. */
     @Override

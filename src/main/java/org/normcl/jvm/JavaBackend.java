@@ -1,28 +1,35 @@
 package org.normcl.jvm;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 import org.normcl.BackendKind;
 import org.normcl.DType;
 import org.normcl.DeviceInfo;
+import org.normcl.HalfFloats;
+import org.normcl.HostTensor;
+import org.normcl.Shape;
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Backend;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.RunningUpdate;
-import org.normcl.backend.StatMode;
 
 /**
  * The pure-Java backend: the same primitives as the OpenCL kernels, multi-threaded over rows and
- * channels. Statistics are accumulated in double precision from float32 data, so this backend is
- * also the reference the OpenCL self-test compares against.
+ * channels. float32 data runs on {@link FloatKernels} and {@link JavaBackward}; float16 and
+ * bfloat16 are widened to float32 for the computation and rounded to nearest even on the way
+ * back, as the kernels do; float64 runs on {@link DoubleKernels}.
  */
 public final class JavaBackend implements Backend {
     private final Parallel parallel;
     /** Buffers handed out and not yet closed: closing the backend closes them, as the OpenCL backend does. */
-    private final java.util.Set<JavaBuffer> live = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final Set<JavaBuffer> live = ConcurrentHashMap.newKeySet();
 
     /**
      * @param threads worker threads (1 runs on the caller's thread)
@@ -50,29 +57,19 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
+    public boolean supports(DType dtype) {
+        return true;
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    @Override
     public Buffer allocate(DType dtype, long elements) {
-        requireFloat32(dtype);
         if (elements > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("the Java backend holds at most " + (Integer.MAX_VALUE - 8)
                     + " elements per tensor; asked for " + elements);
         }
-        return new JavaBuffer(new float[(int) elements], live);
-    }
-
-    private static void requireFloat32(DType dtype) {
-        if (dtype != DType.FLOAT32) {
-            throw new IllegalArgumentException("dtype = " + dtype + ": expected FLOAT32");
-        }
-    }
-
-    @Override
-    public void write(Buffer dst, float[] src) {
-        System.arraycopy(src, 0, arr(dst), 0, src.length);
-    }
-
-    @Override
-    public void read(Buffer src, float[] dst) {
-        System.arraycopy(arr(src), 0, dst, 0, dst.length);
+        return new JavaBuffer(HostTensor.zeros(dtype, Shape.of(elements)).array(), dtype, live);
     }
 
     @Override
@@ -81,252 +78,287 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
-    public Buffer importHost(float[] data) {
-        return new JavaBuffer(data, live);
+    public void write(Buffer dst, HostTensor src) {
+        JavaBuffer d = (JavaBuffer) dst;
+        if (d.dtype() != src.dtype()) {
+            throw new IllegalArgumentException("cannot write " + src.dtype() + " data into a " + d.dtype() + " buffer");
+        }
+        System.arraycopy(src.array(), 0, d.array(), 0, (int) d.elements());
     }
 
     @Override
-    public float[] exportHost(Buffer buffer) {
-        return arr(buffer);
+    public HostTensor read(Buffer src, Shape shape) {
+        JavaBuffer s = (JavaBuffer) src;
+        HostTensor out = HostTensor.zeros(s.dtype(), shape);
+        System.arraycopy(s.array(), 0, out.array(), 0, (int) s.elements());
+        return out;
+    }
+
+    @Override
+    public Buffer importHost(HostTensor data) {
+        return new JavaBuffer(data.array(), data.dtype(), live);
+    }
+
+    @Override
+    public HostTensor exportHost(Buffer buffer, Shape shape) {
+        JavaBuffer b = (JavaBuffer) buffer;
+        Object a = b.array();
+        long[] dims = shape.dims();
+        switch (b.dtype()) {
+            case FLOAT32:
+                return HostTensor.of((float[]) a, shape);
+            case FLOAT64:
+                return HostTensor.ofDoubles((double[]) a, dims);
+            default:
+                return HostTensor.ofBits((short[]) a, b.dtype(), dims);
+        }
     }
 
     @Override
     public void copy(Buffer src, Buffer dst) {
-        float[] s = arr(src);
-        System.arraycopy(s, 0, arr(dst), 0, s.length);
+        System.arraycopy(((JavaBuffer) src).array(), 0, ((JavaBuffer) dst).array(), 0, (int) src.elements());
     }
 
     @Override
     public void fill(Buffer dst, float value) {
-        Arrays.fill(arr(dst), value);
+        Object a = ((JavaBuffer) dst).array();
+        switch (dst.dtype()) {
+            case FLOAT32:
+                Arrays.fill((float[]) a, value);
+                break;
+            case FLOAT64:
+                Arrays.fill((double[]) a, value);
+                break;
+            case FLOAT16:
+                Arrays.fill((short[]) a, HalfFloats.floatToHalf(value));
+                break;
+            default:
+                Arrays.fill((short[]) a, HalfFloats.floatToBfloat16(value));
+        }
     }
 
-    private static float[] arr(Buffer b) {
-        return b == null ? null : ((JavaBuffer) b).data();
+    // ---------------------------------------------------------------- type views
+
+    private static boolean f64(Buffer b) {
+        return b != null && b.dtype() == DType.FLOAT64;
     }
 
-    @Override
-    public void rowNorm(RowNormPlan p, Buffer xb, Buffer scaleb, Buffer biasb, Buffer yb, Buffer meanb,
-            Buffer invStdb) {
-        float[] x = arr(xb);
-        float[] y = arr(yb);
-        float[] scale = p.hasScale() ? arr(scaleb) : null;
-        float[] bias = p.hasBias() ? arr(biasb) : null;
-        float[] meanOut = arr(meanb);
-        float[] invOut = arr(invStdb);
-        int cols = (int) p.cols();
-        parallel.forRange(p.rows(), cols, (from, to) -> {
-            Moments m = new Moments();
-            for (int r = (int) from; r < to; r++) {
-                int off = r * cols;
-                float shift = 0f; // the mean is shift + shiftedMean, as in the OpenCL kernels
-                float shiftedMean = 0f;
-                float inv;
-                if (p.mode() == StatMode.RMS) {
-                    inv = invStd(p.mode(), Moments.sumOfSquares(x, off, cols) / cols, p.epsilon());
-                } else {
-                    m.reset();
-                    m.addRange(x, off, cols);
-                    shift = Float.isFinite(x[off]) ? x[off] : 0f;
-                    shiftedMean = (float) (m.mean - shift);
-                    inv = invStd(p.mode(), m.variance(), p.epsilon());
-                    if (meanOut != null) {
-                        meanOut[r] = (float) m.mean;
+    /**
+     * The arrays one primitive computes on: the buffers' own arrays where the type matches, or
+     * converted copies (16-bit data widened to float32, float32 parameters widened to float64 for
+     * float64 data), which are rounded back into their buffers when the primitive is done.
+     */
+    private static final class Views implements AutoCloseable {
+        private final List<Runnable> writeBacks = new ArrayList<>();
+
+        float[] floats(Buffer b) {
+            return floats(b, false);
+        }
+
+        float[] floatsOut(Buffer b) {
+            return floats(b, true);
+        }
+
+        private float[] floats(Buffer b, boolean output) {
+            if (b == null) {
+                return null;
+            }
+            JavaBuffer jb = (JavaBuffer) b;
+            if (jb.dtype() == DType.FLOAT32) {
+                return (float[]) jb.array();
+            }
+            short[] bits = (short[]) jb.array();
+            boolean half = jb.dtype() == DType.FLOAT16;
+            float[] f = new float[bits.length];
+            if (!output) {
+                for (int i = 0; i < f.length; i++) {
+                    f[i] = half ? HalfFloats.halfToFloat(bits[i]) : HalfFloats.bfloat16ToFloat(bits[i]);
+                }
+            } else {
+                writeBacks.add(() -> {
+                    for (int i = 0; i < f.length; i++) {
+                        bits[i] = half ? HalfFloats.floatToHalf(f[i]) : HalfFloats.floatToBfloat16(f[i]);
                     }
-                }
-                if (invOut != null) {
-                    invOut[r] = inv;
-                }
-                if (y != null) {
-                    applyRow(p, x, y, off, r, shift, shiftedMean, inv, scale, bias);
-                }
+                });
             }
-        });
-    }
+            return f;
+        }
 
-    /**
-     * y = (((x - shift) - mean) * inv) * w + b over one row, with w and b per the plan's affine
-     * index. Subtracting the shift first keeps the digits a float32 mean would lose when the row
-     * has a large common offset.
-     */
-    private static void applyRow(RowNormPlan p, float[] x, float[] y, int off, long row, float shift, float mean,
-            float inv, float[] scale, float[] bias) {
-        int cpg = (int) p.channelsPerGroup();
-        int spatial = (int) p.spatial();
-        int affineBase = (int) ((row % p.groups()) * cpg);
-        int i = off;
-        for (int c = 0; c < cpg; c++) {
-            float w = scale != null && spatial > 1 ? scale[affineBase + c] : 1f;
-            float b = bias != null && spatial > 1 ? bias[affineBase + c] : 0f;
-            if (spatial == 1) {
-                // one affine entry per element: the layer-norm case, fetched inline.
-                float v = ((x[i] - shift) - mean) * inv;
-                if (scale != null) {
-                    v *= scale[affineBase + c];
-                }
-                if (bias != null) {
-                    v += bias[affineBase + c];
-                }
-                y[i++] = v;
-                continue;
+        double[] doubles(Buffer b) {
+            return doubles(b, false);
+        }
+
+        double[] doublesOut(Buffer b) {
+            return doubles(b, true);
+        }
+
+        private double[] doubles(Buffer b, boolean output) {
+            if (b == null) {
+                return null;
             }
-            for (int s = 0; s < spatial; s++, i++) {
-                y[i] = ((x[i] - shift) - mean) * inv * w + b;
+            JavaBuffer jb = (JavaBuffer) b;
+            if (jb.dtype() == DType.FLOAT64) {
+                return (double[]) jb.array();
             }
+            float[] f = floats(b, false);
+            double[] d = new double[f.length];
+            if (!output) {
+                for (int i = 0; i < d.length; i++) {
+                    d[i] = f[i];
+                }
+            } else {
+                float[] target = jb.dtype() == DType.FLOAT32 ? (float[]) jb.array() : null;
+                writeBacks.add(() -> {
+                    if (target != null) {
+                        for (int i = 0; i < d.length; i++) {
+                            target[i] = (float) d[i];
+                        }
+                    } else {
+                        short[] bits = (short[]) jb.array();
+                        boolean half = jb.dtype() == DType.FLOAT16;
+                        for (int i = 0; i < d.length; i++) {
+                            float v = (float) d[i];
+                            bits[i] = half ? HalfFloats.floatToHalf(v) : HalfFloats.floatToBfloat16(v);
+                        }
+                    }
+                });
+            }
+            return d;
+        }
+
+        @Override
+        public void close() {
+            writeBacks.forEach(Runnable::run);
         }
     }
 
-    /** The one place the Java backend turns a variance (or mean square) into an inverse scale. */
-    static float invStd(StatMode mode, double varianceOrMeanSquare, float epsilon) {
-        double v = (float) varianceOrMeanSquare; // the statistic is a float32 value, as on the device
-        if (mode == StatMode.MEAN_VAR_EPS_OUTSIDE) {
-            return (float) (1.0 / (Math.sqrt(v) + epsilon));
-        }
-        return (float) (1.0 / Math.sqrt(v + epsilon));
-    }
+    // ---------------------------------------------------------------- primitives
 
     @Override
-    public void channelStats(ChannelPlan p, Buffer xb, Buffer meanb, Buffer meanLob, Buffer invStdb,
-            RunningUpdate update, Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
-        Moments[] moments = channelMoments(parallel, p, arr(xb));
-        float[] mean = arr(meanb);
-        float[] meanLo = arr(meanLob);
-        float[] inv = arr(invStdb);
-        float[] rmIn = arr(runMeanIn);
-        float[] rvIn = arr(runVarIn);
-        float[] rmOut = arr(runMeanOut);
-        float[] rvOut = arr(runVarOut);
-        for (int c = 0; c < moments.length; c++) {
-            Moments m = moments[c];
-            float batchMean = (float) m.mean;
-            float batchVar = (float) m.variance();
-            mean[c] = batchMean;
-            if (meanLo != null) {
-                meanLo[c] = (float) (m.mean - batchMean);
+    public void rowNorm(RowNormPlan p, Buffer x, Buffer scale, Buffer bias, Buffer y, Buffer mean, Buffer invStd) {
+        try (Views v = new Views()) {
+            if (f64(x)) {
+                DoubleKernels.rowNorm(parallel, p, v.doubles(x), v.doubles(scale), v.doubles(bias), v.doublesOut(y),
+                        v.doublesOut(mean), v.doublesOut(invStd));
+            } else {
+                FloatKernels.rowNorm(parallel, p, v.floats(x), v.floats(scale), v.floats(bias), v.floatsOut(y),
+                        v.floatsOut(mean), v.floatsOut(invStd));
             }
-            inv[c] = invStd(p.mode(), batchVar, p.epsilon());
-            if (update != null) {
-                float v = update.unbiased() ? (float) (m.m2 / (m.count - 1)) : batchVar;
-                float w = update.batchWeight();
-                rmOut[c] = rmIn[c] * (1f - w) + batchMean * w;
-                rvOut[c] = rvIn[c] * (1f - w) + v * w;
-            }
-        }
-    }
-
-    /**
-     * The moments of every channel. Each channel is split into parts so that small channel counts
-     * still use every thread; the parts are merged in a fixed order, so the result does not depend
-     * on scheduling.
-     */
-    static Moments[] channelMoments(Parallel parallel, ChannelPlan p, float[] x) {
-        int channels = (int) p.channels();
-        long perChannel = p.perChannel();
-        int parts = (int) Math.max(1, Math.min(perChannel / Parallel.MIN_ELEMENTS_PER_TASK,
-                (4L * parallel.threads() + channels - 1) / channels));
-        Moments[] partial = new Moments[channels * parts];
-        parallel.forRange((long) channels * parts, perChannel / parts, (from, to) -> {
-            for (long t = from; t < to; t++) {
-                int c = (int) (t / parts);
-                int part = (int) (t % parts);
-                Moments m = new Moments();
-                addChannelRange(p, x, c, perChannel * part / parts, perChannel * (part + 1) / parts, m);
-                partial[(int) t] = m;
-            }
-        });
-        Moments[] merged = new Moments[channels];
-        for (int c = 0; c < channels; c++) {
-            Moments m = new Moments();
-            for (int part = 0; part < parts; part++) {
-                Moments q = partial[c * parts + part];
-                m.merge(q.count, q.mean, q.m2);
-            }
-            merged[c] = m;
-        }
-        return merged;
-    }
-
-    /** Adds the channel's values with virtual indices {@code [begin, end)} (index = o * inner + s). */
-    private static void addChannelRange(ChannelPlan p, float[] x, int c, long begin, long end, Moments m) {
-        long inner = p.inner();
-        long channels = p.channels();
-        long o = begin / inner;
-        long s = begin % inner;
-        long v = begin;
-        while (v < end) {
-            int len = (int) Math.min(inner - s, end - v);
-            int off = (int) ((o * channels + c) * inner + s);
-            m.addRange(x, off, len);
-            v += len;
-            o++;
-            s = 0;
         }
     }
 
     @Override
-    public void channelInvStd(ChannelPlan p, Buffer var, Buffer invStd) {
-        float[] v = arr(var);
-        float[] inv = arr(invStd);
-        for (int c = 0; c < v.length; c++) {
-            inv[c] = invStd(p.mode(), v[c], p.epsilon());
+    public void channelStats(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
+            Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
+        try (Views v = new Views()) {
+            if (f64(x)) {
+                DoubleKernels.channelStats(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(meanLo),
+                        v.doublesOut(invStd), update, v.doubles(runMeanIn), v.doubles(runVarIn),
+                        v.doublesOut(runMeanOut), v.doublesOut(runVarOut));
+            } else {
+                FloatKernels.channelStats(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
+                        v.floatsOut(invStd), update, v.floats(runMeanIn), v.floats(runVarIn), v.floatsOut(runMeanOut),
+                        v.floatsOut(runVarOut));
+            }
         }
     }
 
     @Override
-    public void channelApply(ChannelPlan p, Buffer xb, Buffer meanb, Buffer meanLob, Buffer invStdb, Buffer scaleb,
-            Buffer biasb, Buffer yb) {
-        float[] meanLo = arr(meanLob);
-        float[] x = arr(xb);
-        float[] y = arr(yb);
-        float[] mean = arr(meanb);
-        float[] inv = arr(invStdb);
-        float[] scale = arr(scaleb);
-        float[] bias = arr(biasb);
-        int inner = (int) p.inner();
-        int channels = (int) p.channels();
-        parallel.forRange(p.outer() * channels, inner, (from, to) -> {
-            for (long seg = from; seg < to; seg++) {
-                int c = (int) (seg % channels);
-                float mu = mean[c];
-                float lo = meanLo != null ? meanLo[c] : 0f;
-                float is = inv[c];
-                float w = scale != null ? scale[c] : 1f;
-                float b = bias != null ? bias[c] : 0f;
-                int off = (int) (seg * inner);
-                for (int i = off; i < off + inner; i++) {
-                    y[i] = ((x[i] - mu) - lo) * is * w + b;
-                }
+    public void channelRunningStats(ChannelPlan p, Buffer runMean, Buffer runVar, Buffer mean, Buffer invStd) {
+        try (Views v = new Views()) {
+            if (f64(mean)) {
+                DoubleKernels.runningStats(p, v.doubles(runMean), v.doubles(runVar), v.doublesOut(mean),
+                        v.doublesOut(invStd));
+            } else {
+                FloatKernels.runningStats(p, v.floats(runMean), v.floats(runVar), v.floatsOut(mean),
+                        v.floatsOut(invStd));
             }
-        });
+        }
+    }
+
+    @Override
+    public void channelApply(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale,
+            Buffer bias, Buffer y) {
+        try (Views v = new Views()) {
+            if (f64(x)) {
+                DoubleKernels.channelApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(meanLo),
+                        v.doubles(invStd), v.doubles(scale), v.doubles(bias), v.doublesOut(y));
+            } else {
+                FloatKernels.channelApply(parallel, p, v.floats(x), v.floats(mean), v.floats(meanLo), v.floats(invStd),
+                        v.floats(scale), v.floats(bias), v.floatsOut(y));
+            }
+        }
     }
 
     @Override
     public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
-        JavaBackward.channelMoments(parallel, p, arr(x), arr(mean), arr(m2));
+        try (Views v = new Views()) {
+            if (f64(x)) {
+                DoubleKernels.channelMoments(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(m2));
+            } else {
+                FloatKernels.channelMoments(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(m2));
+            }
+        }
     }
 
     @Override
     public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y) {
-        JavaBackward.rowApply(parallel, p, arr(x), arr(mean), arr(invStd), arr(scale), arr(bias), arr(y));
+        try (Views v = new Views()) {
+            if (f64(x)) {
+                DoubleKernels.rowApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(invStd), v.doubles(scale),
+                        v.doubles(bias), v.doublesOut(y));
+            } else {
+                JavaBackward.rowApply(parallel, p, v.floats(x), v.floats(mean), v.floats(invStd), v.floats(scale),
+                        v.floats(bias), v.floatsOut(y));
+            }
+        }
     }
 
     @Override
     public void rowNormBackward(RowNormPlan p, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd,
             Buffer dx) {
-        JavaBackward.rowNormBackward(parallel, p, arr(dy), arr(x), arr(scale), arr(mean), arr(invStd), arr(dx));
+        try (Views v = new Views()) {
+            if (f64(x)) {
+                DoubleKernels.rowNormBackward(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(scale),
+                        v.doubles(mean), v.doubles(invStd), v.doublesOut(dx));
+            } else {
+                JavaBackward.rowNormBackward(parallel, p, v.floats(dy), v.floats(x), v.floats(scale), v.floats(mean),
+                        v.floats(invStd), v.floatsOut(dx));
+            }
+        }
     }
 
     @Override
     public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
-            Buffer dBias) {
-        JavaBackward.affineGrad(parallel, p, arr(dy), arr(x), arr(mean), arr(invStd), arr(dScale), arr(dBias));
+            Buffer dBias, Buffer sums) {
+        try (Views v = new Views()) {
+            if (f64(x)) {
+                DoubleKernels.affineGrad(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(mean), v.doubles(invStd),
+                        v.doublesOut(dScale), v.doublesOut(dBias), v.doublesOut(sums));
+            } else {
+                JavaBackward.affineGrad(parallel, p, v.floats(dy), v.floats(x), v.floats(mean), v.floats(invStd),
+                        v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(sums));
+            }
+        }
     }
 
     @Override
     public void channelBackward(ChannelPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
-            Buffer sumDyXhat, Buffer sumDy, Buffer dx) {
-        JavaBackward.channelBackward(parallel, p, arr(dy), arr(x), arr(mean), arr(invStd), arr(scale), arr(sumDyXhat),
-                arr(sumDy), arr(dx));
+            Buffer sums, Buffer dx) {
+        try (Views v = new Views()) {
+            if (f64(x)) {
+                DoubleKernels.channelBackward(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(mean),
+                        v.doubles(invStd), v.doubles(scale), v.doubles(sums), v.doublesOut(dx));
+            } else {
+                JavaBackward.channelBackward(parallel, p, v.floats(dy), v.floats(x), v.floats(mean), v.floats(invStd),
+                        v.floats(scale), v.floats(sums), v.floatsOut(dx));
+            }
+        }
+    }
+
+    @Override
+    public int liveBuffers() {
+        return live.size();
     }
 
     @Override

@@ -6,9 +6,9 @@ import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.StatMode;
 
 /**
- * The Java backend's backward passes and given-statistics forward. Sums are accumulated in double,
- * and every reduction runs in a fixed order (partials per task, merged by index), so results are
- * the same bits whatever the thread scheduling.
+ * The Java backend's backward passes and given-statistics forward, on float32 arrays. Sums are
+ * accumulated in double, and every reduction runs in a fixed order (partials per task, merged by
+ * index), so results are the same bits whatever the thread scheduling.
  */
 final class JavaBackward {
     private JavaBackward() {
@@ -18,55 +18,48 @@ final class JavaBackward {
     static void rowNormBackward(Parallel parallel, RowNormPlan p, float[] dy, float[] x, float[] scale, float[] mean,
             float[] inv, float[] dx) {
         int cols = (int) p.cols();
-        int cpg = (int) p.channelsPerGroup();
+        int segs = (int) p.segments();
+        int len = (int) p.segmentLength();
         int spatial = (int) p.spatial();
         boolean rms = p.mode() == StatMode.RMS;
         parallel.forRange(p.rows(), 3L * cols, (from, to) -> {
             for (int r = (int) from; r < to; r++) {
-                int off = r * cols;
-                int base = (int) ((r % p.groups()) * cpg);
+                int base = (int) p.rowBase(r);
+                int stride = (int) p.segmentStride();
+                int aff = (int) ((r % p.groups()) * p.channelsPerGroup());
                 float mu = rms ? 0f : mean[r];
                 float is = inv[r];
                 double sumG = 0;
                 double sumGx = 0;
-                int i = off;
-                for (int c = 0; c < cpg; c++) {
-                    if (spatial == 1) {
-                        float w = scale == null ? 1f : scale[base + c];
-                        double g = (double) dy[i] * w;
+                for (int i = 0; i < segs; i++) {
+                    int off = base + i * stride;
+                    for (int q = 0; q < len; q++) {
+                        float w = scale == null ? 1f : scale[aff + q / spatial];
+                        double g = (double) dy[off + q] * w;
                         sumG += g;
-                        sumGx += g * ((x[i] - mu) * is);
-                        i++;
-                        continue;
+                        sumGx += g * ((x[off + q] - mu) * is);
                     }
-                    float w = scale == null ? 1f : scale[base + c];
-                    double sg = 0;
-                    double sgx = 0;
-                    for (int s = 0; s < spatial; s++, i++) {
-                        double d = dy[i];
-                        sg += d;
-                        sgx += d * ((x[i] - mu) * is);
-                    }
-                    sumG += sg * w;
-                    sumGx += sgx * w;
                 }
                 float meanG = rms ? 0f : (float) (sumG / cols);
                 float meanGx = (float) (sumGx / cols);
-                i = off;
-                for (int c = 0; c < cpg; c++) {
-                    float w = scale == null ? 1f : scale[base + c];
-                    for (int s = 0; s < spatial; s++, i++) {
-                        float xhat = (x[i] - mu) * is;
-                        dx[i] = is * (dy[i] * w - meanG - xhat * meanGx);
+                for (int i = 0; i < segs; i++) {
+                    int off = base + i * stride;
+                    for (int q = 0; q < len; q++) {
+                        float w = scale == null ? 1f : scale[aff + q / spatial];
+                        float xhat = (x[off + q] - mu) * is;
+                        dx[off + q] = is * (dy[off + q] * w - meanG - xhat * meanGx);
                     }
                 }
             }
         });
     }
 
-    /** dScale[c] = sum dy * xhat, dBias[c] = sum dy over (o, s) of channel c; fixed-order two stages. */
+    /**
+     * dScale[c] = sum dy * xhat, dBias[c] = sum dy over (o, s) of channel c, in fixed-order two
+     * stages; {@code sums} (if not null) receives both unrounded, interleaved.
+     */
     static void affineGrad(Parallel parallel, AffineGradPlan p, float[] dy, float[] x, float[] mean, float[] inv,
-            float[] dScale, float[] dBias) {
+            float[] dScale, float[] dBias, float[] sums) {
         int channels = (int) p.channels();
         int inner = (int) p.inner();
         long outer = p.outer();
@@ -112,12 +105,16 @@ final class JavaBackward {
             if (dBias != null) {
                 dBias[c] = (float) b;
             }
+            if (sums != null) {
+                sums[2 * c] = (float) s;
+                sums[2 * c + 1] = (float) b;
+            }
         }
     }
 
     /** Batch-norm dx: training uses the per-channel sums; inference treats the statistics as constants. */
     static void channelBackward(Parallel parallel, ChannelPlan p, float[] dy, float[] x, float[] mean, float[] inv,
-            float[] scale, float[] sumDyXhat, float[] sumDy, float[] dx) {
+            float[] scale, float[] sums, float[] dx) {
         int inner = (int) p.inner();
         int channels = (int) p.channels();
         double m = p.perChannel();
@@ -128,15 +125,14 @@ final class JavaBackward {
                 float is = inv[c];
                 float mu = mean[c];
                 int off = (int) (seg * inner);
-                if (sumDy == null) {
-                    float k = w * is;
+                float k = w * is;
+                if (sums == null) {
                     for (int i = off; i < off + inner; i++) {
                         dx[i] = dy[i] * k;
                     }
                 } else {
-                    float meanDy = (float) (sumDy[c] / m);
-                    float meanDyXhat = (float) (sumDyXhat[c] / m);
-                    float k = w * is;
+                    float meanDyXhat = (float) (sums[2 * c] / m);
+                    float meanDy = (float) (sums[2 * c + 1] / m);
                     for (int i = off; i < off + inner; i++) {
                         float xhat = (x[i] - mu) * is;
                         dx[i] = k * (dy[i] - meanDy - xhat * meanDyXhat);
@@ -146,34 +142,21 @@ final class JavaBackward {
         });
     }
 
-    /** Per-channel mean and M2, from partial moments merged in a fixed order (see channelStats). */
-    static void channelMoments(Parallel parallel, ChannelPlan p, float[] x, float[] meanOut, float[] m2Out) {
-        Moments[] m = JavaBackend.channelMoments(parallel, p, x);
-        for (int c = 0; c < m.length; c++) {
-            meanOut[c] = (float) m[c].mean;
-            m2Out[c] = (float) m[c].m2;
-        }
-    }
-
     /** y = (x - mean[row]) * invStd[row] * w + b, with given statistics. */
     static void rowApply(Parallel parallel, RowNormPlan p, float[] x, float[] mean, float[] inv, float[] scale,
             float[] bias, float[] y) {
-        int cols = (int) p.cols();
-        int cpg = (int) p.channelsPerGroup();
-        int spatial = (int) p.spatial();
+        int segs = (int) p.segments();
+        int len = (int) p.segmentLength();
         boolean rms = p.mode() == StatMode.RMS;
-        parallel.forRange(p.rows(), cols, (from, to) -> {
+        float[] w = p.hasScale() ? scale : null;
+        float[] b = p.hasBias() ? bias : null;
+        parallel.forRange(p.rows(), p.cols(), (from, to) -> {
             for (int r = (int) from; r < to; r++) {
-                int base = (int) ((r % p.groups()) * cpg);
-                float mu = rms ? 0f : mean[r];
-                float is = inv[r];
-                int i = r * cols;
-                for (int c = 0; c < cpg; c++) {
-                    float w = scale == null ? 1f : scale[base + c];
-                    float b = bias == null ? 0f : bias[base + c];
-                    for (int s = 0; s < spatial; s++, i++) {
-                        y[i] = (x[i] - mu) * is * w + b;
-                    }
+                int base = (int) p.rowBase(r);
+                int aff = (int) ((r % p.groups()) * p.channelsPerGroup());
+                for (int i = 0; i < segs; i++) {
+                    FloatKernels.applySegment(x, y, base + i * (int) p.segmentStride(), len, aff, (int) p.spatial(), 0f,
+                            rms ? 0f : mean[r], inv[r], w, b);
                 }
             }
         });

@@ -1,41 +1,51 @@
 package org.normcl.jvm;
 
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.normcl.DType;
 import org.normcl.backend.Buffer;
 
-/** A float32 buffer on the Java heap. */
+/**
+ * A buffer on the Java heap: a {@code float[]}, a {@code double[]} (float64) or a {@code short[]}
+ * of 16-bit patterns (float16, bfloat16).
+ */
 final class JavaBuffer implements Buffer {
-    private final float[] data;
-    private final java.util.Set<JavaBuffer> owner;
+    private final Object array;
+    private final DType dtype;
+    private final int length;
+    private final Set<JavaBuffer> owner;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     /**
-     * @param data the elements
+     * @param array the elements
+     * @param dtype their type
      * @param owner the backend's set of live buffers, which this buffer joins until closed
      */
-    JavaBuffer(float[] data, java.util.Set<JavaBuffer> owner) {
-        this.data = data;
+    JavaBuffer(Object array, DType dtype, Set<JavaBuffer> owner) {
+        this.array = array;
+        this.dtype = dtype;
+        this.length = java.lang.reflect.Array.getLength(array);
         this.owner = owner;
         owner.add(this);
     }
 
-    float[] data() {
+    /** @return the backing array */
+    Object array() {
         if (closed.get()) {
             throw new IllegalStateException("buffer is closed");
         }
-        return data;
+        return array;
     }
 
     @Override
     public long elements() {
-        return data.length;
+        return length;
     }
 
     @Override
     public DType dtype() {
-        return DType.FLOAT32;
+        return dtype;
     }
 
     @Override

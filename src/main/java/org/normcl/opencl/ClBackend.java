@@ -5,7 +5,9 @@ import static org.jocl.CL.*;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -24,6 +26,10 @@ import org.jocl.cl_program;
 import org.normcl.BackendKind;
 import org.normcl.DType;
 import org.normcl.DeviceInfo;
+import org.normcl.HalfFloats;
+import org.normcl.HostTensor;
+import org.normcl.NormException;
+import org.normcl.Shape;
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Backend;
 import org.normcl.backend.Buffer;
@@ -35,22 +41,24 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The OpenCL backend: one context, one in-order queue and one program (built once, at creation)
- * on one device. Kernel arguments are set and kernels enqueued under a lock, since cl_kernel
- * objects are not thread-safe; each primitive waits for its kernels, so errors surface in the call
- * that caused them.
+ * The OpenCL backend: one context and one in-order queue on one device, and one program per
+ * (data type, parameter type) pair, built on first use (the float32 one at creation, so a device
+ * that cannot build the kernels fails early). Kernel arguments are set and kernels enqueued under
+ * a lock, since cl_kernel objects are not thread-safe; each primitive waits for its kernels, so
+ * errors surface in the call that caused them.
  */
 final class ClBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(ClBackend.class);
 
     private static final String[] KERNELS = {"row_norm_serial", "row_norm_group", "row_apply",
-        "channel_partial_serial", "channel_partial_group", "channel_finalize", "channel_moments", "channel_inv_std",
-        "channel_apply", "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_serial",
-        "affine_grad_group", "affine_grad_finalize", "channel_backward"};
-    /** The work-group kernels, whose group size is fixed per device at creation. */
+        "channel_partial_serial", "channel_partial_group", "channel_finalize", "channel_moments",
+        "channel_running_stats", "channel_apply", "row_backward_serial", "row_backward_group", "affine_grad_cols",
+        "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward"};
+    /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
 
+    // Flags and modes: must match common.cl.
     private static final int HAS_SCALE = 1;
     private static final int HAS_BIAS = 2;
     private static final int WRITE_MEAN = 4;
@@ -62,15 +70,29 @@ final class ClBackend implements Backend {
     private final cl_device_id device;
     private final cl_context context;
     private final cl_command_queue queue;
-    private final cl_program program;
-    private final Map<String, cl_kernel> kernels = new HashMap<>();
-    private final Map<String, Integer> groupSizes = new HashMap<>();
+    private final Map<String, Program> programs = new ConcurrentHashMap<>();
     private final WorkSizing sizing;
     private final Set<ClBuffer> live = ConcurrentHashMap.newKeySet();
+    private final BufferCache cache = new BufferCache();
     private final ClBuffer dummy;
     private final Object lock = new Object();
-    private final BufferCache cache = new BufferCache();
     private volatile boolean closed;
+
+    /** A built program for one (data type, parameter type) pair, with its kernels. */
+    private static final class Program {
+        final cl_program program;
+        final Map<String, cl_kernel> kernels = new HashMap<>();
+        final Map<String, Integer> groupSizes = new HashMap<>();
+
+        Program(cl_program program) {
+            this.program = program;
+        }
+
+        void release() {
+            kernels.values().forEach(CL::clReleaseKernel);
+            clReleaseProgram(program);
+        }
+    }
 
     ClBackend(ClRuntime.Found found) {
         this.info = found.info();
@@ -82,47 +104,54 @@ final class ClBackend implements Backend {
         cl_context ctx = clCreateContext(props, 1, new cl_device_id[] {device}, null, null, err);
         ClErrors.check(err[0], "clCreateContext(" + info.name() + ")");
         this.context = ctx;
-        cl_command_queue q = null;
-        cl_program prog = null;
-        try {
-            q = clCreateCommandQueue(ctx, device, CL_QUEUE_PROFILING_ENABLE, err);
-            ClErrors.check(err[0], "clCreateCommandQueue");
-            prog = build(ctx);
-            for (String k : KERNELS) {
-                cl_kernel kernel = clCreateKernel(prog, k, err);
-                ClErrors.check(err[0], "clCreateKernel(" + k + ")");
-                kernels.put(k, kernel);
-            }
-        } catch (RuntimeException e) {
-            kernels.values().forEach(CL::clReleaseKernel);
-            if (prog != null) {
-                clReleaseProgram(prog);
-            }
-            if (q != null) {
-                clReleaseCommandQueue(q);
-            }
+        cl_command_queue q = clCreateCommandQueue(ctx, device, CL_QUEUE_PROFILING_ENABLE, err);
+        if (err[0] != CL_SUCCESS) {
             clReleaseContext(ctx);
-            throw e;
+            ClErrors.check(err[0], "clCreateCommandQueue");
         }
         this.queue = q;
-        this.program = prog;
         long[] maxItems = new long[3];
         clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, 3L * Sizeof.size_t, Pointer.to(maxItems), null);
         this.sizing = new WorkSizing(info, maxItems[0]);
-        for (String k : GROUP_KERNELS) {
-            groupSizes.put(k, sizing.groupSize(kernelWorkGroupSize(kernels.get(k))));
+        try {
+            program(DType.FLOAT32, DType.FLOAT32);
+        } catch (RuntimeException e) {
+            clReleaseCommandQueue(q);
+            clReleaseContext(ctx);
+            throw e;
         }
         this.dummy = (ClBuffer) allocate(DType.FLOAT32, 1);
         LOG.debug("OpenCL backend on {} ready in {} ms ({} kernels)", info.label(), (System.nanoTime() - t0) / 1_000_000,
                 sizing.serial() ? "serial" : "work-group");
     }
 
-    private cl_program build(cl_context ctx) {
+    /** @return the program for this pair of types, built on first use */
+    private Program program(DType data, DType param) {
+        String key = data + "/" + param;
+        Program p = programs.get(key);
+        if (p != null) {
+            return p;
+        }
+        synchronized (programs) {
+            p = programs.get(key);
+            if (p == null) {
+                p = build(data, param);
+                programs.put(key, p);
+            }
+            return p;
+        }
+    }
+
+    private Program build(DType data, DType param) {
+        if ((data == DType.FLOAT64 || param == DType.FLOAT64) && !info.fp64()) {
+            throw new NormException("FLOAT64 is not supported by " + info.name() + " (no cl_khr_fp64)");
+        }
+        long t0 = System.nanoTime();
         String source = KernelSource.program();
         int[] err = new int[1];
-        cl_program prog = clCreateProgramWithSource(ctx, 1, new String[] {source}, null, err);
+        cl_program prog = clCreateProgramWithSource(context, 1, new String[] {source}, null, err);
         ClErrors.check(err[0], "clCreateProgramWithSource");
-        String options = buildOptions();
+        String options = buildOptions(data, param);
         int status = clBuildProgram(prog, 1, new cl_device_id[] {device}, options, null, null);
         if (status != CL_SUCCESS) {
             String log = buildLog(prog);
@@ -130,14 +159,45 @@ final class ClBackend implements Backend {
             throw new ClException("clBuildProgram(" + String.join(", ", KernelSource.FILES) + " for " + info.name()
                     + ", options '" + options + "')", status, "build log:\n" + log);
         }
-        return prog;
+        Program p = new Program(prog);
+        try {
+            for (String k : KERNELS) {
+                cl_kernel kernel = clCreateKernel(prog, k, err);
+                ClErrors.check(err[0], "clCreateKernel(" + k + ")");
+                p.kernels.put(k, kernel);
+            }
+            int statBytes = data.statistics().byteSize();
+            for (String k : GROUP_KERNELS) {
+                p.groupSizes.put(k, sizing.groupSize(kernelWorkGroupSize(p.kernels.get(k)), statBytes));
+            }
+        } catch (RuntimeException e) {
+            p.release();
+            throw e;
+        }
+        LOG.debug("built the {}/{} kernels for {} in {} ms", data, param, info.name(),
+                (System.nanoTime() - t0) / 1_000_000);
+        return p;
     }
 
     /** OpenCL C 1.2 where the compiler takes it; never fast-math (NaN and Inf must propagate). */
-    private String buildOptions() {
+    private String buildOptions(DType data, DType param) {
         String v = info.openclCVersion();
         boolean atLeast12 = v.matches(".*OpenCL C ([2-9]|1\\.[2-9]).*");
-        return atLeast12 ? "-cl-std=CL1.2" : "";
+        return (atLeast12 ? "-cl-std=CL1.2 " : "") + "-D DTYPE_" + typeMacro(data) + " -D PARAM_" + typeMacro(param);
+    }
+
+    private static String typeMacro(DType t) {
+        switch (t) {
+            case FLOAT16:
+                return "F16";
+            case BFLOAT16:
+                return "BF16";
+            case FLOAT64:
+                return "F64";
+            case FLOAT32:
+            default:
+                return "F32";
+        }
     }
 
     private String buildLog(cl_program prog) {
@@ -176,18 +236,21 @@ final class ClBackend implements Backend {
         return Optional.of(info);
     }
 
+    @Override
+    public boolean supports(DType dtype) {
+        return dtype != DType.FLOAT64 || info.fp64();
+    }
+
     // ---------------------------------------------------------------- Backend: memory
 
     @Override
     public Buffer allocate(DType dtype, long elements) {
         checkOpen();
-        if (dtype != DType.FLOAT32) {
-            throw new IllegalArgumentException("dtype = " + dtype + ": expected FLOAT32");
-        }
         long bytes = elements * dtype.byteSize();
         if (bytes > info.maxAllocBytes()) {
-            throw new IllegalArgumentException("a tensor of " + elements + " elements (" + bytes + " bytes) exceeds"
-                    + " CL_DEVICE_MAX_MEM_ALLOC_SIZE = " + info.maxAllocBytes() + " bytes of " + info.name());
+            throw new IllegalArgumentException("a tensor of " + elements + " " + dtype + " elements (" + bytes
+                    + " bytes) exceeds CL_DEVICE_MAX_MEM_ALLOC_SIZE = " + info.maxAllocBytes() + " bytes of "
+                    + info.name());
         }
         cl_mem mem = null;
         if (elements > 0) {
@@ -201,6 +264,11 @@ final class ClBackend implements Backend {
         ClBuffer b = new ClBuffer(this, mem, elements, dtype);
         live.add(b);
         return b;
+    }
+
+    @Override
+    public Buffer scratch(DType dtype, long elements) {
+        return allocate(dtype, elements);
     }
 
     /** Called once by {@link ClBuffer#close()}: keeps its memory for reuse, or releases it. */
@@ -217,18 +285,14 @@ final class ClBackend implements Backend {
     }
 
     /** @return buffers allocated and not yet closed, apart from the internal dummy (for leak checks) */
-    int liveBuffers() {
+    @Override
+    public int liveBuffers() {
         return live.size() - (dummy.isClosed() ? 0 : 1);
     }
 
     /** @return bytes held by the buffer cache (released by the caller, kept for reuse) */
     long cachedBytes() {
         return cache.bytes();
-    }
-
-    @Override
-    public Buffer scratch(DType dtype, long elements) {
-        return allocate(dtype, elements);
     }
 
     /**
@@ -240,16 +304,21 @@ final class ClBackend implements Backend {
      */
     private static final class BufferCache {
         static final long MAX_CACHED_BYTES = 64L << 20;
-        private final java.util.Map<Long, java.util.ArrayDeque<cl_mem>> free = new java.util.HashMap<>();
-        private final java.util.ArrayDeque<long[]> order = new java.util.ArrayDeque<>(); // sizes, oldest first
+        private final Map<Long, ArrayDeque<cl_mem>> free = new HashMap<>();
+        private final ArrayDeque<Long> order = new ArrayDeque<>(); // sizes, oldest first
         private long bytes;
 
         synchronized cl_mem take(long size) {
-            java.util.ArrayDeque<cl_mem> q = free.get(size);
+            ArrayDeque<cl_mem> q = free.get(size);
             cl_mem m = q == null ? null : q.pollFirst();
             if (m != null) {
                 bytes -= size;
-                removeOne(size);
+                for (Iterator<Long> it = order.iterator(); it.hasNext();) {
+                    if (it.next() == size) {
+                        it.remove();
+                        break;
+                    }
+                }
             }
             return m;
         }
@@ -260,23 +329,14 @@ final class ClBackend implements Backend {
                 clReleaseMemObject(m);
                 return;
             }
-            free.computeIfAbsent(size, k -> new java.util.ArrayDeque<>()).addFirst(m);
-            order.addLast(new long[] {size});
+            free.computeIfAbsent(size, k -> new ArrayDeque<>()).addFirst(m);
+            order.addLast(size);
             bytes += size;
             while (bytes > MAX_CACHED_BYTES) {
-                long oldest = order.pollFirst()[0];
+                long oldest = order.pollFirst();
                 cl_mem victim = free.get(oldest).pollLast();
                 bytes -= oldest;
                 clReleaseMemObject(victim);
-            }
-        }
-
-        private void removeOne(long size) {
-            for (java.util.Iterator<long[]> it = order.iterator(); it.hasNext();) {
-                if (it.next()[0] == size) {
-                    it.remove();
-                    return;
-                }
             }
         }
 
@@ -285,7 +345,7 @@ final class ClBackend implements Backend {
         }
 
         synchronized void releaseAll() {
-            for (java.util.ArrayDeque<cl_mem> q : free.values()) {
+            for (ArrayDeque<cl_mem> q : free.values()) {
                 for (cl_mem m : q) {
                     clReleaseMemObject(m);
                 }
@@ -296,33 +356,49 @@ final class ClBackend implements Backend {
         }
     }
 
+    /** @return a pointer to a host tensor's array, of whatever type */
+    private static Pointer pointer(Object array) {
+        if (array instanceof float[] f) {
+            return Pointer.to(f);
+        }
+        if (array instanceof double[] d) {
+            return Pointer.to(d);
+        }
+        return Pointer.to((short[]) array);
+    }
+
     @Override
-    public void write(Buffer dst, float[] src) {
+    public void write(Buffer dst, HostTensor src) {
         ClBuffer d = cl(dst);
-        if (src.length == 0) {
+        if (d.elements() == 0) {
             return;
         }
+        if (src.dtype() != d.dtype()) {
+            throw new IllegalArgumentException("cannot write " + src.dtype() + " data into a " + d.dtype() + " buffer");
+        }
         synchronized (lock) {
-            ClErrors.check(clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, 0, (long) src.length * Sizeof.cl_float,
-                    Pointer.to(src), 0, null, null), "clEnqueueWriteBuffer");
+            ClErrors.check(clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, 0, d.bytes(), pointer(src.array()), 0, null,
+                    null), "clEnqueueWriteBuffer");
         }
     }
 
     @Override
-    public void read(Buffer src, float[] dst) {
+    public HostTensor read(Buffer src, Shape shape) {
         ClBuffer s = cl(src);
-        if (dst.length == 0) {
-            return;
+        HostTensor out = HostTensor.zeros(s.dtype(), shape);
+        if (s.elements() == 0) {
+            return out;
         }
         synchronized (lock) {
-            ClErrors.check(clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, 0, (long) dst.length * Sizeof.cl_float,
-                    Pointer.to(dst), 0, null, null), "clEnqueueReadBuffer");
+            ClErrors.check(clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, 0, s.bytes(), pointer(out.array()), 0, null,
+                    null), "clEnqueueReadBuffer");
         }
+        return out;
     }
 
     @Override
-    public Buffer importHost(float[] data) {
-        Buffer b = allocate(DType.FLOAT32, data.length);
+    public Buffer importHost(HostTensor data) {
+        Buffer b = allocate(data.dtype(), data.shape().size());
         try {
             write(b, data);
             return b;
@@ -333,10 +409,8 @@ final class ClBackend implements Backend {
     }
 
     @Override
-    public float[] exportHost(Buffer buffer) {
-        float[] out = new float[Math.toIntExact(buffer.elements())];
-        read(buffer, out);
-        return out;
+    public HostTensor exportHost(Buffer buffer, Shape shape) {
+        return read(buffer, shape);
     }
 
     @Override
@@ -359,50 +433,83 @@ final class ClBackend implements Backend {
         if (d.elements() == 0) {
             return;
         }
+        Pointer pattern;
+        switch (d.dtype()) {
+            case FLOAT64:
+                pattern = Pointer.to(new double[] {value});
+                break;
+            case FLOAT16:
+                pattern = Pointer.to(new short[] {HalfFloats.floatToHalf(value)});
+                break;
+            case BFLOAT16:
+                pattern = Pointer.to(new short[] {HalfFloats.floatToBfloat16(value)});
+                break;
+            case FLOAT32:
+            default:
+                pattern = Pointer.to(new float[] {value});
+        }
         synchronized (lock) {
-            ClErrors.check(clEnqueueFillBuffer(queue, d.mem(), Pointer.to(new float[] {value}), Sizeof.cl_float, 0,
-                    d.bytes(), 0, null, null), "clEnqueueFillBuffer");
+            ClErrors.check(clEnqueueFillBuffer(queue, d.mem(), pattern, d.dtype().byteSize(), 0, d.bytes(), 0, null,
+                    null), "clEnqueueFillBuffer");
             finish();
         }
     }
 
     // ---------------------------------------------------------------- Backend: primitives
 
+    /** The parameter type of a call: that of the first parameter buffer given, else float32. */
+    private static DType paramType(Buffer... params) {
+        for (Buffer b : params) {
+            if (b != null) {
+                return b.dtype();
+            }
+        }
+        return DType.FLOAT32;
+    }
+
     @Override
     public void rowNorm(RowNormPlan p, Buffer x, Buffer scale, Buffer bias, Buffer y, Buffer mean, Buffer invStd) {
-        int flags = (p.hasScale() ? HAS_SCALE : 0) | (p.hasBias() ? HAS_BIAS : 0)
+        int flags = (p.hasScale() && scale != null ? HAS_SCALE : 0) | (p.hasBias() && bias != null ? HAS_BIAS : 0)
                 | (mean != null && p.mode() != StatMode.RMS ? WRITE_MEAN : 0) | (invStd != null ? WRITE_INVSTD : 0)
                 | (y == null ? SKIP_APPLY : 0);
+        Program prog = program(x.dtype(), paramType(scale, bias));
         String name = sizing.serial() ? "row_norm_serial" : "row_norm_group";
         synchronized (lock) {
-            Args a = args(name).mem(x).mem(p.hasScale() ? scale : null).mem(p.hasBias() ? bias : null).mem(y)
-                    .mem(mean).mem(invStd).ulong(p.rows()).ulong(p.cols()).ulong(p.groups())
-                    .ulong(p.channelsPerGroup()).ulong(p.spatial()).f32(p.epsilon()).i32(modeCode(p.mode()))
-                    .i32(flags);
-            if (sizing.serial()) {
-                launchSerial(a, p.rows());
-            } else {
-                int wg = groupSizes.get(name);
-                a.local(wg).local(wg).local(wg).launch(new long[] {p.rows() * wg}, new long[] {wg});
-            }
+            Args a = args(prog, name).mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(invStd).layout(p)
+                    .f32(p.epsilon()).i32(modeCode(p.mode())).i32(flags);
+            launchRows(prog, a, name, p.rows(), 3);
             finish();
+        }
+    }
+
+    /** One work-item per row (serial) or one work-group per row with {@code localArrays} local arrays. */
+    private void launchRows(Program prog, Args a, String name, long rows, int localArrays) {
+        if (sizing.serial()) {
+            launchSerial(a, rows);
+        } else {
+            int wg = prog.groupSizes.get(name);
+            for (int i = 0; i < localArrays; i++) {
+                a.local(wg);
+            }
+            a.launch(new long[] {rows * wg}, new long[] {wg});
         }
     }
 
     @Override
     public void channelStats(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
             Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
-        long parts = channelParts(p);
-        try (Buffer partials = scratch(DType.FLOAT32, p.channels() * parts * 3)) {
+        boolean up = update != null;
+        Program prog = program(x.dtype(), up ? paramType(runMeanIn) : DType.FLOAT32);
+        long parts = channelParts(prog, p);
+        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 3)) {
             synchronized (lock) {
-                enqueueChannelPartials(p, x, partials, parts);
-                boolean up = update != null;
-                args("channel_finalize").mem(x).mem(partials).mem(mean).mem(meanLo).mem(invStd).mem(up ? runMeanIn : null)
-                        .mem(up ? runVarIn : null).mem(up ? runMeanOut : null).mem(up ? runVarOut : null)
-                        .ulong(p.channels()).ulong(p.inner()).ulong(parts).ulong(p.perChannel()).f32(p.epsilon())
-                        .i32(modeCode(p.mode())).i32(up ? 1 : 0).f32(up ? update.batchWeight() : 0f)
-                        .i32(up && update.unbiased() ? 1 : 0).i32(meanLo != null ? 1 : 0)
-                        .launch(new long[] {p.channels()}, null);
+                enqueueChannelPartials(prog, p, x, partials, parts);
+                args(prog, "channel_finalize").mem(x).mem(partials).mem(mean).mem(meanLo).mem(invStd)
+                        .mem(up ? runMeanIn : null).mem(up ? runVarIn : null).mem(up ? runMeanOut : null)
+                        .mem(up ? runVarOut : null).ulong(p.channels()).ulong(p.inner()).ulong(parts)
+                        .ulong(p.perChannel()).f32(p.epsilon()).i32(modeCode(p.mode())).i32(up ? 1 : 0)
+                        .f32(up ? update.batchWeight() : 0f).i32(up && update.unbiased() ? 1 : 0)
+                        .i32(meanLo != null ? 1 : 0).launch(new long[] {p.channels()}, null);
                 finish();
             }
         }
@@ -410,39 +517,42 @@ final class ClBackend implements Backend {
 
     @Override
     public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
-        long parts = channelParts(p);
-        try (Buffer partials = scratch(DType.FLOAT32, p.channels() * parts * 3)) {
+        Program prog = program(x.dtype(), DType.FLOAT32);
+        long parts = channelParts(prog, p);
+        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 3)) {
             synchronized (lock) {
-                enqueueChannelPartials(p, x, partials, parts);
-                args("channel_moments").mem(x).mem(partials).mem(mean).mem(m2).ulong(p.channels()).ulong(p.inner())
-                        .ulong(parts).launch(new long[] {p.channels()}, null);
+                enqueueChannelPartials(prog, p, x, partials, parts);
+                args(prog, "channel_moments").mem(x).mem(partials).mem(mean).mem(m2).ulong(p.channels())
+                        .ulong(p.inner()).ulong(parts).launch(new long[] {p.channels()}, null);
                 finish();
             }
         }
     }
 
-    private long channelParts(ChannelPlan p) {
-        int wg = sizing.serial() ? 1 : groupSizes.get("channel_partial_group");
+    private long channelParts(Program prog, ChannelPlan p) {
+        int wg = sizing.serial() ? 1 : prog.groupSizes.get("channel_partial_group");
         return sizing.partsPerChannel(p.channels(), p.perChannel(), wg);
     }
 
     /** Stage 1 of the channel statistics: (count, shifted mean, M2) per channel part. Holds {@link #lock}. */
-    private void enqueueChannelPartials(ChannelPlan p, Buffer x, Buffer partials, long parts) {
+    private void enqueueChannelPartials(Program prog, ChannelPlan p, Buffer x, Buffer partials, long parts) {
         String name = sizing.serial() ? "channel_partial_serial" : "channel_partial_group";
-        Args a = args(name).mem(x).mem(partials).ulong(p.outer()).ulong(p.channels()).ulong(p.inner()).ulong(parts);
+        Args a = args(prog, name).mem(x).mem(partials).ulong(p.outer()).ulong(p.channels()).ulong(p.inner())
+                .ulong(parts);
         if (sizing.serial()) {
             launchSerial(a, p.channels() * parts);
         } else {
-            int wg = groupSizes.get(name);
+            int wg = prog.groupSizes.get(name);
             a.local(wg).local(wg).local(wg).launch(new long[] {p.channels() * parts * wg}, new long[] {wg});
         }
     }
 
     @Override
-    public void channelInvStd(ChannelPlan p, Buffer var, Buffer invStd) {
+    public void channelRunningStats(ChannelPlan p, Buffer runMean, Buffer runVar, Buffer mean, Buffer invStd) {
+        Program prog = program(mean.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32, runMean.dtype());
         synchronized (lock) {
-            args("channel_inv_std").mem(var).mem(invStd).ulong(p.channels()).f32(p.epsilon()).i32(modeCode(p.mode()))
-                    .launch(new long[] {p.channels()}, null);
+            args(prog, "channel_running_stats").mem(runMean).mem(runVar).mem(mean).mem(invStd).ulong(p.channels())
+                    .f32(p.epsilon()).i32(modeCode(p.mode())).launch(new long[] {p.channels()}, null);
             finish();
         }
     }
@@ -451,9 +561,11 @@ final class ClBackend implements Backend {
     public void channelApply(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale,
             Buffer bias, Buffer y) {
         int flags = (scale != null ? HAS_SCALE : 0) | (bias != null ? HAS_BIAS : 0) | (meanLo != null ? HAS_MEAN_LO : 0);
+        Program prog = program(x.dtype(), paramType(scale, bias));
         synchronized (lock) {
-            args("channel_apply").mem(x).mem(mean).mem(meanLo).mem(invStd).mem(scale).mem(bias).mem(y).ulong(p.channels())
-                    .ulong(p.inner()).i32(flags).launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
+            args(prog, "channel_apply").mem(x).mem(mean).mem(meanLo).mem(invStd).mem(scale).mem(bias).mem(y)
+                    .ulong(p.channels()).ulong(p.inner()).i32(flags)
+                    .launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
             finish();
         }
     }
@@ -461,10 +573,11 @@ final class ClBackend implements Backend {
     @Override
     public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y) {
         int flags = (p.hasScale() && scale != null ? HAS_SCALE : 0) | (p.hasBias() && bias != null ? HAS_BIAS : 0);
+        Program prog = program(x.dtype(), paramType(scale, bias));
+        boolean rms = p.mode() == StatMode.RMS;
         synchronized (lock) {
-            args("row_apply").mem(x).mem(p.mode() == StatMode.RMS ? null : mean).mem(invStd).mem(scale).mem(bias)
-                    .mem(y).ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
-                    .i32(p.mode() == StatMode.RMS ? 1 : 0).i32(flags).launch(new long[] {p.cols(), p.rows()}, null);
+            args(prog, "row_apply").mem(x).mem(rms ? null : mean).mem(invStd).mem(scale).mem(bias).mem(y).layout(p)
+                    .i32(rms ? 1 : 0).i32(flags).launch(new long[] {p.cols(), p.rows()}, null);
             finish();
         }
     }
@@ -475,48 +588,45 @@ final class ClBackend implements Backend {
     public void rowNormBackward(RowNormPlan p, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd,
             Buffer dx) {
         boolean rms = p.mode() == StatMode.RMS;
+        Program prog = program(x.dtype(), paramType(scale));
         String name = sizing.serial() ? "row_backward_serial" : "row_backward_group";
         synchronized (lock) {
-            Args a = args(name).mem(dy).mem(x).mem(scale).mem(rms ? null : mean).mem(invStd).mem(dx).ulong(p.rows())
-                    .ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
+            Args a = args(prog, name).mem(dy).mem(x).mem(scale).mem(rms ? null : mean).mem(invStd).mem(dx).layout(p)
                     .i32(rms ? 1 : 0).i32(scale != null ? 1 : 0);
-            if (sizing.serial()) {
-                launchSerial(a, p.rows());
-            } else {
-                int wg = groupSizes.get(name);
-                a.local(wg).local(wg).launch(new long[] {p.rows() * wg}, new long[] {wg});
-            }
+            launchRows(prog, a, name, p.rows(), 2);
             finish();
         }
     }
 
     @Override
     public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
-            Buffer dBias) {
+            Buffer dBias, Buffer sums) {
         boolean cols = p.inner() == 1;
         String name = cols ? "affine_grad_cols" : sizing.serial() ? "affine_grad_serial" : "affine_grad_group";
-        int wg = name.equals("affine_grad_group") ? groupSizes.get(name) : 1;
+        Program prog = program(x.dtype(), paramType(dScale, dBias));
+        int wg = name.equals("affine_grad_group") ? prog.groupSizes.get(name) : 1;
         long parts = cols ? sizing.rowBlocks(p.outer(), p.channels())
                 : sizing.partsPerChannel(p.channels(), p.outer() * p.inner(), wg);
         Buffer m = p.rms() ? null : mean;
-        try (Buffer partials = scratch(DType.FLOAT32, p.channels() * parts * 2)) {
+        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 2)) {
             synchronized (lock) {
                 if (cols) {
-                    args(name).mem(dy).mem(x).mem(m).mem(invStd).mem(partials).ulong(p.outer()).ulong(p.channels())
-                            .ulong(parts).ulong(p.statsPerOuter()).ulong(p.channelsPerStat()).i32(p.rms() ? 1 : 0)
+                    args(prog, name).mem(dy).mem(x).mem(m).mem(invStd).mem(partials).ulong(p.outer())
+                            .ulong(p.channels()).ulong(parts).ulong(p.statsPerOuter()).ulong(p.channelsPerStat())
+                            .ulong(p.outerPerStat()).i32(p.rms() ? 1 : 0)
                             .launch(new long[] {p.channels(), parts}, null);
                 } else {
-                    Args a = args(name).mem(dy).mem(x).mem(m).mem(invStd).mem(partials).ulong(p.outer())
+                    Args a = args(prog, name).mem(dy).mem(x).mem(m).mem(invStd).mem(partials).ulong(p.outer())
                             .ulong(p.channels()).ulong(p.inner()).ulong(parts).ulong(p.statsPerOuter())
-                            .ulong(p.channelsPerStat()).i32(p.rms() ? 1 : 0);
+                            .ulong(p.channelsPerStat()).ulong(p.outerPerStat()).i32(p.rms() ? 1 : 0);
                     if (sizing.serial()) {
                         launchSerial(a, p.channels() * parts);
                     } else {
                         a.local(wg).local(wg).launch(new long[] {p.channels() * parts * wg}, new long[] {wg});
                     }
                 }
-                args("affine_grad_finalize").mem(partials).mem(dScale).mem(dBias).ulong(p.channels()).ulong(parts)
-                        .i32(dScale != null ? 1 : 0).i32(dBias != null ? 1 : 0)
+                args(prog, "affine_grad_finalize").mem(partials).mem(dScale).mem(dBias).mem(sums).ulong(p.channels())
+                        .ulong(parts).i32(dScale != null ? 1 : 0).i32(dBias != null ? 1 : 0).i32(sums != null ? 1 : 0)
                         .launch(new long[] {p.channels()}, null);
                 finish();
             }
@@ -525,11 +635,12 @@ final class ClBackend implements Backend {
 
     @Override
     public void channelBackward(ChannelPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
-            Buffer sumDyXhat, Buffer sumDy, Buffer dx) {
-        boolean training = sumDy != null;
+            Buffer sums, Buffer dx) {
+        boolean training = sums != null;
+        Program prog = program(x.dtype(), paramType(scale));
         synchronized (lock) {
-            args("channel_backward").mem(dy).mem(x).mem(mean).mem(invStd).mem(scale).mem(sumDyXhat).mem(sumDy).mem(dx)
-                    .ulong(p.channels()).ulong(p.inner()).f32((float) p.perChannel()).i32(training ? 1 : 0)
+            args(prog, "channel_backward").mem(dy).mem(x).mem(mean).mem(invStd).mem(scale).mem(sums).mem(dx)
+                    .ulong(p.channels()).ulong(p.inner()).ulong(p.perChannel()).i32(training ? 1 : 0)
                     .i32(scale != null ? 1 : 0).launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
             finish();
         }
@@ -573,9 +684,9 @@ final class ClBackend implements Backend {
         }
     }
 
-    private Args args(String kernel) {
+    private Args args(Program prog, String kernel) {
         checkOpen();
-        return new Args(kernel, kernels.get(kernel));
+        return new Args(kernel, prog.kernels.get(kernel));
     }
 
     /** Sets a kernel's arguments in order, then launches it. Callers hold {@link #lock}. */
@@ -607,9 +718,15 @@ final class ClBackend implements Backend {
             return set(Sizeof.cl_int, Pointer.to(new int[] {v}));
         }
 
-        /** A __local float array of {@code items} elements. */
+        /** The nine ROW_LAYOUT_ARGS of row_norm.cl. */
+        Args layout(RowNormPlan p) {
+            return ulong(p.rows()).ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
+                    .ulong(p.segments()).ulong(p.segmentStride()).ulong(p.outerStride()).ulong(p.groupStride());
+        }
+
+        /** A __local array of {@code items} statistics; its element size is set by the program (acc_t). */
         Args local(int items) {
-            return set((long) items * Sizeof.cl_float, null);
+            return set((long) items * 8, null); // 8 bytes covers float and double acc_t
         }
 
         private Args set(long size, Pointer value) {
@@ -642,8 +759,7 @@ final class ClBackend implements Backend {
             b.close();
         }
         cache.releaseAll();
-        kernels.values().forEach(CL::clReleaseKernel);
-        clReleaseProgram(program);
+        programs.values().forEach(Program::release);
         clReleaseCommandQueue(queue);
         clReleaseContext(context);
     }

@@ -10,8 +10,8 @@ import org.normcl.DeviceInfo;
 final class WorkSizing {
     /** Upper bound on work-group size for the reduction kernels. */
     static final int MAX_GROUP = 256;
-    /** Bytes of local memory per work-item in the reduction kernels (count, mean, M2). */
-    static final int LOCAL_BYTES_PER_ITEM = 3 * 4;
+    /** Local arrays per work-item in the reduction kernels (count, mean, M2). */
+    static final int LOCAL_VALUES_PER_ITEM = 3;
     /** Values below which a channel is not split into more parts. */
     static final long MIN_VALUES_PER_PART = 16_384;
 
@@ -52,13 +52,14 @@ final class WorkSizing {
 
     /**
      * @param kernelMaxGroup the kernel's CL_KERNEL_WORK_GROUP_SIZE
+     * @param statBytes bytes per statistic (4, or 8 for float64 data)
      * @return a power-of-two work-group size that fits the device, the kernel and local memory
      */
-    int groupSize(long kernelMaxGroup) {
+    int groupSize(long kernelMaxGroup, int statBytes) {
         long limit = Math.min(MAX_GROUP, Math.min(device.maxWorkGroupSize(), kernelMaxGroup));
         limit = Math.min(limit, maxItemsDim0 > 0 ? maxItemsDim0 : limit);
         if (device.localMemBytes() > 0) {
-            limit = Math.min(limit, device.localMemBytes() / LOCAL_BYTES_PER_ITEM);
+            limit = Math.min(limit, device.localMemBytes() / ((long) LOCAL_VALUES_PER_ITEM * statBytes));
         }
         int g = 1;
         while ((long) g * 2 <= limit) {

@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.lang.reflect.Constructor;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -32,10 +31,10 @@ import org.normcl.LayerNorm;
 import org.normcl.MeanVarianceNorm;
 import org.normcl.MomentumConvention;
 import org.normcl.NormEngine;
+import org.normcl.SavedStats;
 import org.normcl.NormResult;
 import org.normcl.RmsNorm;
 import org.normcl.Shape;
-import org.normcl.backend.Buffer;
 import org.normcl.cli.Main;
 import org.normcl.npy.Npy;
 import org.normcl.testing.Backends;
@@ -237,61 +236,28 @@ class BadInputTableTest {
     // ------------------------------------------------------------------ C: dtypes
 
     /**
-     * Every tensor the public API can build is FLOAT32 (HostTensor wraps a float[]; upload and full
-     * allocate FLOAT32), so the dtype check is reached here through a DeviceTensor made reflectively
-     * around a FLOAT16 buffer: what a FLOAT16 tensor will get once the type exists.
+     * Parameters are float32 or X's type, one type per call; dY has X's type; saved statistics
+     * have the statistics type (float32, or float64 for float64 data).
      */
     @Test
-    void c1_aTensorOfAnotherDtype() throws ReflectiveOperationException {
-        Constructor<DeviceTensor> make = DeviceTensor.class.getDeclaredConstructor(NormEngine.class, Buffer.class,
-                Shape.class);
-        make.setAccessible(true);
+    void c1_mismatchedDtypes() {
+        HostTensor x16 = HostTensor.convert(new float[15], DType.FLOAT16, 3, 5);
+        HostTensor w16 = HostTensor.convert(new float[5], DType.FLOAT16, 5);
+        HostTensor wb16 = HostTensor.convert(new float[5], DType.BFLOAT16, 5);
+        HostTensor w32 = HostTensor.of(new float[5], 5);
         for (Backends.Named b : Backends.all()) {
             NormEngine e = b.engine();
-            DeviceTensor half = make.newInstance(e, new HalfBuffer(5), Shape.of(5));
-            try {
-                fails(IllegalArgumentException.class, b + " scale", () -> e.layerNorm(X2, half, null),
-                        "scale has dtype FLOAT16: expected FLOAT32");
-                DeviceTensor x = make.newInstance(e, new HalfBuffer(15), Shape.of(3, 5));
-                try {
-                    fails(IllegalArgumentException.class, b + " X", () -> e.layerNorm(x, null, null),
-                            "X has dtype FLOAT16: expected FLOAT32");
-                } finally {
-                    x.close();
-                }
-            } finally {
-                half.close();
-            }
-        }
-    }
-
-    /** A FLOAT16 buffer that holds nothing: only its dtype is ever read. */
-    private static final class HalfBuffer implements Buffer {
-        private final long elements;
-        private boolean closed;
-
-        HalfBuffer(long elements) {
-            this.elements = elements;
-        }
-
-        @Override
-        public long elements() {
-            return elements;
-        }
-
-        @Override
-        public DType dtype() {
-            return DType.FLOAT16;
-        }
-
-        @Override
-        public boolean isClosed() {
-            return closed;
-        }
-
-        @Override
-        public void close() {
-            closed = true;
+            fails(IllegalArgumentException.class, b + " scale", () -> e.layerNorm(X2, w16, null),
+                    "scale has dtype FLOAT16: expected FLOAT32 or X's dtype FLOAT32");
+            fails(IllegalArgumentException.class, b + " mixed parameters", () -> e.layerNorm(x16, w32, w16),
+                    "bias has dtype FLOAT16 but scale has FLOAT32: expected one parameter dtype");
+            fails(IllegalArgumentException.class, b + " bf16 scale on f16 data", () -> e.layerNorm(x16, wb16, null),
+                    "scale has dtype BFLOAT16: expected FLOAT32 or X's dtype FLOAT16");
+            fails(IllegalArgumentException.class, b + " dY", () -> e.layerNormBackward(LayerNorm.defaults(), X2, x16,
+                    null, null), "dY has dtype FLOAT32: expected X's dtype FLOAT16");
+            fails(IllegalArgumentException.class, b + " saved stats", () -> e.layerNormBackward(LayerNorm.defaults(),
+                    x16, x16, null, new SavedStats(HostTensor.convert(new float[3], DType.FLOAT16, 3, 1),
+                            HostTensor.of(new float[3], 3, 1))), "saved.mean has dtype FLOAT16: expected FLOAT32");
         }
     }
 
@@ -453,7 +419,7 @@ class BadInputTableTest {
             DeviceInfo d = e.device().orElseThrow();
             long elements = d.maxAllocBytes() / 4 + 1;
             fails(IllegalArgumentException.class, b + " full", () -> e.full(Shape.of(elements), 0f),
-                    "a tensor of " + elements + " elements (" + elements * 4 + " bytes) exceeds"
+                    "a tensor of " + elements + " FLOAT32 elements (" + elements * 4 + " bytes) exceeds"
                             + " CL_DEVICE_MAX_MEM_ALLOC_SIZE = " + d.maxAllocBytes() + " bytes of " + d.name());
         }
     }

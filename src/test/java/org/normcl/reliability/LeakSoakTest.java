@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -28,7 +26,6 @@ import org.normcl.LayerNorm;
 import org.normcl.NormEngine;
 import org.normcl.NormResult;
 import org.normcl.Tensor;
-import org.normcl.backend.Backend;
 import org.normcl.testing.Backends;
 import org.normcl.testing.Data;
 import org.slf4j.LoggerFactory;
@@ -386,34 +383,9 @@ class LeakSoakTest {
         }
     }
 
-    /**
-     * The number of device buffers an OpenCL engine has allocated and not released (ClBackend's
-     * own count, read reflectively: it is package-private), or empty for the Java backend, which
-     * does not count its heap buffers.
-     */
+    /** The number of buffers the engine holds that have not been closed ({@link NormEngine#liveBuffers()}). */
     static OptionalInt liveBuffers(NormEngine e) {
-        try {
-            Backend backend = null;
-            for (Field f : NormEngine.class.getDeclaredFields()) {
-                if (Backend.class.isAssignableFrom(f.getType())) {
-                    f.setAccessible(true);
-                    backend = (Backend) f.get(e);
-                }
-            }
-            if (backend == null) {
-                throw new IllegalStateException("NormEngine has no Backend field");
-            }
-            Method m;
-            try {
-                m = backend.getClass().getDeclaredMethod("liveBuffers");
-            } catch (NoSuchMethodException none) {
-                return OptionalInt.empty();
-            }
-            m.setAccessible(true);
-            return OptionalInt.of((Integer) m.invoke(backend));
-        } catch (ReflectiveOperationException ex) {
-            throw new IllegalStateException(ex);
-        }
+        return OptionalInt.of(e.liveBuffers());
     }
 
     private static String describe(OptionalInt n) {

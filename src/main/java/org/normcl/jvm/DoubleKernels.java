@@ -1,0 +1,227 @@
+package org.normcl.jvm;
+
+import org.normcl.backend.AffineGradPlan;
+import org.normcl.backend.ChannelPlan;
+import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.RunningUpdate;
+import org.normcl.backend.StatMode;
+
+/**
+ * Every primitive for float64 data, in double precision: statistics by two passes (mean, then the
+ * sum of squared deviations), parallel over rows and channels, each reduction in a fixed order.
+ * Written for clarity over speed: elements are addressed through the plans one by one.
+ */
+final class DoubleKernels {
+    private DoubleKernels() {
+    }
+
+    static double invStd(StatMode mode, double v, float epsilon) {
+        return mode == StatMode.MEAN_VAR_EPS_OUTSIDE ? 1.0 / (Math.sqrt(v) + epsilon) : 1.0 / Math.sqrt(v + epsilon);
+    }
+
+    static void rowNorm(Parallel parallel, RowNormPlan p, double[] x, double[] scale, double[] bias, double[] y,
+            double[] meanOut, double[] invOut) {
+        long cols = p.cols();
+        parallel.forRange(p.rows(), cols, (from, to) -> {
+            for (long r = from; r < to; r++) {
+                double mean = 0;
+                if (p.mode() != StatMode.RMS) {
+                    double s = 0;
+                    for (long t = 0; t < cols; t++) {
+                        s += x[(int) p.offset(r, t)];
+                    }
+                    mean = s / cols;
+                }
+                double q = 0;
+                for (long t = 0; t < cols; t++) {
+                    double d = x[(int) p.offset(r, t)] - mean;
+                    q += d * d;
+                }
+                double inv = invStd(p.mode(), q / cols, p.epsilon());
+                if (meanOut != null && p.mode() != StatMode.RMS) {
+                    meanOut[(int) r] = mean;
+                }
+                if (invOut != null) {
+                    invOut[(int) r] = inv;
+                }
+                if (y != null) {
+                    apply(p, x, y, r, mean, inv, p.hasScale() ? scale : null, p.hasBias() ? bias : null);
+                }
+            }
+        });
+    }
+
+    private static void apply(RowNormPlan p, double[] x, double[] y, long r, double mean, double inv, double[] scale,
+            double[] bias) {
+        for (long t = 0; t < p.cols(); t++) {
+            int i = (int) p.offset(r, t);
+            int a = (int) p.affineIndex(r, t);
+            double v = (x[i] - mean) * inv;
+            if (scale != null) {
+                v *= scale[a];
+            }
+            if (bias != null) {
+                v += bias[a];
+            }
+            y[i] = v;
+        }
+    }
+
+    static void rowApply(Parallel parallel, RowNormPlan p, double[] x, double[] mean, double[] inv, double[] scale,
+            double[] bias, double[] y) {
+        boolean rms = p.mode() == StatMode.RMS;
+        parallel.forRange(p.rows(), p.cols(), (from, to) -> {
+            for (long r = from; r < to; r++) {
+                apply(p, x, y, r, rms ? 0 : mean[(int) r], inv[(int) r], p.hasScale() ? scale : null,
+                        p.hasBias() ? bias : null);
+            }
+        });
+    }
+
+    /** Per-channel mean and M2, two-pass. */
+    static void channelMoments(Parallel parallel, ChannelPlan p, double[] x, double[] mean, double[] m2) {
+        long per = p.perChannel();
+        parallel.forRange(p.channels(), per, (from, to) -> {
+            for (long c = from; c < to; c++) {
+                double s = 0;
+                for (long v = 0; v < per; v++) {
+                    s += x[index(p, c, v)];
+                }
+                double m = s / per;
+                double q = 0;
+                for (long v = 0; v < per; v++) {
+                    double d = x[index(p, c, v)] - m;
+                    q += d * d;
+                }
+                mean[(int) c] = m;
+                m2[(int) c] = q;
+            }
+        });
+    }
+
+    private static int index(ChannelPlan p, long c, long v) {
+        long o = v / p.inner();
+        return (int) ((o * p.channels() + c) * p.inner() + v % p.inner());
+    }
+
+    static void channelStats(Parallel parallel, ChannelPlan p, double[] x, double[] mean, double[] meanLo,
+            double[] inv, RunningUpdate update, double[] rmIn, double[] rvIn, double[] rmOut, double[] rvOut) {
+        double[] m2 = new double[mean.length];
+        channelMoments(parallel, p, x, mean, m2);
+        long n = p.perChannel();
+        for (int c = 0; c < mean.length; c++) {
+            double var = m2[c] / n;
+            inv[c] = invStd(p.mode(), var, p.epsilon());
+            if (meanLo != null) {
+                meanLo[c] = 0; // the mean is already held in full precision
+            }
+            if (update != null) {
+                double v = update.unbiased() ? m2[c] / (n - 1) : var;
+                double w = update.batchWeight();
+                rmOut[c] = rmIn[c] * (1 - w) + mean[c] * w;
+                rvOut[c] = rvIn[c] * (1 - w) + v * w;
+            }
+        }
+    }
+
+    static void runningStats(ChannelPlan p, double[] runMean, double[] runVar, double[] mean, double[] inv) {
+        for (int c = 0; c < mean.length; c++) {
+            mean[c] = runMean[c];
+            inv[c] = invStd(p.mode(), runVar[c], p.epsilon());
+        }
+    }
+
+    static void channelApply(Parallel parallel, ChannelPlan p, double[] x, double[] mean, double[] meanLo,
+            double[] inv, double[] scale, double[] bias, double[] y) {
+        long inner = p.inner();
+        long channels = p.channels();
+        parallel.forRange(p.outer() * channels, inner, (from, to) -> {
+            for (long seg = from; seg < to; seg++) {
+                int c = (int) (seg % channels);
+                double lo = meanLo != null ? meanLo[c] : 0;
+                double w = scale != null ? scale[c] : 1;
+                double b = bias != null ? bias[c] : 0;
+                for (long s = 0; s < inner; s++) {
+                    int i = (int) (seg * inner + s);
+                    y[i] = ((x[i] - mean[c]) - lo) * inv[c] * w + b;
+                }
+            }
+        });
+    }
+
+    static void rowNormBackward(Parallel parallel, RowNormPlan p, double[] dy, double[] x, double[] scale,
+            double[] mean, double[] inv, double[] dx) {
+        boolean rms = p.mode() == StatMode.RMS;
+        long cols = p.cols();
+        parallel.forRange(p.rows(), 3 * cols, (from, to) -> {
+            for (long r = from; r < to; r++) {
+                double mu = rms ? 0 : mean[(int) r];
+                double is = inv[(int) r];
+                double sg = 0;
+                double sgx = 0;
+                for (long t = 0; t < cols; t++) {
+                    int i = (int) p.offset(r, t);
+                    double g = dy[i] * (scale == null ? 1 : scale[(int) p.affineIndex(r, t)]);
+                    sg += g;
+                    sgx += g * (x[i] - mu) * is;
+                }
+                double meanG = rms ? 0 : sg / cols;
+                double meanGx = sgx / cols;
+                for (long t = 0; t < cols; t++) {
+                    int i = (int) p.offset(r, t);
+                    double g = dy[i] * (scale == null ? 1 : scale[(int) p.affineIndex(r, t)]);
+                    dx[i] = is * (g - meanG - (x[i] - mu) * is * meanGx);
+                }
+            }
+        });
+    }
+
+    static void affineGrad(Parallel parallel, AffineGradPlan p, double[] dy, double[] x, double[] mean, double[] inv,
+            double[] dScale, double[] dBias, double[] sums) {
+        long channels = p.channels();
+        long inner = p.inner();
+        parallel.forRange(channels, p.outer() * inner, (from, to) -> {
+            for (long c = from; c < to; c++) {
+                double s = 0;
+                double b = 0;
+                for (long o = 0; o < p.outer(); o++) {
+                    int si = (int) p.statIndex(o, c);
+                    double mu = p.rms() ? 0 : mean[si];
+                    for (long k = 0; k < inner; k++) {
+                        int i = (int) ((o * channels + c) * inner + k);
+                        s += dy[i] * (x[i] - mu) * inv[si];
+                        b += dy[i];
+                    }
+                }
+                if (dScale != null) {
+                    dScale[(int) c] = s;
+                }
+                if (dBias != null) {
+                    dBias[(int) c] = b;
+                }
+                if (sums != null) {
+                    sums[(int) (2 * c)] = s;
+                    sums[(int) (2 * c + 1)] = b;
+                }
+            }
+        });
+    }
+
+    static void channelBackward(Parallel parallel, ChannelPlan p, double[] dy, double[] x, double[] mean,
+            double[] inv, double[] scale, double[] sums, double[] dx) {
+        long inner = p.inner();
+        long channels = p.channels();
+        double m = p.perChannel();
+        parallel.forRange(p.outer() * channels, inner, (from, to) -> {
+            for (long seg = from; seg < to; seg++) {
+                int c = (int) (seg % channels);
+                double k = (scale == null ? 1 : scale[c]) * inv[c];
+                for (long s = 0; s < inner; s++) {
+                    int i = (int) (seg * inner + s);
+                    dx[i] = sums == null ? dy[i] * k
+                            : k * (dy[i] - sums[2 * c + 1] / m - (x[i] - mean[c]) * inv[c] * (sums[2 * c] / m));
+                }
+            }
+        });
+    }
+}

@@ -8,8 +8,11 @@ import org.normcl.backend.StatMode;
 
 /**
  * Every primitive for float64 data, in double precision: statistics by two passes (mean, then the
- * sum of squared deviations), parallel over rows and channels, each reduction in a fixed order.
- * Written for clarity over speed: elements are addressed through the plans one by one.
+ * sum of squared deviations) on values shifted by the slice's first finite value, parallel over
+ * rows and channels, each reduction in a fixed order. The shift matters: with an offset of 1e9 a
+ * float64 mean rounds at ulp(1e9) ~ 1e-7, which subtracting shift and shifted mean separately
+ * avoids, as the kernels do. Written for clarity over speed: elements are addressed through the
+ * plans one by one.
  */
 final class DoubleKernels {
     private DoubleKernels() {
@@ -22,41 +25,48 @@ final class DoubleKernels {
     static void rowNorm(Parallel parallel, RowNormPlan p, double[] x, double[] scale, double[] bias, double[] y,
             double[] meanOut, double[] invOut) {
         long cols = p.cols();
+        boolean rms = p.mode() == StatMode.RMS;
         parallel.forRange(p.rows(), cols, (from, to) -> {
             for (long r = from; r < to; r++) {
-                double mean = 0;
-                if (p.mode() != StatMode.RMS) {
+                double k = rms ? 0 : shift(x[(int) p.rowBase(r)]);
+                double m = 0;
+                if (!rms) {
                     double s = 0;
                     for (long t = 0; t < cols; t++) {
-                        s += x[(int) p.offset(r, t)];
+                        s += x[(int) p.offset(r, t)] - k;
                     }
-                    mean = s / cols;
+                    m = s / cols;
                 }
                 double q = 0;
                 for (long t = 0; t < cols; t++) {
-                    double d = x[(int) p.offset(r, t)] - mean;
+                    double d = (x[(int) p.offset(r, t)] - k) - m;
                     q += d * d;
                 }
                 double inv = invStd(p.mode(), q / cols, p.epsilon());
-                if (meanOut != null && p.mode() != StatMode.RMS) {
-                    meanOut[(int) r] = mean;
+                if (meanOut != null && !rms) {
+                    meanOut[(int) r] = k + m;
                 }
                 if (invOut != null) {
                     invOut[(int) r] = inv;
                 }
                 if (y != null) {
-                    apply(p, x, y, r, mean, inv, p.hasScale() ? scale : null, p.hasBias() ? bias : null);
+                    apply(p, x, y, r, k, m, inv, p.hasScale() ? scale : null, p.hasBias() ? bias : null);
                 }
             }
         });
     }
 
-    private static void apply(RowNormPlan p, double[] x, double[] y, long r, double mean, double inv, double[] scale,
-            double[] bias) {
+    private static double shift(double x0) {
+        return Double.isFinite(x0) ? x0 : 0;
+    }
+
+    /** y = ((x - k) - m) * inv * w + b over row r. */
+    private static void apply(RowNormPlan p, double[] x, double[] y, long r, double k, double m, double inv,
+            double[] scale, double[] bias) {
         for (long t = 0; t < p.cols(); t++) {
             int i = (int) p.offset(r, t);
             int a = (int) p.affineIndex(r, t);
-            double v = (x[i] - mean) * inv;
+            double v = ((x[i] - k) - m) * inv;
             if (scale != null) {
                 v *= scale[a];
             }
@@ -72,29 +82,34 @@ final class DoubleKernels {
         boolean rms = p.mode() == StatMode.RMS;
         parallel.forRange(p.rows(), p.cols(), (from, to) -> {
             for (long r = from; r < to; r++) {
-                apply(p, x, y, r, rms ? 0 : mean[(int) r], inv[(int) r], p.hasScale() ? scale : null,
+                apply(p, x, y, r, 0, rms ? 0 : mean[(int) r], inv[(int) r], p.hasScale() ? scale : null,
                         p.hasBias() ? bias : null);
             }
         });
     }
 
-    /** Per-channel mean and M2, two-pass. */
-    static void channelMoments(Parallel parallel, ChannelPlan p, double[] x, double[] mean, double[] m2) {
+    /** Per-channel mean and M2, two-pass on shifted values; {@code lo} (optional) gets what k + m rounds away. */
+    static void channelMoments(Parallel parallel, ChannelPlan p, double[] x, double[] mean, double[] m2,
+            double[] lo) {
         long per = p.perChannel();
         parallel.forRange(p.channels(), per, (from, to) -> {
             for (long c = from; c < to; c++) {
+                double k = shift(x[index(p, c, 0)]);
                 double s = 0;
                 for (long v = 0; v < per; v++) {
-                    s += x[index(p, c, v)];
+                    s += x[index(p, c, v)] - k;
                 }
                 double m = s / per;
                 double q = 0;
                 for (long v = 0; v < per; v++) {
-                    double d = x[index(p, c, v)] - m;
+                    double d = (x[index(p, c, v)] - k) - m;
                     q += d * d;
                 }
-                mean[(int) c] = m;
+                mean[(int) c] = k + m;
                 m2[(int) c] = q;
+                if (lo != null) {
+                    lo[(int) c] = (k - mean[(int) c]) + m;
+                }
             }
         });
     }
@@ -107,14 +122,11 @@ final class DoubleKernels {
     static void channelStats(Parallel parallel, ChannelPlan p, double[] x, double[] mean, double[] meanLo,
             double[] inv, RunningUpdate update, double[] rmIn, double[] rvIn, double[] rmOut, double[] rvOut) {
         double[] m2 = new double[mean.length];
-        channelMoments(parallel, p, x, mean, m2);
+        channelMoments(parallel, p, x, mean, m2, meanLo);
         long n = p.perChannel();
         for (int c = 0; c < mean.length; c++) {
             double var = m2[c] / n;
             inv[c] = invStd(p.mode(), var, p.epsilon());
-            if (meanLo != null) {
-                meanLo[c] = 0; // the mean is already held in full precision
-            }
             if (update != null) {
                 double v = update.unbiased() ? m2[c] / (n - 1) : var;
                 double w = update.batchWeight();

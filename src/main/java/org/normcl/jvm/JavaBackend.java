@@ -294,7 +294,7 @@ public final class JavaBackend implements Backend {
     public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
         try (Views v = new Views()) {
             if (f64(x)) {
-                DoubleKernels.channelMoments(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(m2));
+                DoubleKernels.channelMoments(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(m2), null);
             } else {
                 FloatKernels.channelMoments(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(m2));
             }

@@ -86,14 +86,71 @@ public final class Reference64Backward {
         return new Sliced(slice, slice.clone(), c, c, false, eps);
     }
 
-    /** Per-slice mean (0 for RMS) and inverse standard deviation, two-pass. */
+    /** Group norm on a channels-last (N, D..., C) tensor. */
+    public static Sliced groupChannelsLast(long[] shape, int groups, boolean perGroupAffine, float eps) {
+        int c = (int) shape[shape.length - 1];
+        int n = (int) product(shape, 0, shape.length);
+        int perSample = (int) product(shape, 1, shape.length);
+        int[] slice = new int[n];
+        int[] affine = new int[n];
+        for (int i = 0; i < n; i++) {
+            int sample = i / perSample;
+            int channel = i % c;
+            int g = channel / (c / groups);
+            slice[i] = sample * groups + g;
+            affine[i] = perGroupAffine ? g : channel;
+        }
+        return new Sliced(slice, affine, (int) shape[0] * groups, perGroupAffine ? groups : c, false, eps);
+    }
+
+    /** Instance norm on a channels-last (N, D..., C) tensor. */
+    public static Sliced instanceChannelsLast(long[] shape, float eps) {
+        return groupChannelsLast(shape, (int) shape[shape.length - 1], false, eps);
+    }
+
+    /** Batch norm (training) on a channels-last (N, D..., C) tensor. */
+    public static Sliced batchChannelsLast(long[] shape, float eps) {
+        int c = (int) shape[shape.length - 1];
+        int n = (int) product(shape, 0, shape.length);
+        int[] slice = new int[n];
+        for (int i = 0; i < n; i++) {
+            slice[i] = i % c;
+        }
+        return new Sliced(slice, slice.clone(), c, c, false, eps);
+    }
+
+    /**
+     * Per-slice mean (0 for RMS) and inverse standard deviation, two-pass on values shifted by the
+     * slice's first value: for float32 data the shift changes nothing, and for float64 data with a
+     * large offset (1e9) it keeps the digits a float64 mean would round away.
+     */
     public static double[][] stats(Sliced op, double[] x) {
+        double[][] sh = shifted(op, x);
+        double[] shift = sh[0];
+        double[] shiftedMean = sh[1];
+        double[] inv = sh[2];
+        double[] mean = new double[op.slices()];
+        for (int s = 0; s < mean.length; s++) {
+            mean[s] = shift[s] + shiftedMean[s];
+        }
+        return new double[][] {mean, inv};
+    }
+
+    /** Per slice: the shift, the mean of the shifted values, and the inverse standard deviation. */
+    private static double[][] shifted(Sliced op, double[] x) {
         double[] count = new double[op.slices()];
+        double[] shift = new double[op.slices()];
+        boolean[] seen = new boolean[op.slices()];
         double[] mean = new double[op.slices()];
         for (int i = 0; i < x.length; i++) {
-            count[op.slice()[i]]++;
+            int s = op.slice()[i];
+            if (!seen[s] && !op.rms()) {
+                seen[s] = true;
+                shift[s] = Double.isFinite(x[i]) ? x[i] : 0;
+            }
+            count[s]++;
             if (!op.rms()) {
-                mean[op.slice()[i]] += x[i];
+                mean[s] += x[i] - shift[s];
             }
         }
         for (int s = 0; s < mean.length; s++) {
@@ -101,24 +158,35 @@ public final class Reference64Backward {
         }
         double[] var = new double[op.slices()];
         for (int i = 0; i < x.length; i++) {
-            double d = x[i] - mean[op.slice()[i]];
-            var[op.slice()[i]] += d * d;
+            int s = op.slice()[i];
+            double d = (x[i] - shift[s]) - mean[s];
+            var[s] += d * d;
         }
         double[] inv = new double[op.slices()];
         for (int s = 0; s < inv.length; s++) {
             inv[s] = 1 / Math.sqrt(var[s] / count[s] + op.eps());
         }
-        return new double[][] {mean, inv};
+        return new double[][] {shift, mean, inv};
+    }
+
+    /** The normalized values {@code (x - mean) * inv}, subtracting shift and shifted mean separately. */
+    public static double[] xhat(Sliced op, double[] x) {
+        double[][] sh = shifted(op, x);
+        double[] out = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            int s = op.slice()[i];
+            out[i] = ((x[i] - sh[0][s]) - sh[1][s]) * sh[2][s];
+        }
+        return out;
     }
 
     /** The forward pass in float64 (for finite differences): y = xhat * w + b. */
     public static double[] forward(Sliced op, double[] x, double[] w, double[] b) {
-        double[][] st = stats(op, x);
+        double[] xhat = xhat(op, x);
         double[] y = new double[x.length];
         for (int i = 0; i < x.length; i++) {
-            int s = op.slice()[i];
             int a = op.affine()[i];
-            y[i] = (x[i] - st[0][s]) * st[1][s] * (w == null ? 1 : w[a]) + (b == null ? 0 : b[a]);
+            y[i] = xhat[i] * (w == null ? 1 : w[a]) + (b == null ? 0 : b[a]);
         }
         return y;
     }
@@ -126,8 +194,8 @@ public final class Reference64Backward {
     /** The analytic gradients (statistics recomputed from x). */
     public static Grads backward(Sliced op, double[] x, double[] dy, double[] w) {
         double[][] st = stats(op, x);
-        double[] mean = st[0];
         double[] inv = st[1];
+        double[] xh = xhat(op, x);
         int n = x.length;
         double[] count = new double[op.slices()];
         double[] sumG = new double[op.slices()];
@@ -137,7 +205,7 @@ public final class Reference64Backward {
         for (int i = 0; i < n; i++) {
             int s = op.slice()[i];
             int a = op.affine()[i];
-            double xhat = (x[i] - mean[s]) * inv[s];
+            double xhat = xh[i];
             double g = dy[i] * (w == null ? 1 : w[a]);
             count[s]++;
             sumG[s] += g;
@@ -148,7 +216,7 @@ public final class Reference64Backward {
         double[] dx = new double[n];
         for (int i = 0; i < n; i++) {
             int s = op.slice()[i];
-            double xhat = (x[i] - mean[s]) * inv[s];
+            double xhat = xh[i];
             double g = dy[i] * (w == null ? 1 : w[op.affine()[i]]);
             double meanG = op.rms() ? 0 : sumG[s] / count[s];
             dx[i] = inv[s] * (g - meanG - xhat * sumGx[s] / count[s]);

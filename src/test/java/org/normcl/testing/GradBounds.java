@@ -20,7 +20,6 @@ import org.normcl.reference.Reference64Backward;
  */
 public final class GradBounds {
     private static final double C = 32;
-    private static final double U = Tolerances.U;
 
     private GradBounds() {
     }
@@ -36,11 +35,16 @@ public final class GradBounds {
      * @param w the scale, or null
      */
     public static Bounds of(Reference64Backward.Sliced op, float[] x, float[] dy, float[] w) {
-        double[] xd = Reference64Backward.widen(x);
+        return of(op, Reference64Backward.widen(x), Reference64Backward.widen(dy), Reference64Backward.widen(w),
+                Tolerances.U);
+    }
+
+    /** {@link #of(Reference64Backward.Sliced, float[], float[], float[])} for any data, with unit roundoff U. */
+    public static Bounds of(Reference64Backward.Sliced op, double[] xd, double[] dy, double[] w, double U) {
+        int n = xd.length;
         double[][] st = Reference64Backward.stats(op, xd);
         double[] mean = st[0];
         double[] inv = st[1];
-        int n = x.length;
         double[] absG = new double[op.slices()];
         double[] absGx = new double[op.slices()];
         double[] count = new double[op.slices()];

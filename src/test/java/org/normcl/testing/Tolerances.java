@@ -43,18 +43,71 @@ public final class Tolerances {
      * @param yRef the reference output
      */
     public static double element(double xhat, double meanOverSigma, double w, double b, double yRef) {
-        return Math.abs(w) * U * (2 * meanOverSigma + 32 * (1 + Math.abs(xhat))) + 2 * U * (Math.abs(b) + Math.abs(yRef))
+        return element(U, xhat, meanOverSigma, w, b, yRef);
+    }
+
+    /** {@link #element(double, double, double, double, double)} for computation with unit roundoff {@code u}. */
+    public static double element(double u, double xhat, double meanOverSigma, double w, double b, double yRef) {
+        return Math.abs(w) * u * (2 * meanOverSigma + 32 * (1 + Math.abs(xhat))) + 2 * u * (Math.abs(b) + Math.abs(yRef))
                 + Double.MIN_NORMAL;
     }
 
     /** Bound for a saved mean: summation error relative to the data's magnitude |mean| + sigma. */
     public static double mean(double mean, double sigma) {
-        return 32 * U * (Math.abs(mean) + sigma) + Double.MIN_NORMAL;
+        return mean(U, mean, sigma);
+    }
+
+    /** {@link #mean(double, double)} with unit roundoff {@code u}. */
+    public static double mean(double u, double mean, double sigma) {
+        return 32 * u * (Math.abs(mean) + sigma) + Double.MIN_NORMAL;
     }
 
     /** Bound for a saved inverse standard deviation (relative: variance and square root roundings). */
     public static double invStd(double invStd) {
-        return 64 * U * Math.abs(invStd) + Double.MIN_NORMAL;
+        return invStd(U, invStd);
+    }
+
+    /** {@link #invStd(double)} with unit roundoff {@code u}. */
+    public static double invStd(double u, double invStd) {
+        return 64 * u * Math.abs(invStd) + Double.MIN_NORMAL;
+    }
+
+    /**
+     * The unit roundoff of computing on data of a type: float32 for float32, float16 and bfloat16
+     * (all computed in float32), float64 for float64.
+     */
+    public static double computeU(org.normcl.DType t) {
+        return t == org.normcl.DType.FLOAT64 ? Math.ulp(1.0) / 2 : U;
+    }
+
+    /**
+     * The error of storing a result in a type, per unit of |value|: its unit roundoff (2^-24 float32,
+     * 2^-11 float16, 2^-8 bfloat16, 2^-53 float64).
+     */
+    public static double storeU(org.normcl.DType t) {
+        switch (t) {
+            case FLOAT16:
+                return 0x1p-11;
+            case BFLOAT16:
+                return 0x1p-8;
+            case FLOAT64:
+                return 0x1p-53;
+            default:
+                return U;
+        }
+    }
+
+    /**
+     * The absolute error floor of storing in a type: half the smallest subnormal step of float16
+     * (2^-25); the other types' subnormal steps are far below any bound used here.
+     */
+    public static double storeFloor(org.normcl.DType t) {
+        return t == org.normcl.DType.FLOAT16 ? 0x1p-25 : 0;
+    }
+
+    /** Asserts elementwise, for actual values held as doubles (any stored type widened). */
+    public static void assertWithin(String what, double[] actual, double[] expected, double[] bound) {
+        assertWithinImpl(what, actual, expected, bound);
     }
 
     private static final ThreadLocal<String> BACKEND = ThreadLocal.withInitial(() -> "");
@@ -83,6 +136,14 @@ public final class Tolerances {
      * infinities matching the same infinity.
      */
     public static void assertWithin(String what, float[] actual, double[] expected, double[] bound) {
+        double[] d = new double[actual.length];
+        for (int i = 0; i < d.length; i++) {
+            d[i] = actual[i];
+        }
+        assertWithinImpl(what, d, expected, bound);
+    }
+
+    private static void assertWithinImpl(String what, double[] actual, double[] expected, double[] bound) {
         if (actual.length != expected.length) {
             fail(what + ": length " + actual.length + " != expected " + expected.length);
         }

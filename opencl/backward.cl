@@ -21,7 +21,7 @@ __kernel void row_backward_serial(const __global real_t *dy, const __global real
     const row_layout l = ROW_LAYOUT_INIT;
     ulong base = row_base(&l, row);
     ulong len = cols / segs;
-    ulong aff_base = (row % groups) * cpg;
+    ulong aff_base = row_group(&l, row) * cpg;
     acc_t mu = rms != 0 ? ZERO : mean[row];
     acc_t is = inv[row];
     acc_t sg = ZERO, sg_c = ZERO, sgx = ZERO, sgx_c = ZERO;

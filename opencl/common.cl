@@ -115,6 +115,10 @@ typedef struct {
     ulong rows, cols, groups, cpg, spatial, segs, seg_stride, outer_stride, group_stride;
 } row_layout;
 
+inline ulong row_group(const row_layout *l, ulong row) {
+    return row % l->groups;
+}
+
 inline ulong row_base(const row_layout *l, ulong row) {
     return (row / l->groups) * l->outer_stride + (row % l->groups) * l->group_stride;
 }
@@ -125,15 +129,14 @@ inline ulong row_offset(const row_layout *l, ulong base, ulong t) {
         return base + t;
     }
     ulong len = l->cols / l->segs;
-    ulong i = t / len;
-    return base + i * l->seg_stride + (t - i * len);
+    return base + (t / len) * l->seg_stride + t % len;
 }
 
 /* Affine entry of the t-th value of row `row`. */
 inline ulong row_affine(const row_layout *l, ulong row, ulong t) {
     ulong len = l->cols / l->segs;
     ulong p = l->segs == 1 ? t : t % len;
-    return (row % l->groups) * l->cpg + p / l->spatial;
+    return row_group(l, row) * l->cpg + p / l->spatial;
 }
 
 /* The one place a variance (or mean square) becomes the inverse scale. */

@@ -82,7 +82,7 @@ __kernel void row_norm_serial(const __global real_t *x, const __global param_t *
         inv_out[row] = inv;
     }
     if ((flags & SKIP_APPLY) == 0) {
-        ulong aff_base = (row % groups) * cpg;
+        ulong aff_base = row_group(&l, row) * cpg;
         for (ulong i = 0; i < segs; i++) {
             ulong off = base + i * seg_stride;
             apply_segment(x + off, y + off, len, aff_base, spatial, scale, bias, k, m, inv, flags);

@@ -179,11 +179,18 @@ final class ClBackend implements Backend {
         return p;
     }
 
-    /** OpenCL C 1.2 where the compiler takes it; never fast-math (NaN and Inf must propagate). */
+    /**
+     * OpenCL C 1.2 where the compiler takes it; never fast-math (NaN and Inf must propagate). On
+     * Oclgrind, optimization is off: its checker aborts on the `freeze` instruction LLVM's
+     * optimizer adds when a kernel takes both a / b and a % b, and a simulator gains nothing from
+     * optimized code (its reports also map to source lines better).
+     */
     private String buildOptions(DType data, DType param) {
         String v = info.openclCVersion();
         boolean atLeast12 = v.matches(".*OpenCL C ([2-9]|1\\.[2-9]).*");
-        return (atLeast12 ? "-cl-std=CL1.2 " : "") + "-D DTYPE_" + typeMacro(data) + " -D PARAM_" + typeMacro(param);
+        boolean oclgrind = info.platformName().contains("Oclgrind");
+        return (atLeast12 ? "-cl-std=CL1.2 " : "") + (oclgrind ? "-cl-opt-disable " : "") + "-D DTYPE_"
+                + typeMacro(data) + " -D PARAM_" + typeMacro(param);
     }
 
     private static String typeMacro(DType t) {

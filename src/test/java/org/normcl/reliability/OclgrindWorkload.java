@@ -7,6 +7,7 @@ import java.util.Locale;
 import org.normcl.BackendKind;
 import org.normcl.BatchNorm;
 import org.normcl.ChannelMoments;
+import org.normcl.DType;
 import org.normcl.DeviceTensor;
 import org.normcl.EngineOptions;
 import org.normcl.GradResult;
@@ -14,6 +15,7 @@ import org.normcl.GroupNorm;
 import org.normcl.HostTensor;
 import org.normcl.InstanceNorm;
 import org.normcl.LayerNorm;
+import org.normcl.Layout;
 import org.normcl.NormEngine;
 import org.normcl.NormResult;
 import org.normcl.RmsNorm;
@@ -44,9 +46,13 @@ public final class OclgrindWorkload {
      */
     static final double TOLERANCE = 1e-4;
 
-    private record Case(String name, Op op, boolean device, Extra extra) {
+    private record Case(String name, Op op, boolean device, Extra extra, double tolerance) {
         Case(String name, Op op, boolean device) {
-            this(name, op, device, null);
+            this(name, op, device, null, TOLERANCE);
+        }
+
+        Case(String name, Op op, boolean device, Extra extra) {
+            this(name, op, device, extra, TOLERANCE);
         }
     }
 
@@ -188,7 +194,7 @@ public final class OclgrindWorkload {
         } catch (RuntimeException e) {
             return "exception: " + e;
         }
-        return diff(expected, actual);
+        return diff(expected, actual, TOLERANCE);
     }
 
     /** Runs an extra case on fresh OpenCL engines of the family and on Java engines; compares. */
@@ -213,7 +219,7 @@ public final class OclgrindWorkload {
         }
         for (int k = 0; k < expected.size(); k++) {
             String d = diff(new Op.Out(expected.get(k), null, null, null, null),
-                    new Op.Out(actual.get(k), null, null, null, null));
+                    new Op.Out(actual.get(k), null, null, null, null), c.tolerance());
             if (d != null) {
                 return "output " + k + " " + d;
             }
@@ -222,6 +228,11 @@ public final class OclgrindWorkload {
     }
 
     static String diff(Op.Out expected, Op.Out actual) {
+        return diff(expected, actual, TOLERANCE);
+    }
+
+    /** @param tolerance relative difference allowed (one unit in the last place of a 16-bit output type) */
+    static String diff(Op.Out expected, Op.Out actual, double tolerance) {
         List<Op.Named> e = expected.named();
         List<Op.Named> a = actual.named();
         for (int k = 0; k < e.size(); k++) {
@@ -242,7 +253,7 @@ public final class OclgrindWorkload {
                 if (Float.isNaN(x[i]) || Float.isInfinite(x[i]) || Float.isNaN(y[i]) || Float.isInfinite(y[i])) {
                     ok = (Float.isNaN(x[i]) && Float.isNaN(y[i])) || x[i] == y[i];
                 } else {
-                    ok = Math.abs(x[i] - y[i]) <= TOLERANCE * (1 + Math.abs(x[i]));
+                    ok = Math.abs(x[i] - y[i]) <= tolerance * (1 + Math.abs(x[i]));
                 }
                 if (!ok) {
                     return name + "[" + i + "] = " + y[i] + ", Java backend " + x[i];
@@ -569,6 +580,74 @@ public final class OclgrindWorkload {
                 backward("batch-training", new long[] {2, 2, 17000}, false)));
         l.add(new Case("batch backward inference 4x3x5x5", null, true, backward("batch-inference",
                 new long[] {4, 3, 5, 5}, false)));
+        // ---- every element type (the float16/bfloat16 loads and stores, float64 programs) and the
+        // channels-last addressing, forward and backward
+        for (DType t : new DType[] {DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64}) {
+            for (boolean sameParams : new boolean[] {false, true}) {
+                l.add(new Case(t + " layer/group/batch, params " + (sameParams ? t : DType.FLOAT32), null, true,
+                        typed(t, sameParams, Layout.CHANNELS_FIRST), typeTolerance(t)));
+            }
+        }
+        l.add(new Case("channels-last group/instance/batch FLOAT32", null, true, typed(DType.FLOAT32, false,
+                Layout.CHANNELS_LAST)));
+        l.add(new Case("channels-last group/instance/batch FLOAT16", null, true, typed(DType.FLOAT16, true,
+                Layout.CHANNELS_LAST), typeTolerance(DType.FLOAT16)));
         return l;
+    }
+
+    /**
+     * Outputs stored in a 16-bit type may round differently on the two backends when the exact
+     * value is close to halfway: one unit in the last place (2^-10 relative for float16, 2^-7 for
+     * bfloat16); the 32/64-bit types keep {@link #TOLERANCE}.
+     */
+    private static double typeTolerance(DType t) {
+        return t == DType.FLOAT16 ? 0x1p-10 : t == DType.BFLOAT16 ? 0x1p-7 : TOLERANCE;
+    }
+
+    /**
+     * Layer norm (rows longer than a work-group), group and instance norm and training batch norm,
+     * forward and backward, on data of one type and layout; every output widened to float32.
+     */
+    private static Extra typed(DType t, boolean sameParams, Layout layout) {
+        return engines -> {
+            List<float[]> out = new ArrayList<>();
+            DType pt = sameParams ? t : DType.FLOAT32;
+            boolean last = layout == Layout.CHANNELS_LAST;
+            long[] ln = {3, 700};
+            long[] img = last ? new long[] {2, 3, 5, 4} : new long[] {2, 4, 3, 5};
+            HostTensor x = HostTensor.convert(g("tx" + t, size(ln), 1, 2), t, ln);
+            HostTensor dy = HostTensor.convert(g("tdy" + t, size(ln), 0, 1), t, ln);
+            HostTensor w = HostTensor.convert(g("tw" + t, 700, 1, .5), pt, 700);
+            HostTensor b = HostTensor.convert(g("tb" + t, 700, 0, .5), pt, 700);
+            HostTensor xi = HostTensor.convert(g("txi" + t, size(img), -1, 2), t, img);
+            HostTensor dyi = HostTensor.convert(g("tdyi" + t, size(img), 0, 1), t, img);
+            HostTensor wi = HostTensor.convert(g("twi" + t, 4, 1, .5), pt, 4);
+            HostTensor bi = HostTensor.convert(g("tbi" + t, 4, 0, .5), pt, 4);
+            GroupNorm gn = GroupNorm.of(2).withLayout(layout);
+            InstanceNorm in = InstanceNorm.defaults().withLayout(layout);
+            BatchNorm bn = BatchNorm.defaults().withTraining(true).withLayout(layout);
+            try (NormEngine e = engines.get()) {
+                if (!last) {
+                    try (NormResult r = e.layerNorm(LayerNorm.defaults(), x, w, b);
+                            GradResult gr = e.layerNormBackward(LayerNorm.defaults(), dy, x, w, SavedStats.of(r))) {
+                        out.add(r.y().toHost().toFloats());
+                        out.add(gr.dx().toHost().toFloats());
+                        out.add(gr.dScale().toHost().toFloats());
+                    }
+                }
+                try (NormResult r = e.groupNorm(gn, xi, wi, bi);
+                        GradResult gr = e.groupNormBackward(gn, dyi, xi, wi, SavedStats.of(r));
+                        NormResult ri = e.instanceNorm(in, xi, wi, bi);
+                        GradResult gi = e.instanceNormBackward(in, dyi, xi, wi, null);
+                        NormResult rb = e.batchNorm(bn, xi, wi, bi, null, null);
+                        GradResult gb = e.batchNormBackward(bn, dyi, xi, wi, null, null, SavedStats.of(rb))) {
+                    for (Tensor o : new Tensor[] {r.y(), gr.dx(), gr.dScale(), ri.y(), gi.dx(), rb.y(), gb.dx(),
+                        gb.dBias()}) {
+                        out.add(o.toHost().toFloats());
+                    }
+                }
+            }
+            return out;
+        };
     }
 }

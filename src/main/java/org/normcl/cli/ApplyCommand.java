@@ -14,13 +14,17 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * {@code normcl apply OP}: runs one operator on {@code .npy} files. The options and exit codes are
+ * {@code normcl apply OP}: runs one operator on {@code .npy} files of any supported element type
+ * (see {@link OperatorOptions}), writing Y in X's type. The options and exit codes are
  * a contract scripts rely on; every output is written to a temporary file and renamed into place
  * only when all outputs are ready, so a failure leaves no output file behind.
  */
 @Command(name = "apply", sortOptions = false, mixinStandardHelpOptions = true,
-        description = {"Run a normalization on float32 .npy files (C order).",
+        description = {"Run a normalization on .npy files (C order).",
             "OP: layer-norm, rms-norm, batch-norm, group-norm, instance-norm, mvn.",
+            "X: float32 (<f4), float16 (<f2), float64 (<f8) or, with --bf16, bfloat16 (<u2); parameters float32 or"
+                    + " X's type. Y is written in X's type, saved statistics in float32 (float64 for float64 X),"
+                    + " running statistics in the parameters' type.",
             "Exit 0 on success, 2 on bad usage or input, 1 on a runtime failure; no output file is left behind"
                     + " on failure."})
 final class ApplyCommand implements Callable<Integer> {

@@ -16,13 +16,18 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code normcl grad OP}: the backward pass of an operator on {@code .npy} files: dX, and
- * optionally dScale and dBias, from dY. Same inputs, exit codes and no-partial-output rule as
- * {@code apply}. For batch-norm, {@code --training} takes the gradient through the batch
- * statistics; without it the running statistics ({@code --mean}, {@code --var}) are constants.
+ * optionally dScale and dBias, from dY. Same inputs, element types, exit codes and
+ * no-partial-output rule as {@code apply}; dY has X's type, dX is written in it, dScale and dBias
+ * in the parameters' type, and the saved statistics are those {@code apply --save-mean
+ * --save-inv-std} wrote (float32, float64 for float64 X). For batch-norm, {@code --training} takes
+ * the gradient through the batch statistics; without it the running statistics ({@code --mean},
+ * {@code --var}) are constants.
  */
 @Command(name = "grad", sortOptions = false, mixinStandardHelpOptions = true,
-        description = {"Backward pass of a normalization on float32 .npy files: dX (and dScale, dBias) from dY.",
+        description = {"Backward pass of a normalization on .npy files: dX (and dScale, dBias) from dY.",
             "OP: layer-norm, rms-norm, batch-norm, group-norm, instance-norm.",
+            "X and dY: float32 (<f4), float16 (<f2), float64 (<f8) or, with --bf16, bfloat16 (<u2); dX is written in"
+                    + " X's type, dScale and dBias in the scale's type (float32 or X's type).",
             "Exit 0 on success, 2 on bad usage or input, 1 on a runtime failure; no output file is left behind"
                     + " on failure."})
 final class GradCommand implements Callable<Integer> {
@@ -79,9 +84,9 @@ final class GradCommand implements Callable<Integer> {
                 new String[] {"--output-grad-input", "--output-grad-scale", "--output-grad-bias"},
                 new Path[] {outputGradInput, outputGradScale, outputGradBias});
         OperatorOptions.Inputs in = op.read();
-        HostTensor dy = OperatorOptions.read("--grad-output", gradOutput);
-        HostTensor sm = OperatorOptions.read("--saved-mean", savedMean);
-        HostTensor si = OperatorOptions.read("--saved-inv-std", savedInvStd);
+        HostTensor dy = op.readData("--grad-output", gradOutput);
+        HostTensor sm = op.read("--saved-mean", savedMean);
+        HostTensor si = op.read("--saved-inv-std", savedInvStd);
         SavedStats saved = si == null ? null : new SavedStats(sm, si);
         try (NormEngine engine = op.backend.createEngine(); GradResult g = run(engine, which, in, dy, saved);
                 NpyOutputs out = new NpyOutputs()) {

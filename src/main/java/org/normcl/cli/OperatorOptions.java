@@ -9,22 +9,30 @@ import java.util.List;
 import java.util.Locale;
 
 import org.normcl.BatchNorm;
+import org.normcl.DType;
 import org.normcl.GroupNorm;
 import org.normcl.HostTensor;
 import org.normcl.InstanceNorm;
 import org.normcl.LayerNorm;
+import org.normcl.Layout;
 import org.normcl.MeanVarianceNorm;
 import org.normcl.MomentumConvention;
 import org.normcl.RmsNorm;
 import org.normcl.npy.Npy;
+import org.normcl.npy.NpyUnsupportedDTypeException;
 
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * What {@code apply} and {@code grad} share: the operator, its input files and attributes, and
- * the backend. One place decides which option applies to which operator and builds the specs.
+ * What {@code apply} and {@code grad} share: the operator, its input files and attributes, the
+ * element-type and layout switches ({@code --bf16}, {@code --channels-last}) and the backend. One
+ * place decides which option applies to which operator and builds the specs.
+ *
+ * <p>Files are read in the type they store: float32 ({@code <f4}), float16 ({@code <f2}), float64
+ * ({@code <f8}) and, with {@code --bf16}, bfloat16 bits ({@code <u2}). Parameters may be float32 or
+ * X's type; the engine checks that and its messages name the option.
  */
 final class OperatorOptions {
 
@@ -96,6 +104,16 @@ final class OperatorOptions {
             description = "batch-norm running-statistic update convention. Default: onnx.")
     String convention;
 
+    @Option(names = "--bf16",
+            description = "Files of dtype <u2 hold bfloat16 bits: X (and dY) must be <u2, parameters <u2 or <f4;"
+                    + " bfloat16 outputs are written as <u2.")
+    boolean bf16;
+
+    @Option(names = "--channels-last",
+            description = "batch-norm, group-norm, instance-norm: X is (N, D1, ..., C) (NHWC) instead of"
+                    + " (N, C, D1, ...).")
+    boolean channelsLast;
+
     @Mixin
     BackendOptions backend;
 
@@ -115,6 +133,10 @@ final class OperatorOptions {
      * @param runningStatsNeeded whether batch-norm needs --mean/--var in the current mode
      */
     void check(Op op, boolean runningStatsNeeded) {
+        if (channelsLast && op != Op.BATCH_NORM && op != Op.GROUP_NORM && op != Op.INSTANCE_NORM) {
+            throw new UserInputException("--channels-last applies to batch-norm, group-norm, instance-norm, not to "
+                    + op.cliName);
+        }
         onlyFor(op, axis != null, "--axis", Op.LAYER_NORM, Op.RMS_NORM);
         onlyFor(op, axes != null, "--axes", Op.MVN);
         onlyFor(op, groups != null, "--groups", Op.GROUP_NORM);
@@ -161,19 +183,48 @@ final class OperatorOptions {
     }
 
     Inputs read() {
-        return new Inputs(read("--input", input), read("--scale", scale), read("--bias", bias), read("--mean", mean),
-                read("--var", var));
+        return new Inputs(readData("--input", input), read("--scale", scale), read("--bias", bias),
+                read("--mean", mean), read("--var", var));
     }
 
-    static HostTensor read(String option, Path file) {
+    /**
+     * Reads a parameter or statistics file: float32, float16, float64, or with {@code --bf16}
+     * bfloat16 bits ({@code <u2}). Whether its type fits X is the engine's check.
+     *
+     * @return the tensor, or null if the option is absent
+     */
+    HostTensor read(String option, Path file) {
+        return read(option, file, bf16);
+    }
+
+    /**
+     * Reads a data file (X or dY): as {@link #read(String, Path)}, and with {@code --bf16} it must be
+     * {@code <u2}.
+     */
+    HostTensor readData(String option, Path file) {
+        HostTensor t = read(option, file);
+        if (bf16 && t != null && t.dtype() != DType.BFLOAT16) {
+            throw new UserInputException(option + ": " + file + " holds " + CliNames.dtypeName(t.dtype())
+                    + ": --bf16 expects <u2 files (bfloat16 bits) for X and dY");
+        }
+        return t;
+    }
+
+    static HostTensor read(String option, Path file, boolean bf16) {
         if (file == null) {
             return null;
         }
         try {
-            return Npy.readTensor(file);
+            return Npy.readTensor(file, bf16);
         } catch (UncheckedIOException e) {
             if (e.getCause() instanceof NoSuchFileException) {
                 throw new UserInputException(option + ": cannot read " + file + ": no such file", e);
+            }
+            throw new UserInputException(option + ": " + e.getMessage(), e);
+        } catch (NpyUnsupportedDTypeException e) {
+            if (!bf16 && e.dtype().orElse(null) == DType.BFLOAT16) {
+                throw new UserInputException(option + ": " + file + ": dtype " + e.descr()
+                        + " holds bfloat16 only with --bf16 (other uint16 data is not supported)", e);
             }
             throw new UserInputException(option + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {
@@ -210,6 +261,11 @@ final class OperatorOptions {
 
     // ---------------------------------------------------------------- specs
 
+    /** @return the layout {@code --channels-last} selects */
+    Layout layout() {
+        return channelsLast ? Layout.CHANNELS_LAST : Layout.CHANNELS_FIRST;
+    }
+
     LayerNorm layerNorm() {
         LayerNorm s = LayerNorm.defaults().withAxis(axis != null ? axis : -1);
         return epsilon != null ? s.withEpsilon(epsilon) : s;
@@ -222,12 +278,13 @@ final class OperatorOptions {
 
     GroupNorm groupNorm() {
         GroupNorm s = GroupNorm.of(groups)
-                .withAffine(perGroupAffine ? GroupNorm.Affine.PER_GROUP : GroupNorm.Affine.PER_CHANNEL);
+                .withAffine(perGroupAffine ? GroupNorm.Affine.PER_GROUP : GroupNorm.Affine.PER_CHANNEL)
+                .withLayout(layout());
         return epsilon != null ? s.withEpsilon(epsilon) : s;
     }
 
     InstanceNorm instanceNorm() {
-        InstanceNorm s = InstanceNorm.defaults();
+        InstanceNorm s = InstanceNorm.defaults().withLayout(layout());
         return epsilon != null ? s.withEpsilon(epsilon) : s;
     }
 
@@ -238,7 +295,8 @@ final class OperatorOptions {
     }
 
     BatchNorm batchNorm() {
-        BatchNorm s = BatchNorm.defaults().withTraining(training).withConvention(parseConvention());
+        BatchNorm s = BatchNorm.defaults().withTraining(training).withConvention(parseConvention())
+                .withLayout(layout());
         s = momentum != null ? s.withMomentum(momentum) : s;
         return epsilon != null ? s.withEpsilon(epsilon) : s;
     }

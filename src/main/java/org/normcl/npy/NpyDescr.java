@@ -10,10 +10,15 @@ import org.normcl.DType;
  * A simple (non-structured) NumPy type string such as {@code "<f4"}: byte order, kind and item
  * size. Parsing is independent of which types this release decodes, so that supporting a new
  * {@link DType} only needs a decoder.
+ *
+ * <p>Decoded: {@code f4} (float32), {@code f2} (float16), {@code f8} (float64) and {@code u2}, which
+ * NormCL reads only as the bits of bfloat16 values (NumPy has no bfloat16 type; {@code <u2} is the
+ * usual way to store one), in either byte order.
  */
 final class NpyDescr {
     /** The phrase every unsupported-dtype message ends with. */
-    static final String EXPECTED = "expected float32 ('<f4')";
+    static final String EXPECTED = "expected float32 ('<f4'), float16 ('<f2'), float64 ('<f8') or bfloat16 bits"
+            + " ('<u2')";
 
     private final String text;
     private final char kind;
@@ -114,6 +119,16 @@ final class NpyDescr {
     NpyUnsupportedDTypeException unsupported(Path file) {
         return new NpyUnsupportedDTypeException(file, "dtype " + text + " is not supported: " + EXPECTED, text,
                 dtype());
+    }
+
+    /**
+     * @param file the file, for the message
+     * @return the exception for a {@code u2} file read without asking for bfloat16
+     */
+    NpyUnsupportedDTypeException bfloat16Only(Path file) {
+        return new NpyUnsupportedDTypeException(file, "dtype " + text + " is read only as bfloat16 bits, and only when"
+                + " bfloat16 is asked for (Npy.read(file, true)); other uint16 data is not supported", text,
+                DType.BFLOAT16);
     }
 
     /** @return the type string as written in the file */

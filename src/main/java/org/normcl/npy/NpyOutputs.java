@@ -56,6 +56,13 @@ public final class NpyOutputs implements AutoCloseable {
      * @throws NullPointerException if an argument is null
      */
     public void stage(Path target, float[] data, long[] shape) {
+        Path key = newKey(target);
+        byte[] header = NpyWriter.header(data, shape);
+        staged.add(new Staged(target, key, NpyWriter.writeTemp(target, header, data)));
+    }
+
+    /** Checks that outputs are still open and {@code target} is not staged yet; returns its key. */
+    private Path newKey(Path target) {
         Objects.requireNonNull(target, "target");
         checkOpen("stage");
         Path key = target.toAbsolutePath().normalize();
@@ -64,19 +71,24 @@ public final class NpyOutputs implements AutoCloseable {
                 throw new IllegalArgumentException("target " + target + " is already staged");
             }
         }
-        byte[] header = NpyWriter.header(data, shape);
-        staged.add(new Staged(target, key, NpyWriter.writeTemp(target, header, data)));
+        return key;
     }
 
     /**
-     * Stages a tensor; see {@link #stage(Path, float[], long[])}.
+     * Stages a tensor as a file of its type ({@code <f4}, {@code <f2}, {@code <f8}, or {@code <u2}
+     * for bfloat16, as {@link Npy#writeTensor} writes it); see {@link #stage(Path, float[], long[])}.
      *
      * @param target the file to create or replace; its directory must exist
      * @param tensor the tensor
+     * @throws IllegalArgumentException if {@code target} is already staged
+     * @throws IllegalStateException after {@link #commit()} or {@link #close()}
+     * @throws UncheckedIOException if the temporary file cannot be written
+     * @throws NullPointerException if an argument is null
      */
     public void stage(Path target, HostTensor tensor) {
-        Objects.requireNonNull(tensor, "tensor");
-        stage(target, tensor.data(), tensor.shape().dims());
+        Path key = newKey(target);
+        byte[] header = NpyWriter.header(tensor);
+        staged.add(new Staged(target, key, NpyWriter.writeTemp(target, header, tensor.array(), tensor.dtype())));
     }
 
     /** @return the staged targets, in staging order */

@@ -15,11 +15,12 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 
+import org.normcl.DType;
+
 /**
  * An open {@code .npy} file whose header has been read and checked, positioned nowhere in
- * particular: the decoders read the data by absolute position. Dtype-independent; a decoder for
- * a new element type only needs {@link #checkDataLength}, {@link #intCount} and a loop like
- * {@link #readFloat32}.
+ * particular: the decoders read the data by absolute position. Dtype-independent; {@link #read}
+ * decodes every supported element type after {@link #checkDataLength} and {@link #intCount}.
  */
 final class NpyReader implements AutoCloseable {
     /** Largest header accepted: NumPy's own reader refuses more than 10000 bytes by default. */
@@ -175,26 +176,50 @@ final class NpyReader implements AutoCloseable {
     }
 
     /**
-     * Reads the data as float32 values.
+     * Reads the data into the Java array that holds {@code dtype}: {@code float[]} for float32,
+     * {@code double[]} for float64, {@code short[]} (the bit patterns, unchanged) for float16 and
+     * bfloat16. Every bit pattern, NaN payloads included, is kept.
      *
+     * @param dtype the element type
      * @param count the element count, from {@link #intCount}
      * @param order the byte order of the data
-     * @return the values, converted to Java floats
+     * @return the array
      */
-    float[] readFloat32(int count, ByteOrder order) {
-        float[] out = new float[count];
-        ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(4L, 4L * count))).order(order);
+    Object read(DType dtype, int count, ByteOrder order) {
+        int size = dtype.byteSize();
+        Object out;
+        switch (dtype) {
+            case FLOAT32:
+                out = new float[count];
+                break;
+            case FLOAT64:
+                out = new double[count];
+                break;
+            default:
+                out = new short[count];
+        }
+        ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(8L, (long) size * count)))
+                .order(order);
         long pos = header.dataOffset();
         int done = 0;
         try {
             while (done < count) {
-                int n = Math.min(count - done, buf.capacity() / 4);
-                buf.clear().limit(4 * n);
+                int n = Math.min(count - done, buf.capacity() / size);
+                buf.clear().limit(size * n);
                 readFully(channel, buf, pos);
                 buf.flip();
-                buf.asFloatBuffer().get(out, done, n);
+                switch (dtype) {
+                    case FLOAT32:
+                        buf.asFloatBuffer().get((float[]) out, done, n);
+                        break;
+                    case FLOAT64:
+                        buf.asDoubleBuffer().get((double[]) out, done, n);
+                        break;
+                    default:
+                        buf.asShortBuffer().get((short[]) out, done, n);
+                }
                 done += n;
-                pos += 4L * n;
+                pos += (long) size * n;
             }
         } catch (IOException e) {
             throw Npy.ioFailure("read", file, e);

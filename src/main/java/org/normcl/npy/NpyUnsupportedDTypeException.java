@@ -7,10 +7,12 @@ import org.normcl.DType;
 
 /**
  * A well-formed {@code .npy} file whose element type this release does not decode: anything but
- * float32, including object arrays (pickles) and structured (record) dtypes.
+ * float32, float16, float64 and (read as bfloat16 bits, when asked) uint16, including object arrays
+ * (pickles) and structured (record) dtypes; also a {@code u2} file read without asking for
+ * bfloat16, with {@link #dtype()} {@link DType#BFLOAT16}.
  *
- * <p>Callers that want to phrase their own message ("expected float32 (&lt;f4), got &lt;f8") can
- * catch this type and use {@link #descr()}.
+ * <p>Callers that want to phrase their own message ("expected float32 (&lt;f4), got &lt;i4") can
+ * catch this type and use {@link #descr()} and {@link #dtype()}.
  */
 public final class NpyUnsupportedDTypeException extends NpyFormatException {
     private static final long serialVersionUID = 1L;
@@ -42,8 +44,9 @@ public final class NpyUnsupportedDTypeException extends NpyFormatException {
     }
 
     /**
-     * @return the {@link DType} the file's descr stands for ({@code <f2}, {@code <f8}, {@code <u2}
-     *     in any byte order), or empty if none does (integers, objects, structured dtypes, ...)
+     * @return the {@link DType} the file's descr stands for (only {@code <u2}, {@link DType#BFLOAT16},
+     *     when it was read without asking for bfloat16), or empty if none does (other integers,
+     *     objects, structured dtypes, ...)
      */
     public Optional<DType> dtype() {
         return Optional.ofNullable(dtype);

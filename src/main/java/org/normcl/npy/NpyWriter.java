@@ -2,6 +2,7 @@ package org.normcl.npy;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.reflect.Array;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -17,8 +18,11 @@ import java.util.Arrays;
 import java.util.Objects;
 import java.util.concurrent.ThreadLocalRandom;
 
+import org.normcl.DType;
+import org.normcl.HostTensor;
+
 /**
- * Writes float32 {@code .npy} files through a temporary file in the target's directory, so that
+ * Writes {@code .npy} files (float32, float16, bfloat16 as {@code <u2}, float64) through a temporary file in the target's directory, so that
  * a reader never sees a half-written file under the target name.
  */
 final class NpyWriter {
@@ -39,6 +43,26 @@ final class NpyWriter {
     static byte[] header(float[] data, long[] shape) {
         Objects.requireNonNull(data, "data");
         Objects.requireNonNull(shape, "shape");
+        return header(DType.FLOAT32, data.length, shape);
+    }
+
+    /**
+     * Checks a tensor to be written and builds its header.
+     *
+     * @return the bytes before the data
+     */
+    static byte[] header(HostTensor tensor) {
+        Objects.requireNonNull(tensor, "tensor");
+        return header(tensor.dtype(), Array.getLength(tensor.array()), tensor.shape().dims());
+    }
+
+    /**
+     * Checks the element count against the shape and builds the header for {@code dtype}'s
+     * {@link DType#npyDescr() descr}.
+     *
+     * @throws IllegalArgumentException if a dimension is negative or the sizes disagree
+     */
+    private static byte[] header(DType dtype, int length, long[] shape) {
         long count = 1;
         for (int i = 0; i < shape.length; i++) {
             if (shape[i] < 0) {
@@ -51,11 +75,11 @@ final class NpyWriter {
                 throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has more than 2^63 - 1 elements");
             }
         }
-        if (count != data.length) {
-            throw new IllegalArgumentException("data has " + data.length + " elements but shape "
+        if (count != length) {
+            throw new IllegalArgumentException("data has " + length + " elements but shape "
                     + Arrays.toString(shape) + " needs " + count);
         }
-        return NpyHeader.encode("<f4", shape);
+        return NpyHeader.encode(dtype.npyDescr(), shape);
     }
 
     /**
@@ -65,6 +89,18 @@ final class NpyWriter {
      * @throws UncheckedIOException naming {@code target} if writing fails; no temporary file is left
      */
     static Path writeTemp(Path target, byte[] header, float[] data) {
+        return writeTemp(target, header, data, DType.FLOAT32);
+    }
+
+    /**
+     * Writes a complete file to a new temporary file next to {@code target}.
+     *
+     * @param data the elements: {@code float[]}, {@code double[]} or {@code short[]} (16-bit
+     *     patterns) as {@code dtype} needs, written little-endian bit for bit
+     * @return the temporary file
+     * @throws UncheckedIOException naming {@code target} if writing fails; no temporary file is left
+     */
+    static Path writeTemp(Path target, byte[] header, Object data, DType dtype) {
         Path tmp = null;
         try {
             Path abs = target.toAbsolutePath();
@@ -97,13 +133,24 @@ final class NpyWriter {
             }
             try (FileChannel out = ch) {
                 writeFully(out, ByteBuffer.wrap(header));
-                ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(4L, 4L * data.length)))
+                int size = dtype.byteSize();
+                int length = Array.getLength(data);
+                ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(8L, (long) size * length)))
                         .order(ByteOrder.LITTLE_ENDIAN);
-                for (int done = 0; done < data.length; ) {
-                    int n = Math.min(data.length - done, buf.capacity() / 4);
+                for (int done = 0; done < length; ) {
+                    int n = Math.min(length - done, buf.capacity() / size);
                     buf.clear();
-                    buf.asFloatBuffer().put(data, done, n);
-                    buf.limit(4 * n);
+                    switch (dtype) {
+                        case FLOAT32:
+                            buf.asFloatBuffer().put((float[]) data, done, n);
+                            break;
+                        case FLOAT64:
+                            buf.asDoubleBuffer().put((double[]) data, done, n);
+                            break;
+                        default:
+                            buf.asShortBuffer().put((short[]) data, done, n);
+                    }
+                    buf.limit(size * n);
                     writeFully(out, buf);
                     done += n;
                 }

@@ -25,7 +25,10 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.normcl.DType;
+import org.normcl.HostTensor;
 import org.normcl.NormEngine;
+import org.normcl.npy.Npy;
 import org.normcl.reference.TestNpy;
 
 /**
@@ -52,6 +55,13 @@ class ApplyErrorsTest {
         TestNpy.writeFloat32(dir.resolve("one3.npy"), new long[] {1, 3}, new float[] {1, 2, 3});
         TestNpy.writeFloat32(dir.resolve("r1.npy"), new long[] {6}, gaussian(5, 6, 0, 1));
         TestNpy.writeFloat64(dir.resolve("f8.npy"), new long[] {2, 6, 5}, new double[60]);
+        // Other element types: float16 X and parameters, bfloat16 bits (<u2), float32 parameters.
+        Npy.writeTensor(dir.resolve("xh.npy"), HostTensor.convert(gaussian(6, 60, 0, 1), DType.FLOAT16, 2, 6, 5));
+        Npy.writeTensor(dir.resolve("xb.npy"), HostTensor.convert(gaussian(7, 60, 0, 1), DType.BFLOAT16, 2, 6, 5));
+        Npy.writeTensor(dir.resolve("h5.npy"), HostTensor.convert(gaussian(8, 5, 1, 0.1), DType.FLOAT16, 5));
+        Npy.writeTensor(dir.resolve("u5.npy"), HostTensor.convert(gaussian(9, 5, 1, 0.1), DType.BFLOAT16, 5));
+        TestNpy.writeFloat32(dir.resolve("s5.npy"), new long[] {5}, gaussian(10, 5, 1, 0.1));
+        TestNpy.writeFloat64(dir.resolve("m6d.npy"), new long[] {6}, new double[6]);
 
         byte[] good = Files.readAllBytes(dir.resolve("r2.npy"));
         byte[] badMagic = good.clone();
@@ -105,12 +115,38 @@ class ApplyErrorsTest {
                 bad("empty file", "layer-norm --input empty.npy --output y.npy", "--input", "empty.npy"),
                 bad("text file", "layer-norm --input text.npy --output y.npy", "--input", "text.npy", "not a .npy"),
                 bad("fortran order", "layer-norm --input fortran.npy --output y.npy", "--input", "fortran"),
-                bad("float64", "layer-norm --input f8.npy --output y.npy", "--input", "<f8", "float32"),
-                bad("int32", "layer-norm --input i4.npy --output y.npy", "--input", "<i4", "float32"),
+                bad("int32", "layer-norm --input i4.npy --output y.npy", "--input", "i4.npy", "<i4", "float32", "<f2",
+                        "<f8", "<u2"),
+                bad("uint16 without --bf16", "layer-norm --input xb.npy --output y.npy", "--input", "xb.npy",
+                        "dtype <u2 holds bfloat16 only with --bf16"),
+                bad("uint16 scale without --bf16", ln + " --scale u5.npy", "--scale", "u5.npy",
+                        "dtype <u2 holds bfloat16 only with --bf16"),
+                bad("--bf16 with a float32 X", "layer-norm --bf16 --input x.npy --output y.npy", "--input",
+                        "--bf16 expects <u2 files"),
+                bad("--bf16 with a float16 X", "layer-norm --bf16 --input xh.npy --output y.npy", "--input",
+                        "float16", "--bf16 expects <u2 files"),
+                bad("float16 scale with float32 X", ln + " --scale h5.npy", "--scale", "float16 (<f2)",
+                        "float32 (<f4)"),
+                bad("float16 scale with bfloat16 X", "layer-norm --bf16 --input xb.npy --output y.npy --scale h5.npy",
+                        "--scale", "float16", "bfloat16"),
+                bad("float32 scale and float16 bias with float16 X",
+                        "layer-norm --input xh.npy --output y.npy --scale s5.npy --bias h5.npy", "--bias", "--scale",
+                        "one parameter dtype"),
+                bad("float64 X with float16 scale", "layer-norm --input f8.npy --output y.npy --scale h5.npy",
+                        "--scale", "float16", "float64"),
+                bad("--channels-last on layer-norm", ln + " --channels-last",
+                        "--channels-last applies to batch-norm, group-norm, instance-norm", "layer-norm"),
+                bad("--channels-last on rms-norm", "rms-norm --input x.npy --output y.npy --channels-last",
+                        "--channels-last applies to batch-norm, group-norm, instance-norm"),
+                bad("--channels-last on mvn", "mvn --input x.npy --output y.npy --channels-last",
+                        "--channels-last applies to batch-norm, group-norm, instance-norm"),
+                bad("channels-last scale of the wrong shape",
+                        "instance-norm --channels-last --input x.npy --output y.npy --scale s6.npy", "--scale", "[6]",
+                        "[5]"),
                 bad("header without shape", "layer-norm --input noshape.npy --output y.npy", "--input", "shape"),
                 bad("malformed scale file", ln + " --scale magic.npy", "--scale", "magic.npy"),
-                bad("float64 running mean", "batch-norm --input x.npy --output y.npy --mean f8.npy --var v6.npy",
-                        "--mean", "float32"),
+                bad("float64 running mean", "batch-norm --input x.npy --output y.npy --mean m6d.npy --var v6.npy",
+                        "--mean", "float64", "float32"),
                 bad("wrong scale shape", ln + " --scale s17.npy", "--scale", "[17]", "[5]"),
                 bad("wrong bias shape", ln + " --bias s17.npy", "--bias", "[17]", "[5]"),
                 bad("wrong instance-norm scale shape", "instance-norm --input x.npy --output y.npy --scale s17.npy",

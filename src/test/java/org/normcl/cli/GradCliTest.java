@@ -16,6 +16,9 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.normcl.DType;
+import org.normcl.HostTensor;
+import org.normcl.npy.Npy;
 import org.normcl.reference.Reference64Backward;
 import org.normcl.reference.TestNpy;
 import org.normcl.testing.GradBounds;
@@ -149,7 +152,21 @@ class GradCliTest {
                 Arguments.of("grad bias for rms-norm", new String[] {"grad", "rms-norm", "--grad-output", "DY",
                     "--output-grad-bias", "OUT"}, List.of("--output-grad-bias")),
                 Arguments.of("one value per channel in training", new String[] {"grad", "batch-norm", "--training",
-                    "--input", "X13", "--grad-output", "DY13"}, List.of("more than 1 value per channel")));
+                    "--input", "X13", "--grad-output", "DY13"}, List.of("more than 1 value per channel")),
+                Arguments.of("float16 dY with float32 X", new String[] {"grad", "layer-norm", "--grad-output",
+                    "@dyh.npy"}, List.of("--grad-output", "float16", "float32")),
+                Arguments.of("float32 dY with bfloat16 X", new String[] {"grad", "layer-norm", "--bf16", "--input",
+                    "@xb.npy", "--grad-output", "DY"}, List.of("--grad-output", "--bf16 expects <u2 files")),
+                Arguments.of("bfloat16 dY without --bf16", new String[] {"grad", "layer-norm", "--grad-output",
+                    "@dyb.npy"}, List.of("--grad-output", "dtype <u2 holds bfloat16 only with --bf16")),
+                Arguments.of("float64 saved statistics with float32 X", new String[] {"grad", "layer-norm",
+                    "--grad-output", "DY", "--saved-mean", "@m64.npy", "--saved-inv-std", "@i32.npy"},
+                        List.of("--saved-mean", "float64", "float32")),
+                Arguments.of("float32 saved statistics with float64 X", new String[] {"grad", "layer-norm",
+                    "--input", "@x64.npy", "--grad-output", "@dy64.npy", "--saved-mean", "@i32.npy",
+                    "--saved-inv-std", "@i32.npy"}, List.of("--saved-mean", "float32", "float64")),
+                Arguments.of("--channels-last on rms-norm", new String[] {"grad", "rms-norm", "--grad-output", "DY",
+                    "--channels-last"}, List.of("--channels-last applies to batch-norm, group-norm, instance-norm")));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -160,6 +177,14 @@ class GradCliTest {
         TestNpy.writeFloat32(dir.resolve("dybad.npy"), new long[] {5, 4}, CliTestSupport.gaussian(3, 20, 0, 1));
         TestNpy.writeFloat32(dir.resolve("x13.npy"), new long[] {1, 3}, new float[] {1, 2, 3});
         TestNpy.writeFloat32(dir.resolve("dy13.npy"), new long[] {1, 3}, new float[] {1, 2, 3});
+        float[] g = CliTestSupport.gaussian(4, 20, 0, 1);
+        Npy.writeTensor(dir.resolve("dyh.npy"), HostTensor.convert(g, DType.FLOAT16, 4, 5));
+        Npy.writeTensor(dir.resolve("dyb.npy"), HostTensor.convert(g, DType.BFLOAT16, 4, 5));
+        Npy.writeTensor(dir.resolve("xb.npy"), HostTensor.convert(g, DType.BFLOAT16, 4, 5));
+        Npy.writeTensor(dir.resolve("x64.npy"), HostTensor.convert(g, DType.FLOAT64, 4, 5));
+        Npy.writeTensor(dir.resolve("dy64.npy"), HostTensor.convert(g, DType.FLOAT64, 4, 5));
+        Npy.writeTensor(dir.resolve("m64.npy"), HostTensor.convert(new float[4], DType.FLOAT64, 4, 1));
+        Npy.writeTensor(dir.resolve("i32.npy"), HostTensor.convert(new float[] {1, 1, 1, 1}, DType.FLOAT32, 4, 1));
         List<String> full = new ArrayList<>();
         boolean hasInput = false;
         for (String a : args) {
@@ -167,7 +192,8 @@ class GradCliTest {
             full.add(a.equals("DY") ? dir.resolve("dy.npy").toString() : a.equals("DYBAD")
                     ? dir.resolve("dybad.npy").toString() : a.equals("X13") ? dir.resolve("x13.npy").toString()
                             : a.equals("DY13") ? dir.resolve("dy13.npy").toString() : a.equals("OUT")
-                                    ? dir.resolve("db.npy").toString() : a);
+                                    ? dir.resolve("db.npy").toString() : a.startsWith("@")
+                                            ? dir.resolve(a.substring(1)).toString() : a);
         }
         if (!hasInput) {
             full.addAll(List.of("--input", dir.resolve("x.npy").toString()));

@@ -2,7 +2,6 @@ package org.normcl;
 
 import java.util.Arrays;
 import java.util.List;
-import java.util.Objects;
 
 /**
  * Per-slice moments — count, mean and M2 (the sum of squared deviations from the mean) — of a
@@ -40,8 +39,8 @@ public final class ChannelMoments {
      * @return the moments (the arrays are copied)
      */
     public static ChannelMoments of(long count, double[] mean, double[] m2) {
-        Objects.requireNonNull(mean, "mean");
-        Objects.requireNonNull(m2, "m2");
+        Validation.notNull(mean, "mean", "one mean per slice");
+        Validation.notNull(m2, "m2", "one M2 per slice");
         if (count < 0) {
             throw new IllegalArgumentException("count = " + count + ": expected >= 0");
         }

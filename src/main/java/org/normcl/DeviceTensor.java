@@ -22,13 +22,15 @@ public final class DeviceTensor implements Tensor, AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
 
     private final NormEngine engine;
+    private final org.normcl.backend.Backend backend;
     private final Buffer buffer;
     private final Shape shape;
     private final Release release;
     private final Cleaner.Cleanable cleanable;
 
-    DeviceTensor(NormEngine engine, Buffer buffer, Shape shape) {
+    DeviceTensor(NormEngine engine, org.normcl.backend.Backend backend, Buffer buffer, Shape shape) {
         this.engine = engine;
+        this.backend = backend;
         this.buffer = buffer;
         this.shape = shape;
         this.release = new Release(buffer, shape.toString());
@@ -92,6 +94,11 @@ public final class DeviceTensor implements Tensor, AutoCloseable {
     public void close() {
         release.closedExplicitly.set(true);
         cleanable.clean();
+    }
+
+    /** The engine backend that holds the memory (an AUTO engine may hold some on its Java fallback). */
+    org.normcl.backend.Backend backend() {
+        return backend;
     }
 
     Buffer buffer() {

@@ -1,6 +1,5 @@
 package org.normcl;
 
-import java.util.Objects;
 
 /**
  * A tensor held in a Java array, in row-major (C) order: {@code float[]} for
@@ -22,8 +21,8 @@ public final class HostTensor implements Tensor {
     }
 
     private static HostTensor checked(Object array, int length, DType dtype, Shape shape) {
-        Objects.requireNonNull(array, "data");
-        Objects.requireNonNull(shape, "shape");
+        Validation.notNull(array, "data", "an array of " + dtype + " values");
+        Validation.notNull(shape, "shape", "a Shape");
         if (shape.size() != length) {
             throw new IllegalArgumentException("data has " + length + " elements but shape " + shape + " needs "
                     + shape.size());

@@ -3,7 +3,6 @@ package org.normcl;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Objects;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -68,7 +67,7 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
      * @return the helper
      */
     public static MultiDeviceBatchNorm on(List<NormEngine> engines) {
-        Objects.requireNonNull(engines, "engines");
+        Validation.notNull(engines, "engines", "a list of engines");
         return new MultiDeviceBatchNorm(engines, false);
     }
 
@@ -91,8 +90,8 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
      */
     public NormResult forward(BatchNorm spec, HostTensor x, HostTensor scale, HostTensor bias, HostTensor runningMean,
             HostTensor runningVar) {
-        Objects.requireNonNull(spec, "spec");
-        Objects.requireNonNull(x, "x");
+        Validation.notNull(spec, "spec", "a BatchNorm in training mode");
+        Validation.notNull(x, "X", "a HostTensor (N, C, D1, ...)");
         if (!spec.training()) {
             throw new IllegalArgumentException("MultiDeviceBatchNorm is for training mode: expected"
                     + " spec.withTraining(true)");

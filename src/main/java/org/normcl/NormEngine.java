@@ -2,7 +2,6 @@ package org.normcl;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -14,7 +13,9 @@ import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.RunningUpdate;
 import org.normcl.backend.StatMode;
 import org.normcl.jvm.JavaBackend;
+import org.normcl.opencl.ClException;
 import org.normcl.opencl.ClRuntime;
+import org.normcl.opencl.DeviceLostException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -48,6 +49,8 @@ public final class NormEngine implements AutoCloseable {
     private final boolean mayFallBack;
     private final int javaThreads;
     private volatile Backend fallback;
+    /** Set once an AUTO engine's device failed: every later call runs on the Java fallback. */
+    private volatile boolean degraded;
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private NormEngine(Backend backend, String selectionReason, boolean mayFallBack, int javaThreads) {
@@ -75,7 +78,7 @@ public final class NormEngine implements AutoCloseable {
      * @throws IllegalArgumentException if the device selector matches no device
      */
     public static NormEngine create(EngineOptions options) {
-        Objects.requireNonNull(options, "options");
+        Validation.notNull(options, "options", "EngineOptions (EngineOptions.auto(), .java() or .opencl(device))");
         int threads = options.effectiveThreads();
         switch (options.backend()) {
             case JAVA:
@@ -151,21 +154,30 @@ public final class NormEngine implements AutoCloseable {
 
     /** The backend that runs a call on data of this type: the engine's own, or the Java fallback. */
     private Backend backendFor(DType dtype) {
-        if (backend.supports(dtype)) {
+        if (!degraded && backend.supports(dtype)) {
             return backend;
+        }
+        if (degraded) {
+            return javaFallback(dtype);
         }
         if (!mayFallBack) {
             throw new NormException(dtype + " is not supported by " + backend.description()
                     + (dtype == DType.FLOAT64 ? " (the device lacks cl_khr_fp64)" : "")
                     + ": use an AUTO or Java engine for " + dtype + " data");
         }
+        return javaFallback(dtype);
+    }
+
+    private Backend javaFallback(DType dtype) {
         Backend f = fallback;
         if (f == null) {
             synchronized (this) {
                 f = fallback;
                 if (f == null) {
-                    LOG.warn("{} cannot compute {}; AUTO runs such calls on the Java backend", backend.description(),
-                            dtype);
+                    if (!degraded) {
+                        LOG.warn("{} cannot compute {}; AUTO runs such calls on the Java backend",
+                                backend.description(), dtype);
+                    }
                     f = new JavaBackend(javaThreads);
                     fallback = f;
                 }
@@ -186,6 +198,34 @@ public final class NormEngine implements AutoCloseable {
         return backend.liveBuffers() + (f == null ? 0 : f.liveBuffers());
     }
 
+    /**
+     * Runs an operation; if the device fails under an AUTO engine (a kernel build failure,
+     * CL_OUT_OF_RESOURCES, an allocation failure, a lost device), logs once, switches the engine
+     * to the Java backend for good and runs the operation again there. Explicit OpenCL engines
+     * throw. Bad arguments are never retried.
+     */
+    private <T> T failover(java.util.function.Supplier<T> operation) {
+        try {
+            return operation.get();
+        } catch (ClException | DeviceLostException e) {
+            if (!mayFallBack || degraded) {
+                throw e;
+            }
+            synchronized (this) {
+                if (!degraded) {
+                    LOG.warn("AUTO: the OpenCL device failed ({}); continuing on the Java backend", e.getMessage());
+                    degraded = true;
+                }
+            }
+            return operation.get();
+        }
+    }
+
+    /** @return whether an AUTO engine has switched to the Java backend after a device failure */
+    public boolean isDegraded() {
+        return degraded;
+    }
+
     // ---------------------------------------------------------------- tensors
 
     /**
@@ -195,18 +235,21 @@ public final class NormEngine implements AutoCloseable {
      * @return a device tensor owned by this engine; close it when done
      */
     public DeviceTensor upload(HostTensor host) {
-        Objects.requireNonNull(host, "host");
+        Validation.notNull(host, "host", "a HostTensor");
         checkOpen();
-        Buffer b = backend.allocate(host.dtype(), host.shape().size());
-        try {
-            if (host.shape().size() > 0) {
-                backend.write(b, host);
+        return failover(() -> {
+            Backend be = mayFallBack ? backendFor(host.dtype()) : backend;
+            Buffer b = be.allocate(host.dtype(), host.shape().size());
+            try {
+                if (host.shape().size() > 0) {
+                    be.write(b, host);
+                }
+                return new DeviceTensor(this, be, b, host.shape());
+            } catch (RuntimeException e) {
+                b.close();
+                throw e;
             }
-            return new DeviceTensor(this, b, host.shape());
-        } catch (RuntimeException e) {
-            b.close();
-            throw e;
-        }
+        });
     }
 
     /**
@@ -226,18 +269,21 @@ public final class NormEngine implements AutoCloseable {
      * @return a device tensor owned by this engine
      */
     public DeviceTensor full(Shape shape, float value) {
-        Objects.requireNonNull(shape, "shape");
+        Validation.notNull(shape, "shape", "a Shape");
         checkOpen();
-        Buffer b = backend.allocate(DType.FLOAT32, shape.size());
-        try {
-            if (shape.size() > 0) {
-                backend.fill(b, value);
+        return failover(() -> {
+            Backend be = backendFor(DType.FLOAT32);
+            Buffer b = be.allocate(DType.FLOAT32, shape.size());
+            try {
+                if (shape.size() > 0) {
+                    be.fill(b, value);
+                }
+                return new DeviceTensor(this, be, b, shape);
+            } catch (RuntimeException e) {
+                b.close();
+                throw e;
             }
-            return new DeviceTensor(this, b, shape);
-        } catch (RuntimeException e) {
-            b.close();
-            throw e;
-        }
+        });
     }
 
     HostTensor download(DeviceTensor t) {
@@ -246,7 +292,7 @@ public final class NormEngine implements AutoCloseable {
         if (t.shape().size() == 0) {
             return HostTensor.zeros(t.dtype(), t.shape());
         }
-        return backend.read(b, t.shape());
+        return t.backend().read(b, t.shape());
     }
 
     // ---------------------------------------------------------------- operators
@@ -271,7 +317,7 @@ public final class NormEngine implements AutoCloseable {
      *     or float64 for float64 data)
      */
     public NormResult layerNorm(LayerNorm spec, Tensor x, Tensor scale, Tensor bias) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a LayerNorm (LayerNorm.defaults())");
         return runRows(trailingSetup(StatMode.MEAN_VAR, spec.axis(), spec.epsilon(), x, scale, bias), x, scale, bias);
     }
 
@@ -284,7 +330,7 @@ public final class NormEngine implements AutoCloseable {
      * @return Y and the inverse RMS in {@link NormResult#invStdDev()}
      */
     public NormResult rmsNorm(RmsNorm spec, Tensor x, Tensor scale) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a RmsNorm (RmsNorm.defaults())");
         return runRows(trailingSetup(StatMode.RMS, spec.axis(), spec.epsilon(), x, scale, null), x, scale, null);
     }
 
@@ -298,7 +344,7 @@ public final class NormEngine implements AutoCloseable {
      * @return Y, and Mean and InvStdDev of shape (N, numGroups)
      */
     public NormResult groupNorm(GroupNorm spec, Tensor x, Tensor scale, Tensor bias) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a GroupNorm (GroupNorm.of(numGroups))");
         return runRows(groupSetup(spec.numGroups(), spec.affine() == GroupNorm.Affine.PER_GROUP, spec.epsilon(),
                 spec.layout(), x, scale, bias), x, scale, bias);
     }
@@ -313,7 +359,7 @@ public final class NormEngine implements AutoCloseable {
      * @return Y, and Mean and InvStdDev of shape (N, C)
      */
     public NormResult instanceNorm(InstanceNorm spec, Tensor x, Tensor scale, Tensor bias) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "an InstanceNorm (InstanceNorm.defaults())");
         requireX(x, 2);
         long c = channels(x.shape(), spec.layout());
         return runRows(groupSetup(c, false, spec.epsilon(), spec.layout(), x, scale, bias, "[C]"), x, scale, bias);
@@ -422,7 +468,7 @@ public final class NormEngine implements AutoCloseable {
      */
     public NormResult batchNorm(BatchNorm spec, Tensor x, Tensor scale, Tensor bias, Tensor runningMean,
             Tensor runningVar) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a BatchNorm (BatchNorm.defaults())");
         ChannelSetup cs = batchSetup(spec, x, scale, bias, runningMean, runningVar);
         if (!spec.training() && runningMean == null) {
             throw new IllegalArgumentException(
@@ -436,46 +482,48 @@ public final class NormEngine implements AutoCloseable {
         long c = cs.cshape.size();
         DType pt = paramType(x, "scale", scale, "bias", bias, "runningMean", runningMean, "runningVar", runningVar);
         DType st = x.dtype().statistics();
-        try (Call call = new Call(x, x.dtype())) {
-            Buffer xb = call.in(x, "X");
-            Buffer sb = call.in(scale, "scale");
-            Buffer bb = call.in(bias, "bias");
-            Buffer rmb = call.in(runningMean, "runningMean");
-            Buffer rvb = call.in(runningVar, "runningVar");
-            Buffer yb = call.out(x.dtype(), x.shape().size());
-            Buffer meanb = call.out(st, c);
-            Buffer invb = call.out(st, c);
-            Buffer rmOut = null;
-            Buffer rvOut = null;
-            Backend be = call.backend();
-            if (spec.training()) {
-                boolean update = runningMean != null;
-                rmOut = update ? call.out(pt, c) : null;
-                rvOut = update ? call.out(pt, c) : null;
-                if (cs.plan != null && cs.count == 0) {
-                    // An empty batch has no statistics: NaN saved stats, running stats unchanged.
-                    be.fill(meanb, Float.NaN);
-                    be.fill(invb, Float.NaN);
-                    if (update) {
-                        be.copy(rmb, rmOut);
-                        be.copy(rvb, rvOut);
+        return failover(() -> {
+            try (Call call = new Call(x, x.dtype())) {
+                Buffer xb = call.in(x, "X");
+                Buffer sb = call.in(scale, "scale");
+                Buffer bb = call.in(bias, "bias");
+                Buffer rmb = call.in(runningMean, "runningMean");
+                Buffer rvb = call.in(runningVar, "runningVar");
+                Buffer yb = call.out(x.dtype(), x.shape().size());
+                Buffer meanb = call.out(st, c);
+                Buffer invb = call.out(st, c);
+                Buffer rmOut = null;
+                Buffer rvOut = null;
+                Backend be = call.backend();
+                if (spec.training()) {
+                    boolean update = runningMean != null;
+                    rmOut = update ? call.out(pt, c) : null;
+                    rvOut = update ? call.out(pt, c) : null;
+                    if (cs.plan != null && cs.count == 0) {
+                        // An empty batch has no statistics: NaN saved stats, running stats unchanged.
+                        be.fill(meanb, Float.NaN);
+                        be.fill(invb, Float.NaN);
+                        if (update) {
+                            be.copy(rmb, rmOut);
+                            be.copy(rvb, rvOut);
+                        }
+                    } else if (cs.plan != null) {
+                        RunningUpdate upd = update ? spec.runningUpdate() : null;
+                        Buffer meanLo = call.temp(st, c);
+                        be.channelStats(cs.plan, xb, meanb, meanLo, invb, upd, rmb, rvb, rmOut, rvOut);
+                        be.channelApply(cs.plan, xb, meanb, meanLo, invb, sb, bb, yb);
                     }
                 } else if (cs.plan != null) {
-                    RunningUpdate upd = update ? spec.runningUpdate() : null;
-                    Buffer meanLo = call.temp(st, c);
-                    be.channelStats(cs.plan, xb, meanb, meanLo, invb, upd, rmb, rvb, rmOut, rvOut);
-                    be.channelApply(cs.plan, xb, meanb, meanLo, invb, sb, bb, yb);
+                    be.channelRunningStats(cs.plan, rmb, rvb, meanb, invb);
+                    if (cs.count > 0) {
+                        be.channelApply(cs.plan, xb, meanb, null, invb, sb, bb, yb);
+                    }
                 }
-            } else if (cs.plan != null) {
-                be.channelRunningStats(cs.plan, rmb, rvb, meanb, invb);
-                if (cs.count > 0) {
-                    be.channelApply(cs.plan, xb, meanb, null, invb, sb, bb, yb);
-                }
+                Shape cshape = cs.cshape;
+                return call.result(new Buffer[] {yb, meanb, invb, rmOut, rvOut},
+                        new Shape[] {x.shape(), cshape, cshape, cshape, cshape});
             }
-            Shape cshape = cs.cshape;
-            return call.result(new Buffer[] {yb, meanb, invb, rmOut, rvOut},
-                    new Shape[] {x.shape(), cshape, cshape, cshape, cshape});
-        }
+        });
     }
 
     /** The per-channel view of a batch norm, in either layout. */
@@ -518,7 +566,7 @@ public final class NormEngine implements AutoCloseable {
      *     reduced axes set to 1
      */
     public NormResult meanVarianceNorm(MeanVarianceNorm spec, Tensor x) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a MeanVarianceNorm (MeanVarianceNorm.defaults())");
         requireX(x, 1);
         Shape xs = x.shape();
         int rank = xs.rank();
@@ -567,26 +615,28 @@ public final class NormEngine implements AutoCloseable {
         }
         checkOpen();
         DType st = x.dtype().statistics();
-        try (Call call = new Call(x, x.dtype())) {
-            Backend be = call.backend();
-            Buffer xb = call.in(x, "X");
-            Buffer yb = call.out(x.dtype(), xs.size());
-            Buffer meanb = call.out(st, channels);
-            Buffer invb = call.out(st, channels);
-            if (channels > 0) {
-                if (outer * inner == 0) {
-                    be.fill(meanb, Float.NaN);
-                    be.fill(invb, Float.NaN);
-                } else {
-                    ChannelPlan plan = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR_EPS_OUTSIDE,
-                            spec.epsilon());
-                    Buffer meanLo = call.temp(st, channels);
-                    be.channelStats(plan, xb, meanb, meanLo, invb, null, null, null, null, null);
-                    be.channelApply(plan, xb, meanb, meanLo, invb, null, null, yb);
+        return failover(() -> {
+            try (Call call = new Call(x, x.dtype())) {
+                Backend be = call.backend();
+                Buffer xb = call.in(x, "X");
+                Buffer yb = call.out(x.dtype(), xs.size());
+                Buffer meanb = call.out(st, channels);
+                Buffer invb = call.out(st, channels);
+                if (channels > 0) {
+                    if (outer * inner == 0) {
+                        be.fill(meanb, Float.NaN);
+                        be.fill(invb, Float.NaN);
+                    } else {
+                        ChannelPlan plan = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR_EPS_OUTSIDE,
+                                spec.epsilon());
+                        Buffer meanLo = call.temp(st, channels);
+                        be.channelStats(plan, xb, meanb, meanLo, invb, null, null, null, null, null);
+                        be.channelApply(plan, xb, meanb, meanLo, invb, null, null, yb);
+                    }
                 }
+                return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {xs, statShape, statShape});
             }
-            return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {xs, statShape, statShape});
-        }
+        });
     }
 
     /** Runs a row normalization; a null plan means the rows are empty (zero columns). */
@@ -596,27 +646,29 @@ public final class NormEngine implements AutoCloseable {
         RowNormPlan plan = setup.plan();
         Shape statShape = setup.statShape();
         DType st = x.dtype().statistics();
-        try (Call call = new Call(x, x.dtype())) {
-            Backend be = call.backend();
-            Buffer xb = call.in(x, "X");
-            Buffer sb = call.in(scale, "scale");
-            Buffer bb = call.in(bias, "bias");
-            Buffer yb = call.out(x.dtype(), x.shape().size());
-            Buffer meanb = setup.rms() ? null : call.out(st, statShape.size());
-            Buffer invb = call.out(st, statShape.size());
-            if (statShape.size() > 0) {
-                if (plan == null) {
-                    // Rows of zero elements have no statistics.
-                    if (meanb != null) {
-                        be.fill(meanb, Float.NaN);
+        return failover(() -> {
+            try (Call call = new Call(x, x.dtype())) {
+                Backend be = call.backend();
+                Buffer xb = call.in(x, "X");
+                Buffer sb = call.in(scale, "scale");
+                Buffer bb = call.in(bias, "bias");
+                Buffer yb = call.out(x.dtype(), x.shape().size());
+                Buffer meanb = setup.rms() ? null : call.out(st, statShape.size());
+                Buffer invb = call.out(st, statShape.size());
+                if (statShape.size() > 0) {
+                    if (plan == null) {
+                        // Rows of zero elements have no statistics.
+                        if (meanb != null) {
+                            be.fill(meanb, Float.NaN);
+                        }
+                        be.fill(invb, Float.NaN);
+                    } else {
+                        be.rowNorm(plan, xb, sb, bb, yb, meanb, invb);
                     }
-                    be.fill(invb, Float.NaN);
-                } else {
-                    be.rowNorm(plan, xb, sb, bb, yb, meanb, invb);
                 }
+                return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {x.shape(), statShape, statShape});
             }
-            return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {x.shape(), statShape, statShape});
-        }
+        });
     }
 
     // ---------------------------------------------------------------- mergeable statistics
@@ -641,7 +693,7 @@ public final class NormEngine implements AutoCloseable {
      * @return count and the mean and M2 of each channel
      */
     public ChannelMoments batchNormMoments(BatchNorm spec, Tensor x) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a BatchNorm (BatchNorm.defaults())");
         ChannelSetup cs = batchSetup(spec, x, null, null, null, null);
         return moments(x, cs.plan == null ? 0 : cs.plan.outer(), cs.cshape.size(),
                 cs.plan == null ? 0 : cs.plan.inner());
@@ -656,7 +708,7 @@ public final class NormEngine implements AutoCloseable {
      * @return count (C / G) * D1 * ..., and the mean and M2 of each of the N * G groups
      */
     public ChannelMoments groupNormMoments(GroupNorm spec, Tensor x) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a GroupNorm (GroupNorm.of(numGroups))");
         if (spec.layout() != Layout.CHANNELS_FIRST) {
             throw new IllegalArgumentException("groupNormMoments: layout = " + spec.layout()
                     + ": expected CHANNELS_FIRST");
@@ -676,15 +728,17 @@ public final class NormEngine implements AutoCloseable {
             java.util.Arrays.fill(m2, Double.NaN);
         } else if (channels > 0) {
             DType st = x.dtype().statistics();
-            try (Call call = new Call(null, x.dtype())) {
-                Backend be = call.backend();
-                Buffer xb = call.in(x, "X");
-                Buffer mb = call.temp(st, channels);
-                Buffer qb = call.temp(st, channels);
-                be.channelMoments(new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1f), xb, mb, qb);
-                mean = be.read(mb, Shape.of(channels)).toDoubles();
-                m2 = be.read(qb, Shape.of(channels)).toDoubles();
-            }
+            return failover(() -> {
+                try (Call call = new Call(null, x.dtype())) {
+                    Backend be = call.backend();
+                    Buffer xb = call.in(x, "X");
+                    Buffer mb = call.temp(st, channels);
+                    Buffer qb = call.temp(st, channels);
+                    be.channelMoments(new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1f), xb, mb, qb);
+                    return ChannelMoments.of(count, be.read(mb, Shape.of(channels)).toDoubles(),
+                            be.read(qb, Shape.of(channels)).toDoubles());
+                }
+            });
         }
         return ChannelMoments.of(count, mean, m2);
     }
@@ -706,7 +760,7 @@ public final class NormEngine implements AutoCloseable {
      */
     public NormResult batchNorm(BatchNorm spec, Tensor x, Tensor scale, Tensor bias, Tensor runningMean,
             Tensor runningVar, ChannelMoments moments) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a BatchNorm (BatchNorm.defaults())");
         if (moments == null) {
             return batchNorm(spec, x, scale, bias, runningMean, runningVar);
         }
@@ -726,52 +780,54 @@ public final class NormEngine implements AutoCloseable {
         DType pt = paramType(x, "scale", scale, "bias", bias, "runningMean", runningMean, "runningVar", runningVar);
         DType st = x.dtype().statistics();
         Shape cshape = cs.cshape;
-        try (Call call = new Call(x, x.dtype())) {
-            Backend be = call.backend();
-            Buffer xb = call.in(x, "X");
-            Buffer sb = call.in(scale, "scale");
-            Buffer bb = call.in(bias, "bias");
-            Buffer yb = call.out(x.dtype(), x.shape().size());
-            Buffer meanb = call.out(st, c);
-            Buffer invb = call.out(st, c);
-            boolean update = runningMean != null;
-            Buffer rmOut = update ? call.out(pt, c) : null;
-            Buffer rvOut = update ? call.out(pt, c) : null;
-            if (c > 0) {
-                boolean empty = moments.count() == 0;
-                double[] mean = moments.mean();
-                double[] inv = moments.invStd(spec.epsilon());
-                double[] lo = moments.meanLo(st);
-                if (empty) {
-                    java.util.Arrays.fill(mean, Double.NaN);
-                    java.util.Arrays.fill(inv, Double.NaN);
-                }
-                be.write(meanb, HostTensor.fromDoubles(mean, st, cshape));
-                be.write(invb, HostTensor.fromDoubles(inv, st, cshape));
-                if (update) {
-                    double[] rm = runningMean.toHost().toDoubles();
-                    double[] rv = runningVar.toHost().toDoubles();
-                    if (!empty) {
-                        RunningUpdate u = spec.runningUpdate();
-                        double[] var = moments.variance(u.unbiased());
-                        double w = u.batchWeight();
-                        for (int i = 0; i < rm.length; i++) {
-                            rm[i] = rm[i] * (1 - w) + mean[i] * w;
-                            rv[i] = rv[i] * (1 - w) + var[i] * w;
-                        }
+        return failover(() -> {
+            try (Call call = new Call(x, x.dtype())) {
+                Backend be = call.backend();
+                Buffer xb = call.in(x, "X");
+                Buffer sb = call.in(scale, "scale");
+                Buffer bb = call.in(bias, "bias");
+                Buffer yb = call.out(x.dtype(), x.shape().size());
+                Buffer meanb = call.out(st, c);
+                Buffer invb = call.out(st, c);
+                boolean update = runningMean != null;
+                Buffer rmOut = update ? call.out(pt, c) : null;
+                Buffer rvOut = update ? call.out(pt, c) : null;
+                if (c > 0) {
+                    boolean empty = moments.count() == 0;
+                    double[] mean = moments.mean();
+                    double[] inv = moments.invStd(spec.epsilon());
+                    double[] lo = moments.meanLo(st);
+                    if (empty) {
+                        java.util.Arrays.fill(mean, Double.NaN);
+                        java.util.Arrays.fill(inv, Double.NaN);
                     }
-                    be.write(rmOut, HostTensor.fromDoubles(rm, pt, cshape));
-                    be.write(rvOut, HostTensor.fromDoubles(rv, pt, cshape));
+                    be.write(meanb, HostTensor.fromDoubles(mean, st, cshape));
+                    be.write(invb, HostTensor.fromDoubles(inv, st, cshape));
+                    if (update) {
+                        double[] rm = runningMean.toHost().toDoubles();
+                        double[] rv = runningVar.toHost().toDoubles();
+                        if (!empty) {
+                            RunningUpdate u = spec.runningUpdate();
+                            double[] var = moments.variance(u.unbiased());
+                            double w = u.batchWeight();
+                            for (int i = 0; i < rm.length; i++) {
+                                rm[i] = rm[i] * (1 - w) + mean[i] * w;
+                                rv[i] = rv[i] * (1 - w) + var[i] * w;
+                            }
+                        }
+                        be.write(rmOut, HostTensor.fromDoubles(rm, pt, cshape));
+                        be.write(rvOut, HostTensor.fromDoubles(rv, pt, cshape));
+                    }
+                    if (x.shape().size() > 0) {
+                        Buffer lob = call.temp(st, c);
+                        be.write(lob, HostTensor.fromDoubles(lo, st, cshape));
+                        be.channelApply(cs.plan, xb, meanb, lob, invb, sb, bb, yb);
+                    }
                 }
-                if (x.shape().size() > 0) {
-                    Buffer lob = call.temp(st, c);
-                    be.write(lob, HostTensor.fromDoubles(lo, st, cshape));
-                    be.channelApply(cs.plan, xb, meanb, lob, invb, sb, bb, yb);
-                }
+                return call.result(new Buffer[] {yb, meanb, invb, rmOut, rvOut},
+                        new Shape[] {x.shape(), cshape, cshape, cshape, cshape});
             }
-            return call.result(new Buffer[] {yb, meanb, invb, rmOut, rvOut},
-                    new Shape[] {x.shape(), cshape, cshape, cshape, cshape});
-        }
+        });
     }
 
     /**
@@ -786,7 +842,7 @@ public final class NormEngine implements AutoCloseable {
      * @return Y, and the Mean and InvStdDev used, shape (N, G)
      */
     public NormResult groupNorm(GroupNorm spec, Tensor x, Tensor scale, Tensor bias, ChannelMoments moments) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a GroupNorm (GroupNorm.of(numGroups))");
         if (moments == null) {
             return groupNorm(spec, x, scale, bias);
         }
@@ -800,29 +856,31 @@ public final class NormEngine implements AutoCloseable {
         checkOpen();
         paramType(x, "scale", scale, "bias", bias);
         DType st = x.dtype().statistics();
-        try (Call call = new Call(x, x.dtype())) {
-            Backend be = call.backend();
-            Buffer xb = call.in(x, "X");
-            Buffer sb = call.in(scale, "scale");
-            Buffer bb = call.in(bias, "bias");
-            Buffer yb = call.out(x.dtype(), x.shape().size());
-            Buffer meanb = call.out(st, statShape.size());
-            Buffer invb = call.out(st, statShape.size());
-            if (statShape.size() > 0) {
-                double[] m = moments.mean();
-                double[] inv = moments.invStd(spec.epsilon());
-                if (moments.count() == 0) {
-                    java.util.Arrays.fill(m, Double.NaN);
-                    java.util.Arrays.fill(inv, Double.NaN);
+        return failover(() -> {
+            try (Call call = new Call(x, x.dtype())) {
+                Backend be = call.backend();
+                Buffer xb = call.in(x, "X");
+                Buffer sb = call.in(scale, "scale");
+                Buffer bb = call.in(bias, "bias");
+                Buffer yb = call.out(x.dtype(), x.shape().size());
+                Buffer meanb = call.out(st, statShape.size());
+                Buffer invb = call.out(st, statShape.size());
+                if (statShape.size() > 0) {
+                    double[] m = moments.mean();
+                    double[] inv = moments.invStd(spec.epsilon());
+                    if (moments.count() == 0) {
+                        java.util.Arrays.fill(m, Double.NaN);
+                        java.util.Arrays.fill(inv, Double.NaN);
+                    }
+                    be.write(meanb, HostTensor.fromDoubles(m, st, statShape));
+                    be.write(invb, HostTensor.fromDoubles(inv, st, statShape));
+                    if (setup.plan() != null) {
+                        be.rowApply(setup.plan(), xb, meanb, invb, sb, bb, yb);
+                    }
                 }
-                be.write(meanb, HostTensor.fromDoubles(m, st, statShape));
-                be.write(invb, HostTensor.fromDoubles(inv, st, statShape));
-                if (setup.plan() != null) {
-                    be.rowApply(setup.plan(), xb, meanb, invb, sb, bb, yb);
-                }
+                return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {x.shape(), statShape, statShape});
             }
-            return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {x.shape(), statShape, statShape});
-        }
+        });
     }
 
     // ---------------------------------------------------------------- backward
@@ -840,7 +898,7 @@ public final class NormEngine implements AutoCloseable {
      *     float32), where dY lives
      */
     public GradResult layerNormBackward(LayerNorm spec, Tensor dy, Tensor x, Tensor scale, SavedStats saved) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a LayerNorm (LayerNorm.defaults())");
         return rowsBackward(trailingSetup(StatMode.MEAN_VAR, spec.axis(), spec.epsilon(), x, scale, null), dy, x, scale,
                 saved);
     }
@@ -856,7 +914,7 @@ public final class NormEngine implements AutoCloseable {
      * @return dX and dScale; dBias is null
      */
     public GradResult rmsNormBackward(RmsNorm spec, Tensor dy, Tensor x, Tensor scale, SavedStats saved) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a RmsNorm (RmsNorm.defaults())");
         return rowsBackward(trailingSetup(StatMode.RMS, spec.axis(), spec.epsilon(), x, scale, null), dy, x, scale,
                 saved);
     }
@@ -872,7 +930,7 @@ public final class NormEngine implements AutoCloseable {
      * @return dX, dScale and dBias (shape [C], or [G] per group)
      */
     public GradResult groupNormBackward(GroupNorm spec, Tensor dy, Tensor x, Tensor scale, SavedStats saved) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a GroupNorm (GroupNorm.of(numGroups))");
         return rowsBackward(groupSetup(spec.numGroups(), spec.affine() == GroupNorm.Affine.PER_GROUP, spec.epsilon(),
                 spec.layout(), x, scale, null), dy, x, scale, saved);
     }
@@ -888,7 +946,7 @@ public final class NormEngine implements AutoCloseable {
      * @return dX, dScale and dBias (shape [C])
      */
     public GradResult instanceNormBackward(InstanceNorm spec, Tensor dy, Tensor x, Tensor scale, SavedStats saved) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "an InstanceNorm (InstanceNorm.defaults())");
         requireX(x, 2);
         long c = channels(x.shape(), spec.layout());
         return rowsBackward(groupSetup(c, false, spec.epsilon(), spec.layout(), x, scale, null, "[C]"), dy, x, scale,
@@ -903,34 +961,36 @@ public final class NormEngine implements AutoCloseable {
         checkOpen();
         DType pt = paramType(x, "scale", scale);
         RowNormPlan plan = setup.plan();
-        try (Call call = new Call(dy, x.dtype())) {
-            Backend be = call.backend();
-            Buffer dyb = call.in(dy, "dY");
-            Buffer xb = call.in(x, "X");
-            Buffer sb = call.in(scale, "scale");
-            Buffer dxb = call.out(x.dtype(), x.shape().size());
-            Buffer dsb = call.out(pt, setup.affineShape().size());
-            Buffer dbb = setup.rms() ? null : call.out(pt, setup.affineShape().size());
-            if (plan == null || plan.rows() == 0) {
-                zero(be, dsb);
-                zero(be, dbb);
-            } else {
-                Buffer meanb;
-                Buffer invb;
-                if (saved != null) {
-                    meanb = setup.rms() ? null : call.in(saved.mean(), "saved.mean");
-                    invb = call.in(saved.invStdDev(), "saved.invStdDev");
+        return failover(() -> {
+            try (Call call = new Call(dy, x.dtype())) {
+                Backend be = call.backend();
+                Buffer dyb = call.in(dy, "dY");
+                Buffer xb = call.in(x, "X");
+                Buffer sb = call.in(scale, "scale");
+                Buffer dxb = call.out(x.dtype(), x.shape().size());
+                Buffer dsb = call.out(pt, setup.affineShape().size());
+                Buffer dbb = setup.rms() ? null : call.out(pt, setup.affineShape().size());
+                if (plan == null || plan.rows() == 0) {
+                    zero(be, dsb);
+                    zero(be, dbb);
                 } else {
-                    meanb = setup.rms() ? null : call.temp(st, statShape.size());
-                    invb = call.temp(st, statShape.size());
-                    be.rowNorm(plan, xb, null, null, null, meanb, invb); // statistics only
+                    Buffer meanb;
+                    Buffer invb;
+                    if (saved != null) {
+                        meanb = setup.rms() ? null : call.in(saved.mean(), "saved.mean");
+                        invb = call.in(saved.invStdDev(), "saved.invStdDev");
+                    } else {
+                        meanb = setup.rms() ? null : call.temp(st, statShape.size());
+                        invb = call.temp(st, statShape.size());
+                        be.rowNorm(plan, xb, null, null, null, meanb, invb); // statistics only
+                    }
+                    be.rowNormBackward(plan, dyb, xb, sb, meanb, invb, dxb);
+                    be.affineGrad(setup.grad(), dyb, xb, meanb, invb, dsb, dbb, null);
                 }
-                be.rowNormBackward(plan, dyb, xb, sb, meanb, invb, dxb);
-                be.affineGrad(setup.grad(), dyb, xb, meanb, invb, dsb, dbb, null);
+                return call.grad(new Buffer[] {dxb, dsb, dbb},
+                        new Shape[] {x.shape(), setup.affineShape(), setup.affineShape()});
             }
-            return call.grad(new Buffer[] {dxb, dsb, dbb},
-                    new Shape[] {x.shape(), setup.affineShape(), setup.affineShape()});
-        }
+        });
     }
 
     /**
@@ -950,7 +1010,7 @@ public final class NormEngine implements AutoCloseable {
      */
     public GradResult batchNormBackward(BatchNorm spec, Tensor dy, Tensor x, Tensor scale, Tensor runningMean,
             Tensor runningVar, SavedStats saved) {
-        Objects.requireNonNull(spec, "spec");
+        Validation.notNull(spec, "spec", "a BatchNorm (BatchNorm.defaults())");
         ChannelSetup cs = batchSetup(spec, x, scale, null, spec.training() ? null : runningMean,
                 spec.training() ? null : runningVar);
         requireGradOutput(dy, x);
@@ -970,41 +1030,43 @@ public final class NormEngine implements AutoCloseable {
         DType pt = spec.training() ? paramType(x, "scale", scale)
                 : paramType(x, "scale", scale, "runningMean", runningMean, "runningVar", runningVar);
         long c = cshape.size();
-        try (Call call = new Call(dy, x.dtype())) {
-            Backend be = call.backend();
-            Buffer dyb = call.in(dy, "dY");
-            Buffer xb = call.in(x, "X");
-            Buffer sb = call.in(scale, "scale");
-            Buffer dxb = call.out(x.dtype(), x.shape().size());
-            Buffer dsb = call.out(pt, c);
-            Buffer dbb = call.out(pt, c);
-            if (c == 0 || cs.count == 0) {
-                zero(be, dsb);
-                zero(be, dbb);
-            } else {
-                ChannelPlan plan = cs.plan;
-                Buffer meanb;
-                Buffer invb;
-                if (!spec.training()) {
-                    meanb = call.temp(st, c);
-                    invb = call.temp(st, c);
-                    be.channelRunningStats(plan, call.in(runningMean, "runningMean"), call.in(runningVar,
-                            "runningVar"), meanb, invb);
-                } else if (saved != null) {
-                    meanb = call.in(saved.mean(), "saved.mean");
-                    invb = call.in(saved.invStdDev(), "saved.invStdDev");
+        return failover(() -> {
+            try (Call call = new Call(dy, x.dtype())) {
+                Backend be = call.backend();
+                Buffer dyb = call.in(dy, "dY");
+                Buffer xb = call.in(x, "X");
+                Buffer sb = call.in(scale, "scale");
+                Buffer dxb = call.out(x.dtype(), x.shape().size());
+                Buffer dsb = call.out(pt, c);
+                Buffer dbb = call.out(pt, c);
+                if (c == 0 || cs.count == 0) {
+                    zero(be, dsb);
+                    zero(be, dbb);
                 } else {
-                    meanb = call.temp(st, c);
-                    invb = call.temp(st, c);
-                    be.channelStats(plan, xb, meanb, null, invb, null, null, null, null, null);
+                    ChannelPlan plan = cs.plan;
+                    Buffer meanb;
+                    Buffer invb;
+                    if (!spec.training()) {
+                        meanb = call.temp(st, c);
+                        invb = call.temp(st, c);
+                        be.channelRunningStats(plan, call.in(runningMean, "runningMean"), call.in(runningVar,
+                                "runningVar"), meanb, invb);
+                    } else if (saved != null) {
+                        meanb = call.in(saved.mean(), "saved.mean");
+                        invb = call.in(saved.invStdDev(), "saved.invStdDev");
+                    } else {
+                        meanb = call.temp(st, c);
+                        invb = call.temp(st, c);
+                        be.channelStats(plan, xb, meanb, null, invb, null, null, null, null, null);
+                    }
+                    Buffer sums = spec.training() ? call.temp(st, 2 * c) : null;
+                    be.affineGrad(new AffineGradPlan(plan.outer(), c, plan.inner(), 0, 1, false), dyb, xb, meanb, invb,
+                            dsb, dbb, sums);
+                    be.channelBackward(plan, dyb, xb, meanb, invb, sb, sums, dxb);
                 }
-                Buffer sums = spec.training() ? call.temp(st, 2 * c) : null;
-                be.affineGrad(new AffineGradPlan(plan.outer(), c, plan.inner(), 0, 1, false), dyb, xb, meanb, invb,
-                        dsb, dbb, sums);
-                be.channelBackward(plan, dyb, xb, meanb, invb, sb, sums, dxb);
+                return call.grad(new Buffer[] {dxb, dsb, dbb}, new Shape[] {x.shape(), cshape, cshape});
             }
-            return call.grad(new Buffer[] {dxb, dsb, dbb}, new Shape[] {x.shape(), cshape, cshape});
-        }
+        });
     }
 
     private static void zero(Backend be, Buffer b) {
@@ -1170,11 +1232,11 @@ public final class NormEngine implements AutoCloseable {
                 if (d.isClosed()) {
                     throw new IllegalStateException(name + " is a closed DeviceTensor" + d.shape());
                 }
-                if (exec == backend) {
+                if (d.backend() == exec) {
                     return d.buffer();
                 }
-                // The fallback backend computes: bring the device data over.
-                return temp(exec.importHost(backend.read(d.buffer(), d.shape())));
+                // Another backend of this engine computes (AUTO's Java fallback): bring the data over.
+                return temp(exec.importHost(d.backend().read(d.buffer(), d.shape())));
             }
             return temp(exec.importHost((HostTensor) t));
         }
@@ -1207,33 +1269,19 @@ public final class NormEngine implements AutoCloseable {
 
         private Tensor[] tensors(Buffer[] buffers, Shape[] shapes) {
             Tensor[] t = new Tensor[buffers.length];
-            List<Buffer> created = new ArrayList<>();
-            try {
-                for (int i = 0; i < buffers.length; i++) {
-                    Buffer b = buffers[i];
-                    if (b == null) {
-                        continue;
-                    }
-                    HostTensor host = shapes[i].size() == 0 ? HostTensor.zeros(b.dtype(), shapes[i])
-                            : !deviceOutputs || exec != backend ? exec.exportHost(b, shapes[i]) : null;
-                    if (!deviceOutputs) {
-                        t[i] = host;
-                    } else if (exec == backend) {
-                        t[i] = new DeviceTensor(NormEngine.this, b, shapes[i]);
-                    } else {
-                        Buffer own = backend.allocate(b.dtype(), shapes[i].size());
-                        created.add(own);
-                        if (shapes[i].size() > 0) {
-                            backend.write(own, host);
-                        }
-                        t[i] = new DeviceTensor(NormEngine.this, own, shapes[i]);
-                    }
+            for (int i = 0; i < buffers.length; i++) {
+                Buffer b = buffers[i];
+                if (b == null) {
+                    continue;
                 }
-            } catch (RuntimeException e) {
-                created.forEach(Buffer::close);
-                throw e;
+                if (deviceOutputs) {
+                    t[i] = new DeviceTensor(NormEngine.this, exec, b, shapes[i]);
+                } else {
+                    t[i] = shapes[i].size() == 0 ? HostTensor.zeros(b.dtype(), shapes[i])
+                            : exec.exportHost(b, shapes[i]);
+                }
             }
-            handedOut = deviceOutputs && exec == backend;
+            handedOut = deviceOutputs;
             return t;
         }
 

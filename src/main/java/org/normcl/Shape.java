@@ -35,7 +35,7 @@ public final class Shape {
      * @throws IllegalArgumentException if a dimension is negative or the element count overflows
      */
     public static Shape of(long... dims) {
-        return new Shape(dims.clone());
+        return new Shape(Validation.notNull(dims, "dims", "the dimensions, outermost first").clone());
     }
 
     /**
@@ -43,6 +43,7 @@ public final class Shape {
      * @return the shape
      */
     public static Shape of(int... dims) {
+        Validation.notNull(dims, "dims", "the dimensions, outermost first");
         long[] d = new long[dims.length];
         for (int i = 0; i < dims.length; i++) {
             d[i] = dims[i];

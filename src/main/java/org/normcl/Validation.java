@@ -14,6 +14,17 @@ final class Validation {
         return f;
     }
 
+    /**
+     * Checks that an argument is given: an {@link IllegalArgumentException} naming it and what it
+     * should be, like every other bad argument (not a NullPointerException).
+     */
+    static <T> T notNull(T value, String parameter, String expected) {
+        if (value == null) {
+            throw new IllegalArgumentException(parameter + " must not be null: expected " + expected);
+        }
+        return value;
+    }
+
     /** Checks that a layout is given. */
     static Layout layout(Layout layout) {
         if (layout == null) {

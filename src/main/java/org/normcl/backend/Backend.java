@@ -144,6 +144,11 @@ public interface Backend extends AutoCloseable {
     void channelBackward(ChannelPlan plan, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer sums,
             Buffer dx);
 
+    /** @return whether the device stopped answering, so that every further call fails */
+    default boolean isLost() {
+        return false;
+    }
+
     /** @return buffers allocated and not yet closed (tensors and temporaries), for leak checks */
     int liveBuffers();
 

@@ -77,6 +77,10 @@ final class ClBackend implements Backend {
     private final ClBuffer dummy;
     private final Object lock = new Object();
     private volatile boolean closed;
+    /** Why the device is gone, or null while it works. */
+    private volatile String lost;
+    /** What NVIDIA's driver returns after an illegal address in a kernel: the context is dead. */
+    private static final int LOST_DEVICE_NVIDIA = -9999;
 
     /** A built program for one (data type, parameter type) pair, with its kernels. */
     private static final class Program {
@@ -152,7 +156,8 @@ final class ClBackend implements Backend {
         cl_program prog = clCreateProgramWithSource(context, 1, new String[] {source}, null, err);
         ClErrors.check(err[0], "clCreateProgramWithSource");
         String options = buildOptions(data, param);
-        int status = clBuildProgram(prog, 1, new cl_device_id[] {device}, options, null, null);
+        int status = FaultInjection.buildFails(data) ? CL_BUILD_PROGRAM_FAILURE
+                : clBuildProgram(prog, 1, new cl_device_id[] {device}, options, null, null);
         if (status != CL_SUCCESS) {
             String log = buildLog(prog);
             clReleaseProgram(prog);
@@ -209,9 +214,9 @@ final class ClBackend implements Backend {
 
     private String buildLog(cl_program prog) {
         long[] size = new long[1];
-        clGetProgramBuildInfo(prog, device, CL_PROGRAM_BUILD_LOG, 0, null, size);
-        if (size[0] <= 1) {
-            return "(empty)";
+        int err = clGetProgramBuildInfo(prog, device, CL_PROGRAM_BUILD_LOG, 0, null, size);
+        if (err != CL_SUCCESS || size[0] <= 1 || size[0] > (64 << 20)) {
+            return "(no build log: the driver returned none)";
         }
         byte[] b = new byte[(int) size[0]];
         clGetProgramBuildInfo(prog, device, CL_PROGRAM_BUILD_LOG, b.length, Pointer.to(b), null);
@@ -264,8 +269,9 @@ final class ClBackend implements Backend {
             mem = cache.take(bytes);
             if (mem == null) {
                 int[] err = new int[1];
-                mem = clCreateBuffer(context, CL_MEM_READ_WRITE, bytes, null, err);
-                ClErrors.check(err[0], "clCreateBuffer(" + bytes + " bytes)");
+                int injected = FaultInjection.allocationError(bytes);
+                mem = injected != 0 ? null : clCreateBuffer(context, CL_MEM_READ_WRITE, bytes, null, err);
+                check(injected != 0 ? injected : err[0], "clCreateBuffer(" + bytes + " bytes)");
             }
         }
         ClBuffer b = new ClBuffer(this, mem, elements, dtype);
@@ -384,8 +390,8 @@ final class ClBackend implements Backend {
             throw new IllegalArgumentException("cannot write " + src.dtype() + " data into a " + d.dtype() + " buffer");
         }
         synchronized (lock) {
-            ClErrors.check(clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, 0, d.bytes(), pointer(src.array()), 0, null,
-                    null), "clEnqueueWriteBuffer");
+            check(clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, 0, d.bytes(), pointer(src.array()), 0, null, null),
+                    "clEnqueueWriteBuffer");
         }
     }
 
@@ -397,8 +403,8 @@ final class ClBackend implements Backend {
             return out;
         }
         synchronized (lock) {
-            ClErrors.check(clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, 0, s.bytes(), pointer(out.array()), 0, null,
-                    null), "clEnqueueReadBuffer");
+            check(clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, 0, s.bytes(), pointer(out.array()), 0, null, null),
+                    "clEnqueueReadBuffer");
         }
         return out;
     }
@@ -428,8 +434,7 @@ final class ClBackend implements Backend {
             return;
         }
         synchronized (lock) {
-            ClErrors.check(clEnqueueCopyBuffer(queue, s.mem(), d.mem(), 0, 0, s.bytes(), 0, null, null),
-                    "clEnqueueCopyBuffer");
+            check(clEnqueueCopyBuffer(queue, s.mem(), d.mem(), 0, 0, s.bytes(), 0, null, null), "clEnqueueCopyBuffer");
             finish();
         }
     }
@@ -456,8 +461,8 @@ final class ClBackend implements Backend {
                 pattern = Pointer.to(new float[] {value});
         }
         synchronized (lock) {
-            ClErrors.check(clEnqueueFillBuffer(queue, d.mem(), pattern, d.dtype().byteSize(), 0, d.bytes(), 0, null,
-                    null), "clEnqueueFillBuffer");
+            check(clEnqueueFillBuffer(queue, d.mem(), pattern, d.dtype().byteSize(), 0, d.bytes(), 0, null, null),
+                    "clEnqueueFillBuffer");
             finish();
         }
     }
@@ -674,7 +679,23 @@ final class ClBackend implements Backend {
     }
 
     private void finish() {
-        ClErrors.check(clFinish(queue), "clFinish");
+        check(clFinish(queue), "clFinish");
+    }
+
+    /**
+     * The error check of every call that touches the device: a lost device (the driver reports it
+     * unavailable, or commands failed for good) marks the backend unusable, so later calls fail
+     * at once with a message that says so instead of with another driver error.
+     */
+    private void check(int code, String call) {
+        if (code == CL_SUCCESS) {
+            return;
+        }
+        if (code == CL_DEVICE_NOT_AVAILABLE || code == CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST
+                || code == LOST_DEVICE_NVIDIA) {
+            lost = call + ": " + ClErrors.name(code) + " (" + code + ")";
+        }
+        ClErrors.check(code, call);
     }
 
     private ClBuffer cl(Buffer b) {
@@ -689,6 +710,16 @@ final class ClBackend implements Backend {
         if (closed) {
             throw new IllegalStateException("the OpenCL backend on " + info.name() + " is closed");
         }
+        String why = lost;
+        if (why != null) {
+            throw new DeviceLostException("the OpenCL device " + info.name() + " is lost (" + why
+                    + "); its tensors are gone: create a new engine");
+        }
+    }
+
+    @Override
+    public boolean isLost() {
+        return lost != null;
     }
 
     private Args args(Program prog, String kernel) {
@@ -748,7 +779,9 @@ final class ClBackend implements Backend {
                     return;
                 }
             }
-            ClErrors.check(clEnqueueNDRangeKernel(queue, kernel, global.length, null, global, local, 0, null, null),
+            int injected = FaultInjection.launchError(name);
+            check(injected != 0 ? injected
+                    : clEnqueueNDRangeKernel(queue, kernel, global.length, null, global, local, 0, null, null),
                     "clEnqueueNDRangeKernel(" + name + ")");
         }
     }

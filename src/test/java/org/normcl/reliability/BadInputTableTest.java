@@ -84,15 +84,14 @@ class BadInputTableTest {
     // ------------------------------------------------------------------ A: null arguments
 
     @Test
-    void a1_nullSpecIsANullPointerExceptionNamingSpec() {
+    void a1_nullSpecNamesSpecAndWhatToPass() {
         onEveryBackend(b -> {
             NormEngine e = b.engine();
             List<Executable> calls = List.of(() -> e.layerNorm(null, X2, null, null), () -> e.rmsNorm(null, X2, null),
                     () -> e.groupNorm(null, X4, null, null), () -> e.instanceNorm(null, X4, null, null),
                     () -> e.batchNorm(null, X4, null, null, null, null), () -> e.meanVarianceNorm(null, X4));
             for (Executable c : calls) {
-                NullPointerException npe = fails(NullPointerException.class, b + ": null spec", c);
-                assertEquals("spec", npe.getMessage());
+                fails(IllegalArgumentException.class, b + ": null spec", c, "spec must not be null: expected a");
             }
         });
     }
@@ -127,18 +126,20 @@ class BadInputTableTest {
     }
 
     @Test
-    void a6_nullTensorsShapesAndOptionsAreNullPointerExceptionsNamingTheParameter() {
+    void a6_nullTensorsShapesAndOptionsNameTheParameterAndTheExpectedValue() {
         onEveryBackend(b -> {
             NormEngine e = b.engine();
-            assertEquals("host", fails(NullPointerException.class, b + " upload", () -> e.upload(null)).getMessage());
-            assertEquals("shape", fails(NullPointerException.class, b + " full", () -> e.full(null, 0f)).getMessage());
+            fails(IllegalArgumentException.class, b + " upload", () -> e.upload(null),
+                    "host must not be null: expected a HostTensor");
+            fails(IllegalArgumentException.class, b + " full", () -> e.full(null, 0f),
+                    "shape must not be null: expected a Shape");
         });
-        assertEquals("options", fails(NullPointerException.class, "create", () -> NormEngine.create(null))
-                .getMessage());
-        assertEquals("data", fails(NullPointerException.class, "HostTensor.of", () -> HostTensor.of(null, 2, 3))
-                .getMessage());
-        assertEquals("shape", fails(NullPointerException.class, "HostTensor.of", () -> HostTensor.of(new float[1],
-                (Shape) null)).getMessage());
+        fails(IllegalArgumentException.class, "create", () -> NormEngine.create(null),
+                "options must not be null: expected EngineOptions");
+        fails(IllegalArgumentException.class, "HostTensor.of", () -> HostTensor.of(null, 2, 3),
+                "data must not be null: expected an array of FLOAT32 values");
+        fails(IllegalArgumentException.class, "HostTensor.of", () -> HostTensor.of(new float[1], (Shape) null),
+                "shape must not be null: expected a Shape");
     }
 
     @Test
@@ -154,8 +155,9 @@ class BadInputTableTest {
     }
 
     @Test
-    void a8_nullDimsAreANullPointerExceptionWithoutAMessage() {
-        assertThrows(NullPointerException.class, () -> Shape.of((long[]) null));
+    void a8_nullDims() {
+        fails(IllegalArgumentException.class, "Shape.of", () -> Shape.of((long[]) null),
+                "dims must not be null: expected the dimensions");
     }
 
     // ------------------------------------------------------------------ B: rank and shape

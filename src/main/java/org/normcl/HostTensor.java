@@ -233,6 +233,29 @@ public final class HostTensor implements Tensor {
         return d;
     }
 
+    /**
+     * A copy of elements {@code [from, to)} as a tensor of the given shape (used to process a tensor
+     * too large for one device buffer in chunks).
+     */
+    HostTensor range(long from, long to, Shape shape) {
+        int f = Math.toIntExact(from);
+        int t = Math.toIntExact(to);
+        Object a;
+        if (array instanceof float[] x) {
+            a = java.util.Arrays.copyOfRange(x, f, t);
+        } else if (array instanceof double[] x) {
+            a = java.util.Arrays.copyOfRange(x, f, t);
+        } else {
+            a = java.util.Arrays.copyOfRange((short[]) array, f, t);
+        }
+        return checked(a, t - f, dtype, shape);
+    }
+
+    /** Copies all of {@code src} (same type) into this tensor's array at element {@code offset}. */
+    void copyFrom(HostTensor src, long offset) {
+        System.arraycopy(src.array, 0, array, Math.toIntExact(offset), src.shape.intSize());
+    }
+
     @Override
     public Shape shape() {
         return shape;

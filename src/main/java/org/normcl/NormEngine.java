@@ -479,6 +479,12 @@ public final class NormEngine implements AutoCloseable {
                     + " shape " + x.shape() + " (N * D1 * ... = 1)");
         }
         checkOpen();
+        if (x instanceof HostTensor hx && x.shape().dim(0) > 0) {
+            long samples = chunkUnits(hx, x.shape().size() / x.shape().dim(0));
+            if (samples > 0) {
+                return batchNormChunked(spec, hx, scale, bias, runningMean, runningVar, samples);
+            }
+        }
         long c = cs.cshape.size();
         DType pt = paramType(x, "scale", scale, "bias", bias, "runningMean", runningMean, "runningVar", runningVar);
         DType st = x.dtype().statistics();
@@ -644,6 +650,12 @@ public final class NormEngine implements AutoCloseable {
         checkOpen();
         paramType(x, "scale", scale, "bias", bias);
         RowNormPlan plan = setup.plan();
+        if (plan != null && x instanceof HostTensor hx) {
+            long units = chunkUnits(hx, plan.outerStride());
+            if (units > 0) {
+                return runRowsChunked(setup, hx, scale, bias, units);
+            }
+        }
         Shape statShape = setup.statShape();
         DType st = x.dtype().statistics();
         return failover(() -> {
@@ -671,6 +683,243 @@ public final class NormEngine implements AutoCloseable {
         });
     }
 
+    // ---------------------------------------------------------------- chunks
+
+    /**
+     * How many units of {@code unitElements} elements of a host X one device buffer holds, when X
+     * is too large for one buffer of the backend that would run it; 0 when X fits whole.
+     *
+     * @throws IllegalArgumentException if a single unit (a row, a sample) does not fit either
+     */
+    private long chunkUnits(HostTensor x, long unitElements) {
+        long limit = backendFor(x.dtype()).maxAllocationBytes();
+        long bytes = x.shape().size() * x.dtype().byteSize();
+        if (bytes <= limit || unitElements == 0) {
+            return 0;
+        }
+        long unitBytes = unitElements * x.dtype().byteSize();
+        if (unitBytes > limit) {
+            throw new IllegalArgumentException("X has shape " + x.shape() + ": one slice of " + unitElements
+                    + " elements (" + unitBytes + " bytes) exceeds the device's largest buffer (" + limit
+                    + " bytes), so it cannot be processed in chunks: expected slices of at most "
+                    + limit / x.dtype().byteSize() + " elements");
+        }
+        LOG.debug("X of {} bytes exceeds one device buffer ({} bytes): processing it in chunks", bytes, limit);
+        return limit / unitBytes;
+    }
+
+    /**
+     * A row normalization of a host X larger than one device buffer: chunks of whole units
+     * (rows, or samples for group and instance norm), each normalized on its own, the outputs
+     * copied into place. Rows are independent, so the result equals the unchunked one.
+     */
+    private NormResult runRowsChunked(RowSetup setup, HostTensor x, Tensor scale, Tensor bias, long unitsPerChunk) {
+        RowNormPlan plan = setup.plan();
+        long unit = plan.outerStride();
+        long totalUnits = plan.rows() / plan.groups();
+        DType st = x.dtype().statistics();
+        HostTensor y = HostTensor.zeros(x.dtype(), x.shape());
+        HostTensor mean = setup.rms() ? null : HostTensor.zeros(st, setup.statShape());
+        HostTensor inv = HostTensor.zeros(st, setup.statShape());
+        for (long u0 = 0; u0 < totalUnits; u0 += unitsPerChunk) {
+            long u1 = Math.min(totalUnits, u0 + unitsPerChunk);
+            long rows = (u1 - u0) * plan.groups();
+            HostTensor xc = x.range(u0 * unit, u1 * unit, Shape.of((u1 - u0) * unit));
+            RowSetup sub = new RowSetup(plan.withRows(rows), Shape.of(rows), setup.affineShape(), null, setup.rms());
+            try (NormResult r = runRows(sub, xc, scale, bias)) {
+                y.copyFrom(r.y().toHost(), u0 * unit);
+                if (mean != null) {
+                    mean.copyFrom(r.mean().toHost(), u0 * plan.groups());
+                }
+                inv.copyFrom(r.invStdDev().toHost(), u0 * plan.groups());
+            }
+        }
+        return new NormResult(y, mean, inv, null, null);
+    }
+
+    /**
+     * The backward pass of a row normalization of a host X larger than one device buffer: dX per
+     * chunk; dScale and dBias summed over the chunks in order, in double.
+     */
+    private GradResult rowsBackwardChunked(RowSetup setup, HostTensor dy, HostTensor x, Tensor scale,
+            SavedStats saved, long unitsPerChunk) {
+        RowNormPlan plan = setup.plan();
+        long unit = plan.outerStride();
+        long totalUnits = plan.rows() / plan.groups();
+        long outerPerUnit = setup.grad().outer() / totalUnits;
+        DType pt = paramType(x, "scale", scale);
+        HostTensor dx = HostTensor.zeros(x.dtype(), x.shape());
+        double[] dScale = new double[Math.toIntExact(setup.affineShape().size())];
+        double[] dBias = setup.rms() ? null : new double[dScale.length];
+        HostTensor savedMean = saved == null || saved.mean() == null ? null : saved.mean().toHost();
+        HostTensor savedInv = saved == null ? null : saved.invStdDev().toHost();
+        for (long u0 = 0; u0 < totalUnits; u0 += unitsPerChunk) {
+            long u1 = Math.min(totalUnits, u0 + unitsPerChunk);
+            long rows = (u1 - u0) * plan.groups();
+            Shape flat = Shape.of((u1 - u0) * unit);
+            Shape statShape = Shape.of(rows);
+            SavedStats chunkStats = savedInv == null ? null
+                    : new SavedStats(savedMean == null ? null
+                            : savedMean.range(u0 * plan.groups(), u1 * plan.groups(), statShape),
+                            savedInv.range(u0 * plan.groups(), u1 * plan.groups(), statShape));
+            RowSetup sub = new RowSetup(plan.withRows(rows), statShape, setup.affineShape(),
+                    setup.grad().withOuter((u1 - u0) * outerPerUnit), setup.rms());
+            try (GradResult g = rowsBackward(sub, dy.range(u0 * unit, u1 * unit, flat),
+                    x.range(u0 * unit, u1 * unit, flat), scale, chunkStats)) {
+                dx.copyFrom(g.dx().toHost(), u0 * unit);
+                add(dScale, g.dScale());
+                if (dBias != null) {
+                    add(dBias, g.dBias());
+                }
+            }
+        }
+        return new GradResult(dx, HostTensor.fromDoubles(dScale, pt, setup.affineShape()),
+                dBias == null ? null : HostTensor.fromDoubles(dBias, pt, setup.affineShape()));
+    }
+
+    private static void add(double[] sum, Tensor t) {
+        double[] v = t.toHost().toDoubles();
+        for (int i = 0; i < sum.length; i++) {
+            sum[i] += v[i];
+        }
+    }
+
+    /**
+     * Batch normalization of a host X larger than one device buffer, in chunks of whole samples:
+     * in training the chunks' moments are merged first (as across devices), then each chunk is
+     * normalized with the global statistics; in inference each chunk on its own.
+     */
+    private NormResult batchNormChunked(BatchNorm spec, HostTensor x, Tensor scale, Tensor bias, Tensor runningMean,
+            Tensor runningVar, long samplesPerChunk) {
+        long n = x.shape().dim(0);
+        long perSample = x.shape().size() / n;
+        List<HostTensor> chunks = new ArrayList<>();
+        for (long s0 = 0; s0 < n; s0 += samplesPerChunk) {
+            long s1 = Math.min(n, s0 + samplesPerChunk);
+            long[] dims = x.shape().dims();
+            dims[0] = s1 - s0;
+            chunks.add(x.range(s0 * perSample, s1 * perSample, Shape.of(dims)));
+        }
+        ChannelMoments global = null;
+        if (spec.training()) {
+            List<ChannelMoments> parts = new ArrayList<>();
+            for (HostTensor c : chunks) {
+                parts.add(batchNormMoments(spec, c));
+            }
+            global = ChannelMoments.merge(parts);
+        }
+        HostTensor y = HostTensor.zeros(x.dtype(), x.shape());
+        NormResult first = null;
+        long offset = 0;
+        for (HostTensor c : chunks) {
+            NormResult r = global == null ? batchNorm(spec, c, scale, bias, runningMean, runningVar)
+                    : batchNorm(spec, c, scale, bias, runningMean, runningVar, global);
+            y.copyFrom(r.y().toHost(), offset);
+            offset += c.shape().size();
+            if (first == null) {
+                first = r; // every chunk has the same statistics and running update
+            }
+        }
+        return new NormResult(y, first.mean(), first.invStdDev(), first.runningMean(), first.runningVar());
+    }
+
+    /**
+     * The batch-norm backward pass of a host X larger than one device buffer, in chunks of whole
+     * samples: first every chunk's dScale and dBias with the global statistics (summed in chunk
+     * order), then every chunk's dX from those global sums.
+     */
+    private GradResult batchNormBackwardChunked(BatchNorm spec, ChannelSetup cs, HostTensor dy, HostTensor x,
+            Tensor scale, Tensor runningMean, Tensor runningVar, SavedStats saved, DType pt, long samplesPerChunk) {
+        DType st = x.dtype().statistics();
+        Shape cshape = cs.cshape;
+        long c = cshape.size();
+        // The statistics the forward used.
+        double[] mean;
+        double[] inv;
+        if (!spec.training()) {
+            mean = runningMean.toHost().toDoubles();
+            double[] var = runningVar.toHost().toDoubles();
+            inv = new double[var.length];
+            for (int i = 0; i < inv.length; i++) {
+                inv[i] = 1 / Math.sqrt((float) var[i] + spec.epsilon());
+            }
+        } else if (saved != null) {
+            mean = saved.mean().toHost().toDoubles();
+            inv = saved.invStdDev().toHost().toDoubles();
+        } else {
+            ChannelMoments m = batchNormMoments(spec, x);
+            mean = m.mean();
+            inv = m.invStd(spec.epsilon());
+        }
+        HostTensor meanT = HostTensor.fromDoubles(mean, st, cshape);
+        HostTensor invT = HostTensor.fromDoubles(inv, st, cshape);
+        long n = x.shape().dim(0);
+        long perSample = x.shape().size() / n;
+        double[] sums = new double[(int) (2 * c)];
+        // Pass 1: the parameter gradients, which training-mode dX needs whole.
+        for (long s0 = 0; s0 < n; s0 += samplesPerChunk) {
+            long s1 = Math.min(n, s0 + samplesPerChunk);
+            HostTensor xc = samples(x, s0, s1, perSample);
+            HostTensor dyc = samples(dy, s0, s1, perSample);
+            ChannelPlan plan = channelChunk(cs.plan, s1 - s0, n);
+            double[] part = failover(() -> {
+                try (Call call = new Call(null, x.dtype())) {
+                    Backend be = call.backend();
+                    Buffer sumsb = call.temp(st, 2 * c);
+                    be.affineGrad(new AffineGradPlan(plan.outer(), c, plan.inner(), 0, 1, false), call.in(dyc, "dY"),
+                            call.in(xc, "X"), call.in(meanT, "mean"), call.in(invT, "invStd"), null, null, sumsb);
+                    return be.read(sumsb, Shape.of(2 * c)).toDoubles();
+                }
+            });
+            for (int i = 0; i < sums.length; i++) {
+                sums[i] += part[i];
+            }
+        }
+        double[] dScale = new double[(int) c];
+        double[] dBias = new double[(int) c];
+        for (int i = 0; i < c; i++) {
+            dScale[i] = sums[2 * i];
+            dBias[i] = sums[2 * i + 1];
+        }
+        // Pass 2: dX per chunk.
+        HostTensor dx = HostTensor.zeros(x.dtype(), x.shape());
+        HostTensor sumsT = HostTensor.fromDoubles(sums, st, Shape.of(2 * c));
+        for (long s0 = 0; s0 < n; s0 += samplesPerChunk) {
+            long s1 = Math.min(n, s0 + samplesPerChunk);
+            HostTensor xc = samples(x, s0, s1, perSample);
+            HostTensor dyc = samples(dy, s0, s1, perSample);
+            ChannelPlan plan = channelChunk(cs.plan, s1 - s0, n);
+            ChannelPlan whole = cs.plan;
+            HostTensor part = failover(() -> {
+                try (Call call = new Call(null, x.dtype())) {
+                    Backend be = call.backend();
+                    Buffer dxb = call.temp(x.dtype(), xc.shape().size());
+                    // The chunk's plan, but the whole batch's count M in the training formula.
+                    be.channelBackward(plan, whole.perChannel(), call.in(dyc, "dY"), call.in(xc, "X"),
+                            call.in(meanT, "mean"), call.in(invT, "invStd"), call.in(scale, "scale"),
+                            spec.training() ? call.in(sumsT, "sums") : null, dxb);
+                    return be.read(dxb, xc.shape());
+                }
+            });
+            dx.copyFrom(part, s0 * perSample);
+        }
+        return new GradResult(dx, HostTensor.fromDoubles(dScale, pt, cshape), HostTensor.fromDoubles(dBias, pt,
+                cshape));
+    }
+
+    /** Samples {@code [s0, s1)} of X (N first), as a copy with the same trailing dimensions. */
+    private static HostTensor samples(HostTensor x, long s0, long s1, long perSample) {
+        long[] dims = x.shape().dims();
+        dims[0] = s1 - s0;
+        return x.range(s0 * perSample, s1 * perSample, Shape.of(dims));
+    }
+
+    /** A batch-norm channel plan restricted to {@code samples} of the {@code n} samples. */
+    private static ChannelPlan channelChunk(ChannelPlan plan, long samples, long n) {
+        return new ChannelPlan(plan.outer() / n * samples, plan.channels(), plan.inner(), plan.mode(),
+                plan.epsilon());
+    }
+
     // ---------------------------------------------------------------- mergeable statistics
 
     /**
@@ -695,6 +944,21 @@ public final class NormEngine implements AutoCloseable {
     public ChannelMoments batchNormMoments(BatchNorm spec, Tensor x) {
         Validation.notNull(spec, "spec", "a BatchNorm (BatchNorm.defaults())");
         ChannelSetup cs = batchSetup(spec, x, null, null, null, null);
+        if (x instanceof HostTensor hx && x.shape().dim(0) > 1) {
+            long n = x.shape().dim(0);
+            long perSample = x.shape().size() / n;
+            long samples = chunkUnits(hx, perSample);
+            if (samples > 0) {
+                List<ChannelMoments> parts = new ArrayList<>();
+                for (long s0 = 0; s0 < n; s0 += samples) {
+                    long s1 = Math.min(n, s0 + samples);
+                    long[] dims = x.shape().dims();
+                    dims[0] = s1 - s0;
+                    parts.add(batchNormMoments(spec, hx.range(s0 * perSample, s1 * perSample, Shape.of(dims))));
+                }
+                return ChannelMoments.merge(parts);
+            }
+        }
         return moments(x, cs.plan == null ? 0 : cs.plan.outer(), cs.cshape.size(),
                 cs.plan == null ? 0 : cs.plan.inner());
     }
@@ -959,6 +1223,12 @@ public final class NormEngine implements AutoCloseable {
         DType st = x.dtype().statistics();
         requireSaved(saved, statShape, setup.rms(), st);
         checkOpen();
+        if (setup.plan() != null && x instanceof HostTensor hx && dy instanceof HostTensor hdy) {
+            long units = chunkUnits(hx, setup.plan().outerStride());
+            if (units > 0) {
+                return rowsBackwardChunked(setup, hdy, hx, scale, saved, units);
+            }
+        }
         DType pt = paramType(x, "scale", scale);
         RowNormPlan plan = setup.plan();
         return failover(() -> {
@@ -1029,6 +1299,13 @@ public final class NormEngine implements AutoCloseable {
         checkOpen();
         DType pt = spec.training() ? paramType(x, "scale", scale)
                 : paramType(x, "scale", scale, "runningMean", runningMean, "runningVar", runningVar);
+        if (x instanceof HostTensor hx && dy instanceof HostTensor hdy && cs.plan != null && x.shape().dim(0) > 0) {
+            long samples = chunkUnits(hx, x.shape().size() / x.shape().dim(0));
+            if (samples > 0) {
+                return batchNormBackwardChunked(spec, cs, hdy, hx, scale, runningMean, runningVar, saved, pt,
+                        samples);
+            }
+        }
         long c = cshape.size();
         return failover(() -> {
             try (Call call = new Call(dy, x.dtype())) {
@@ -1062,7 +1339,7 @@ public final class NormEngine implements AutoCloseable {
                     Buffer sums = spec.training() ? call.temp(st, 2 * c) : null;
                     be.affineGrad(new AffineGradPlan(plan.outer(), c, plan.inner(), 0, 1, false), dyb, xb, meanb, invb,
                             dsb, dbb, sums);
-                    be.channelBackward(plan, dyb, xb, meanb, invb, sb, sums, dxb);
+                    be.channelBackward(plan, plan.perChannel(), dyb, xb, meanb, invb, sb, sums, dxb);
                 }
                 return call.grad(new Buffer[] {dxb, dsb, dbb}, new Shape[] {x.shape(), cshape, cshape});
             }

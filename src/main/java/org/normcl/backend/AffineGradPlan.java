@@ -42,6 +42,11 @@ public record AffineGradPlan(long outer, long channels, long inner, long statsPe
         this(outer, channels, inner, statsPerOuter, channelsPerStat, rms, 1);
     }
 
+    /** @return the same plan over {@code outer} outer indices (a chunk of whole statistic rows) */
+    public AffineGradPlan withOuter(long outer) {
+        return new AffineGradPlan(outer, channels, inner, statsPerOuter, channelsPerStat, rms, outerPerStat);
+    }
+
     /** @return the statistic index of (o, c) */
     public long statIndex(long o, long c) {
         return (o / outerPerStat) * statsPerOuter + c / channelsPerStat;

@@ -137,12 +137,19 @@ public interface Backend extends AutoCloseable {
 
     /**
      * The input gradient of batch normalization. Training ({@code sums} from {@link #affineGrad}):
-     * {@code dx = w * invStd * (dy - sumDy / M - xhat * sumDyXhat / M)}, M = plan.perChannel();
+     * {@code dx = w * invStd * (dy - sumDy / M - xhat * sumDyXhat / M)}, M = {@code count}, the
+     * values per channel the statistics were taken over ({@code plan.perChannel()} unless the
+     * plan is one chunk of the batch);
      * inference ({@code sums} null): the statistics are constants and {@code dx = dy * w * invStd}.
      * {@code scale} may be null.
      */
-    void channelBackward(ChannelPlan plan, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer sums,
-            Buffer dx);
+    void channelBackward(ChannelPlan plan, long count, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
+            Buffer sums, Buffer dx);
+
+    /** @return the largest single buffer in bytes; larger host tensors are processed in chunks */
+    default long maxAllocationBytes() {
+        return Long.MAX_VALUE;
+    }
 
     /** @return whether the device stopped answering, so that every further call fails */
     default boolean isLost() {

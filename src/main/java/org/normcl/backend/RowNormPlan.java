@@ -59,6 +59,12 @@ public record RowNormPlan(long rows, long cols, StatMode mode, float epsilon, lo
                 cols, groups * cols, cols);
     }
 
+    /** @return the same plan over {@code rows} rows (a chunk starting at a multiple of groups rows) */
+    public RowNormPlan withRows(long rows) {
+        return new RowNormPlan(rows, cols, mode, epsilon, groups, channelsPerGroup, spatial, hasScale, hasBias,
+                segments, segmentStride, outerStride, groupStride);
+    }
+
     /** @return whether every row is one contiguous run at r * cols */
     public boolean isContiguous() {
         return segments == 1 && groupStride == cols && outerStride == groups * cols;

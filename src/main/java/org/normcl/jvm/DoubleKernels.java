@@ -219,11 +219,11 @@ final class DoubleKernels {
         });
     }
 
-    static void channelBackward(Parallel parallel, ChannelPlan p, double[] dy, double[] x, double[] mean,
+    static void channelBackward(Parallel parallel, ChannelPlan p, long count, double[] dy, double[] x, double[] mean,
             double[] inv, double[] scale, double[] sums, double[] dx) {
         long inner = p.inner();
         long channels = p.channels();
-        double m = p.perChannel();
+        double m = count;
         parallel.forRange(p.outer() * channels, inner, (from, to) -> {
             for (long seg = from; seg < to; seg++) {
                 int c = (int) (seg % channels);

@@ -343,14 +343,14 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
-    public void channelBackward(ChannelPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
-            Buffer sums, Buffer dx) {
+    public void channelBackward(ChannelPlan p, long count, Buffer dy, Buffer x, Buffer mean, Buffer invStd,
+            Buffer scale, Buffer sums, Buffer dx) {
         try (Views v = new Views()) {
             if (f64(x)) {
-                DoubleKernels.channelBackward(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(mean),
+                DoubleKernels.channelBackward(parallel, p, count, v.doubles(dy), v.doubles(x), v.doubles(mean),
                         v.doubles(invStd), v.doubles(scale), v.doubles(sums), v.doublesOut(dx));
             } else {
-                JavaBackward.channelBackward(parallel, p, v.floats(dy), v.floats(x), v.floats(mean), v.floats(invStd),
+                JavaBackward.channelBackward(parallel, p, count, v.floats(dy), v.floats(x), v.floats(mean), v.floats(invStd),
                         v.floats(scale), v.floats(sums), v.floatsOut(dx));
             }
         }

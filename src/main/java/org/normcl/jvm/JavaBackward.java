@@ -113,11 +113,11 @@ final class JavaBackward {
     }
 
     /** Batch-norm dx: training uses the per-channel sums; inference treats the statistics as constants. */
-    static void channelBackward(Parallel parallel, ChannelPlan p, float[] dy, float[] x, float[] mean, float[] inv,
-            float[] scale, float[] sums, float[] dx) {
+    static void channelBackward(Parallel parallel, ChannelPlan p, long count, float[] dy, float[] x, float[] mean,
+            float[] inv, float[] scale, float[] sums, float[] dx) {
         int inner = (int) p.inner();
         int channels = (int) p.channels();
-        double m = p.perChannel();
+        double m = count;
         parallel.forRange(p.outer() * channels, 2L * inner, (from, to) -> {
             for (long seg = from; seg < to; seg++) {
                 int c = (int) (seg % channels);

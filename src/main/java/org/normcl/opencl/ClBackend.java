@@ -256,13 +256,18 @@ final class ClBackend implements Backend {
     // ---------------------------------------------------------------- Backend: memory
 
     @Override
+    public long maxAllocationBytes() {
+        return Math.min(info.maxAllocBytes(), FaultInjection.allocationLimit());
+    }
+
+    @Override
     public Buffer allocate(DType dtype, long elements) {
         checkOpen();
         long bytes = elements * dtype.byteSize();
-        if (bytes > info.maxAllocBytes()) {
+        if (bytes > maxAllocationBytes()) {
             throw new IllegalArgumentException("a tensor of " + elements + " " + dtype + " elements (" + bytes
-                    + " bytes) exceeds CL_DEVICE_MAX_MEM_ALLOC_SIZE = " + info.maxAllocBytes() + " bytes of "
-                    + info.name());
+                    + " bytes) exceeds CL_DEVICE_MAX_MEM_ALLOC_SIZE = " + maxAllocationBytes() + " bytes of "
+                    + info.name() + ": keep it on the host, where operators process it in chunks");
         }
         cl_mem mem = null;
         if (elements > 0) {
@@ -646,13 +651,13 @@ final class ClBackend implements Backend {
     }
 
     @Override
-    public void channelBackward(ChannelPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer scale,
-            Buffer sums, Buffer dx) {
+    public void channelBackward(ChannelPlan p, long count, Buffer dy, Buffer x, Buffer mean, Buffer invStd,
+            Buffer scale, Buffer sums, Buffer dx) {
         boolean training = sums != null;
         Program prog = program(x.dtype(), paramType(scale));
         synchronized (lock) {
             args(prog, "channel_backward").mem(dy).mem(x).mem(mean).mem(invStd).mem(scale).mem(sums).mem(dx)
-                    .ulong(p.channels()).ulong(p.inner()).ulong(p.perChannel()).i32(training ? 1 : 0)
+                    .ulong(p.channels()).ulong(p.inner()).ulong(count).i32(training ? 1 : 0)
                     .i32(scale != null ? 1 : 0).launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
             finish();
         }

@@ -15,6 +15,7 @@ public final class FaultInjection {
     private static volatile Predicate<DType> buildFailure;
     private static volatile ToIntFunction<String> launchError;
     private static volatile ToIntFunction<Long> allocationError;
+    private static volatile long allocationLimit = Long.MAX_VALUE;
 
     private FaultInjection() {
     }
@@ -34,11 +35,24 @@ public final class FaultInjection {
         allocationError = errorFor;
     }
 
+    /**
+     * @param bytes a smaller CL_DEVICE_MAX_MEM_ALLOC_SIZE to pretend, so that tests can exercise
+     *     chunked processing with small tensors
+     */
+    public static void limitAllocation(long bytes) {
+        allocationLimit = bytes;
+    }
+
     /** Removes every hook. */
     public static void reset() {
         buildFailure = null;
         launchError = null;
         allocationError = null;
+        allocationLimit = Long.MAX_VALUE;
+    }
+
+    static long allocationLimit() {
+        return allocationLimit;
     }
 
     static boolean buildFails(DType data) {

@@ -1,0 +1,140 @@
+package org.normcl.reliability;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.normcl.BatchNorm;
+import org.normcl.DType;
+import org.normcl.EngineOptions;
+import org.normcl.GradResult;
+import org.normcl.GroupNorm;
+import org.normcl.HostTensor;
+import org.normcl.Layout;
+import org.normcl.LayerNorm;
+import org.normcl.NormEngine;
+import org.normcl.NormResult;
+import org.normcl.RmsNorm;
+import org.normcl.SavedStats;
+import org.normcl.reference.Reference64Backward;
+import org.normcl.testing.Backends;
+import org.normcl.testing.Data;
+import org.normcl.testing.GradBounds;
+import org.normcl.testing.Tolerances;
+
+/**
+ * Host tensors larger than the device's largest buffer are processed in chunks (rows, or whole
+ * samples), with the same results: a small CL_DEVICE_MAX_MEM_ALLOC_SIZE is pretended through
+ * {@link org.normcl.opencl.FaultInjection#limitAllocation(long)} so that small tensors need chunks.
+ * Row normalizations treat rows independently, so their chunked results are bitwise those of one
+ * pass; batch statistics and parameter gradients are merged across chunks, so those are checked
+ * against the float64 oracle within the usual bounds.
+ */
+class ChunkedProcessingTest {
+    private static final long LIMIT = 4096; // bytes: a few rows per chunk below
+
+    private NormEngine engine;
+
+    @BeforeEach
+    void openClEngine() {
+        assumeFalse(Backends.requireDevicesInCi().isEmpty(), "no OpenCL device");
+        engine = NormEngine.create(EngineOptions.opencl("0"));
+    }
+
+    @AfterEach
+    void close() {
+        org.normcl.opencl.FaultInjection.reset();
+        if (engine != null) {
+            engine.close();
+        }
+    }
+
+    private static void limit() {
+        org.normcl.opencl.FaultInjection.limitAllocation(LIMIT);
+    }
+
+    private static void unlimit() {
+        org.normcl.opencl.FaultInjection.limitAllocation(Long.MAX_VALUE);
+    }
+
+    @Test
+    void rowNormalizationsInChunksEqualOnePass() {
+        HostTensor x = HostTensor.of(Data.gaussian("chunks", 64 * 300, 1, 2), 64, 300); // 76.8 KB, 1.2 KB rows
+        HostTensor w = HostTensor.of(Data.gaussian("chunks w", 300, 1, 0.3), 300);
+        HostTensor img = HostTensor.of(Data.gaussian("chunks img", 12 * 6 * 40, 0, 1), 12, 6, 40); // 960 B samples
+        HostTensor nhwc = HostTensor.of(Data.gaussian("chunks nhwc", 12 * 40 * 6, 0, 1), 12, 40, 6);
+        HostTensor cw = HostTensor.of(Data.gaussian("chunks cw", 6, 1, 0.3), 6);
+        HostTensor x16 = HostTensor.convert(Data.gaussian("chunks16", 64 * 300, 0, 1), DType.FLOAT16, 64, 300);
+        float[][] one = run(x, w, img, nhwc, cw, x16);
+        limit();
+        float[][] chunked = run(x, w, img, nhwc, cw, x16);
+        for (int k = 0; k < one.length; k++) {
+            assertArrayEquals(one[k], chunked[k], "output " + k);
+        }
+    }
+
+    private float[][] run(HostTensor x, HostTensor w, HostTensor img, HostTensor nhwc, HostTensor cw, HostTensor x16) {
+        GroupNorm gn = GroupNorm.of(3);
+        GroupNorm gnLast = GroupNorm.of(2).withLayout(Layout.CHANNELS_LAST);
+        try (NormResult ln = engine.layerNorm(LayerNorm.defaults(), x, w, w);
+                NormResult rms = engine.rmsNorm(RmsNorm.defaults(), x, w);
+                NormResult g = engine.groupNorm(gn, img, cw, cw);
+                NormResult gl = engine.groupNorm(gnLast, nhwc, cw, null);
+                NormResult h = engine.layerNorm(LayerNorm.defaults(), x16, null, null);
+                NormResult bi = engine.batchNorm(BatchNorm.defaults(), img, cw, cw, cw, cw);
+                GradResult lb = engine.layerNormBackward(LayerNorm.defaults(), x, x, w, SavedStats.of(ln))) {
+            return new float[][] {ln.y().toHost().data(), ln.mean().toHost().data(), ln.invStdDev().toHost().data(),
+                rms.y().toHost().data(), g.y().toHost().data(), g.mean().toHost().data(), gl.y().toHost().data(),
+                h.y().toHost().toFloats(), bi.y().toHost().data(), lb.dx().toHost().data()};
+        }
+    }
+
+    @Test
+    void batchStatisticsAndParameterGradientsMergeAcrossChunks() {
+        long[] dims = {16, 3, 50}; // 600 B per sample: 6 samples per chunk
+        HostTensor x = HostTensor.of(Data.gaussian("bn chunks", 16 * 150, 2, 1.5), dims);
+        HostTensor dy = HostTensor.of(Data.gaussian("bn chunks dy", 16 * 150, 0, 1), dims);
+        float[] w = Data.gaussian("bn chunks w", 3, 1, 0.3);
+        HostTensor hw = HostTensor.of(w, 3);
+        limit();
+        BatchNorm spec = BatchNorm.defaults().withTraining(true);
+        Reference64Backward.Sliced op = Reference64Backward.batch(dims, 1e-5f);
+        double[] xd = x.toDoubles();
+        double[] dyd = dy.toDoubles();
+        try (NormResult r = engine.batchNorm(spec, x, hw, null, null, null);
+                GradResult g = engine.batchNormBackward(spec, dy, x, hw, null, null, null)) {
+            double[] yRef = Reference64Backward.forward(op, xd, Reference64Backward.widen(w), null);
+            double[] xhat = Reference64Backward.xhat(op, xd);
+            double[][] st = Reference64Backward.stats(op, xd);
+            double[] bound = new double[yRef.length];
+            for (int i = 0; i < bound.length; i++) {
+                int c = op.slice()[i];
+                bound[i] = Tolerances.element(xhat[i], Math.abs(st[0][c]) * st[1][c], w[c], 0, yRef[i]);
+            }
+            Tolerances.assertWithin("chunked batch norm Y", r.y().toHost().data(), yRef, bound);
+            Reference64Backward.Grads ref = Reference64Backward.backward(op, xd, dyd, Reference64Backward.widen(w));
+            GradBounds.Bounds gb = GradBounds.of(op, xd, dyd, Reference64Backward.widen(w), Tolerances.U);
+            Tolerances.assertWithin("chunked batch norm dX", g.dx().toHost().data(), ref.dx(), gb.dx());
+            Tolerances.assertWithin("chunked batch norm dScale", g.dScale().toHost().data(), ref.dScale(), gb.dScale());
+            Tolerances.assertWithin("chunked batch norm dBias", g.dBias().toHost().data(), ref.dBias(), gb.dBias());
+        }
+        unlimit();
+    }
+
+    @Test
+    void aSliceLargerThanOneBufferIsAClearError() {
+        limit();
+        HostTensor x = HostTensor.of(new float[2 * 2000], 2, 2000); // 8000-byte rows
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> engine.layerNorm(LayerNorm.defaults(), x, null, null));
+        assertTrue(e.getMessage().contains("cannot be processed in chunks") && e.getMessage().contains("[2, 2000]"),
+                e.getMessage());
+        IllegalArgumentException d = assertThrows(IllegalArgumentException.class, () -> engine.upload(x));
+        assertTrue(d.getMessage().contains("CL_DEVICE_MAX_MEM_ALLOC_SIZE") && d.getMessage().contains("on the host"),
+                d.getMessage());
+    }
+}

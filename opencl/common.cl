@@ -24,6 +24,16 @@
 #define RUN 1024
 #endif
 
+/* Vector width of the contiguous loops: the device's preferred float width (4, 8 or 16), set by
+ * the host (WorkSizing.vectorWidth); 16 lanes halve the instructions on AVX-512 CPUs. */
+#ifndef VW
+#define VW 8
+#endif
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define VLOAD CAT(vload, VW)
+#define VSTORE CAT(vstore, VW)
+
 #if defined(DTYPE_F64) || defined(PARAM_F64)
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
@@ -38,53 +48,75 @@ inline ushort bf16_rne(float f) {
     return (ushort) (u >> 16);
 }
 
+/* Stores VW floats as bfloat16, lane by lane (no vector swizzles: see hsum). */
+inline void store_bf16v(__global ushort *p, CAT(float, VW) v) {
+    float t[VW];
+    VSTORE(v, 0, t);
+    for (int i = 0; i < VW; i++) {
+        p[i] = bf16_rne(t[i]);
+    }
+}
+
 /* ---- the data type: X, Y, dY, dX ---- */
+/* accv_t: VW lanes of acc_t. LOADXV/STOREXV move VW contiguous values of the data type. */
 #if defined(DTYPE_F64)
 typedef double real_t;
 typedef double acc_t;
-typedef double8 acc8_t;
+typedef CAT(double, VW) accv_t;
 #define LOADX(p, i) ((p)[i])
-#define LOADX8(p, i) vload8(0, (p) + (i))
+#define LOADXV(p, i) VLOAD(0, (p) + (i))
 #define STOREX(p, i, v) ((p)[i] = (v))
+#define STOREXV(p, i, v) VSTORE((v), 0, (p) + (i))
+#define TO_ACCV(v) CAT(convert_double, VW)(v)
 #elif defined(DTYPE_F16)
 typedef half real_t;
 typedef float acc_t;
-typedef float8 acc8_t;
+typedef CAT(float, VW) accv_t;
 #define LOADX(p, i) vload_half((i), (p))
-#define LOADX8(p, i) vload_half8(0, (p) + (i))
+#define LOADXV(p, i) CAT(vload_half, VW)(0, (p) + (i))
 #define STOREX(p, i, v) vstore_half_rte((v), (i), (p))
+#define STOREXV(p, i, v) CAT(CAT(vstore_half, VW), _rte)((v), 0, (p) + (i))
+#define TO_ACCV(v) CAT(convert_float, VW)(v)
 #elif defined(DTYPE_BF16)
 typedef ushort real_t;
 typedef float acc_t;
-typedef float8 acc8_t;
+typedef CAT(float, VW) accv_t;
 #define LOADX(p, i) as_float(((uint) (p)[i]) << 16)
-#define LOADX8(p, i) as_float8(convert_uint8(vload8(0, (p) + (i))) << 16)
+#define LOADXV(p, i) CAT(as_float, VW)(CAT(convert_uint, VW)(VLOAD(0, (p) + (i))) << 16)
 #define STOREX(p, i, v) ((p)[i] = bf16_rne(v))
+#define STOREXV(p, i, v) store_bf16v((p) + (i), (v))
+#define TO_ACCV(v) CAT(convert_float, VW)(v)
 #else
 typedef float real_t;
 typedef float acc_t;
-typedef float8 acc8_t;
+typedef CAT(float, VW) accv_t;
 #define LOADX(p, i) ((p)[i])
-#define LOADX8(p, i) vload8(0, (p) + (i))
+#define LOADXV(p, i) VLOAD(0, (p) + (i))
 #define STOREX(p, i, v) ((p)[i] = (v))
+#define STOREXV(p, i, v) VSTORE((v), 0, (p) + (i))
+#define TO_ACCV(v) CAT(convert_float, VW)(v)
 #endif
 
 /* ---- the parameter type: scale, bias, running mean and variance ---- */
 #if defined(PARAM_F64)
 typedef double param_t;
 #define LOADP(p, i) ((acc_t) (p)[i])
+#define LOADPV(p, i) TO_ACCV(VLOAD(0, (p) + (i)))
 #define STOREP(p, i, v) ((p)[i] = (double) (v))
 #elif defined(PARAM_F16)
 typedef half param_t;
 #define LOADP(p, i) ((acc_t) vload_half((i), (p)))
+#define LOADPV(p, i) TO_ACCV(CAT(vload_half, VW)(0, (p) + (i)))
 #define STOREP(p, i, v) vstore_half_rte((float) (v), (i), (p))
 #elif defined(PARAM_BF16)
 typedef ushort param_t;
 #define LOADP(p, i) ((acc_t) as_float(((uint) (p)[i]) << 16))
+#define LOADPV(p, i) TO_ACCV(CAT(as_float, VW)(CAT(convert_uint, VW)(VLOAD(0, (p) + (i))) << 16))
 #define STOREP(p, i, v) ((p)[i] = bf16_rne((float) (v)))
 #else
 typedef float param_t;
 #define LOADP(p, i) ((acc_t) (p)[i])
+#define LOADPV(p, i) TO_ACCV(VLOAD(0, (p) + (i)))
 #define STOREP(p, i, v) ((p)[i] = (float) (v))
 #endif
 
@@ -176,12 +208,17 @@ inline void moments_merge(acc_t *n, acc_t *mean, acc_t *m2, acc_t nb, acc_t mean
     *n = nt;
 }
 
-/* Horizontal sum. Written through a private array: Oclgrind 21.10's uninitialized-value checker
- * crashes on the shufflevector that swizzles (v.lo + v.hi) compile to. */
-inline acc_t hsum8(acc8_t v) {
-    acc_t t[8];
-    vstore8(v, 0, t);
-    return ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+/* Horizontal sum, pairwise. Written through a private array: Oclgrind 21.10's uninitialized-value
+ * checker crashes on the shufflevector that swizzles (v.lo + v.hi) compile to. */
+inline acc_t hsum(accv_t v) {
+    acc_t t[VW];
+    VSTORE(v, 0, t);
+    for (int w = VW / 2; w > 0; w /= 2) {
+        for (int i = 0; i < w; i++) {
+            t[i] += t[i + w];
+        }
+    }
+    return t[0];
 }
 
 /* Adds p[0 .. len) - k to the running moments, one run of at most RUN values at a time. */
@@ -190,23 +227,23 @@ inline void moments_add_contiguous(const __global real_t *p, ulong len, acc_t k,
     for (ulong r0 = 0; r0 < len; r0 += RUN) {
         uint m = (uint) min((ulong) RUN, len - r0);
         const __global real_t *q = p + r0;
-        acc8_t acc = (acc8_t) (ZERO);
+        accv_t acc = (accv_t) (ZERO);
         uint i = 0;
-        for (; i + 8 <= m; i += 8) {
-            acc += LOADX8(q, i) - k;
+        for (; i + VW <= m; i += VW) {
+            acc += LOADXV(q, i) - k;
         }
-        acc_t s = hsum8(acc);
+        acc_t s = hsum(acc);
         for (; i < m; i++) {
             s += LOADX(q, i) - k;
         }
         acc_t run_mean = s / (acc_t) m;
-        acc8_t acc2 = (acc8_t) (ZERO);
+        accv_t acc2 = (accv_t) (ZERO);
         i = 0;
-        for (; i + 8 <= m; i += 8) {
-            acc8_t d = (LOADX8(q, i) - k) - run_mean;
+        for (; i + VW <= m; i += VW) {
+            accv_t d = (LOADXV(q, i) - k) - run_mean;
             acc2 += d * d;
         }
-        acc_t s2 = hsum8(acc2);
+        acc_t s2 = hsum(acc2);
         for (; i < m; i++) {
             acc_t d = (LOADX(q, i) - k) - run_mean;
             s2 += d * d;
@@ -228,13 +265,13 @@ inline void sum_squares_contiguous(const __global real_t *p, ulong len, acc_t *t
     for (ulong r0 = 0; r0 < len; r0 += RUN) {
         uint m = (uint) min((ulong) RUN, len - r0);
         const __global real_t *q = p + r0;
-        acc8_t acc = (acc8_t) (ZERO);
+        accv_t acc = (accv_t) (ZERO);
         uint i = 0;
-        for (; i + 8 <= m; i += 8) {
-            acc8_t v = LOADX8(q, i);
+        for (; i + VW <= m; i += VW) {
+            accv_t v = LOADXV(q, i);
             acc += v * v;
         }
-        acc_t s = hsum8(acc);
+        acc_t s = hsum(acc);
         for (; i < m; i++) {
             acc_t v = LOADX(q, i);
             s += v * v;

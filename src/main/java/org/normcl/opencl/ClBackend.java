@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 
 import org.jocl.CL;
 import org.jocl.Pointer;
@@ -76,6 +77,8 @@ final class ClBackend implements Backend {
     private final BufferCache cache = new BufferCache();
     private final ClBuffer dummy;
     private final Object lock = new Object();
+    private final Optional<ProgramCache> programCache;
+    private final AtomicInteger programsFromCache = new AtomicInteger();
     private volatile boolean closed;
     /** Why the device is gone, or null while it works. */
     private volatile String lost;
@@ -99,7 +102,13 @@ final class ClBackend implements Backend {
     }
 
     ClBackend(ClRuntime.Found found) {
+        this(found, ProgramCache.forDevice(found.info()));
+    }
+
+    /** @param programCache where compiled programs are kept between processes; empty for none */
+    ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache) {
         this.info = found.info();
+        this.programCache = programCache;
         this.device = found.device();
         long t0 = System.nanoTime();
         int[] err = new int[1];
@@ -152,19 +161,25 @@ final class ClBackend implements Backend {
         }
         long t0 = System.nanoTime();
         String source = KernelSource.program();
-        int[] err = new int[1];
-        cl_program prog = clCreateProgramWithSource(context, 1, new String[] {source}, null, err);
-        ClErrors.check(err[0], "clCreateProgramWithSource");
         String options = buildOptions(data, param);
-        int status = FaultInjection.buildFails(data) ? CL_BUILD_PROGRAM_FAILURE
-                : clBuildProgram(prog, 1, new cl_device_id[] {device}, options, null, null);
-        if (status != CL_SUCCESS) {
-            String log = buildLog(prog);
-            clReleaseProgram(prog);
+        if (FaultInjection.buildFails(data)) {
             throw new ClException("clBuildProgram(" + String.join(", ", KernelSource.FILES) + " for " + info.name()
-                    + ", options '" + options + "')", status, "build log:\n" + log);
+                    + ", options '" + options + "')", CL_BUILD_PROGRAM_FAILURE, "build log:\n(injected fault)");
+        }
+        String key = programCache.map(c -> ProgramCache.key(info, source, options)).orElse(null);
+        cl_program prog = key == null ? null : fromCachedBinary(key, options);
+        boolean cached = prog != null;
+        if (prog == null) {
+            prog = fromSource(source, options);
+            if (key != null) {
+                byte[] binary = programBinary(prog);
+                if (binary != null) {
+                    programCache.get().store(key, binary);
+                }
+            }
         }
         Program p = new Program(prog);
+        int[] err = new int[1];
         try {
             for (String k : KERNELS) {
                 cl_kernel kernel = clCreateKernel(prog, k, err);
@@ -179,9 +194,70 @@ final class ClBackend implements Backend {
             p.release();
             throw e;
         }
-        LOG.debug("built the {}/{} kernels for {} in {} ms", data, param, info.name(),
+        LOG.debug("{} the {}/{} kernels for {} in {} ms", cached ? "loaded" : "built", data, param, info.name(),
                 (System.nanoTime() - t0) / 1_000_000);
         return p;
+    }
+
+    private cl_program fromSource(String source, String options) {
+        int[] err = new int[1];
+        cl_program prog = clCreateProgramWithSource(context, 1, new String[] {source}, null, err);
+        ClErrors.check(err[0], "clCreateProgramWithSource");
+        int status = clBuildProgram(prog, 1, new cl_device_id[] {device}, options, null, null);
+        if (status != CL_SUCCESS) {
+            String log = buildLog(prog);
+            clReleaseProgram(prog);
+            throw new ClException("clBuildProgram(" + String.join(", ", KernelSource.FILES) + " for " + info.name()
+                    + ", options '" + options + "')", status, "build log:\n" + log);
+        }
+        return prog;
+    }
+
+    /** @return the program built from a cached binary, or null (and the entry removed) if the driver rejects it */
+    private cl_program fromCachedBinary(String key, String options) {
+        byte[] binary = programCache.get().load(key).orElse(null);
+        if (binary == null) {
+            return null;
+        }
+        int[] err = new int[1];
+        int[] binaryStatus = new int[1];
+        cl_program prog = clCreateProgramWithBinary(context, 1, new cl_device_id[] {device},
+                new long[] {binary.length}, new byte[][] {binary}, binaryStatus, err);
+        int status = err[0] != CL_SUCCESS ? err[0] : binaryStatus[0];
+        if (status == CL_SUCCESS) {
+            status = clBuildProgram(prog, 1, new cl_device_id[] {device}, options, null, null);
+        }
+        if (status != CL_SUCCESS) {
+            LOG.warn("cached program binary {} was rejected by {} ({}); rebuilding from source", key, info.name(),
+                    CL.stringFor_errorCode(status));
+            if (prog != null) {
+                clReleaseProgram(prog);
+            }
+            programCache.get().discard(key);
+            return null;
+        }
+        programsFromCache.incrementAndGet();
+        return prog;
+    }
+
+    /** @return the device binary of a built program, or null when the driver offers none */
+    private byte[] programBinary(cl_program prog) {
+        long[] size = new long[1];
+        if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, Sizeof.size_t, Pointer.to(size), null) != CL_SUCCESS
+                || size[0] <= 0 || size[0] > Integer.MAX_VALUE - 64) {
+            return null;
+        }
+        byte[] binary = new byte[(int) size[0]];
+        Pointer target = Pointer.to(binary);
+        if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, Sizeof.POINTER, Pointer.to(target), null) != CL_SUCCESS) {
+            return null;
+        }
+        return binary;
+    }
+
+    /** @return how many programs this backend loaded from the on-disk cache instead of compiling */
+    int programsFromCache() {
+        return programsFromCache.get();
     }
 
     /**
@@ -195,7 +271,7 @@ final class ClBackend implements Backend {
         boolean atLeast12 = v.matches(".*OpenCL C ([2-9]|1\\.[2-9]).*");
         boolean oclgrind = info.platformName().contains("Oclgrind");
         return (atLeast12 ? "-cl-std=CL1.2 " : "") + (oclgrind ? "-cl-opt-disable " : "") + "-D DTYPE_"
-                + typeMacro(data) + " -D PARAM_" + typeMacro(param);
+                + typeMacro(data) + " -D PARAM_" + typeMacro(param) + " -D VW=" + sizing.vectorWidth();
     }
 
     private static String typeMacro(DType t) {

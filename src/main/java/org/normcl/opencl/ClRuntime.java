@@ -64,12 +64,20 @@ public final class ClRuntime {
      * @throws IllegalArgumentException if the selector matches no device
      */
     public static Backend open(String selector) {
+        return new ClBackend(find(selector));
+    }
+
+    /** Opens a backend with an explicit program cache (empty for none): how tests control it. */
+    static ClBackend open(String selector, Optional<ProgramCache> programCache) {
+        return new ClBackend(find(selector), programCache);
+    }
+
+    private static Found find(String selector) {
         Scan scan = Holder.SCAN;
         if (scan.unavailableReason() != null) {
             throw new NormException("OpenCL is not available: " + scan.unavailableReason());
         }
-        Found f = select(scan.devices(), selector);
-        return new ClBackend(f);
+        return select(scan.devices(), selector);
     }
 
     static Found select(List<Found> all, String selector) {

@@ -96,6 +96,21 @@ final class WorkSizing {
         return Math.max(1, Math.min(wanted, rows / 64));
     }
 
+    /**
+     * The vector width of the kernels' contiguous loops: the device's preferred float width
+     * clamped to 4..16 (16 on AVX-512 CPUs, where it halves the instructions; 8 when the device
+     * reports 1, as GPUs do: their one-work-item loops are rare and short). Overridable with
+     * -Dnormcl.vectorWidth for tuning.
+     */
+    int vectorWidth() {
+        String forced = System.getProperty("normcl.vectorWidth");
+        int w = forced != null ? Integer.parseInt(forced) : device.preferredVectorWidthFloat();
+        if (w <= 1) {
+            return 8;
+        }
+        return w >= 16 ? 16 : w >= 8 ? 8 : 4;
+    }
+
     /** @return {@code items} rounded up to a multiple of {@code group} */
     static long roundUp(long items, long group) {
         return (items + group - 1) / group * group;

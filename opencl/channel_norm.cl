@@ -49,6 +49,100 @@ __kernel void channel_partial_serial(const __global real_t *x, __global acc_t *p
     partials[t * 3 + 2] = m2;
 }
 
+/*
+ * Stage 1 when a channel's values are one per row (inner == 1: BatchNorm1d's (N, C) and every
+ * channels-last batch norm, viewed as (N * D..., C)): a work-item takes VW adjacent channels over
+ * one part of the rows, so each row contributes one contiguous vector load instead of VW
+ * one-value runs. Runs of COL_RUN rows get the two-pass treatment of common.cl per lane and are
+ * merged per channel with Chan's formula; the partials have channel_partial_serial's layout.
+ */
+#define COL_RUN (RUN / VW)
+
+__kernel void channel_partial_cols(const __global real_t *x, __global acc_t *partials, ulong rows, ulong channels,
+        ulong parts) {
+    ulong t = get_global_id(0);
+    ulong blocks = (channels + VW - 1) / VW;
+    if (t >= blocks * parts) {
+        return;
+    }
+    ulong blk = t / parts;
+    ulong part = t - blk * parts;
+    ulong c0 = blk * VW;
+    uint w = (uint) min((ulong) VW, channels - c0);
+    ulong begin = rows * part / parts;
+    ulong end = rows * (part + 1) / parts;
+    acc_t k[VW], mean[VW], m2[VW];
+    for (uint j = 0; j < VW; j++) {
+        k[j] = j < w ? shift_of(LOADX(x, c0 + j)) : ZERO;
+        mean[j] = ZERO;
+        m2[j] = ZERO;
+    }
+    acc_t n = ZERO;
+    if (w == VW) {
+        accv_t kv = VLOAD(0, k);
+        for (ulong r0 = begin; r0 < end; r0 += COL_RUN) {
+            uint m = (uint) min((ulong) COL_RUN, end - r0);
+            const __global real_t *q = x + r0 * channels + c0;
+            accv_t sa = (accv_t) (ZERO), sb = (accv_t) (ZERO);
+            uint i = 0;
+            for (; i + 2 <= m; i += 2) {
+                sa += LOADXV(q, i * channels) - kv;
+                sb += LOADXV(q, (i + 1) * channels) - kv;
+            }
+            if (i < m) {
+                sa += LOADXV(q, i * channels) - kv;
+            }
+            accv_t run_mean = (sa + sb) / (acc_t) m;
+            accv_t da = (accv_t) (ZERO), db = (accv_t) (ZERO);
+            for (i = 0; i + 2 <= m; i += 2) {
+                accv_t d = (LOADXV(q, i * channels) - kv) - run_mean;
+                accv_t e = (LOADXV(q, (i + 1) * channels) - kv) - run_mean;
+                da += d * d;
+                db += e * e;
+            }
+            if (i < m) {
+                accv_t d = (LOADXV(q, i * channels) - kv) - run_mean;
+                da += d * d;
+            }
+            acc_t rm[VW], rs[VW];
+            VSTORE(run_mean, 0, rm);
+            VSTORE(da + db, 0, rs);
+            for (uint j = 0; j < VW; j++) {
+                acc_t nj = n;
+                moments_merge(&nj, &mean[j], &m2[j], (acc_t) m, rm[j], rs[j]);
+            }
+            n += (acc_t) m;
+        }
+    } else {
+        /* The last, partial block of channels: the same runs, one lane at a time. */
+        for (uint j = 0; j < w; j++) {
+            acc_t nj = ZERO;
+            for (ulong r0 = begin; r0 < end; r0 += COL_RUN) {
+                uint m = (uint) min((ulong) COL_RUN, end - r0);
+                const __global real_t *q = x + r0 * channels + c0 + j;
+                acc_t sum = ZERO;
+                for (uint i = 0; i < m; i++) {
+                    sum += LOADX(q, i * channels) - k[j];
+                }
+                acc_t run_mean = sum / (acc_t) m;
+                acc_t s2 = ZERO;
+                for (uint i = 0; i < m; i++) {
+                    acc_t d = (LOADX(q, i * channels) - k[j]) - run_mean;
+                    s2 += d * d;
+                }
+                moments_merge(&nj, &mean[j], &m2[j], (acc_t) m, run_mean, s2);
+            }
+        }
+        n = (acc_t) (end - begin);
+    }
+    for (uint j = 0; j < w; j++) {
+        ulong o = ((c0 + j) * parts + part) * 3;
+        partials[o + 0] = n;
+        partials[o + 1] = mean[j];
+        partials[o + 2] = m2[j];
+    }
+}
+
 /* Local memory: three arrays of get_local_size(0) acc_t; power-of-two work-group size. */
 __kernel void channel_partial_group(const __global real_t *x, __global acc_t *partials, ulong outer,
         ulong channels, ulong inner, ulong parts, __local acc_t *ln, __local acc_t *lmean, __local acc_t *lm2) {
@@ -149,4 +243,39 @@ __kernel void channel_apply(const __global real_t *x, const __global acc_t *mean
     acc_t b = (flags & HAS_BIAS) != 0 ? LOADP(bias, c) : ZERO;
     acc_t lo = (flags & HAS_MEAN_LO) != 0 ? mean_lo[c] : ZERO;
     STOREX(y, i, ((LOADX(x, i) - mean[c]) - lo) * inv[c] * w + b);
+}
+
+/* channel_apply for inner == 1 on one-work-item kernels (CPU): a work-item normalizes a block of
+ * rows, VW channels at a time, where channel_apply would gather the statistics per element. */
+__kernel void channel_apply_cols(const __global real_t *restrict x, const __global acc_t *restrict mean,
+        const __global acc_t *restrict mean_lo, const __global acc_t *restrict inv,
+        const __global param_t *restrict scale, const __global param_t *restrict bias, __global real_t *restrict y,
+        ulong rows, ulong channels, ulong rows_per_item, int flags) {
+    ulong r0 = get_global_id(0) * rows_per_item;
+    ulong r1 = min(rows, r0 + rows_per_item);
+    const bool has_scale = (flags & HAS_SCALE) != 0;
+    const bool has_bias = (flags & HAS_BIAS) != 0;
+    const bool has_lo = (flags & HAS_MEAN_LO) != 0;
+    for (ulong r = r0; r < r1; r++) {
+        const __global real_t *xr = x + r * channels;
+        __global real_t *yr = y + r * channels;
+        ulong c = 0;
+        for (; c + VW <= channels; c += VW) {
+            accv_t lo = has_lo ? VLOAD(0, mean_lo + c) : (accv_t) (ZERO);
+            accv_t v = ((LOADXV(xr, c) - VLOAD(0, mean + c)) - lo) * VLOAD(0, inv + c);
+            if (has_scale) {
+                v *= LOADPV(scale, c);
+            }
+            if (has_bias) {
+                v += LOADPV(bias, c);
+            }
+            STOREXV(yr, c, v);
+        }
+        for (; c < channels; c++) {
+            acc_t lo = has_lo ? mean_lo[c] : ZERO;
+            acc_t w = has_scale ? LOADP(scale, c) : ONE;
+            acc_t b = has_bias ? LOADP(bias, c) : ZERO;
+            STOREX(yr, c, ((LOADX(xr, c) - mean[c]) - lo) * inv[c] * w + b);
+        }
+    }
 }

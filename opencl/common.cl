@@ -62,6 +62,7 @@ inline void store_bf16v(__global ushort *p, CAT(float, VW) v) {
 #if defined(DTYPE_F64)
 typedef double real_t;
 typedef double acc_t;
+#define ACC_SCALAR double
 typedef CAT(double, VW) accv_t;
 #define LOADX(p, i) ((p)[i])
 #define LOADXV(p, i) VLOAD(0, (p) + (i))
@@ -71,6 +72,7 @@ typedef CAT(double, VW) accv_t;
 #elif defined(DTYPE_F16)
 typedef half real_t;
 typedef float acc_t;
+#define ACC_SCALAR float
 typedef CAT(float, VW) accv_t;
 #define LOADX(p, i) vload_half((i), (p))
 #define LOADXV(p, i) CAT(vload_half, VW)(0, (p) + (i))
@@ -80,6 +82,7 @@ typedef CAT(float, VW) accv_t;
 #elif defined(DTYPE_BF16)
 typedef ushort real_t;
 typedef float acc_t;
+#define ACC_SCALAR float
 typedef CAT(float, VW) accv_t;
 #define LOADX(p, i) as_float(((uint) (p)[i]) << 16)
 #define LOADXV(p, i) CAT(as_float, VW)(CAT(convert_uint, VW)(VLOAD(0, (p) + (i))) << 16)
@@ -89,6 +92,7 @@ typedef CAT(float, VW) accv_t;
 #else
 typedef float real_t;
 typedef float acc_t;
+#define ACC_SCALAR float
 typedef CAT(float, VW) accv_t;
 #define LOADX(p, i) ((p)[i])
 #define LOADXV(p, i) VLOAD(0, (p) + (i))
@@ -208,9 +212,12 @@ inline void moments_merge(acc_t *n, acc_t *mean, acc_t *m2, acc_t nb, acc_t mean
     *n = nt;
 }
 
-/* Horizontal sum, pairwise. Written through a private array: Oclgrind 21.10's uninitialized-value
- * checker crashes on the shufflevector that swizzles (v.lo + v.hi) compile to. */
+/* Horizontal sum, pairwise. Oclgrind 21.10's uninitialized-value checker crashes on the
+ * shufflevector that swizzles (v.lo + v.hi) compile to, so there (NO_SWIZZLE, set by the host) it
+ * goes through a private array; elsewhere the swizzles keep it in registers, which matters for
+ * short rows, where the two sums per run are a good part of the work. */
 inline acc_t hsum(accv_t v) {
+#if defined(NO_SWIZZLE)
     acc_t t[VW];
     VSTORE(v, 0, t);
     for (int w = VW / 2; w > 0; w /= 2) {
@@ -219,6 +226,18 @@ inline acc_t hsum(accv_t v) {
         }
     }
     return t[0];
+#else
+#if VW == 16
+    CAT(ACC_SCALAR, 8) v8 = v.lo + v.hi;
+    CAT(ACC_SCALAR, 4) v4 = v8.lo + v8.hi;
+#elif VW == 8
+    CAT(ACC_SCALAR, 4) v4 = v.lo + v.hi;
+#else
+    CAT(ACC_SCALAR, 4) v4 = v;
+#endif
+    CAT(ACC_SCALAR, 2) v2 = v4.lo + v4.hi;
+    return v2.x + v2.y;
+#endif
 }
 
 /* Adds p[0 .. len) - k to the running moments, one run of at most RUN values at a time. */
@@ -227,23 +246,34 @@ inline void moments_add_contiguous(const __global real_t *p, ulong len, acc_t k,
     for (ulong r0 = 0; r0 < len; r0 += RUN) {
         uint m = (uint) min((ulong) RUN, len - r0);
         const __global real_t *q = p + r0;
-        accv_t acc = (accv_t) (ZERO);
+        /* Two accumulators: one add chain would wait on the adder's latency every VW values. */
+        accv_t acc = (accv_t) (ZERO), accb = (accv_t) (ZERO);
         uint i = 0;
+        for (; i + 2 * VW <= m; i += 2 * VW) {
+            acc += LOADXV(q, i) - k;
+            accb += LOADXV(q, i + VW) - k;
+        }
         for (; i + VW <= m; i += VW) {
             acc += LOADXV(q, i) - k;
         }
-        acc_t s = hsum(acc);
+        acc_t s = hsum(acc + accb);
         for (; i < m; i++) {
             s += LOADX(q, i) - k;
         }
         acc_t run_mean = s / (acc_t) m;
-        accv_t acc2 = (accv_t) (ZERO);
+        accv_t acc2 = (accv_t) (ZERO), acc2b = (accv_t) (ZERO);
         i = 0;
+        for (; i + 2 * VW <= m; i += 2 * VW) {
+            accv_t d = (LOADXV(q, i) - k) - run_mean;
+            accv_t e = (LOADXV(q, i + VW) - k) - run_mean;
+            acc2 += d * d;
+            acc2b += e * e;
+        }
         for (; i + VW <= m; i += VW) {
             accv_t d = (LOADXV(q, i) - k) - run_mean;
             acc2 += d * d;
         }
-        acc_t s2 = hsum(acc2);
+        acc_t s2 = hsum(acc2 + acc2b);
         for (; i < m; i++) {
             acc_t d = (LOADX(q, i) - k) - run_mean;
             s2 += d * d;
@@ -265,13 +295,19 @@ inline void sum_squares_contiguous(const __global real_t *p, ulong len, acc_t *t
     for (ulong r0 = 0; r0 < len; r0 += RUN) {
         uint m = (uint) min((ulong) RUN, len - r0);
         const __global real_t *q = p + r0;
-        accv_t acc = (accv_t) (ZERO);
+        accv_t acc = (accv_t) (ZERO), accb = (accv_t) (ZERO);
         uint i = 0;
+        for (; i + 2 * VW <= m; i += 2 * VW) {
+            accv_t v = LOADXV(q, i);
+            accv_t u = LOADXV(q, i + VW);
+            acc += v * v;
+            accb += u * u;
+        }
         for (; i + VW <= m; i += VW) {
             accv_t v = LOADXV(q, i);
             acc += v * v;
         }
-        acc_t s = hsum(acc);
+        acc_t s = hsum(acc + accb);
         for (; i < m; i++) {
             acc_t v = LOADX(q, i);
             s += v * v;

@@ -110,6 +110,87 @@ __kernel void row_norm_serial(const __global real_t *x, const __global param_t *
     }
 }
 
+/* The statistics of a chunk-by-chunk pass over one row: running moments (or the mean square's
+ * Kahan sum for RMS), fed RUN-aligned chunks, so the result is bit for bit that of
+ * moments_add_contiguous / sum_squares_contiguous over the whole row. */
+typedef struct {
+    acc_t k, n, m, m2, ss, ss_c;
+} row_acc;
+
+inline void row_acc_start(row_acc *a, int mode, acc_t x0) {
+    a->k = mode == MODE_RMS ? ZERO : shift_of(x0);
+    a->n = ZERO;
+    a->m = ZERO;
+    a->m2 = ZERO;
+    a->ss = ZERO;
+    a->ss_c = ZERO;
+}
+
+inline void row_acc_add(row_acc *a, int mode, const __global real_t *p, ulong len) {
+    if (mode == MODE_RMS) {
+        sum_squares_contiguous(p, len, &a->ss, &a->ss_c);
+    } else {
+        moments_add_contiguous(p, len, a->k, &a->n, &a->m, &a->m2);
+    }
+}
+
+/* Finishes a row: *m = shifted mean (0 for RMS), *inv = inverse scale; writes the saved statistics. */
+inline void row_acc_finish(const row_acc *a, int mode, ulong cols, float eps, ulong row, int flags,
+        __global acc_t *mean_out, __global acc_t *inv_out, acc_t *m, acc_t *inv) {
+    *m = mode == MODE_RMS ? ZERO : a->m;
+    *inv = inv_std_of(mode, (mode == MODE_RMS ? a->ss : a->m2) / (acc_t) cols, eps);
+    if ((flags & WRITE_MEAN) != 0) {
+        mean_out[row] = a->k + *m;
+    }
+    if ((flags & WRITE_INVSTD) != 0) {
+        inv_out[row] = *inv;
+    }
+}
+
+/*
+ * Long contiguous rows (layer and RMS norm, one work-item per block of rows): while row r is
+ * normalized, chunk by chunk, the statistics of row r + 1 are gathered from the same chunk
+ * positions. A row-at-a-time kernel reads a whole row (statistics) and then reads it again and
+ * writes it (normalization), so for rows of hundreds of KiB one core streams only reads, then only
+ * writes; interleaving the two keeps both directions busy, as a copy does. Each row is still read
+ * twice, the second time from cache. Same arithmetic, same results as row_norm_serial.
+ */
+__kernel void row_norm_pipelined(const __global real_t *x, const __global param_t *scale,
+        const __global param_t *bias, __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out,
+        ulong rows, ulong cols, ulong rows_per_item, float eps, int mode, int flags) {
+    ulong r0 = get_global_id(0) * rows_per_item;
+    if (r0 >= rows) {
+        return;
+    }
+    ulong r1 = min(rows, r0 + rows_per_item);
+    row_acc cur;
+    row_acc_start(&cur, mode, LOADX(x, r0 * cols));
+    row_acc_add(&cur, mode, x + r0 * cols, cols);
+    acc_t m, inv;
+    row_acc_finish(&cur, mode, cols, eps, r0, flags, mean_out, inv_out, &m, &inv);
+    const bool apply = (flags & SKIP_APPLY) == 0;
+    for (ulong r = r0; r < r1; r++) {
+        const bool more = r + 1 < r1;
+        const __global real_t *xr = x + r * cols;
+        const __global real_t *xn = xr + cols;
+        row_acc next;
+        row_acc_start(&next, mode, more ? LOADX(xn, 0) : ZERO);
+        for (ulong c0 = 0; c0 < cols; c0 += RUN) {
+            ulong len = min((ulong) RUN, cols - c0);
+            if (more) {
+                row_acc_add(&next, mode, xn + c0, len);
+            }
+            if (apply) {
+                apply_segment(xr + c0, y + r * cols + c0, len, c0, 1, scale, bias, cur.k, m, inv, flags);
+            }
+        }
+        if (more) {
+            cur = next;
+            row_acc_finish(&cur, mode, cols, eps, r + 1, flags, mean_out, inv_out, &m, &inv);
+        }
+    }
+}
+
 /* Local memory: three arrays of get_local_size(0) acc_t. The work-group size is a power of two. */
 __kernel void row_norm_group(const __global real_t *x, const __global param_t *scale,
         const __global param_t *bias, __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out,

@@ -51,9 +51,9 @@ import org.slf4j.LoggerFactory;
 final class ClBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(ClBackend.class);
 
-    private static final String[] KERNELS = {"row_norm_serial", "row_norm_group", "row_apply",
+    private static final String[] KERNELS = {"row_norm_serial", "row_norm_pipelined", "row_norm_group", "row_apply",
         "channel_partial_serial", "channel_partial_group", "channel_finalize", "channel_moments",
-        "channel_running_stats", "channel_apply", "row_backward_serial", "row_backward_group", "affine_grad_cols",
+        "channel_running_stats", "channel_apply", "channel_partial_cols", "channel_apply_cols", "row_backward_serial", "row_backward_group", "affine_grad_cols",
         "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
@@ -270,7 +270,7 @@ final class ClBackend implements Backend {
         String v = info.openclCVersion();
         boolean atLeast12 = v.matches(".*OpenCL C ([2-9]|1\\.[2-9]).*");
         boolean oclgrind = info.platformName().contains("Oclgrind");
-        return (atLeast12 ? "-cl-std=CL1.2 " : "") + (oclgrind ? "-cl-opt-disable " : "") + "-D DTYPE_"
+        return (atLeast12 ? "-cl-std=CL1.2 " : "") + (oclgrind ? "-cl-opt-disable -D NO_SWIZZLE " : "") + "-D DTYPE_"
                 + typeMacro(data) + " -D PARAM_" + typeMacro(param) + " -D VW=" + sizing.vectorWidth();
     }
 
@@ -566,6 +566,19 @@ final class ClBackend implements Backend {
                 | (mean != null && p.mode() != StatMode.RMS ? WRITE_MEAN : 0) | (invStd != null ? WRITE_INVSTD : 0)
                 | (y == null ? SKIP_APPLY : 0);
         Program prog = program(x.dtype(), paramType(scale, bias));
+        // The pipelined kernel takes the affine entry from the column alone: layer and RMS norm.
+        long rowsPerItem = p.isContiguous() && p.spatial() == 1 && p.groups() == 1
+                ? sizing.pipelinedRowsPerItem(p.rows(), p.cols() * x.dtype().byteSize()) : 0;
+        if (rowsPerItem > 0) {
+            synchronized (lock) {
+                Args a = args(prog, "row_norm_pipelined").mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(invStd)
+                        .ulong(p.rows()).ulong(p.cols()).ulong(rowsPerItem).f32(p.epsilon()).i32(modeCode(p.mode()))
+                        .i32(flags);
+                launchSerial(a, (p.rows() + rowsPerItem - 1) / rowsPerItem);
+                finish();
+            }
+            return;
+        }
         String name = sizing.serial() ? "row_norm_serial" : "row_norm_group";
         synchronized (lock) {
             Args a = args(prog, name).mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(invStd).layout(p)
@@ -622,13 +635,31 @@ final class ClBackend implements Backend {
         }
     }
 
+    /**
+     * Whether the channel kernels for one value per row apply: channels one apart (inner == 1:
+     * BatchNorm1d and channels-last), on the one-work-item family. GPUs read such a tensor
+     * coalesced with the element-wise kernels already.
+     */
+    private boolean columnKernels(ChannelPlan p) {
+        return sizing.serial() && p.inner() == 1;
+    }
+
     private long channelParts(Program prog, ChannelPlan p) {
+        if (columnKernels(p)) {
+            return sizing.columnParts(p.outer(), p.channels(), sizing.vectorWidth());
+        }
         int wg = sizing.serial() ? 1 : prog.groupSizes.get("channel_partial_group");
         return sizing.partsPerChannel(p.channels(), p.perChannel(), wg);
     }
 
     /** Stage 1 of the channel statistics: (count, shifted mean, M2) per channel part. Holds {@link #lock}. */
     private void enqueueChannelPartials(Program prog, ChannelPlan p, Buffer x, Buffer partials, long parts) {
+        if (columnKernels(p)) {
+            long blocks = (p.channels() + sizing.vectorWidth() - 1) / sizing.vectorWidth();
+            launchSerial(args(prog, "channel_partial_cols").mem(x).mem(partials).ulong(p.outer()).ulong(p.channels())
+                    .ulong(parts), blocks * parts);
+            return;
+        }
         String name = sizing.serial() ? "channel_partial_serial" : "channel_partial_group";
         Args a = args(prog, name).mem(x).mem(partials).ulong(p.outer()).ulong(p.channels()).ulong(p.inner())
                 .ulong(parts);
@@ -656,9 +687,16 @@ final class ClBackend implements Backend {
         int flags = (scale != null ? HAS_SCALE : 0) | (bias != null ? HAS_BIAS : 0) | (meanLo != null ? HAS_MEAN_LO : 0);
         Program prog = program(x.dtype(), paramType(scale, bias));
         synchronized (lock) {
-            args(prog, "channel_apply").mem(x).mem(mean).mem(meanLo).mem(invStd).mem(scale).mem(bias).mem(y)
-                    .ulong(p.channels()).ulong(p.inner()).i32(flags)
-                    .launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
+            if (columnKernels(p)) {
+                long rowsPerItem = sizing.rowsPerItem(p.outer());
+                Args a = args(prog, "channel_apply_cols").mem(x).mem(mean).mem(meanLo).mem(invStd).mem(scale)
+                        .mem(bias).mem(y).ulong(p.outer()).ulong(p.channels()).ulong(rowsPerItem).i32(flags);
+                launchSerial(a, (p.outer() + rowsPerItem - 1) / rowsPerItem);
+            } else {
+                args(prog, "channel_apply").mem(x).mem(mean).mem(meanLo).mem(invStd).mem(scale).mem(bias).mem(y)
+                        .ulong(p.channels()).ulong(p.inner()).i32(flags)
+                        .launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
+            }
             finish();
         }
     }

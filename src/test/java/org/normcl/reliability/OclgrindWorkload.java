@@ -27,13 +27,14 @@ import org.normcl.testing.Data;
 /**
  * The OpenCL work {@code scripts/oclgrind-check} runs under
  * {@code oclgrind --data-races --uninitialized}: every kernel and every code path the engine has,
- * on small shapes (Oclgrind interprets every work-item), with both kernel families (serial: one
- * work-item per row; group: one work-group per row with local-memory reductions), host and device
+ * on small shapes (Oclgrind interprets every work-item), with every kernel family (serial: one
+ * work-item per row; pipelined: one work-item per block of rows, the next row's statistics gathered
+ * while this one is normalized; group: one work-group per row with local-memory reductions), host and device
  * tensors. Each result is compared with the Java backend, so a kernel that reads out of bounds and
  * gets lucky still fails if its answer changes.
  *
  * <p>Usage: {@code java -cp ... org.normcl.reliability.OclgrindWorkload [--only SUBSTRING]
- * [--family serial|group] [--device NAME]}; {@code --crash} crashes the JVM instead (to test that
+ * [--family serial|pipelined|group] [--device NAME]}; {@code --crash} crashes the JVM instead (to test that
  * the script notices). Exit status: 0 all cases match; 1 a mismatch or an exception; 2 no (matching)
  * OpenCL device. Oclgrind's own reports go to stderr (or its --log file); the script scans them.
  */
@@ -90,7 +91,7 @@ public final class OclgrindWorkload {
     public static void main(String[] args) {
         String only = null;
         String device = null;
-        List<String> families = new ArrayList<>(List.of("serial", "group"));
+        List<String> families = new ArrayList<>(List.of("serial", "pipelined", "group"));
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--only":

@@ -41,7 +41,7 @@ public final class Backends {
     }
 
     /**
-     * @return the Java engine plus two engines per OpenCL device
+     * @return the Java engine plus three engines per OpenCL device (serial, pipelined, group kernels)
      * @throws IllegalStateException under CI when no OpenCL device exists
      */
     public static synchronized List<Named> all() {
@@ -54,12 +54,12 @@ public final class Backends {
         return all;
     }
 
-    /** @return two engines per OpenCL device (empty, with a warning, when there is none outside CI) */
+    /** @return three engines per OpenCL device, one per kernel family (empty, with a warning, when there is none outside CI) */
     public static synchronized List<Named> openCl() {
         List<DeviceInfo> devices = requireDevicesInCi();
         List<Named> list = new ArrayList<>();
         for (DeviceInfo d : devices) {
-            for (String family : new String[] {"serial", "group"}) {
+            for (String family : new String[] {"serial", "pipelined", "group"}) {
                 String name = "opencl#" + d.index() + "-" + family;
                 list.add(new Named(name, engine(name, EngineOptions.opencl(Integer.toString(d.index())), family)));
             }

@@ -3,7 +3,13 @@ package org.normcl;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
 
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Backend;
@@ -52,6 +58,12 @@ public final class NormEngine implements AutoCloseable {
     /** Set once an AUTO engine's device failed: every later call runs on the Java fallback. */
     private volatile boolean degraded;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final Object asyncLock = new Object();
+    /** The thread of {@link #submit}, started on first use. */
+    private ExecutorService async;
+    private volatile boolean closing;
+    private volatile Thread asyncThread;
+    private static final AtomicInteger ENGINE_IDS = new AtomicInteger();
 
     private NormEngine(Backend backend, String selectionReason, boolean mayFallBack, int javaThreads) {
         this.backend = backend;
@@ -224,6 +236,91 @@ public final class NormEngine implements AutoCloseable {
     /** @return whether an AUTO engine has switched to the Java backend after a device failure */
     public boolean isDegraded() {
         return degraded;
+    }
+
+    // ---------------------------------------------------------------- asynchronous calls
+
+    /**
+     * Runs work on this engine without blocking the caller: calls run one at a time, in
+     * submission order, on a daemon thread the engine owns, so a caller can prepare the next batch
+     * while the device works on this one. Use the engine's ordinary methods inside:
+     *
+     * <pre>{@code
+     * CompletableFuture<NormResult> f = engine.submit(e -> e.layerNorm(spec, x, gamma, beta));
+     * ... other work ...
+     * try (NormResult r = f.join()) { ... }
+     * }</pre>
+     *
+     * <p>The future completes with what {@code work} returns (the caller owns it, as with a
+     * direct call) or exceptionally with what it throws. Work still queued when the engine is
+     * closed is not run: its future fails with an {@link IllegalStateException}; {@link #close()}
+     * waits for the call that is running.
+     *
+     * @param work what to run, given this engine
+     * @param <T> the result type
+     * @return a future of the result
+     * @throws IllegalArgumentException if {@code work} is null
+     * @throws IllegalStateException if the engine is closed
+     */
+    public <T> CompletableFuture<T> submit(Function<NormEngine, T> work) {
+        Validation.notNull(work, "work", "a function of the engine, e.g. e -> e.layerNorm(spec, x, scale, bias)");
+        checkOpen();
+        CompletableFuture<T> future = new CompletableFuture<>();
+        Runnable task = () -> {
+            if (closing) {
+                future.completeExceptionally(new IllegalStateException("engine is closed: the call was not run"));
+                return;
+            }
+            try {
+                future.complete(work.apply(this));
+            } catch (Throwable t) {
+                future.completeExceptionally(t);
+            }
+        };
+        synchronized (asyncLock) {
+            if (closing) {
+                throw new IllegalStateException("engine is closed");
+            }
+            if (async == null) {
+                async = Executors.newSingleThreadExecutor(r -> {
+                    Thread t = new Thread(r, "normcl-engine-" + ENGINE_IDS.incrementAndGet());
+                    t.setDaemon(true);
+                    asyncThread = t;
+                    return t;
+                });
+            }
+            async.execute(task);
+        }
+        return future;
+    }
+
+    /** Stops the asynchronous thread: queued calls fail, the running one is waited for. */
+    private void stopAsync() {
+        ExecutorService ex;
+        synchronized (asyncLock) {
+            closing = true;
+            ex = async;
+        }
+        if (ex == null) {
+            return;
+        }
+        ex.shutdown();
+        if (Thread.currentThread() == asyncThread) {
+            return; // close() called from inside a submitted call: that call is the one running
+        }
+        boolean interrupted = false;
+        while (true) {
+            try {
+                if (ex.awaitTermination(1, TimeUnit.SECONDS)) {
+                    break;
+                }
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     // ---------------------------------------------------------------- tensors
@@ -1574,6 +1671,7 @@ public final class NormEngine implements AutoCloseable {
     /** Releases the backend and every tensor this engine still owns; idempotent. */
     @Override
     public void close() {
+        stopAsync();
         if (closed.compareAndSet(false, true)) {
             backend.close();
             Backend f = fallback;

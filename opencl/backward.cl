@@ -10,6 +10,58 @@
  * Sums are compensated (Kahan) so long reductions keep float32 precision.
  */
 
+/* Sums of g = dy * w and g * xhat over one segment, VW lanes at a time (compensated per lane). w is
+ * per value when spatial == 1, else constant over runs of `spatial` values (affine aff_base + p / spatial). */
+inline void backward_sums_segment(const __global real_t *restrict dy, const __global real_t *restrict x,
+        const __global param_t *restrict scale, ulong len, ulong aff_base, ulong spatial, int has_scale, acc_t mu,
+        acc_t is, accv_t *sg, accv_t *sg_c, accv_t *sgx, accv_t *sgx_c, acc_t *tg, acc_t *tg_c, acc_t *tgx,
+        acc_t *tgx_c) {
+    for (ulong p0 = 0; p0 < len; p0 += spatial) {
+        ulong end = spatial == 1 ? len : min(len, p0 + spatial);
+        acc_t ws = has_scale != 0 && spatial != 1 ? LOADP(scale, aff_base + p0 / spatial) : ONE;
+        ulong p = p0;
+        for (; p + VW <= end; p += VW) {
+            accv_t w = has_scale != 0 && spatial == 1 ? LOADPV(scale, aff_base + p) : (accv_t) (ws);
+            accv_t g = LOADXV(dy, p) * w;
+            kahan_addv(sg, sg_c, g);
+            kahan_addv(sgx, sgx_c, g * ((LOADXV(x, p) - mu) * is));
+        }
+        for (; p < end; p++) {
+            acc_t w = has_scale != 0 && spatial == 1 ? LOADP(scale, aff_base + p) : ws;
+            acc_t g = LOADX(dy, p) * w;
+            kahan_add(tg, tg_c, g);
+            kahan_add(tgx, tgx_c, g * ((LOADX(x, p) - mu) * is));
+        }
+        if (spatial == 1) {
+            break;
+        }
+    }
+}
+
+/* dx = is * (dy * w - mean_g - xhat * mean_gx) over one segment; w as in backward_sums_segment. */
+inline void backward_dx_segment(const __global real_t *restrict dy, const __global real_t *restrict x,
+        const __global param_t *restrict scale, __global real_t *restrict dx, ulong len, ulong aff_base,
+        ulong spatial, int has_scale, acc_t mu, acc_t is, acc_t mean_g, acc_t mean_gx) {
+    for (ulong p0 = 0; p0 < len; p0 += spatial) {
+        ulong end = spatial == 1 ? len : min(len, p0 + spatial);
+        acc_t ws = has_scale != 0 && spatial != 1 ? LOADP(scale, aff_base + p0 / spatial) : ONE;
+        ulong p = p0;
+        for (; p + VW <= end; p += VW) {
+            accv_t w = has_scale != 0 && spatial == 1 ? LOADPV(scale, aff_base + p) : (accv_t) (ws);
+            accv_t xhat = (LOADXV(x, p) - mu) * is;
+            STOREXV(dx, p, is * (LOADXV(dy, p) * w - mean_g - xhat * mean_gx));
+        }
+        for (; p < end; p++) {
+            acc_t w = has_scale != 0 && spatial == 1 ? LOADP(scale, aff_base + p) : ws;
+            acc_t xhat = (LOADX(x, p) - mu) * is;
+            STOREX(dx, p, is * (LOADX(dy, p) * w - mean_g - xhat * mean_gx));
+        }
+        if (spatial == 1) {
+            break;
+        }
+    }
+}
+
 /* One work-item per row, walking its segments (see row_layout). */
 __kernel void row_backward_serial(const __global real_t *dy, const __global real_t *x,
         const __global param_t *scale, const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx,
@@ -24,25 +76,21 @@ __kernel void row_backward_serial(const __global real_t *dy, const __global real
     ulong aff_base = row_group(&l, row) * cpg;
     acc_t mu = rms != 0 ? ZERO : mean[row];
     acc_t is = inv[row];
-    acc_t sg = ZERO, sg_c = ZERO, sgx = ZERO, sgx_c = ZERO;
+    accv_t sg = (accv_t) (ZERO), sg_c = (accv_t) (ZERO), sgx = (accv_t) (ZERO), sgx_c = (accv_t) (ZERO);
+    acc_t tg = ZERO, tg_c = ZERO, tgx = ZERO, tgx_c = ZERO;
     for (ulong i = 0; i < segs; i++) {
         ulong off = base + i * seg_stride;
-        for (ulong p = 0; p < len; p++) {
-            acc_t w = has_scale != 0 ? LOADP(scale, aff_base + p / spatial) : ONE;
-            acc_t g = LOADX(dy, off + p) * w;
-            kahan_add(&sg, &sg_c, g);
-            kahan_add(&sgx, &sgx_c, g * ((LOADX(x, off + p) - mu) * is));
-        }
+        backward_sums_segment(dy + off, x + off, scale, len, aff_base, spatial, has_scale, mu, is, &sg, &sg_c, &sgx,
+                &sgx_c, &tg, &tg_c, &tgx, &tgx_c);
     }
-    acc_t mean_g = rms != 0 ? ZERO : sg / (acc_t) cols;
-    acc_t mean_gx = sgx / (acc_t) cols;
+    acc_t sum_g = (hsum(sg) - hsum(sg_c)) + (tg - tg_c);
+    acc_t sum_gx = (hsum(sgx) - hsum(sgx_c)) + (tgx - tgx_c);
+    acc_t mean_g = rms != 0 ? ZERO : sum_g / (acc_t) cols;
+    acc_t mean_gx = sum_gx / (acc_t) cols;
     for (ulong i = 0; i < segs; i++) {
         ulong off = base + i * seg_stride;
-        for (ulong p = 0; p < len; p++) {
-            acc_t w = has_scale != 0 ? LOADP(scale, aff_base + p / spatial) : ONE;
-            acc_t xhat = (LOADX(x, off + p) - mu) * is;
-            STOREX(dx, off + p, is * (LOADX(dy, off + p) * w - mean_g - xhat * mean_gx));
-        }
+        backward_dx_segment(dy + off, x + off, scale, dx + off, len, aff_base, spatial, has_scale, mu, is, mean_g,
+                mean_gx);
     }
 }
 
@@ -107,6 +155,89 @@ __kernel void affine_grad_cols(const __global real_t *dy, const __global real_t 
     partials[t * 2 + 1] = sd;
 }
 
+/* Stage 1 for inner == 1 on one-work-item kernels (CPU): a work-item takes a block of rows and
+ * walks them row by row, VW columns at a time, so dY and X stream contiguously (a work-item per
+ * column, as in affine_grad_cols, strides a page per row on a CPU). Its per-column compensated
+ * sums live in its own slice of `acc` (channels x {sdx, sdx_c, sd, sd_c}, cache resident), and go
+ * to partials[(c * parts + part) * 2] at the end. Statistics of a vector of columns: one per row
+ * (channels_per_stat >= channels: layer/RMS norm), one per column (channels_per_stat == 1:
+ * channels-last batch and instance norm, a vector load), else gathered lane by lane. */
+__kernel void affine_grad_rows(const __global real_t *restrict dy, const __global real_t *restrict x,
+        const __global acc_t *restrict mean, const __global acc_t *restrict inv, __global acc_t *restrict acc,
+        __global acc_t *restrict partials, ulong outer, ulong channels, ulong parts, AFFINE_GRAD_ARGS) {
+    ulong part = get_global_id(0);
+    if (part >= parts) {
+        return;
+    }
+    ulong o0 = outer * part / parts;
+    ulong o1 = outer * (part + 1) / parts;
+    __global acc_t *a_sdx = acc + part * channels * 4;
+    __global acc_t *a_sdx_c = a_sdx + channels;
+    __global acc_t *a_sd = a_sdx_c + channels;
+    __global acc_t *a_sd_c = a_sd + channels;
+    for (ulong c = 0; c < channels; c++) {
+        a_sdx[c] = ZERO;
+        a_sdx_c[c] = ZERO;
+        a_sd[c] = ZERO;
+        a_sd_c[c] = ZERO;
+    }
+    const bool per_row = channels_per_stat >= channels;
+    const bool per_column = channels_per_stat == 1;
+    for (ulong o = o0; o < o1; o++) {
+        ulong stat_base = (o / outer_per_stat) * stats_per_outer;
+        acc_t mu_row = rms != 0 || !per_row ? ZERO : mean[stat_base];
+        acc_t is_row = per_row ? inv[stat_base] : ZERO;
+        const __global real_t *dyr = dy + o * channels;
+        const __global real_t *xr = x + o * channels;
+        ulong c = 0;
+        for (; c + VW <= channels; c += VW) {
+            accv_t muv, isv;
+            if (per_row) {
+                muv = (accv_t) (mu_row);
+                isv = (accv_t) (is_row);
+            } else if (per_column) {
+                muv = rms != 0 ? (accv_t) (ZERO) : VLOAD(0, mean + stat_base + c);
+                isv = VLOAD(0, inv + stat_base + c);
+            } else {
+                acc_t mu_l[VW], is_l[VW];
+                for (uint j = 0; j < VW; j++) {
+                    ulong si = stat_base + (c + j) / channels_per_stat;
+                    mu_l[j] = rms != 0 ? ZERO : mean[si];
+                    is_l[j] = inv[si];
+                }
+                muv = VLOAD(0, mu_l);
+                isv = VLOAD(0, is_l);
+            }
+            accv_t d = LOADXV(dyr, c);
+            accv_t sdx = VLOAD(0, a_sdx + c), sdx_c = VLOAD(0, a_sdx_c + c);
+            accv_t sd = VLOAD(0, a_sd + c), sd_c = VLOAD(0, a_sd_c + c);
+            kahan_addv(&sd, &sd_c, d);
+            kahan_addv(&sdx, &sdx_c, d * ((LOADXV(xr, c) - muv) * isv));
+            VSTORE(sdx, 0, a_sdx + c);
+            VSTORE(sdx_c, 0, a_sdx_c + c);
+            VSTORE(sd, 0, a_sd + c);
+            VSTORE(sd_c, 0, a_sd_c + c);
+        }
+        for (; c < channels; c++) {
+            ulong si = stat_base + c / channels_per_stat;
+            acc_t mu = rms != 0 ? ZERO : mean[si];
+            acc_t d = LOADX(dyr, c);
+            acc_t sdx = a_sdx[c], sdx_c = a_sdx_c[c], sd = a_sd[c], sd_c = a_sd_c[c];
+            kahan_add(&sd, &sd_c, d);
+            kahan_add(&sdx, &sdx_c, d * ((LOADX(xr, c) - mu) * inv[si]));
+            a_sdx[c] = sdx;
+            a_sdx_c[c] = sdx_c;
+            a_sd[c] = sd;
+            a_sd_c[c] = sd_c;
+        }
+    }
+    for (ulong c = 0; c < channels; c++) {
+        ulong q = c * parts + part;
+        partials[q * 2 + 0] = a_sdx[c] - a_sdx_c[c];
+        partials[q * 2 + 1] = a_sd[c] - a_sd_c[c];
+    }
+}
+
 /* Stage 1 for inner > 1, one work-item per (channel, part) over contiguous segments. */
 __kernel void affine_grad_serial(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
         const __global acc_t *inv, __global acc_t *partials, ulong outer, ulong channels, ulong inner, ulong parts,
@@ -121,6 +252,7 @@ __kernel void affine_grad_serial(const __global real_t *dy, const __global real_
     ulong begin = per_channel * part / parts;
     ulong end = per_channel * (part + 1) / parts;
     acc_t sd = ZERO, sd_c = ZERO, sdx = ZERO, sdx_c = ZERO;
+    accv_t vd = (accv_t) (ZERO), vd_c = (accv_t) (ZERO), vdx = (accv_t) (ZERO), vdx_c = (accv_t) (ZERO);
     ulong v = begin;
     while (v < end) {
         ulong o = v / inner;
@@ -130,15 +262,21 @@ __kernel void affine_grad_serial(const __global real_t *dy, const __global real_
         acc_t mu = rms != 0 ? ZERO : mean[si];
         acc_t is = inv[si];
         ulong off = (o * channels + c) * inner + s;
-        for (ulong j = 0; j < len; j++) {
+        ulong j = 0;
+        for (; j + VW <= len; j += VW) {
+            accv_t d = LOADXV(dy, off + j);
+            kahan_addv(&vd, &vd_c, d);
+            kahan_addv(&vdx, &vdx_c, d * ((LOADXV(x, off + j) - mu) * is));
+        }
+        for (; j < len; j++) {
             acc_t d = LOADX(dy, off + j);
             kahan_add(&sd, &sd_c, d);
             kahan_add(&sdx, &sdx_c, d * ((LOADX(x, off + j) - mu) * is));
         }
         v += len;
     }
-    partials[t * 2 + 0] = sdx;
-    partials[t * 2 + 1] = sd;
+    partials[t * 2 + 0] = (hsum(vdx) - hsum(vdx_c)) + (sdx - sdx_c);
+    partials[t * 2 + 1] = (hsum(vd) - hsum(vd_c)) + (sd - sd_c);
 }
 
 /* Stage 1 for inner > 1 on GPUs: one work-group per (channel, part); two local arrays. */

@@ -290,6 +290,14 @@ inline void kahan_add(acc_t *sum, acc_t *comp, acc_t v) {
     *sum = t;
 }
 
+/* kahan_add lane by lane; the total of a (sum, comp) pair of vectors is hsum(sum) - hsum(comp). */
+inline void kahan_addv(accv_t *sum, accv_t *comp, accv_t v) {
+    accv_t y = v - *comp;
+    accv_t t = *sum + y;
+    *comp = (t - *sum) - y;
+    *sum = t;
+}
+
 /* Sum of squares of p[0 .. len), per run, with the runs' sums added by Kahan summation. */
 inline void sum_squares_contiguous(const __global real_t *p, ulong len, acc_t *total, acc_t *comp) {
     for (ulong r0 = 0; r0 < len; r0 += RUN) {

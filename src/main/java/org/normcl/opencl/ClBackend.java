@@ -53,7 +53,7 @@ final class ClBackend implements Backend {
 
     private static final String[] KERNELS = {"row_norm_serial", "row_norm_pipelined", "row_norm_group", "row_apply",
         "channel_partial_serial", "channel_partial_group", "channel_finalize", "channel_moments",
-        "channel_running_stats", "channel_apply", "channel_partial_cols", "channel_apply_cols", "row_backward_serial", "row_backward_group", "affine_grad_cols",
+        "channel_running_stats", "channel_apply", "channel_partial_cols", "channel_apply_cols", "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows",
         "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
@@ -733,15 +733,27 @@ final class ClBackend implements Backend {
     public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
             Buffer dBias, Buffer sums) {
         boolean cols = p.inner() == 1;
-        String name = cols ? "affine_grad_cols" : sizing.serial() ? "affine_grad_serial" : "affine_grad_group";
+        // affine_grad_rows keeps 4 sums per column and row block in a scratch buffer: fewer blocks
+        // when that would not fit one allocation, the column kernel when not even one fits.
+        long accBytesPerPart = p.channels() * 4L * x.dtype().statistics().byteSize();
+        long maxParts = maxAllocationBytes() / Math.max(1, accBytesPerPart);
+        boolean byRows = cols && sizing.serial() && maxParts >= 1;
+        String name = byRows ? "affine_grad_rows" : cols ? "affine_grad_cols"
+                : sizing.serial() ? "affine_grad_serial" : "affine_grad_group";
         Program prog = program(x.dtype(), paramType(dScale, dBias));
         int wg = name.equals("affine_grad_group") ? prog.groupSizes.get(name) : 1;
-        long parts = cols ? sizing.rowBlocks(p.outer(), p.channels())
+        long parts = byRows ? Math.min(maxParts, sizing.rowParts(p.outer()))
+                : cols ? sizing.rowBlocks(p.outer(), p.channels())
                 : sizing.partsPerChannel(p.channels(), p.outer() * p.inner(), wg);
         Buffer m = p.rms() ? null : mean;
-        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 2)) {
+        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 2);
+                Buffer acc = byRows ? scratch(x.dtype().statistics(), p.channels() * parts * 4) : null) {
             synchronized (lock) {
-                if (cols) {
+                if (byRows) {
+                    launchSerial(args(prog, name).mem(dy).mem(x).mem(m).mem(invStd).mem(acc).mem(partials)
+                            .ulong(p.outer()).ulong(p.channels()).ulong(parts).ulong(p.statsPerOuter())
+                            .ulong(p.channelsPerStat()).ulong(p.outerPerStat()).i32(p.rms() ? 1 : 0), parts);
+                } else if (cols) {
                     args(prog, name).mem(dy).mem(x).mem(m).mem(invStd).mem(partials).ulong(p.outer())
                             .ulong(p.channels()).ulong(parts).ulong(p.statsPerOuter()).ulong(p.channelsPerStat())
                             .ulong(p.outerPerStat()).i32(p.rms() ? 1 : 0)

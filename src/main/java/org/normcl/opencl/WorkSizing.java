@@ -163,6 +163,18 @@ final class WorkSizing {
     }
 
     /**
+     * Row blocks for affine_grad_rows: about 8 per compute unit, each at least 64 rows (every
+     * block adds a pass over the columns' accumulators and a partial per column to merge).
+     *
+     * @param rows rows to reduce
+     * @return blocks, at least 1
+     */
+    long rowParts(long rows) {
+        long wanted = 8 * Math.max(1, device.computeUnits());
+        return Math.max(1, Math.min(wanted, rows / 64));
+    }
+
+    /**
      * Rows per work-item for the one-work-item-per-block-of-rows kernels: about 8 work-items per
      * compute unit (PoCL hands work-groups to its threads; a few per core balance the load).
      *

@@ -13,7 +13,8 @@ import picocli.CommandLine.Spec;
  * that calls {@link System#exit}: tests call {@link #run(PrintWriter, PrintWriter, String...)}.
  */
 @Command(name = "normcl", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
-        subcommands = {ProbeCommand.class, ApplyCommand.class, GradCommand.class, DemoCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {ProbeCommand.class, ApplyCommand.class, GradCommand.class, DemoCommand.class, BenchCommand.class,
+            CommandLine.HelpCommand.class},
         description = "Neural-network normalization on OpenCL devices, with a pure-Java fallback.")
 public final class Main implements Runnable {
     @Spec

@@ -241,7 +241,7 @@ public final class JavaBackend implements Backend {
                 DoubleKernels.rowNorm(parallel, p, v.doubles(x), v.doubles(scale), v.doubles(bias), v.doublesOut(y),
                         v.doublesOut(mean), v.doublesOut(invStd));
             } else {
-                FloatKernels.rowNorm(parallel, p, v.floats(x), v.floats(scale), v.floats(bias), v.floatsOut(y),
+                FastFloatKernels.rowNorm(parallel, p, v.floats(x), v.floats(scale), v.floats(bias), v.floatsOut(y),
                         v.floatsOut(mean), v.floatsOut(invStd));
             }
         }
@@ -256,7 +256,7 @@ public final class JavaBackend implements Backend {
                         v.doublesOut(invStd), update, v.doubles(runMeanIn), v.doubles(runVarIn),
                         v.doublesOut(runMeanOut), v.doublesOut(runVarOut));
             } else {
-                FloatKernels.channelStats(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
+                FastFloatKernels.channelStats(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
                         v.floatsOut(invStd), update, v.floats(runMeanIn), v.floats(runVarIn), v.floatsOut(runMeanOut),
                         v.floatsOut(runVarOut));
             }
@@ -284,8 +284,8 @@ public final class JavaBackend implements Backend {
                 DoubleKernels.channelApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(meanLo),
                         v.doubles(invStd), v.doubles(scale), v.doubles(bias), v.doublesOut(y));
             } else {
-                FloatKernels.channelApply(parallel, p, v.floats(x), v.floats(mean), v.floats(meanLo), v.floats(invStd),
-                        v.floats(scale), v.floats(bias), v.floatsOut(y));
+                FastFloatKernels.channelApply(parallel, p, v.floats(x), v.floats(mean), v.floats(meanLo),
+                        v.floats(invStd), v.floats(scale), v.floats(bias), v.floatsOut(y));
             }
         }
     }

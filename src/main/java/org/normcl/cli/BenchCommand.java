@@ -1,0 +1,295 @@
+package org.normcl.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+import org.normcl.DType;
+import org.normcl.NormEngine;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code normcl bench}: GB/s of each operator on each backend, against a copy of the same bytes on
+ * the same device in the same run. See {@link BenchRunner} for what is timed and
+ * {@code docs/performance.md} for how to read the numbers.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Measure operator throughput (GB/s: the fewest bytes each operator must move, over its median"
+                + " time) against a copy of the same bytes on the same device, in the same run.",
+            "Progress goes to stderr; the table to stdout; --json and --plot write files."})
+final class BenchCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--ops", split = ",", paramLabel = "OP",
+            description = "Operators: layer-norm, rms-norm, batch-norm, group-norm, instance-norm."
+                    + " Default: layer-norm,rms-norm.")
+    List<String> ops;
+
+    @Option(names = "--shapes", split = ",", paramLabel = "DxDx...",
+            description = "Shapes such as 8192x1024 (trailing axis normalized by layer/RMS norm; N, C, ... for the"
+                    + " others). Default: 8192x1024,65536x128,1024x8192,512x65536 for layer/RMS norm,"
+                    + " 32x64x56x56,8x128x64x64,4x32x256x256 for group/instance norm, and"
+                    + " 32x64x56x56,8x128x64x64,8192x1024 for batch norm.")
+    List<String> shapes;
+
+    @Option(names = "--backends", split = ",", paramLabel = "java|opencl",
+            description = "Backends to measure. Default: java, and opencl when a device exists.")
+    List<String> backends;
+
+    @Option(names = "--device", paramLabel = "INDEX|NAME",
+            description = "OpenCL device: an index from 'normcl probe' or part of a device or platform name.")
+    String device;
+
+    @Option(names = "--dtype", split = ",", paramLabel = "TYPE", defaultValue = "float32",
+            description = "Element types: float32 (others are reported as unsupported). Default: ${DEFAULT-VALUE}.")
+    List<String> dtypes;
+
+    @Option(names = "--backward", description = "Also report the backward passes (unsupported in this release).")
+    boolean backward;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Write the records as JSON ('-' for stdout).")
+    String json;
+
+    @Option(names = "--plot", paramLabel = "FILE.png", description = "Draw GB/s against shape per backend.")
+    Path plot;
+
+    @Option(names = "--warmup", paramLabel = "N", defaultValue = "3",
+            description = "Untimed calls first. Default: ${DEFAULT-VALUE}.")
+    int warmup;
+
+    @Option(names = "--warmup-ms", paramLabel = "MS", defaultValue = "500",
+            description = "Keep warming up for at least this long (the JIT compiles the Java kernels meanwhile)."
+                    + " Default: ${DEFAULT-VALUE}.")
+    long warmupMs;
+
+    @Option(names = "--iterations", paramLabel = "N", defaultValue = "10",
+            description = "Timed calls; the median is reported. Default: ${DEFAULT-VALUE}.")
+    int iterations;
+
+    @Option(names = "--threads", paramLabel = "N",
+            description = "Java backend threads (and copy threads). Default: all processors.")
+    Integer threads;
+
+    @Option(names = "--groups", paramLabel = "G", defaultValue = "32",
+            description = "Group norm groups (the largest divisor of C up to G). Default: ${DEFAULT-VALUE}.")
+    int groups;
+
+    @Option(names = "--no-engine", description = "Skip the timing through the public NormEngine API.")
+    boolean noEngine;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        BenchRunner.Config config = config(err);
+        List<Map<String, Object>> records = new BenchRunner(config, err).run();
+        Map<String, Object> report = new LinkedHashMap<>();
+        report.put("normcl_version", Main.version());
+        report.put("java_version", System.getProperty("java.version"));
+        report.put("available_processors", Runtime.getRuntime().availableProcessors());
+        report.put("warmup", config.warmup());
+        report.put("warmup_ms", config.warmupMs());
+        report.put("iterations", config.iterations());
+        report.put("records", records);
+        if (json != null) {
+            String text = Json.write(report);
+            if (json.equals("-")) {
+                out.print(text);
+            } else {
+                writeAtomically(Path.of(json), text.getBytes(StandardCharsets.UTF_8));
+            }
+        }
+        if (plot != null) {
+            try {
+                Path tmp = tempBeside(plot);
+                try {
+                    BenchPlot.write(records, tmp);
+                    Files.move(tmp, plot, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+                } finally {
+                    Files.deleteIfExists(tmp);
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("--plot " + plot + ": " + e.getMessage(), e);
+            }
+        }
+        if (json == null || !json.equals("-")) {
+            printTable(out, records);
+        }
+        out.flush();
+        boolean failed = records.stream().anyMatch(r -> "error".equals(r.get("status")));
+        return failed ? ExitCodes.FAILURE : ExitCodes.OK;
+    }
+
+    private BenchRunner.Config config(PrintWriter err) {
+        List<String> opList = ops == null ? List.of("layer-norm", "rms-norm") : normalized(ops);
+        for (String op : opList) {
+            if (!BenchRunner.OPS.contains(op)) {
+                throw new UserInputException("--ops: unknown operator '" + op + "': expected one of "
+                        + String.join(", ", BenchRunner.OPS));
+            }
+        }
+        List<long[]> shapeList = null;
+        if (shapes != null) {
+            shapeList = new ArrayList<>();
+            for (String s : shapes) {
+                shapeList.add(parseShape(s));
+            }
+            for (String op : opList) {
+                if (!op.equals("layer-norm") && !op.equals("rms-norm")) {
+                    for (long[] sh : shapeList) {
+                        if (sh.length < 2) {
+                            throw new UserInputException("--shapes: " + op + " needs shapes of rank >= 2 (N, C, ...):"
+                                    + " got " + BenchRunner.shapeLabel(sh));
+                        }
+                    }
+                }
+            }
+        }
+        List<String> backendList;
+        if (backends == null) {
+            backendList = new ArrayList<>(List.of("java"));
+            if (NormEngine.openClUnavailableReason().isEmpty() && !NormEngine.devices().isEmpty()) {
+                backendList.add("opencl");
+            } else {
+                err.println("bench: OpenCL: not available ("
+                        + NormEngine.openClUnavailableReason().orElse("no device") + "); measuring java only");
+            }
+        } else {
+            backendList = normalized(backends);
+            for (String b : backendList) {
+                if (!b.equals("java") && !b.equals("opencl")) {
+                    throw new UserInputException("--backends: unknown backend '" + b + "': expected java or opencl");
+                }
+            }
+        }
+        if (device != null && !backendList.contains("opencl")) {
+            throw new UserInputException("--device applies to OpenCL: add opencl to --backends or drop --device");
+        }
+        List<DType> dtypeList = new ArrayList<>();
+        for (String d : normalized(dtypes)) {
+            try {
+                dtypeList.add(DType.valueOf(d.toUpperCase(Locale.ROOT)));
+            } catch (IllegalArgumentException e) {
+                throw new UserInputException("--dtype: unknown type '" + d + "': expected float32, float16, bfloat16"
+                        + " or float64");
+            }
+        }
+        if (warmup < 0) {
+            throw new UserInputException("--warmup = " + warmup + ": expected 0 or more");
+        }
+        if (warmupMs < 0) {
+            throw new UserInputException("--warmup-ms = " + warmupMs + ": expected 0 or more");
+        }
+        if (iterations < 1) {
+            throw new UserInputException("--iterations = " + iterations + ": expected 1 or more");
+        }
+        if (threads != null && threads < 1) {
+            throw new UserInputException("--threads = " + threads + ": expected 1 or more");
+        }
+        if (groups < 1) {
+            throw new UserInputException("--groups = " + groups + ": expected 1 or more");
+        }
+        if (plot != null && !plot.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png")) {
+            throw new UserInputException("--plot " + plot + ": expected a .png file name");
+        }
+        int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        return new BenchRunner.Config(opList, shapeList, backendList, device, dtypeList, backward, warmup, warmupMs,
+                iterations, t, groups, !noEngine);
+    }
+
+    private static List<String> normalized(List<String> values) {
+        List<String> out = new ArrayList<>();
+        for (String v : values) {
+            String s = v.trim().toLowerCase(Locale.ROOT);
+            if (!s.isEmpty() && !out.contains(s)) {
+                out.add(s);
+            }
+        }
+        return out;
+    }
+
+    static long[] parseShape(String s) {
+        String[] parts = s.trim().toLowerCase(Locale.ROOT).split("x");
+        long[] dims = new long[parts.length];
+        long size = 1;
+        for (int i = 0; i < parts.length; i++) {
+            try {
+                dims[i] = Long.parseLong(parts[i].trim());
+            } catch (NumberFormatException e) {
+                dims[i] = -1;
+            }
+            if (dims[i] < 1) {
+                throw new UserInputException("--shapes: '" + s + "': expected dimensions >= 1 joined by 'x', such as"
+                        + " 8192x1024");
+            }
+            size = Math.multiplyExact(size, dims[i]);
+        }
+        if (size > Integer.MAX_VALUE - 8) {
+            throw new UserInputException("--shapes: '" + s + "' has " + size + " elements: expected at most "
+                    + (Integer.MAX_VALUE - 8) + " (the Java backend's limit per tensor)");
+        }
+        return dims;
+    }
+
+    private static void printTable(PrintWriter out, List<Map<String, Object>> records) {
+        out.printf("%-14s %-8s %-14s %-7s %9s %8s %9s %6s %10s %10s%n", "op", "pass", "shape", "backend", "ms", "GB/s",
+                "copy GB/s", "ratio", "xfer ms", "engine ms");
+        for (Map<String, Object> r : records) {
+            @SuppressWarnings("unchecked")
+            List<Long> shape = (List<Long>) r.get("shape");
+            String sh = BenchRunner.shapeLabel(shape.stream().mapToLong(Long::longValue).toArray());
+            if (!"ok".equals(r.get("status"))) {
+                out.printf("%-14s %-8s %-14s %-7s %s: %s%n", r.get("op"), r.get("pass"), sh, r.get("backend"),
+                        r.get("status"), r.get("note"));
+                continue;
+            }
+            out.printf(Locale.ROOT, "%-14s %-8s %-14s %-7s %9.3f %8.1f %9.1f %6.2f %10s %10s%n", r.get("op"),
+                    r.get("pass"), sh, r.get("backend"), r.get("median_ms"), r.get("gbps"), r.get("copy_gbps"),
+                    r.get("ratio"), r.get("transfer_ms") == null ? "-" : String.format(Locale.ROOT, "%.3f",
+                            r.get("transfer_ms")),
+                    r.get("engine_median_ms") == null ? "-"
+                            : String.format(Locale.ROOT, "%.3f", r.get("engine_median_ms")));
+        }
+        if (!records.isEmpty()) {
+            out.println("device: " + records.get(0).get("device") + (records.stream().map(r -> r.get("device"))
+                    .distinct().count() > 1 ? " (and others: see --json)" : ""));
+        }
+        out.println("GB/s: the fewest bytes the operator must move over the median time; copy: the same bytes copied"
+                + " on the same device in the same loop; ratio = GB/s / copy GB/s; engine ms: through NormEngine"
+                + " (outputs allocated per call).");
+    }
+
+    private static Path tempBeside(Path target) throws IOException {
+        Path dir = target.toAbsolutePath().getParent();
+        return Files.createTempFile(dir, "." + target.getFileName(), ".tmp");
+    }
+
+    private static void writeAtomically(Path target, byte[] bytes) {
+        try {
+            Path tmp = tempBeside(target);
+            try {
+                Files.write(tmp, bytes);
+                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("--json " + target + ": " + e.getMessage(), e);
+        }
+    }
+}

@@ -1,0 +1,285 @@
+package org.normcl.jvm;
+
+import java.util.Arrays;
+
+import org.normcl.backend.ChannelPlan;
+import org.normcl.backend.RunningUpdate;
+
+/**
+ * The Java backend's per-channel statistics and apply (batch norm, MVN over all but a channel
+ * block), on X viewed as (outer, channels, inner).
+ *
+ * <p>Statistics of channel c are taken on values shifted by the channel's first element (when
+ * finite), as in the OpenCL kernels, and their reduction order is fixed by the shape alone:
+ * <ul>
+ *   <li>{@code inner >= }{@link #COLUMN_INNER}: each channel's {@code outer * inner} values are
+ *       split into parts of about {@link #PART} values; a part is reduced segment by segment in runs
+ *       of {@link RowKernels#RUN} (see {@link Moments.Pipelined}); the parts are merged in order.
+ *   <li>smaller {@code inner} (down to the (N, C) matrix of a 1-D batch norm, where a channel is a
+ *       strided column): X is a matrix of {@code outer} rows of {@code channels * inner} columns;
+ *       blocks of {@link #BLOCK} rows are reduced per column with vector lanes across columns (sum,
+ *       then squared deviations, while the block is in cache) and merged into the channel in order
+ *       (block, then column); parts of the rows are merged in order.
+ * </ul>
+ * So results never depend on the thread count or scheduling.
+ */
+final class ChannelNorm {
+    /** Below this many contiguous values per (outer, channel) segment, channels are treated as columns. */
+    static final int COLUMN_INNER = 64;
+    /** Values per part of a channel (the unit of parallel work and of the fixed merge order). */
+    static final long PART = 1 << 16;
+    /** Rows per block of the column path: one run per column. */
+    static final int BLOCK = 64;
+    /** Columns per tile of the column path, so a block's per-column sums stay in L1. */
+    static final int TILE = 2048;
+
+    private final RowKernels kernels;
+    private final Parallel parallel;
+
+    ChannelNorm(RowKernels kernels, Parallel parallel) {
+        this.kernels = kernels;
+        this.parallel = parallel;
+    }
+
+    /**
+     * See {@link org.normcl.backend.Backend#channelStats}; requires {@code perChannel >= 1};
+     * {@code meanLo} may be null.
+     */
+    void stats(ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv, RunningUpdate update,
+            float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut) {
+        int channels = Math.toIntExact(p.channels());
+        float[] shift = new float[channels];
+        for (int c = 0; c < channels; c++) {
+            shift[c] = RowNorm.shiftOf(x[(int) (c * p.inner())]);
+        }
+        Partials parts = p.inner() >= COLUMN_INNER ? segmentPartials(p, x, shift) : columnPartials(p, x, shift);
+        Moments m = new Moments();
+        for (int c = 0; c < channels; c++) {
+            m.reset();
+            for (int part = 0; part < parts.parts; part++) {
+                int t = c * parts.parts + part;
+                m.merge(parts.n[t], parts.mean[t], parts.m2[t]);
+            }
+            double exactMean = shift[c] + m.mean;
+            float batchMean = (float) exactMean;
+            float batchVar = (float) m.variance();
+            mean[c] = batchMean;
+            if (meanLo != null) {
+                meanLo[c] = (float) (exactMean - batchMean); // the float32 mean's rounding error
+            }
+            inv[c] = RowKernels.invStd(p.mode(), batchVar, p.epsilon());
+            if (update != null) {
+                float v = update.unbiased() ? (float) (m.m2 / (m.count - 1)) : batchVar;
+                float w = update.batchWeight();
+                rmOut[c] = rmIn[c] * (1f - w) + batchMean * w;
+                rvOut[c] = rvIn[c] * (1f - w) + v * w;
+            }
+        }
+    }
+
+    /** Moments of each (channel, part), part-major within a channel: index {@code c * parts + part}. */
+    private record Partials(int parts, double[] n, double[] mean, double[] m2) {
+        Partials(int channels, int parts) {
+            this(parts, new double[channels * parts], new double[channels * parts], new double[channels * parts]);
+        }
+    }
+
+    private Partials segmentPartials(ChannelPlan p, float[] x, float[] shift) {
+        int channels = (int) p.channels();
+        long perChannel = p.perChannel();
+        int parts = (int) Math.max(1, Math.min((perChannel + PART - 1) / PART, Integer.MAX_VALUE / 4 / channels));
+        Partials out = new Partials(channels, parts);
+        long inner = p.inner();
+        parallel.forRange((long) channels * parts, perChannel / parts, (from, to) -> {
+            RowKernels kern = kernels.fresh();
+            Moments m = new Moments();
+            for (long t = from; t < to; t++) {
+                int c = (int) (t / parts);
+                int part = (int) (t % parts);
+                long begin = perChannel * part / parts;
+                long end = perChannel * (part + 1) / parts;
+                m.reset();
+                Moments.Pipelined runs = new Moments.Pipelined(kern, x, shift[c], m);
+                long o = begin / inner;
+                long s = begin % inner;
+                long v = begin;
+                while (v < end) {
+                    int len = (int) Math.min(inner - s, end - v);
+                    runs.add((int) ((o * channels + c) * inner + s), len);
+                    v += len;
+                    o++;
+                    s = 0;
+                }
+                runs.finish();
+                out.n[(int) t] = m.count;
+                out.mean[(int) t] = m.mean;
+                out.m2[(int) t] = m.m2;
+            }
+        });
+        return out;
+    }
+
+    private Partials columnPartials(ChannelPlan p, float[] x, float[] shift) {
+        int channels = (int) p.channels();
+        int inner = (int) p.inner();
+        int outer = (int) p.outer();
+        int width = channels * inner;
+        float[] colShift = expand(shift, inner);
+        // Rows per part: whole blocks, about 4 * PART values of the matrix.
+        int blocksPerPart = (int) Math.max(1, PART * 4 / ((long) BLOCK * width));
+        int partRows = blocksPerPart * BLOCK;
+        int parts = (outer + partRows - 1) / partRows;
+        Partials out = new Partials(channels, parts);
+        parallel.forRange(parts, (long) partRows * width, (from, to) -> {
+            RowKernels kern = kernels.fresh();
+            int tile = Math.min(TILE, width);
+            float[] acc = new float[tile];
+            float[] runMean = new float[tile];
+            float[] q = new float[tile];
+            Moments[] ch = new Moments[channels];
+            for (int c = 0; c < channels; c++) {
+                ch[c] = new Moments();
+            }
+            // One column per channel (inner 1): every channel has seen the same count, so the merge
+            // factors are shared and the moments live in flat arrays (Moments.merge, element by element).
+            double[] colMean = inner == 1 ? new double[channels] : null;
+            double[] colM2 = inner == 1 ? new double[channels] : null;
+            Moments exact = new Moments();
+            for (int part = (int) from; part < to; part++) {
+                for (Moments m : ch) {
+                    m.reset();
+                }
+                double count = 0;
+                int r0 = part * partRows;
+                int r1 = Math.min(outer, r0 + partRows);
+                for (int b0 = r0; b0 < r1; b0 += BLOCK) {
+                    int rows = Math.min(BLOCK, r1 - b0);
+                    double total = count + rows;
+                    double f = rows / total; // Moments.merge's nB / n
+                    double g = count * rows / total; // and count * nB / n
+                    for (int j0 = 0; j0 < width; j0 += tile) {
+                        int tw = Math.min(tile, width - j0);
+                        int off = b0 * width + j0;
+                        kern.columnSumShifted(x, off, width, rows, tw, colShift, j0, acc);
+                        for (int j = 0; j < tw; j++) {
+                            runMean[j] = acc[j] / rows;
+                        }
+                        kern.columnSumSquaredDeviations(x, off, width, rows, tw, colShift, j0, runMean, q);
+                        for (int j = 0; j < tw; j++) {
+                            double rm;
+                            double rq;
+                            if (Float.isFinite(runMean[j]) && Float.isFinite(q[j])) {
+                                rm = runMean[j];
+                                rq = q[j];
+                            } else {
+                                exact.reset();
+                                exactColumn(x, off + j, width, rows, colShift[j0 + j], exact);
+                                rm = exact.mean;
+                                rq = exact.m2;
+                            }
+                            if (colMean == null) {
+                                ch[(j0 + j) / inner].merge(rows, rm, rq);
+                                continue;
+                            }
+                            int c = j0 + j;
+                            if (count == 0) {
+                                colMean[c] = rm;
+                                colM2[c] = rq;
+                            } else if (!Double.isFinite(colMean[c]) || !Double.isFinite(rm)) {
+                                colMean[c] += rm;
+                                colM2[c] = Double.NaN;
+                            } else {
+                                double delta = rm - colMean[c];
+                                colMean[c] += delta * f;
+                                colM2[c] += rq + delta * delta * g;
+                            }
+                        }
+                    }
+                    count = total;
+                }
+                for (int c = 0; c < channels; c++) {
+                    int t = c * parts + part;
+                    if (colMean != null) {
+                        out.n[t] = count;
+                        out.mean[t] = colMean[c];
+                        out.m2[t] = colM2[c];
+                    } else {
+                        out.n[t] = ch[c].count;
+                        out.mean[t] = ch[c].mean;
+                        out.m2[t] = ch[c].m2;
+                    }
+                }
+            }
+        });
+        return out;
+    }
+
+    /** Adds a column's block {@code x[off + r * stride] - k}, r < rows, to {@code m} in double precision. */
+    private static void exactColumn(float[] x, int off, int stride, int rows, double k, Moments m) {
+        double s = 0;
+        for (int r = 0; r < rows; r++) {
+            s += x[off + r * stride] - k;
+        }
+        double mu = s / rows;
+        double qq = 0;
+        for (int r = 0; r < rows; r++) {
+            double d = (x[off + r * stride] - k) - mu;
+            qq += d * d;
+        }
+        m.merge(rows, mu, qq);
+    }
+
+    /** @return {@code a} with each entry repeated {@code times} times */
+    private static float[] expand(float[] a, int times) {
+        if (times == 1) {
+            return a;
+        }
+        float[] out = new float[a.length * times];
+        for (int i = 0; i < a.length; i++) {
+            Arrays.fill(out, i * times, (i + 1) * times, a[i]);
+        }
+        return out;
+    }
+
+    /**
+     * See {@link org.normcl.backend.Backend#channelApply}:
+     * {@code y = fma(((x - mean[c]) - meanLo[c]) * inv[c], scale[c], bias[c])}; {@code meanLo},
+     * {@code scale} and {@code bias} may be null (zero, one, zero).
+     */
+    void apply(ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv, float[] scale, float[] bias,
+            float[] y) {
+        int inner = (int) p.inner();
+        int channels = (int) p.channels();
+        if (inner >= COLUMN_INNER) {
+            parallel.forRange(p.outer() * channels, inner, (from, to) -> {
+                RowKernels kern = kernels.fresh();
+                for (long seg = from; seg < to; seg++) {
+                    int c = (int) (seg % channels);
+                    float w = scale != null ? scale[c] : 1f;
+                    float b = bias != null ? bias[c] : 0f;
+                    float lo = meanLo != null ? meanLo[c] : 0f;
+                    kern.normalizeUniform(x, y, (int) (seg * inner), inner, mean[c], lo, inv[c], w, b);
+                }
+            });
+            return;
+        }
+        int width = channels * inner;
+        float[] mu = expand(mean, inner);
+        float[] lo = expand(meanLo != null ? meanLo : new float[channels], inner);
+        float[] is = expand(inv, inner);
+        float[] w = expand(scale != null ? scale : filled(channels, 1f), inner);
+        float[] b = expand(bias != null ? bias : filled(channels, 0f), inner);
+        parallel.forRange(p.outer(), width, (from, to) -> {
+            RowKernels kern = kernels.fresh();
+            for (long o = from; o < to; o++) {
+                kern.columnApply(x, y, (int) (o * width), width, mu, lo, is, w, b);
+            }
+        });
+    }
+
+    private static float[] filled(int n, float v) {
+        float[] a = new float[n];
+        Arrays.fill(a, v);
+        return a;
+    }
+}

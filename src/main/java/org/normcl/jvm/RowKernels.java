@@ -1,0 +1,178 @@
+package org.normcl.jvm;
+
+import java.util.Locale;
+
+import org.normcl.backend.StatMode;
+
+/**
+ * The inner loops of the Java backend: reductions over one run of contiguous values and the
+ * elementwise normalization of a range. Two implementations: {@link VectorRowKernels} (the Vector
+ * API, {@code jdk.incubator.vector}, when the JVM was started with
+ * {@code --add-modules jdk.incubator.vector}) and {@link ScalarRowKernels} (plain loops with several
+ * independent accumulators, which the JIT keeps in registers, and elementwise loops it vectorizes).
+ *
+ * <p>An instance is used by one thread at a time (it may hold scratch space): call
+ * {@link #fresh()} for each task. Every reduction adds its values in an order fixed by the
+ * implementation and the run length only, so a result never depends on threads or scheduling.
+ *
+ * <p>Arithmetic is float32 within a run (at most {@link #RUN} values), exactly as the OpenCL
+ * kernels do; callers merge runs in double precision ({@link Moments}).
+ */
+abstract class RowKernels {
+    /** Values per run: small enough that the second pass over a run hits the L1 cache. */
+    static final int RUN = 1024;
+
+    /** System property: {@code false} forces the scalar kernels even when the Vector API is present. */
+    static final String VECTOR_PROPERTY = "normcl.vector";
+
+    /** System property: the Vector API kernels' width in bits (128, 256 or 512); default the JVM's preferred. */
+    static final String VECTOR_BITS_PROPERTY = "normcl.vector.bits";
+
+    /** Whether the JVM compiles {@code Math.fma} to a fused multiply-add instruction (HotSpot's UseFMA). */
+    static final boolean HAS_FMA = hasFma();
+
+    private static final RowKernels BEST = pickBest();
+
+    private static boolean hasFma() {
+        try {
+            return Boolean.parseBoolean(java.lang.management.ManagementFactory
+                    .getPlatformMXBean(com.sun.management.HotSpotDiagnosticMXBean.class).getVMOption("UseFMA")
+                    .getValue());
+        } catch (RuntimeException | LinkageError e) {
+            return true; // not HotSpot, or no jdk.management: assume a CPU of this century
+        }
+    }
+
+    /** @return the fastest kernels this JVM offers (a prototype: call {@link #fresh()} per task) */
+    static RowKernels best() {
+        return BEST;
+    }
+
+    /** @return the scalar kernels */
+    static RowKernels scalar() {
+        return new ScalarRowKernels();
+    }
+
+    /** @return the Vector API kernels, or null when the module is absent or unusable */
+    static RowKernels vectorOrNull() {
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+            return null;
+        }
+        try {
+            RowKernels k = (RowKernels) Class.forName("org.normcl.jvm.VectorRowKernels").getDeclaredConstructor()
+                    .newInstance();
+            // Fewer than 4 lanes (no SIMD), or no FMA instruction, would run the Vector API's slow
+            // Java fallbacks.
+            return k.lanes() >= 4 && HAS_FMA ? k : null;
+        } catch (ReflectiveOperationException | LinkageError | RuntimeException e) {
+            return null;
+        }
+    }
+
+    private static RowKernels pickBest() {
+        String p = System.getProperty(VECTOR_PROPERTY, "true").trim().toLowerCase(Locale.ROOT);
+        if (!p.equals("false")) {
+            RowKernels v = vectorOrNull();
+            if (v != null) {
+                return v;
+            }
+        }
+        return new ScalarRowKernels();
+    }
+
+    /**
+     * Turns a variance (or mean square) into the inverse scale, exactly as {@code FloatKernels.invStd}
+     * and the OpenCL kernels' {@code inv_std_of} do: the statistic is rounded to float32 first.
+     */
+    static float invStd(StatMode mode, double varianceOrMeanSquare, float epsilon) {
+        double v = (float) varianceOrMeanSquare;
+        if (mode == StatMode.MEAN_VAR_EPS_OUTSIDE) {
+            return (float) (1.0 / (Math.sqrt(v) + epsilon));
+        }
+        return (float) (1.0 / Math.sqrt(v + epsilon));
+    }
+
+    /** @return a new instance of the same implementation, for one task */
+    abstract RowKernels fresh();
+
+    /** @return a short name for logs and benchmark reports, e.g. {@code vector-16} or {@code scalar} */
+    abstract String name();
+
+    /** @return float lanes per vector (1 for the scalar kernels) */
+    abstract int lanes();
+
+    // ------------------------------------------------------------------ reductions (n <= RUN)
+
+    /** @return the float32 sum of {@code a[i] - k} over {@code [off, off + n)} */
+    abstract float sumShifted(float[] a, int off, int n, float k);
+
+    /** @return the float32 sum of {@code ((a[i] - k) - m)^2} over {@code [off, off + n)} (fused multiply-adds) */
+    abstract float sumSquaredDeviations(float[] a, int off, int n, float k, float m);
+
+    /** @return the float32 sum of {@code a[i]^2} over {@code [off, off + n)} */
+    abstract float sumSquares(float[] a, int off, int n);
+
+    // ------------------------------------------------------------------ elementwise (any n)
+
+    /**
+     * {@code y = fma(((x - k) - m) * inv, w[a..], b[a..])} over {@code [off, off + n)}, the affine index
+     * starting at {@code aoff}. Without a scale, callers pass {@link RowNorm#ones} ({@code v * 1} is
+     * exactly {@code v}); without a bias, null, which gives exactly {@code fma(v, w, -0.0f)}, that is
+     * {@code v * w}.
+     */
+    abstract void normalizeAffine(float[] x, float[] y, int off, int n, float k, float m, float inv, float[] w,
+            float[] b, int aoff);
+
+    /** {@code y = fma(((x - k) - m) * inv, w, b)} with one {@code w} and {@code b} for the range. */
+    abstract void normalizeUniform(float[] x, float[] y, int off, int n, float k, float m, float inv, float w,
+            float b);
+
+    // ------------------------------------------------------------------ fused: normalize one row, reduce the next
+
+    /**
+     * {@link #normalizeAffine} over {@code [off, off + n)} while reading the next row's run: returns
+     * {@code sumSquares(x, next, n)}, bit for bit. While this row is normalized from cache, the next
+     * one streams in from memory, so memory never waits for arithmetic.
+     */
+    abstract float normalizeAffineSumSquaresNext(float[] x, float[] y, int off, int n, float k, float m, float inv,
+            float[] w, float[] b, int aoff, int next);
+
+    /**
+     * Three passes of the row pipeline in one loop over {@code n} values: normalizes
+     * {@code [aOff, aOff + n)} (as {@link #normalizeAffine} with the affine index at {@code aoff}),
+     * reduces the squared deviations of {@code [qOff, qOff + n)} from {@code (kq, mq)} (as
+     * {@link #sumSquaredDeviations}; the result is left in {@link #squaredDeviations}), and returns the
+     * sum of {@code [sOff, sOff + n) - ks} (as {@link #sumShifted}), all bit for bit.
+     */
+    abstract float normalizeAffineSquaredDeviationsSum(float[] x, float[] y, int aOff, int n, float k, float m,
+            float inv, float[] w, float[] b, int aoff, int qOff, float kq, float mq, int sOff, float ks);
+
+    /** As {@link #normalizeAffineSquaredDeviationsSum} without the normalization. */
+    abstract float squaredDeviationsSum(float[] x, int n, int qOff, float kq, float mq, int sOff, float ks);
+
+    /** The squared deviations reduced by the last three-pass call. */
+    float squaredDeviations;
+
+    // ------------------------------------------------------------------ column-wise (per-column vectors)
+
+    /**
+     * Column sums of a block of rows: {@code acc[j] = sum over r < rows of (x[off + r*stride + j] - k[j])}
+     * for {@code j < width} ({@code acc} is overwritten).
+     */
+    abstract void columnSumShifted(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
+            float[] acc);
+
+    /**
+     * Column sums of squared deviations: {@code q[j] = sum over r of ((x[..] - k[j]) - m[j])^2}
+     * ({@code q} is overwritten).
+     */
+    abstract void columnSumSquaredDeviations(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
+            float[] m, float[] q);
+
+    /**
+     * {@code y[off + j] = fma(((x[off + j] - mu[j]) - lo[j]) * is[j], w[j], b[j])} for {@code j < width}: one
+     * row of a channel apply whose channels are columns.
+     */
+    abstract void columnApply(float[] x, float[] y, int off, int width, float[] mu, float[] lo, float[] is, float[] w,
+            float[] b);
+}

@@ -1,0 +1,185 @@
+package org.normcl.jvm;
+
+/**
+ * Plain-Java kernels: reductions in eight independent float accumulators (the JIT does not reorder
+ * float additions, so this is what breaks the add-latency chain), elementwise loops written so the
+ * JIT's superword pass vectorizes them. Used when the Vector API is absent.
+ */
+final class ScalarRowKernels extends RowKernels {
+
+    /** {@code a * b + c}, fused (one rounding, as the vector kernels) where the CPU has FMA. */
+    private static float fma(float a, float b, float c) {
+        return HAS_FMA ? Math.fma(a, b, c) : a * b + c;
+    }
+
+    @Override
+    RowKernels fresh() {
+        return new ScalarRowKernels();
+    }
+
+    @Override
+    String name() {
+        return "scalar";
+    }
+
+    @Override
+    int lanes() {
+        return 1;
+    }
+
+    @Override
+    float sumShifted(float[] a, int off, int n, float k) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int i = off;
+        int end = off + n;
+        for (; i + 7 < end; i += 8) {
+            s0 += a[i] - k;
+            s1 += a[i + 1] - k;
+            s2 += a[i + 2] - k;
+            s3 += a[i + 3] - k;
+            s4 += a[i + 4] - k;
+            s5 += a[i + 5] - k;
+            s6 += a[i + 6] - k;
+            s7 += a[i + 7] - k;
+        }
+        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        for (; i < end; i++) {
+            s += a[i] - k;
+        }
+        return s;
+    }
+
+    @Override
+    float sumSquaredDeviations(float[] a, int off, int n, float k, float m) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int i = off;
+        int end = off + n;
+        for (; i + 7 < end; i += 8) {
+            float d0 = (a[i] - k) - m;
+            float d1 = (a[i + 1] - k) - m;
+            float d2 = (a[i + 2] - k) - m;
+            float d3 = (a[i + 3] - k) - m;
+            float d4 = (a[i + 4] - k) - m;
+            float d5 = (a[i + 5] - k) - m;
+            float d6 = (a[i + 6] - k) - m;
+            float d7 = (a[i + 7] - k) - m;
+            s0 = fma(d0, d0, s0);
+            s1 = fma(d1, d1, s1);
+            s2 = fma(d2, d2, s2);
+            s3 = fma(d3, d3, s3);
+            s4 = fma(d4, d4, s4);
+            s5 = fma(d5, d5, s5);
+            s6 = fma(d6, d6, s6);
+            s7 = fma(d7, d7, s7);
+        }
+        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        for (; i < end; i++) {
+            float d = (a[i] - k) - m;
+            s = fma(d, d, s);
+        }
+        return s;
+    }
+
+    @Override
+    float sumSquares(float[] a, int off, int n) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int i = off;
+        int end = off + n;
+        for (; i + 7 < end; i += 8) {
+            float v0 = a[i], v1 = a[i + 1], v2 = a[i + 2], v3 = a[i + 3];
+            float v4 = a[i + 4], v5 = a[i + 5], v6 = a[i + 6], v7 = a[i + 7];
+            s0 = fma(v0, v0, s0);
+            s1 = fma(v1, v1, s1);
+            s2 = fma(v2, v2, s2);
+            s3 = fma(v3, v3, s3);
+            s4 = fma(v4, v4, s4);
+            s5 = fma(v5, v5, s5);
+            s6 = fma(v6, v6, s6);
+            s7 = fma(v7, v7, s7);
+        }
+        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        for (; i < end; i++) {
+            s = fma(a[i], a[i], s);
+        }
+        return s;
+    }
+
+    @Override
+    void normalizeAffine(float[] x, float[] y, int off, int n, float k, float m, float inv, float[] w, float[] b,
+            int aoff) {
+        int d = aoff - off;
+        if (b == null) {
+            for (int i = off; i < off + n; i++) {
+                y[i] = (((x[i] - k) - m) * inv) * w[i + d];
+            }
+            return;
+        }
+        for (int i = off; i < off + n; i++) {
+            y[i] = fma(((x[i] - k) - m) * inv, w[i + d], b[i + d]);
+        }
+    }
+
+    @Override
+    void normalizeUniform(float[] x, float[] y, int off, int n, float k, float m, float inv, float w, float b) {
+        for (int i = off; i < off + n; i++) {
+            y[i] = fma(((x[i] - k) - m) * inv, w, b);
+        }
+    }
+
+    @Override
+    float normalizeAffineSumSquaresNext(float[] x, float[] y, int off, int n, float k, float m, float inv,
+            float[] w, float[] b, int aoff, int next) {
+        normalizeAffine(x, y, off, n, k, m, inv, w, b, aoff);
+        return sumSquares(x, next, n);
+    }
+
+    @Override
+    float normalizeAffineSquaredDeviationsSum(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
+            float[] w, float[] b, int aoff, int qOff, float kq, float mq, int sOff, float ks) {
+        normalizeAffine(x, y, aOff, n, k, m, inv, w, b, aoff);
+        return squaredDeviationsSum(x, n, qOff, kq, mq, sOff, ks);
+    }
+
+    @Override
+    float squaredDeviationsSum(float[] x, int n, int qOff, float kq, float mq, int sOff, float ks) {
+        squaredDeviations = sumSquaredDeviations(x, qOff, n, kq, mq);
+        return sumShifted(x, sOff, n, ks);
+    }
+
+    @Override
+    void columnSumShifted(float[] x, int off, int stride, int rows, int width, float[] k, int koff, float[] acc) {
+        for (int j = 0; j < width; j++) {
+            acc[j] = x[off + j] - k[koff + j];
+        }
+        for (int r = 1; r < rows; r++) {
+            int o = off + r * stride;
+            for (int j = 0; j < width; j++) {
+                acc[j] += x[o + j] - k[koff + j];
+            }
+        }
+    }
+
+    @Override
+    void columnSumSquaredDeviations(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
+            float[] m, float[] q) {
+        for (int j = 0; j < width; j++) {
+            float d = (x[off + j] - k[koff + j]) - m[j];
+            q[j] = d * d;
+        }
+        for (int r = 1; r < rows; r++) {
+            int o = off + r * stride;
+            for (int j = 0; j < width; j++) {
+                float d = (x[o + j] - k[koff + j]) - m[j];
+                q[j] = fma(d, d, q[j]);
+            }
+        }
+    }
+
+    @Override
+    void columnApply(float[] x, float[] y, int off, int width, float[] mu, float[] lo, float[] is, float[] w,
+            float[] b) {
+        for (int j = 0; j < width; j++) {
+            y[off + j] = fma(((x[off + j] - mu[j]) - lo[j]) * is[j], w[j], b[j]);
+        }
+    }
+}

@@ -1,0 +1,420 @@
+package org.normcl.jvm;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Kernels on the Vector API ({@code jdk.incubator.vector}), at the JVM's preferred width (16 float
+ * lanes with AVX-512, 8 with AVX2). Loaded by {@link RowKernels#vectorOrNull()} only when the module
+ * is in the boot layer, so the rest of the backend never links against it.
+ *
+ * <p>The kernels are bound by floating-point throughput once the data is in cache, so they use
+ * fused multiply-adds ({@code fma}: one rounding instead of two, never less accurate) and skip the
+ * subtractions of a zero shift and mean (RMS norm), which are exact no-ops. Reductions keep four
+ * vector accumulators (4 x lanes independent sums, enough to cover the add latency), add them in a
+ * fixed order and finish with a fixed pairwise tree over the lanes (written out rather than
+ * {@code reduceLanes}, whose float order the Vector API leaves unspecified), so results are
+ * reproducible bit for bit. The fused kernels repeat the single-pass kernels' operations exactly.
+ */
+final class VectorRowKernels extends RowKernels {
+    private static final VectorSpecies<Float> S = species(Integer.getInteger(VECTOR_BITS_PROPERTY, 0));
+    private static final int L = S.length();
+
+    /** @return the species of {@code bits} (128, 256 or 512) when supported, else the preferred one */
+    private static VectorSpecies<Float> species(int bits) {
+        VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
+        if (bits == 128 || bits == 256 || (bits == 512 && preferred.vectorBitSize() >= 512)) {
+            return bits == 128 ? FloatVector.SPECIES_128
+                    : bits == 256 ? FloatVector.SPECIES_256 : FloatVector.SPECIES_512;
+        }
+        return preferred;
+    }
+
+    /** Scratch for the horizontal sums; this is why an instance belongs to one thread. */
+    private final float[] lanes = new float[L];
+
+    @Override
+    RowKernels fresh() {
+        return new VectorRowKernels();
+    }
+
+    @Override
+    String name() {
+        return "vector-" + L;
+    }
+
+    @Override
+    int lanes() {
+        return L;
+    }
+
+    /** Pairwise sum of the lanes of {@code v} in a fixed order. */
+    private float horizontal(FloatVector v) {
+        float[] t = lanes;
+        v.intoArray(t, 0);
+        if (L == 16) {
+            // The loop below, unrolled: the same additions in the same order.
+            float s0 = (t[0] + t[8]) + (t[4] + t[12]);
+            float s1 = (t[1] + t[9]) + (t[5] + t[13]);
+            float s2 = (t[2] + t[10]) + (t[6] + t[14]);
+            float s3 = (t[3] + t[11]) + (t[7] + t[15]);
+            return (s0 + s2) + (s1 + s3);
+        }
+        for (int h = L >> 1; h > 0; h >>= 1) {
+            for (int i = 0; i < h; i++) {
+                t[i] += t[i + h];
+            }
+        }
+        return t[0];
+    }
+
+    /** @return whether {@code ((x - k) - m)} is {@code x} for every x: both are +0.0f */
+    private static boolean noShift(float k, float m) {
+        return Float.floatToRawIntBits(k) == 0 && Float.floatToRawIntBits(m) == 0;
+    }
+
+    // ------------------------------------------------------------------ reductions
+
+    @Override
+    float sumShifted(float[] a, int off, int n, float k) {
+        FloatVector kv = FloatVector.broadcast(S, k);
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        int bound4 = n - (n % (4 * L));
+        for (; i < bound4; i += 4 * L) {
+            a0 = a0.add(FloatVector.fromArray(S, a, off + i).sub(kv));
+            a1 = a1.add(FloatVector.fromArray(S, a, off + i + L).sub(kv));
+            a2 = a2.add(FloatVector.fromArray(S, a, off + i + 2 * L).sub(kv));
+            a3 = a3.add(FloatVector.fromArray(S, a, off + i + 3 * L).sub(kv));
+        }
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            a0 = a0.add(FloatVector.fromArray(S, a, off + i).sub(kv));
+        }
+        float s = horizontal(a0.add(a1).add(a2.add(a3)));
+        for (; i < n; i++) {
+            s += a[off + i] - k;
+        }
+        return s;
+    }
+
+    @Override
+    float sumSquaredDeviations(float[] a, int off, int n, float k, float m) {
+        FloatVector kv = FloatVector.broadcast(S, k);
+        FloatVector mv = FloatVector.broadcast(S, m);
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        int bound4 = n - (n % (4 * L));
+        for (; i < bound4; i += 4 * L) {
+            FloatVector d0 = FloatVector.fromArray(S, a, off + i).sub(kv).sub(mv);
+            FloatVector d1 = FloatVector.fromArray(S, a, off + i + L).sub(kv).sub(mv);
+            FloatVector d2 = FloatVector.fromArray(S, a, off + i + 2 * L).sub(kv).sub(mv);
+            FloatVector d3 = FloatVector.fromArray(S, a, off + i + 3 * L).sub(kv).sub(mv);
+            a0 = d0.fma(d0, a0);
+            a1 = d1.fma(d1, a1);
+            a2 = d2.fma(d2, a2);
+            a3 = d3.fma(d3, a3);
+        }
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector d = FloatVector.fromArray(S, a, off + i).sub(kv).sub(mv);
+            a0 = d.fma(d, a0);
+        }
+        float s = horizontal(a0.add(a1).add(a2.add(a3)));
+        for (; i < n; i++) {
+            float d = (a[off + i] - k) - m;
+            s = Math.fma(d, d, s);
+        }
+        return s;
+    }
+
+    @Override
+    float sumSquares(float[] a, int off, int n) {
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        int bound4 = n - (n % (4 * L));
+        for (; i < bound4; i += 4 * L) {
+            FloatVector v0 = FloatVector.fromArray(S, a, off + i);
+            FloatVector v1 = FloatVector.fromArray(S, a, off + i + L);
+            FloatVector v2 = FloatVector.fromArray(S, a, off + i + 2 * L);
+            FloatVector v3 = FloatVector.fromArray(S, a, off + i + 3 * L);
+            a0 = v0.fma(v0, a0);
+            a1 = v1.fma(v1, a1);
+            a2 = v2.fma(v2, a2);
+            a3 = v3.fma(v3, a3);
+        }
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector v = FloatVector.fromArray(S, a, off + i);
+            a0 = v.fma(v, a0);
+        }
+        float s = horizontal(a0.add(a1).add(a2.add(a3)));
+        for (; i < n; i++) {
+            s = Math.fma(a[off + i], a[off + i], s);
+        }
+        return s;
+    }
+
+    // ------------------------------------------------------------------ elementwise
+
+    @Override
+    void normalizeAffine(float[] x, float[] y, int off, int n, float k, float m, float inv, float[] w, float[] b,
+            int aoff) {
+        FloatVector kv = FloatVector.broadcast(S, k);
+        FloatVector mv = FloatVector.broadcast(S, m);
+        FloatVector iv = FloatVector.broadcast(S, inv);
+        int i = 0;
+        int bound = n - (n % L);
+        if (b == null) {
+            // fma(v, w, -0.0f) is v * w exactly: skip the loads of an identity bias.
+            if (noShift(k, m)) {
+                for (; i < bound; i += L) {
+                    FloatVector.fromArray(S, x, off + i).mul(iv).mul(FloatVector.fromArray(S, w, aoff + i))
+                            .intoArray(y, off + i);
+                }
+            } else {
+                for (; i < bound; i += L) {
+                    FloatVector.fromArray(S, x, off + i).sub(kv).sub(mv).mul(iv)
+                            .mul(FloatVector.fromArray(S, w, aoff + i)).intoArray(y, off + i);
+                }
+            }
+            for (; i < n; i++) {
+                y[off + i] = (((x[off + i] - k) - m) * inv) * w[aoff + i];
+            }
+            return;
+        }
+        if (noShift(k, m)) {
+            for (; i < bound; i += L) {
+                FloatVector.fromArray(S, x, off + i).mul(iv)
+                        .fma(FloatVector.fromArray(S, w, aoff + i), FloatVector.fromArray(S, b, aoff + i))
+                        .intoArray(y, off + i);
+            }
+        } else {
+            for (; i < bound; i += L) {
+                FloatVector.fromArray(S, x, off + i).sub(kv).sub(mv).mul(iv)
+                        .fma(FloatVector.fromArray(S, w, aoff + i), FloatVector.fromArray(S, b, aoff + i))
+                        .intoArray(y, off + i);
+            }
+        }
+        for (; i < n; i++) {
+            y[off + i] = Math.fma(((x[off + i] - k) - m) * inv, w[aoff + i], b[aoff + i]);
+        }
+    }
+
+    @Override
+    void normalizeUniform(float[] x, float[] y, int off, int n, float k, float m, float inv, float w, float b) {
+        FloatVector kv = FloatVector.broadcast(S, k);
+        FloatVector mv = FloatVector.broadcast(S, m);
+        FloatVector iv = FloatVector.broadcast(S, inv);
+        FloatVector wv = FloatVector.broadcast(S, w);
+        FloatVector bv = FloatVector.broadcast(S, b);
+        int i = 0;
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector.fromArray(S, x, off + i).sub(kv).sub(mv).mul(iv).fma(wv, bv).intoArray(y, off + i);
+        }
+        for (; i < n; i++) {
+            y[off + i] = Math.fma(((x[off + i] - k) - m) * inv, w, b);
+        }
+    }
+
+    // ------------------------------------------------------------------ fused
+
+    @Override
+    float normalizeAffineSumSquaresNext(float[] x, float[] y, int off, int n, float k, float m, float inv,
+            float[] w, float[] b, int aoff, int next) {
+        if (!noShift(k, m) || b != null) {
+            normalizeAffine(x, y, off, n, k, m, inv, w, b, aoff);
+            return sumSquares(x, next, n);
+        }
+        FloatVector iv = FloatVector.broadcast(S, inv);
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        int i = 0;
+        int bound4 = n - (n % (4 * L));
+        for (; i < bound4; i += 4 * L) {
+            FloatVector v0 = FloatVector.fromArray(S, x, next + i);
+            FloatVector v1 = FloatVector.fromArray(S, x, next + i + L);
+            FloatVector v2 = FloatVector.fromArray(S, x, next + i + 2 * L);
+            FloatVector v3 = FloatVector.fromArray(S, x, next + i + 3 * L);
+            a0 = v0.fma(v0, a0);
+            a1 = v1.fma(v1, a1);
+            a2 = v2.fma(v2, a2);
+            a3 = v3.fma(v3, a3);
+            for (int u = 0; u < 4 * L; u += L) {
+                FloatVector.fromArray(S, x, off + i + u).mul(iv).mul(FloatVector.fromArray(S, w, aoff + i + u))
+                        .intoArray(y, off + i + u);
+            }
+        }
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector v = FloatVector.fromArray(S, x, next + i);
+            a0 = v.fma(v, a0);
+            FloatVector.fromArray(S, x, off + i).mul(iv).mul(FloatVector.fromArray(S, w, aoff + i))
+                    .intoArray(y, off + i);
+        }
+        float s = horizontal(a0.add(a1).add(a2.add(a3)));
+        for (int j = i; j < n; j++) {
+            s = Math.fma(x[next + j], x[next + j], s);
+        }
+        for (; i < n; i++) {
+            y[off + i] = (x[off + i] * inv) * w[aoff + i];
+        }
+        return s;
+    }
+
+    @Override
+    float normalizeAffineSquaredDeviationsSum(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
+            float[] w, float[] b, int aoff, int qOff, float kq, float mq, int sOff, float ks) {
+        FloatVector kv = FloatVector.broadcast(S, k);
+        FloatVector mv = FloatVector.broadcast(S, m);
+        FloatVector iv = FloatVector.broadcast(S, inv);
+        FloatVector kqv = FloatVector.broadcast(S, kq);
+        FloatVector mqv = FloatVector.broadcast(S, mq);
+        FloatVector ksv = FloatVector.broadcast(S, ks);
+        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+        FloatVector q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+        int i = 0;
+        int bound4 = n - (n % (4 * L));
+        for (; i < bound4; i += 4 * L) {
+            s0 = s0.add(FloatVector.fromArray(S, x, sOff + i).sub(ksv));
+            s1 = s1.add(FloatVector.fromArray(S, x, sOff + i + L).sub(ksv));
+            s2 = s2.add(FloatVector.fromArray(S, x, sOff + i + 2 * L).sub(ksv));
+            s3 = s3.add(FloatVector.fromArray(S, x, sOff + i + 3 * L).sub(ksv));
+            FloatVector d0 = FloatVector.fromArray(S, x, qOff + i).sub(kqv).sub(mqv);
+            FloatVector d1 = FloatVector.fromArray(S, x, qOff + i + L).sub(kqv).sub(mqv);
+            FloatVector d2 = FloatVector.fromArray(S, x, qOff + i + 2 * L).sub(kqv).sub(mqv);
+            FloatVector d3 = FloatVector.fromArray(S, x, qOff + i + 3 * L).sub(kqv).sub(mqv);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+            q2 = d2.fma(d2, q2);
+            q3 = d3.fma(d3, q3);
+            for (int u = 0; u < 4 * L; u += L) {
+                FloatVector.fromArray(S, x, aOff + i + u).sub(kv).sub(mv).mul(iv)
+                        .fma(FloatVector.fromArray(S, w, aoff + i + u), FloatVector.fromArray(S, b, aoff + i + u))
+                        .intoArray(y, aOff + i + u);
+            }
+        }
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            s0 = s0.add(FloatVector.fromArray(S, x, sOff + i).sub(ksv));
+            FloatVector d = FloatVector.fromArray(S, x, qOff + i).sub(kqv).sub(mqv);
+            q0 = d.fma(d, q0);
+            FloatVector.fromArray(S, x, aOff + i).sub(kv).sub(mv).mul(iv)
+                    .fma(FloatVector.fromArray(S, w, aoff + i), FloatVector.fromArray(S, b, aoff + i))
+                    .intoArray(y, aOff + i);
+        }
+        float sum = horizontal(s0.add(s1).add(s2.add(s3)));
+        float sq = horizontal(q0.add(q1).add(q2.add(q3)));
+        for (int j = i; j < n; j++) {
+            sum += x[sOff + j] - ks;
+            float d = (x[qOff + j] - kq) - mq;
+            sq = Math.fma(d, d, sq);
+        }
+        for (; i < n; i++) {
+            y[aOff + i] = Math.fma(((x[aOff + i] - k) - m) * inv, w[aoff + i], b[aoff + i]);
+        }
+        squaredDeviations = sq;
+        return sum;
+    }
+
+    @Override
+    float squaredDeviationsSum(float[] x, int n, int qOff, float kq, float mq, int sOff, float ks) {
+        FloatVector kqv = FloatVector.broadcast(S, kq);
+        FloatVector mqv = FloatVector.broadcast(S, mq);
+        FloatVector ksv = FloatVector.broadcast(S, ks);
+        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+        FloatVector q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+        int i = 0;
+        int bound4 = n - (n % (4 * L));
+        for (; i < bound4; i += 4 * L) {
+            s0 = s0.add(FloatVector.fromArray(S, x, sOff + i).sub(ksv));
+            s1 = s1.add(FloatVector.fromArray(S, x, sOff + i + L).sub(ksv));
+            s2 = s2.add(FloatVector.fromArray(S, x, sOff + i + 2 * L).sub(ksv));
+            s3 = s3.add(FloatVector.fromArray(S, x, sOff + i + 3 * L).sub(ksv));
+            FloatVector d0 = FloatVector.fromArray(S, x, qOff + i).sub(kqv).sub(mqv);
+            FloatVector d1 = FloatVector.fromArray(S, x, qOff + i + L).sub(kqv).sub(mqv);
+            FloatVector d2 = FloatVector.fromArray(S, x, qOff + i + 2 * L).sub(kqv).sub(mqv);
+            FloatVector d3 = FloatVector.fromArray(S, x, qOff + i + 3 * L).sub(kqv).sub(mqv);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+            q2 = d2.fma(d2, q2);
+            q3 = d3.fma(d3, q3);
+        }
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            s0 = s0.add(FloatVector.fromArray(S, x, sOff + i).sub(ksv));
+            FloatVector d = FloatVector.fromArray(S, x, qOff + i).sub(kqv).sub(mqv);
+            q0 = d.fma(d, q0);
+        }
+        float sum = horizontal(s0.add(s1).add(s2.add(s3)));
+        float sq = horizontal(q0.add(q1).add(q2.add(q3)));
+        for (; i < n; i++) {
+            sum += x[sOff + i] - ks;
+            float d = (x[qOff + i] - kq) - mq;
+            sq = Math.fma(d, d, sq);
+        }
+        squaredDeviations = sq;
+        return sum;
+    }
+
+    // ------------------------------------------------------------------ column-wise
+
+    @Override
+    void columnSumShifted(float[] x, int off, int stride, int rows, int width, float[] k, int koff, float[] acc) {
+        // Row by row (sequential memory access), each column adding its rows in order.
+        int bound = width - (width % L);
+        int j = 0;
+        for (; j < bound; j += L) {
+            FloatVector.fromArray(S, x, off + j).sub(FloatVector.fromArray(S, k, koff + j)).intoArray(acc, j);
+        }
+        for (; j < width; j++) {
+            acc[j] = x[off + j] - k[koff + j];
+        }
+        for (int r = 1; r < rows; r++) {
+            int o = off + r * stride;
+            j = 0;
+            for (; j < bound; j += L) {
+                FloatVector.fromArray(S, acc, j)
+                        .add(FloatVector.fromArray(S, x, o + j).sub(FloatVector.fromArray(S, k, koff + j)))
+                        .intoArray(acc, j);
+            }
+            for (; j < width; j++) {
+                acc[j] += x[o + j] - k[koff + j];
+            }
+        }
+    }
+
+    @Override
+    void columnSumSquaredDeviations(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
+            float[] m, float[] q) {
+        int bound = width - (width % L);
+        for (int r = 0; r < rows; r++) {
+            int o = off + r * stride;
+            int j = 0;
+            for (; j < bound; j += L) {
+                FloatVector d = FloatVector.fromArray(S, x, o + j).sub(FloatVector.fromArray(S, k, koff + j))
+                        .sub(FloatVector.fromArray(S, m, j));
+                (r == 0 ? d.mul(d) : d.fma(d, FloatVector.fromArray(S, q, j))).intoArray(q, j);
+            }
+            for (; j < width; j++) {
+                float d = (x[o + j] - k[koff + j]) - m[j];
+                q[j] = r == 0 ? d * d : Math.fma(d, d, q[j]);
+            }
+        }
+    }
+
+    @Override
+    void columnApply(float[] x, float[] y, int off, int width, float[] mu, float[] lo, float[] is, float[] w,
+            float[] b) {
+        int bound = width - (width % L);
+        int j = 0;
+        for (; j < bound; j += L) {
+            FloatVector.fromArray(S, x, off + j).sub(FloatVector.fromArray(S, mu, j))
+                    .sub(FloatVector.fromArray(S, lo, j)).mul(FloatVector.fromArray(S, is, j))
+                    .fma(FloatVector.fromArray(S, w, j), FloatVector.fromArray(S, b, j)).intoArray(y, off + j);
+        }
+        for (; j < width; j++) {
+            y[off + j] = Math.fma(((x[off + j] - mu[j]) - lo[j]) * is[j], w[j], b[j]);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+package org.normcl.jvm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.Test;
+import org.normcl.backend.ChannelPlan;
+import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.RunningUpdate;
+import org.normcl.backend.StatMode;
+
+/**
+ * Per-channel statistics on both of their paths (contiguous segments, and channels as columns
+ * when the segments are short, as in a 1-D batch norm's (N, C)), against a double-precision
+ * reference and across thread counts; and the edge cases of the float32 runs: infinities,
+ * and sums that overflow float32 but not the result.
+ */
+class ChannelAndEdgeCaseTest {
+
+    /** Channel statistics and apply with the given kernels and threads. */
+    record Out(float[] mean, float[] meanLo, float[] inv, float[] rm, float[] rv, float[] y) {
+    }
+
+    static Out channel(RowKernels k, int threads, ChannelPlan p, float[] x, float[] w, float[] b) {
+        Parallel parallel = new Parallel(threads);
+        try {
+            int c = (int) p.channels();
+            Out o = new Out(new float[c], new float[c], new float[c], new float[c], new float[c], new float[x.length]);
+            float[] rmIn = new float[c];
+            float[] rvIn = new float[c];
+            java.util.Arrays.fill(rvIn, 1f);
+            ChannelNorm cn = new ChannelNorm(k, parallel);
+            cn.stats(p, x, o.mean(), o.meanLo(), o.inv(), new RunningUpdate(0.1f, true), rmIn, rvIn, o.rm(), o.rv());
+            cn.apply(p, x, o.mean(), o.meanLo(), o.inv(), w, b, o.y());
+            return o;
+        } finally {
+            parallel.shutdown();
+        }
+    }
+
+    @ParameterizedTest(name = "outer {0}, channels {1}, inner {2}")
+    @CsvSource({"300, 7, 1", "100, 5, 3", "64, 2, 63", "4, 3, 64", "3, 2, 5000", "2, 1, 200000", "1000, 64, 1"})
+    void channelStatisticsMatchFloat64AndThreads(int outer, int channels, int inner) {
+        ChannelPlan p = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1e-5f);
+        float[] x = RowNormDeterminismTest.data("ch" + outer + "x" + channels + "x" + inner, outer * channels * inner,
+                1e3);
+        float[] w = RowNormDeterminismTest.data("chw", channels, 1);
+        float[] b = RowNormDeterminismTest.data("chb", channels, 0);
+        for (RowKernels k : RowNormDeterminismTest.kernels()) {
+            Out one = channel(k, 1, p, x, w, b);
+            for (int threads : new int[] {2, 3}) {
+                Out other = channel(k, threads, p, x, w, b);
+                assertArrayEquals(one.mean(), other.mean(), k.name() + " mean with " + threads + " threads");
+                assertArrayEquals(one.inv(), other.inv(), k.name() + " inv with " + threads + " threads");
+                assertArrayEquals(one.rv(), other.rv(), k.name() + " running var with " + threads + " threads");
+                assertArrayEquals(one.meanLo(), other.meanLo(), k.name() + " meanLo with " + threads + " threads");
+                assertArrayEquals(one.y(), other.y(), k.name() + " Y with " + threads + " threads");
+            }
+            for (int c = 0; c < channels; c++) {
+                double s = 0;
+                int n = outer * inner;
+                for (int o = 0; o < outer; o++) {
+                    for (int i = 0; i < inner; i++) {
+                        s += x[(o * channels + c) * inner + i];
+                    }
+                }
+                double mean = s / n;
+                double m2 = 0;
+                for (int o = 0; o < outer; o++) {
+                    for (int i = 0; i < inner; i++) {
+                        double d = x[(o * channels + c) * inner + i] - mean;
+                        m2 += d * d;
+                    }
+                }
+                double var = m2 / n;
+                double inv = 1 / Math.sqrt(var + 1e-5f);
+                // Mean within 32u of (|mean| + sigma), InvStd within 64u relative (the accuracy tests' bounds).
+                assertEquals(mean, one.mean()[c], 32 * 0x1p-24 * (Math.abs(mean) + Math.sqrt(var)), k.name() + " mean "
+                        + c);
+                assertEquals(mean, (double) one.mean()[c] + one.meanLo()[c], 32 * 0x1p-24 * Math.sqrt(var) + 1e-12
+                        * Math.abs(mean), k.name() + " mean + meanLo " + c);
+                assertEquals(inv, one.inv()[c], 64 * 0x1p-24 * inv, k.name() + " inv " + c);
+                double unbiased = m2 / (n - 1);
+                assertEquals(0.9 * 1 + 0.1 * unbiased, one.rv()[c], 1e-5 * unbiased + 1e-6, k.name() + " running var");
+                int i0 = c * inner; // first element of channel c (o = 0)
+                double yRef = (x[i0] - mean) * inv * w[c] + b[c];
+                assertEquals(yRef, one.y()[i0], 1e-4 * (1 + Math.abs(yRef)), k.name() + " y of channel " + c);
+            }
+        }
+    }
+
+    @Test
+    void pipelinedRunsAreExactlyAddShifted() {
+        float[] x = RowNormDeterminismTest.data("pipe", 20_000, 7);
+        x[12_345] = Float.POSITIVE_INFINITY; // one run redone in double, in both
+        int[][] segments = {{0, 5000}, {6000, 1024}, {8000, 3000}, {11_500, 2048}, {14_000, 1}, {15_000, 4000}};
+        for (RowKernels k : RowNormDeterminismTest.kernels()) {
+            Moments plain = new Moments();
+            Moments piped = new Moments();
+            Moments.Pipelined runs = new Moments.Pipelined(k.fresh(), x, 7.5f, piped);
+            RowKernels kern = k.fresh();
+            for (int[] seg : segments) {
+                plain.addShifted(kern, x, seg[0], seg[1], 7.5f);
+                runs.add(seg[0], seg[1]);
+            }
+            runs.finish();
+            assertEquals(plain.count, piped.count);
+            assertEquals(Double.doubleToLongBits(plain.mean), Double.doubleToLongBits(piped.mean), k.name());
+            assertEquals(Double.doubleToLongBits(plain.m2), Double.doubleToLongBits(piped.m2), k.name());
+        }
+        // and without the infinity: finite moments, still bit for bit
+        x[12_345] = 7f;
+        for (RowKernels k : RowNormDeterminismTest.kernels()) {
+            Moments plain = new Moments();
+            Moments piped = new Moments();
+            Moments.Pipelined runs = new Moments.Pipelined(k.fresh(), x, 7.5f, piped);
+            for (int[] seg : segments) {
+                plain.addShifted(k.fresh(), x, seg[0], seg[1], 7.5f);
+                runs.add(seg[0], seg[1]);
+            }
+            runs.finish();
+            assertTrue(Double.isFinite(piped.m2));
+            assertEquals(Double.doubleToLongBits(plain.mean), Double.doubleToLongBits(piped.mean), k.name());
+            assertEquals(Double.doubleToLongBits(plain.m2), Double.doubleToLongBits(piped.m2), k.name());
+        }
+    }
+
+    @Test
+    void infinityInAColumnChannelStaysInItsChannel() {
+        // (N, C) = (500, 40): channels are columns; +Inf in channel 3 (row 333), NaN in channel 7.
+        ChannelPlan p = new ChannelPlan(500, 40, 1, StatMode.MEAN_VAR, 1e-5f);
+        float[] x = RowNormDeterminismTest.data("colinf", 500 * 40, 2);
+        x[333 * 40 + 3] = Float.POSITIVE_INFINITY;
+        x[100 * 40 + 7] = Float.NaN;
+        for (RowKernels k : RowNormDeterminismTest.kernels()) {
+            for (int threads : new int[] {1, 2}) {
+                Out o = channel(k, threads, p, x, null, null);
+                for (int c = 0; c < 40; c++) {
+                    if (c == 3) {
+                        assertEquals(Float.POSITIVE_INFINITY, o.mean()[c], k.name() + " mean of the channel with +Inf");
+                        assertTrue(Float.isNaN(o.inv()[c]), "its InvStd is NaN");
+                    } else if (c == 7) {
+                        assertTrue(Float.isNaN(o.mean()[c]) && Float.isNaN(o.inv()[c]), "NaN channel");
+                    } else {
+                        assertTrue(Float.isFinite(o.mean()[c]) && Float.isFinite(o.inv()[c]), "channel " + c);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void infinityInALongRowStaysInItsRow() {
+        int cols = 100_000; // several chunks: the split path with 2 threads
+        RowNormPlan p = RowNormPlan.contiguous(2, cols, StatMode.MEAN_VAR, 1e-5f, 1, cols, 1, false, false);
+        float[] x = RowNormDeterminismTest.data("inf", 2 * cols, 0);
+        x[cols + 77_777] = Float.POSITIVE_INFINITY;
+        for (RowKernels k : RowNormDeterminismTest.kernels()) {
+            for (int threads : new int[] {1, 2}) {
+                RowNormDeterminismTest.Out o = RowNormDeterminismTest.run(k, threads, p, x, null, null);
+                assertTrue(Float.isFinite(o.mean()[0]) && Float.isFinite(o.inv()[0]), "row 0 is finite");
+                assertEquals(Float.POSITIVE_INFINITY, o.mean()[1], k.name() + " mean of the row with +Inf");
+                assertTrue(Float.isNaN(o.inv()[1]), k.name() + " InvStd of the row with +Inf is NaN");
+                for (int i = 0; i < cols; i++) {
+                    assertTrue(Float.isFinite(o.y()[i]), "row 0 outputs finite at " + i);
+                    assertTrue(Float.isNaN(o.y()[cols + i]), "row 1 outputs NaN at " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void float32OverflowInARunIsRedoneInDouble() {
+        // 1e19^2 = 1e38 fits float32, but a run's sum of squares does not: the run is redone in
+        // double, and the mean square (1e38) is finite again.
+        int cols = 3000;
+        float[] x = new float[2 * cols];
+        java.util.Arrays.fill(x, 1e19f);
+        RowNormPlan rms = RowNormPlan.contiguous(2, cols, StatMode.RMS, 1e-5f, 1, cols, 1, false, false);
+        for (RowKernels k : RowNormDeterminismTest.kernels()) {
+            RowNormDeterminismTest.Out o = RowNormDeterminismTest.run(k, 2, rms, x, null, null);
+            assertEquals(1e-19f, o.inv()[0], 1e-25f, k.name() + " inverse RMS");
+            assertEquals(1f, o.y()[5], 1e-6f, k.name() + " y");
+        }
+        // Values of +-3e38 around a shift of 3e38: (x - shift) overflows float32 in the run's sum.
+        float[] z = new float[cols];
+        for (int i = 0; i < cols; i++) {
+            z[i] = i % 2 == 0 ? 3e38f : -3e38f;
+        }
+        RowNormPlan ln = RowNormPlan.contiguous(1, cols, StatMode.MEAN_VAR, 1e-5f, 1, cols, 1, false, false);
+        for (RowKernels k : RowNormDeterminismTest.kernels()) {
+            RowNormDeterminismTest.Out o = RowNormDeterminismTest.run(k, 1, ln, z, null, null);
+            assertEquals(0f, o.mean()[0], k.name() + " mean of +-3e38");
+            assertEquals(0f, o.inv()[0], k.name() + " InvStd of a variance of 9e76 (infinite in float32)");
+        }
+    }
+}

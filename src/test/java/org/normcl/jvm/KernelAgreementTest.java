@@ -1,0 +1,185 @@
+package org.normcl.jvm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.StatMode;
+
+/**
+ * The Vector API kernels against the scalar ones. Elementwise kernels and column-wise reductions
+ * do the same float operations in the same order, so they must agree bit for bit; row reductions
+ * add in a different order (16-lane trees against 8 accumulators), so they must agree within float
+ * rounding; fused kernels must return exactly what their two separate passes return. Runs where
+ * the JVM has {@code jdk.incubator.vector} (the build adds it to the test JVM).
+ */
+class KernelAgreementTest {
+    private static RowKernels vector;
+    private static final RowKernels SCALAR = RowKernels.scalar();
+    private static final int[] LENGTHS = {1, 7, 15, 16, 17, 63, 64, 65, 128, 200, 1000, 1024};
+
+    @BeforeAll
+    static void vectorKernels() {
+        vector = RowKernels.vectorOrNull();
+        assumeTrue(vector != null, "the Vector API is not in this JVM (start it with --add-modules"
+                + " jdk.incubator.vector): only the scalar kernels exist here");
+        vector = vector.fresh();
+    }
+
+    @Test
+    void bestIsVectorWhenTheModuleIsPresent() {
+        assertEquals(vector.name(), RowKernels.best().name(), "RowKernels.best() picks the Vector API kernels");
+        assertNotNull(RowKernels.best().fresh());
+    }
+
+    @Test
+    void reductionsAgreeWithinRounding() {
+        for (int n : LENGTHS) {
+            float[] a = RowNormDeterminismTest.data("red" + n, n + 5, 100);
+            float k = a[2];
+            double ref = 0;
+            double absSum = 0;
+            double refSq = 0;
+            for (int i = 2; i < 2 + n; i++) {
+                ref += a[i] - (double) k;
+                absSum += Math.abs(a[i] - k);
+                refSq += (double) a[i] * a[i];
+            }
+            // n additions of float32 values: at most about n u * sum|v| apart from the exact sum.
+            double tol = n * 0x1p-24 * (absSum + 1);
+            assertEquals(ref, vector.sumShifted(a, 2, n, k), tol, "vector sumShifted n=" + n);
+            assertEquals(ref, SCALAR.sumShifted(a, 2, n, k), tol, "scalar sumShifted n=" + n);
+            float m = (float) (ref / n);
+            assertEquals(SCALAR.sumSquaredDeviations(a, 2, n, k, m), vector.sumSquaredDeviations(a, 2, n, k, m),
+                    n * 0x1p-23 * SCALAR.sumSquaredDeviations(a, 2, n, k, m) + 1e-30, "sumSquaredDeviations n=" + n);
+            assertEquals(refSq, vector.sumSquares(a, 2, n), n * 0x1p-23 * refSq, "vector sumSquares n=" + n);
+            assertEquals(refSq, SCALAR.sumSquares(a, 2, n), n * 0x1p-23 * refSq, "scalar sumSquares n=" + n);
+        }
+    }
+
+    @Test
+    void elementwiseKernelsAgreeBitwise() {
+        for (int n : LENGTHS) {
+            float[] x = RowNormDeterminismTest.data("ew" + n, n + 40, 5);
+            float[] w = RowNormDeterminismTest.data("w" + n, n + 10, 1);
+            float[] b = RowNormDeterminismTest.data("b" + n, n + 10, 0);
+            float[] y1 = new float[x.length];
+            float[] y2 = new float[x.length];
+            SCALAR.normalizeAffine(x, y1, 3, n, 5f, 0.25f, 1.5f, w, b, 7);
+            vector.normalizeAffine(x, y2, 3, n, 5f, 0.25f, 1.5f, w, b, 7);
+            assertArrayEquals(y1, y2, "normalizeAffine n=" + n);
+            SCALAR.normalizeAffine(x, y1, 3, n, 5f, 0.25f, 1.5f, w, null, 7);
+            vector.normalizeAffine(x, y2, 3, n, 5f, 0.25f, 1.5f, w, null, 7);
+            assertArrayEquals(y1, y2, "normalizeAffine without bias n=" + n);
+            SCALAR.normalizeAffine(x, y1, 3, n, 0f, 0f, 1.5f, w, null, 7);
+            vector.normalizeAffine(x, y2, 3, n, 0f, 0f, 1.5f, w, null, 7);
+            assertArrayEquals(y1, y2, "normalizeAffine without shift or bias n=" + n);
+            SCALAR.normalizeUniform(x, y1, 1, n, 5f, -0.5f, 0.75f, 1.25f, -2f);
+            vector.normalizeUniform(x, y2, 1, n, 5f, -0.5f, 0.75f, 1.25f, -2f);
+            assertArrayEquals(y1, y2, "normalizeUniform n=" + n);
+            float[] mu = RowNormDeterminismTest.data("mu" + n, n, 5);
+            float[] is = RowNormDeterminismTest.data("is" + n, n, 1);
+            float[] lo = RowNormDeterminismTest.data("lo" + n, n, 0);
+            SCALAR.columnApply(x, y1, 2, n, mu, lo, is, w, b);
+            vector.columnApply(x, y2, 2, n, mu, lo, is, w, b);
+            assertArrayEquals(y1, y2, "columnApply n=" + n);
+        }
+    }
+
+    @Test
+    void identityAffineArraysChangeNothing() {
+        // Without scale or bias the backend multiplies by 1 and adds -0.0f: both exact identities,
+        // so y is bit for bit ((x - k) - m) * inv, negative zeros included.
+        float[] x = {5f, 5f, -0f, 0f, 1e-30f, Float.MAX_VALUE, Float.NaN, Float.POSITIVE_INFINITY, 3f, 7f, 5f, 5f, 5f,
+            5f, 5f, 5f, 5f, 5f, -4f};
+        int n = x.length;
+        for (RowKernels k : new RowKernels[] {SCALAR, vector}) {
+            float[] y = new float[n];
+            for (float[] bias : new float[][] {RowNorm.negativeZeros(n), null}) {
+                k.normalizeAffine(x, y, 0, n, 5f, 0f, -1f, RowNorm.ones(n), bias, 0);
+                for (int i = 0; i < n; i++) {
+                    float expected = ((x[i] - 5f) - 0f) * -1f;
+                    assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(y[i]), k.name() + " at " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void fusedKernelsReturnExactlyTheSeparatePasses() {
+        for (RowKernels k : new RowKernels[] {SCALAR, vector}) {
+            for (int n : LENGTHS) {
+                float[] x = RowNormDeterminismTest.data("fused" + n, 3 * n + 3, 2);
+                float[] w = RowNormDeterminismTest.data("fw" + n, n, 1);
+                float[] b = RowNormDeterminismTest.data("fb" + n, n, 0);
+                float[] yFused = new float[x.length];
+                float[] ySeparate = new float[x.length];
+                int q = n + 2;
+                int s = 2 * n + 3;
+                // normalize [1, 1+n), squared deviations of [q, q+n), sum of [s, s+n)
+                float sum = k.normalizeAffineSquaredDeviationsSum(x, yFused, 1, n, 2f, 0.1f, 0.9f, w, b, 0, q, x[q],
+                        0.25f, s, x[s]);
+                float sq = k.squaredDeviations;
+                k.normalizeAffine(x, ySeparate, 1, n, 2f, 0.1f, 0.9f, w, b, 0);
+                assertArrayEquals(ySeparate, yFused, k.name() + " fused apply n=" + n);
+                assertEquals(Float.floatToIntBits(k.sumShifted(x, s, n, x[s])), Float.floatToIntBits(sum),
+                        k.name() + " fused sum n=" + n);
+                assertEquals(Float.floatToIntBits(k.sumSquaredDeviations(x, q, n, x[q], 0.25f)),
+                        Float.floatToIntBits(sq), k.name() + " fused squared deviations n=" + n);
+                sum = k.squaredDeviationsSum(x, n, q, x[q], 0.25f, s, x[s]);
+                assertEquals(Float.floatToIntBits(k.sumShifted(x, s, n, x[s])), Float.floatToIntBits(sum));
+                assertEquals(Float.floatToIntBits(sq), Float.floatToIntBits(k.squaredDeviations));
+                // RMS: no shift, no mean; with and without a bias
+                for (float[] bias : new float[][] {b, null}) {
+                    float ss = k.normalizeAffineSumSquaresNext(x, yFused, 1, n, 0f, 0f, 0.9f, w, bias, 0, s);
+                    k.normalizeAffine(x, ySeparate, 1, n, 0f, 0f, 0.9f, w, bias, 0);
+                    assertEquals(Float.floatToIntBits(k.sumSquares(x, s, n)), Float.floatToIntBits(ss),
+                            k.name() + " fused sum of squares n=" + n);
+                    assertArrayEquals(ySeparate, yFused, k.name() + " fused apply (RMS) n=" + n);
+                }
+            }
+        }
+    }
+
+    @Test
+    void columnReductionsAgreeBitwise() {
+        int stride = 37;
+        int rows = 23;
+        for (int width : new int[] {1, 5, 16, 33, 37}) {
+            float[] x = RowNormDeterminismTest.data("col" + width, rows * stride + 3, 50);
+            float[] k = RowNormDeterminismTest.data("k" + width, width + 2, 50);
+            float[] m = RowNormDeterminismTest.data("m" + width, width, 0);
+            float[] a1 = new float[width];
+            float[] a2 = new float[width];
+            SCALAR.columnSumShifted(x, 3, stride, rows, width, k, 2, a1);
+            vector.columnSumShifted(x, 3, stride, rows, width, k, 2, a2);
+            assertArrayEquals(a1, a2, "columnSumShifted width=" + width);
+            SCALAR.columnSumSquaredDeviations(x, 3, stride, rows, width, k, 2, m, a1);
+            vector.columnSumSquaredDeviations(x, 3, stride, rows, width, k, 2, m, a2);
+            assertArrayEquals(a1, a2, "columnSumSquaredDeviations width=" + width);
+        }
+    }
+
+    @Test
+    void rowNormResultsAgreeWithinRounding() {
+        RowNormPlan p = RowNormPlan.contiguous(37, 3001, StatMode.MEAN_VAR, 1e-5f, 1, 3001, 1, true, true);
+        float[] x = RowNormDeterminismTest.data("rows", 37 * 3001, 1e4); // a large common offset
+        float[] w = RowNormDeterminismTest.data("rw", 3001, 1);
+        float[] b = RowNormDeterminismTest.data("rb", 3001, 0);
+        RowNormDeterminismTest.Out s = RowNormDeterminismTest.run(SCALAR, 2, p, x, w, b);
+        RowNormDeterminismTest.Out v = RowNormDeterminismTest.run(vector, 2, p, x, w, b);
+        for (int i = 0; i < x.length; i++) {
+            // Both are within the accuracy tests' bound of the exact result; against each other a few
+            // dozen ulps of the output's magnitude (|y| is a few units here).
+            assertEquals(s.y()[i], v.y()[i], 1e-5f * (1 + Math.abs(s.y()[i])), "Y at " + i);
+        }
+        for (int r = 0; r < 37; r++) {
+            assertEquals(s.mean()[r], v.mean()[r], 1e-3f, "Mean (1e4 + ...) of row " + r);
+            assertEquals(s.inv()[r], v.inv()[r], 1e-5f * s.inv()[r], "InvStd of row " + r);
+        }
+    }
+}

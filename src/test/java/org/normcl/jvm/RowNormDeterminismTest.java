@@ -1,0 +1,96 @@
+package org.normcl.jvm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.StatMode;
+
+/**
+ * The row normalization's result depends on the shape only: bitwise the same with 1, 2 and 3
+ * threads (the row path with the fused next-row pass, and the split path that reduces the chunks
+ * of a few long rows in parallel and merges them in a fixed order), and from one call to the next.
+ */
+class RowNormDeterminismTest {
+
+    static Stream<Arguments> plans() {
+        return Stream.of(
+                // layer norm: short rows, one run, several runs, several chunks (split path with 2-3 threads)
+                Arguments.of("ln 300x128", plan(300, 128, StatMode.MEAN_VAR, 1, 128, 1, true, true)),
+                Arguments.of("ln 40x1000 no affine", plan(40, 1000, StatMode.MEAN_VAR, 1, 1000, 1, false, false)),
+                Arguments.of("ln 9x5000 scale only", plan(9, 5000, StatMode.MEAN_VAR, 1, 5000, 1, true, false)),
+                Arguments.of("ln 3x100003 (split)", plan(3, 100_003, StatMode.MEAN_VAR, 1, 100_003, 1, true, true)),
+                Arguments.of("ln 1x200000 (split)", plan(1, 200_000, StatMode.MEAN_VAR, 1, 200_000, 1, false, true)),
+                Arguments.of("ln 20x70000", plan(20, 70_000, StatMode.MEAN_VAR, 1, 70_000, 1, true, true)),
+                // RMS
+                Arguments.of("rms 257x64", plan(257, 64, StatMode.RMS, 1, 64, 1, true, false)),
+                Arguments.of("rms 2x99999 (split)", plan(2, 99_999, StatMode.RMS, 1, 99_999, 1, true, false)),
+                // group norm (per channel: 4 groups of 2 channels of 49 values) and instance norm
+                Arguments.of("gn 6x8x7x7 G4", plan(24, 98, StatMode.MEAN_VAR, 4, 2, 49, true, true)),
+                Arguments.of("in 2x3x40000 (split)", plan(6, 40_000, StatMode.MEAN_VAR, 3, 1, 40_000, true, true)),
+                // MVN over the last axis (epsilon outside the square root)
+                Arguments.of("mvn 33x777", plan(33, 777, StatMode.MEAN_VAR_EPS_OUTSIDE, 1, 777, 1, false, false)));
+    }
+
+    private static RowNormPlan plan(long rows, long cols, StatMode mode, long groups, long cpg, long spatial,
+            boolean scale, boolean bias) {
+        return RowNormPlan.contiguous(rows, cols, mode, 1e-5f, groups, cpg, spatial, scale, bias);
+    }
+
+    /** Outputs of one call. */
+    record Out(float[] y, float[] mean, float[] inv) {
+    }
+
+    static Out run(RowKernels kernels, int threads, RowNormPlan p, float[] x, float[] w, float[] b) {
+        Parallel parallel = new Parallel(threads);
+        try {
+            int rows = (int) p.rows();
+            Out o = new Out(new float[x.length], new float[rows], new float[rows]);
+            new RowNorm(kernels, parallel).run(p, x, w, b, o.y(), o.mean(), o.inv());
+            return o;
+        } finally {
+            parallel.shutdown();
+        }
+    }
+
+    static float[] data(String seed, int n, double offset) {
+        SplittableRandom r = new SplittableRandom(seed.hashCode());
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (offset + r.nextGaussian());
+        }
+        return a;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("plans")
+    void sameBitsWithAnyThreadCount(String name, RowNormPlan p) {
+        float[] x = data(name, (int) (p.rows() * p.cols()), 3);
+        float[] w = p.hasScale() ? data(name + "w", (int) p.affineSize(), 1) : null;
+        float[] b = p.hasBias() ? data(name + "b", (int) p.affineSize(), 0) : null;
+        for (RowKernels k : kernels()) {
+            Out one = run(k, 1, p, x, w, b);
+            for (int threads : new int[] {1, 2, 3}) {
+                Out other = run(k, threads, p, x, w, b);
+                assertArrayEquals(one.y(), other.y(), name + " " + k.name() + " Y with " + threads + " threads");
+                assertArrayEquals(one.mean(), other.mean(), name + " " + k.name() + " Mean with " + threads);
+                assertArrayEquals(one.inv(), other.inv(), name + " " + k.name() + " InvStd with " + threads);
+            }
+            for (float v : one.y()) {
+                assertTrue(Float.isFinite(v), name + ": finite outputs");
+            }
+        }
+    }
+
+    /** @return the scalar kernels, and the Vector API kernels when this JVM has the module */
+    static RowKernels[] kernels() {
+        RowKernels v = RowKernels.vectorOrNull();
+        return v == null ? new RowKernels[] {RowKernels.scalar()} : new RowKernels[] {RowKernels.scalar(), v};
+    }
+}

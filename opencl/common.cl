@@ -383,3 +383,16 @@ inline void sum_reduce_local(__local acc_t *l, uint lid, uint wg, acc_t v) {
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
+
+/* A copy of n 32-bit words, VW at a time, `per_item` words per work-item (a multiple of VW). On CPU
+ * drivers clEnqueueCopyBuffer may be one thread's memcpy; this spreads the copy over every core. */
+__kernel void copy_words(const __global uint *restrict src, __global uint *restrict dst, ulong n, ulong per_item) {
+    ulong i = get_global_id(0) * per_item;
+    ulong end = min(n, i + per_item);
+    for (; i + VW <= end; i += VW) {
+        VSTORE(VLOAD(0, src + i), 0, dst + i);
+    }
+    for (; i < end; i++) {
+        dst[i] = src[i];
+    }
+}

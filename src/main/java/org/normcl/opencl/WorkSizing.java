@@ -125,11 +125,11 @@ final class WorkSizing {
     }
 
     /**
-     * Row size from which {@link #pipelinedRowsPerItem} pipelines. On PoCL (AVX-512, 2 cores)
-     * LayerNorm at 512x65536 (256 KiB rows) went from 0.63 to 0.89 of the copy; 32 KiB rows
-     * (1024x8192) already reach 1.18 row by row.
+     * Row size from which {@link #pipelinedRowsPerItem} pipelines. On PoCL (AVX-512, 2 cores,
+     * ratios to the copy kernel) LayerNorm at 512x65536 (256 KiB rows) went from 0.63 to 0.83 and
+     * at 1024x8192 (32 KiB) from 0.66 to 0.73; at 8192x1024 (4 KiB) it gained nothing.
      */
-    static final long PIPELINE_MIN_ROW_BYTES = 128 * 1024;
+    static final long PIPELINE_MIN_ROW_BYTES = 16 * 1024;
 
     /**
      * The vector width of the kernels' contiguous loops: the device's preferred float width

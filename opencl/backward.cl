@@ -353,3 +353,58 @@ __kernel void channel_backward(const __global real_t *dy, const __global real_t 
         STOREX(dx, i, LOADX(dy, i) * k);
     }
 }
+
+/* Batch-norm dx when channels are one apart (inner == 1: BatchNorm1d's (N, C), channels-last) on
+ * one-work-item kernels (CPU): channel_backward_coeffs puts what channel_backward reads per
+ * element into planar arrays (coef: [k = w * inv | mean | inv | sum(dy) / n | sum(dy * xhat) / n],
+ * 5 x channels), so channel_backward_cols can normalize a block of rows VW channels at a time with
+ * vector loads. Same operations in the same order as channel_backward: the same bits. */
+__kernel void channel_backward_coeffs(const __global acc_t *mean, const __global acc_t *inv,
+        const __global param_t *scale, const __global acc_t *sums, __global acc_t *coef, ulong channels, ulong count,
+        int training, int has_scale) {
+    ulong c = get_global_id(0);
+    if (c >= channels) {
+        return;
+    }
+    acc_t is = inv[c];
+    coef[c] = (has_scale != 0 ? LOADP(scale, c) : ONE) * is;
+    coef[channels + c] = training != 0 ? mean[c] : ZERO;
+    coef[2 * channels + c] = is;
+    coef[3 * channels + c] = training != 0 ? sums[c * 2 + 1] / (acc_t) count : ZERO;
+    coef[4 * channels + c] = training != 0 ? sums[c * 2 + 0] / (acc_t) count : ZERO;
+}
+
+__kernel void channel_backward_cols(const __global real_t *restrict dy, const __global real_t *restrict x,
+        const __global acc_t *restrict coef, __global real_t *restrict dx, ulong rows, ulong channels,
+        ulong rows_per_item, int training) {
+    ulong r0 = get_global_id(0) * rows_per_item;
+    ulong r1 = min(rows, r0 + rows_per_item);
+    const __global acc_t *kc = coef;
+    const __global acc_t *mc = coef + channels;
+    const __global acc_t *ic = coef + 2 * channels;
+    const __global acc_t *ac = coef + 3 * channels;
+    const __global acc_t *bc = coef + 4 * channels;
+    for (ulong r = r0; r < r1; r++) {
+        const __global real_t *dyr = dy + r * channels;
+        const __global real_t *xr = x + r * channels;
+        __global real_t *dxr = dx + r * channels;
+        ulong c = 0;
+        if (training != 0) {
+            for (; c + VW <= channels; c += VW) {
+                accv_t xhat = (LOADXV(xr, c) - VLOAD(0, mc + c)) * VLOAD(0, ic + c);
+                STOREXV(dxr, c, VLOAD(0, kc + c) * (LOADXV(dyr, c) - VLOAD(0, ac + c) - xhat * VLOAD(0, bc + c)));
+            }
+            for (; c < channels; c++) {
+                acc_t xhat = (LOADX(xr, c) - mc[c]) * ic[c];
+                STOREX(dxr, c, kc[c] * (LOADX(dyr, c) - ac[c] - xhat * bc[c]));
+            }
+        } else {
+            for (; c + VW <= channels; c += VW) {
+                STOREXV(dxr, c, LOADXV(dyr, c) * VLOAD(0, kc + c));
+            }
+            for (; c < channels; c++) {
+                STOREX(dxr, c, LOADX(dyr, c) * kc[c]);
+            }
+        }
+    }
+}

@@ -51,10 +51,13 @@ import org.slf4j.LoggerFactory;
 final class ClBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(ClBackend.class);
 
-    private static final String[] KERNELS = {"row_norm_serial", "row_norm_pipelined", "row_norm_group", "row_apply",
-        "channel_partial_serial", "channel_partial_group", "channel_finalize", "channel_moments",
-        "channel_running_stats", "channel_apply", "channel_partial_cols", "channel_apply_cols", "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows",
-        "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward", "copy_words"};
+    private static final String[] KERNELS = {
+        "row_norm_serial", "row_norm_pipelined", "row_norm_group", "row_apply",
+        "channel_partial_serial", "channel_partial_group", "channel_partial_cols", "channel_finalize",
+        "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
+        "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows", "affine_grad_serial",
+        "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
+        "channel_backward_cols", "copy_words"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
@@ -792,6 +795,21 @@ final class ClBackend implements Backend {
             Buffer scale, Buffer sums, Buffer dx) {
         boolean training = sums != null;
         Program prog = program(x.dtype(), paramType(scale));
+        if (columnKernels(p)) {
+            try (Buffer coef = scratch(x.dtype().statistics(), p.channels() * 5)) {
+                synchronized (lock) {
+                    args(prog, "channel_backward_coeffs").mem(mean).mem(invStd).mem(scale).mem(sums).mem(coef)
+                            .ulong(p.channels()).ulong(count).i32(training ? 1 : 0).i32(scale != null ? 1 : 0)
+                            .launch(new long[] {p.channels()}, null);
+                    long rowsPerItem = sizing.rowsPerItem(p.outer());
+                    launchSerial(args(prog, "channel_backward_cols").mem(dy).mem(x).mem(coef).mem(dx).ulong(p.outer())
+                            .ulong(p.channels()).ulong(rowsPerItem).i32(training ? 1 : 0),
+                            (p.outer() + rowsPerItem - 1) / rowsPerItem);
+                    finish();
+                }
+            }
+            return;
+        }
         synchronized (lock) {
             args(prog, "channel_backward").mem(dy).mem(x).mem(mean).mem(invStd).mem(scale).mem(sums).mem(dx)
                     .ulong(p.channels()).ulong(p.inner()).ulong(count).i32(training ? 1 : 0)

@@ -159,6 +159,8 @@ public final class ClRuntime {
             if (found.isEmpty()) {
                 return new Scan(List.of(), "OpenCL platforms exist but report no device");
             }
+            SignalChaining.advice(found.stream().map(Found::info).toList(), SignalChaining.libjsigLoaded())
+                    .ifPresent(advice -> LOG.warn("{}", advice));
             return new Scan(List.copyOf(found), null);
         } catch (UnsatisfiedLinkError | NoClassDefFoundError | ExceptionInInitializerError e) {
             String reason = missingLibraryReason();

@@ -392,11 +392,7 @@ final class BenchRunner {
         } catch (UserInputException e) {
             throw e;
         } catch (RuntimeException | OutOfMemoryError e) {
-            r.put("status", "error");
-            r.put("note", ExitCodes.message(e));
-            for (String k : new String[] {"median_ms", "gbps", "copy_gbps", "ratio"}) {
-                r.putIfAbsent(k, null);
-            }
+            markFailed(r, e);
         } finally {
             if (copy != null) {
                 copy.release().run();
@@ -719,17 +715,22 @@ final class BenchRunner {
         } catch (UserInputException ex) {
             throw ex;
         } catch (RuntimeException | OutOfMemoryError ex) {
-            r.put("status", "error");
-            r.put("note", ExitCodes.message(ex));
-            for (String k : new String[] {"median_ms", "gbps", "copy_gbps", "ratio"}) {
-                r.putIfAbsent(k, null);
-            }
+            markFailed(r, ex);
         } finally {
             if (copy != null) {
                 copy.release().run();
             }
         }
         return r;
+    }
+
+    /** A measurement that failed: status "error", the reason, and the timing fields present as null. */
+    private static void markFailed(Map<String, Object> r, Throwable e) {
+        r.put("status", "error");
+        r.put("note", ExitCodes.message(e));
+        for (String k : new String[] {"median_ms", "gbps", "copy_gbps", "ratio"}) {
+            r.putIfAbsent(k, null);
+        }
     }
 
     private static void close(GradResult g) {

@@ -16,7 +16,8 @@ import org.normcl.backend.StatMode;
  * kernel, so the next run streams in from memory while the arithmetic of the others runs from
  * cache. Rows of at most {@link #SHORT_ROW} values are simply processed one after the other
  * ({@link Call#shortRows}): the hardware prefetcher streams them in, and the pipeline's bookkeeping
- * would cost more than such a row.
+ * would cost more than such a row; RMS norm's go through a pipeline over rows instead
+ * ({@link Call#shortRowsRms}), with the same results.
  *
  * <p><b>Accuracy.</b> Values are shifted by the row's first element (when finite) before they are
  * accumulated, so a large common offset costs no accuracy; the mean is {@code shift + shiftedMean}
@@ -36,6 +37,8 @@ final class RowNorm {
     private static final int RUNS_PER_CHUNK = CHUNK / RowKernels.RUN;
     /** Rows up to this long take {@link Call#shortRows}. */
     static final int SHORT_ROW = 256;
+    /** Rows between the two passes of {@link Call#shortRowsRms}. */
+    static final int SHORT_LAG = 8;
 
     /** Shared identity arrays, grown to the largest affine size seen (read-only once published). */
     private static volatile float[] ones = new float[0];
@@ -144,7 +147,11 @@ final class RowNorm {
             }
             RowKernels kern = kernels.fresh();
             if (cols <= SHORT_ROW) {
-                shortRows(kern, from, to);
+                if (rms) {
+                    shortRowsRms(kern, from, to);
+                } else {
+                    shortRows(kern, from, to);
+                }
                 return;
             }
             final int run = RowKernels.RUN;
@@ -318,6 +325,49 @@ final class RowNorm {
                     invOut[r] = inv;
                 }
                 apply(kern, r, 0, cols, k, m, inv);
+            }
+        }
+
+        /**
+         * RMS norm's rows of at most {@link #SHORT_ROW} values (one run each) as a software pipeline
+         * over rows: step t takes the sum of squares of row t and normalizes row t - {@link #SHORT_LAG}
+         * in one fused kernel. A short row's statistic is a chain of dependent operations (the
+         * reduction, a horizontal sum, a square root, a division) about as long as the row's own
+         * arithmetic; with the lag no operation of a step waits for another, so the processor
+         * overlaps the chains of consecutive rows, and the rows between the passes stay in L1. The
+         * same passes as {@link #shortRows}, so the same bits. (Layer norm's three passes gained
+         * nothing measurable this way, so its short rows stay in {@link #shortRows}.)
+         */
+        void shortRowsRms(RowKernels kern, int from, int to) {
+            final int lag = SHORT_LAG;
+            int count = to - from;
+            float[] invs = new float[count];
+            boolean fuse = spatial == 1;
+            for (int t = 0; t < count + lag; t++) {
+                int rs = t;
+                int ra = t - lag;
+                boolean hasS = rs < count;
+                boolean hasA = ra >= 0;
+                int sOff = (from + rs) * cols;
+                float ss = 0f;
+                if (hasA && hasS && fuse) {
+                    ss = kern.normalizeAffineSumSquaresNext(x, y, (from + ra) * cols, cols, 0f, 0f, invs[ra], w, b,
+                            affineBase(from + ra), sOff);
+                } else {
+                    if (hasA) {
+                        apply(kern, from + ra, 0, cols, 0f, 0f, invs[ra]);
+                    }
+                    if (hasS) {
+                        ss = kern.sumSquares(x, sOff, cols);
+                    }
+                }
+                if (hasS) {
+                    double sumOfSquares = Moments.runSumOfSquares(ss, x, sOff, cols);
+                    invs[rs] = RowKernels.invStd(p.mode(), sumOfSquares / cols, p.epsilon());
+                    if (invOut != null) {
+                        invOut[from + rs] = invs[rs];
+                    }
+                }
             }
         }
 

@@ -1,6 +1,7 @@
 package org.normcl.jvm;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
@@ -86,6 +87,45 @@ class RowNormDeterminismTest {
                 assertTrue(Float.isFinite(v), name + ": finite outputs");
             }
         }
+    }
+
+    /**
+     * RMS norm's short rows go through a pipeline over rows (the sums of squares of row t with the
+     * normalization of row t - {@link RowNorm#SHORT_LAG}): the results are those of the passes taken
+     * row by row, bit for bit, for fewer rows than the lag and more, with and without a bias (the
+     * unfused path), and with rows holding an infinity or a NaN.
+     */
+    @ParameterizedTest(name = "{0} rows x {1}, bias {2}")
+    @MethodSource("shortRmsShapes")
+    void rmsShortRowsEqualRowByRow(int rows, int cols, boolean bias) {
+        RowNormPlan p = plan(rows, cols, StatMode.RMS, 1, cols, 1, true, bias);
+        String name = "rms short " + rows + "x" + cols + bias;
+        float[] x = data(name, rows * cols, 0.5);
+        if (rows > 3) {
+            x[2 * cols + 1] = Float.POSITIVE_INFINITY;
+            x[3 * cols] = Float.NaN;
+        }
+        float[] w = data(name + "w", cols, 1);
+        float[] b = bias ? data(name + "b", cols, 0) : null;
+        for (RowKernels k : kernels()) {
+            Out got = run(k, 1, p, x, w, b);
+            float[] y = new float[x.length];
+            for (int r = 0; r < rows; r++) {
+                int off = r * cols;
+                double ss = Moments.runSumOfSquares(k.sumSquares(x, off, cols), x, off, cols);
+                float inv = RowKernels.invStd(StatMode.RMS, ss / cols, 1e-5f);
+                k.normalizeAffine(x, y, off, cols, 0f, 0f, inv, w, b, 0);
+                assertEquals(Float.floatToIntBits(inv), Float.floatToIntBits(got.inv()[r]),
+                        name + " " + k.name() + " InvStd of row " + r);
+            }
+            assertArrayEquals(y, got.y(), name + " " + k.name() + " Y");
+        }
+    }
+
+    static Stream<Arguments> shortRmsShapes() {
+        return Stream.of(Arguments.of(1, 128, false), Arguments.of(RowNorm.SHORT_LAG, 64, false),
+                Arguments.of(RowNorm.SHORT_LAG + 1, 200, true), Arguments.of(100, 128, false),
+                Arguments.of(37, RowNorm.SHORT_ROW, true), Arguments.of(50, 7, false));
     }
 
     /** @return the scalar kernels, and the Vector API kernels when this JVM has the module */

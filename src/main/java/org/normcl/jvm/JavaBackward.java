@@ -33,21 +33,64 @@ final class JavaBackward {
                 double sumGx = 0;
                 for (int i = 0; i < segs; i++) {
                     int off = base + i * stride;
-                    for (int q = 0; q < len; q++) {
-                        float w = scale == null ? 1f : scale[aff + q / spatial];
-                        double g = (double) dy[off + q] * w;
-                        sumG += g;
-                        sumGx += g * ((x[off + q] - mu) * is);
+                    if (spatial == 1) {
+                        // Four double accumulators: one would wait on the adder's latency every value.
+                        double g0 = 0, g1 = 0, g2 = 0, g3 = 0, x0 = 0, x1 = 0, x2 = 0, x3 = 0;
+                        int q = 0;
+                        for (; q + 4 <= len; q += 4) {
+                            int j = off + q;
+                            double a0 = (double) dy[j] * (scale == null ? 1f : scale[aff + q]);
+                            double a1 = (double) dy[j + 1] * (scale == null ? 1f : scale[aff + q + 1]);
+                            double a2 = (double) dy[j + 2] * (scale == null ? 1f : scale[aff + q + 2]);
+                            double a3 = (double) dy[j + 3] * (scale == null ? 1f : scale[aff + q + 3]);
+                            g0 += a0;
+                            g1 += a1;
+                            g2 += a2;
+                            g3 += a3;
+                            x0 += a0 * ((x[j] - mu) * is);
+                            x1 += a1 * ((x[j + 1] - mu) * is);
+                            x2 += a2 * ((x[j + 2] - mu) * is);
+                            x3 += a3 * ((x[j + 3] - mu) * is);
+                        }
+                        for (; q < len; q++) {
+                            double a = (double) dy[off + q] * (scale == null ? 1f : scale[aff + q]);
+                            g0 += a;
+                            x0 += a * ((x[off + q] - mu) * is);
+                        }
+                        sumG += (g0 + g1) + (g2 + g3);
+                        sumGx += (x0 + x1) + (x2 + x3);
+                        continue;
+                    }
+                    for (int q0 = 0; q0 < len; q0 += spatial) {
+                        float w = scale == null ? 1f : scale[aff + q0 / spatial];
+                        int end = Math.min(len, q0 + spatial);
+                        for (int q = q0; q < end; q++) {
+                            double g = (double) dy[off + q] * w;
+                            sumG += g;
+                            sumGx += g * ((x[off + q] - mu) * is);
+                        }
                     }
                 }
                 float meanG = rms ? 0f : (float) (sumG / cols);
                 float meanGx = (float) (sumGx / cols);
                 for (int i = 0; i < segs; i++) {
                     int off = base + i * stride;
-                    for (int q = 0; q < len; q++) {
-                        float w = scale == null ? 1f : scale[aff + q / spatial];
-                        float xhat = (x[off + q] - mu) * is;
-                        dx[off + q] = is * (dy[off + q] * w - meanG - xhat * meanGx);
+                    for (int q0 = 0; q0 < len; q0 += spatial) {
+                        int end = Math.min(len, q0 + spatial);
+                        if (spatial == 1) {
+                            end = len; // one affine entry per value: one loop the JIT vectorizes
+                            for (int q = q0; q < end; q++) {
+                                float w = scale == null ? 1f : scale[aff + q];
+                                float xhat = (x[off + q] - mu) * is;
+                                dx[off + q] = is * (dy[off + q] * w - meanG - xhat * meanGx);
+                            }
+                            break;
+                        }
+                        float w = scale == null ? 1f : scale[aff + q0 / spatial];
+                        for (int q = q0; q < end; q++) {
+                            float xhat = (x[off + q] - mu) * is;
+                            dx[off + q] = is * (dy[off + q] * w - meanG - xhat * meanGx);
+                        }
                     }
                 }
             }
@@ -73,6 +116,10 @@ final class JavaBackward {
                 long o1 = outer * (blk + 1) / blocks;
                 int rowBase = blk * channels;
                 for (long o = o0; o < o1; o++) {
+                    if (inner == 1) {
+                        rowIntoColumns(p, o, channels, dy, x, mean, inv, partScale, partBias, rowBase);
+                        continue;
+                    }
                     for (int c = 0; c < channels; c++) {
                         int si = (int) p.statIndex(o, c);
                         float mu = p.rms() ? 0f : mean[si];
@@ -108,6 +155,36 @@ final class JavaBackward {
             if (sums != null) {
                 sums[2 * c] = (float) s;
                 sums[2 * c + 1] = (float) b;
+            }
+        }
+    }
+
+    /**
+     * Stage 1 of {@link #affineGrad} for one row o of an (outer, channels) matrix (inner == 1): adds
+     * dy and dy * xhat of each column to its partial sums, as the general loop does (the same
+     * double operations in the same order), with the statistic index worked out once per row where
+     * it does not depend on the column (layer/RMS norm) or is the column itself.
+     */
+    private static void rowIntoColumns(AffineGradPlan p, long o, int channels, float[] dy, float[] x, float[] mean,
+            float[] inv, double[] partScale, double[] partBias, int rowBase) {
+        int off = (int) (o * channels);
+        long statRow = p.statIndex(o, 0);
+        long perStat = p.channelsPerStat();
+        if (perStat >= channels) {
+            float mu = p.rms() ? 0f : mean[(int) statRow];
+            float is = inv[(int) statRow];
+            for (int c = 0; c < channels; c++) {
+                double d = dy[off + c];
+                partScale[rowBase + c] += d * (x[off + c] - mu) * is;
+                partBias[rowBase + c] += d;
+            }
+        } else {
+            for (int c = 0; c < channels; c++) {
+                int si = (int) (statRow + c / perStat);
+                float mu = p.rms() ? 0f : mean[si];
+                double d = dy[off + c];
+                partScale[rowBase + c] += d * (x[off + c] - mu) * inv[si];
+                partBias[rowBase + c] += d;
             }
         }
     }

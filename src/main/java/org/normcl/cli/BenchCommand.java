@@ -56,10 +56,12 @@ final class BenchCommand implements Callable<Integer> {
     String device;
 
     @Option(names = "--dtype", split = ",", paramLabel = "TYPE", defaultValue = "float32",
-            description = "Element types: float32 (others are reported as unsupported). Default: ${DEFAULT-VALUE}.")
+            description = "Element types: float32, float16, bfloat16, float64 (a type a backend or device lacks is"
+                    + " reported as unsupported). Default: ${DEFAULT-VALUE}.")
     List<String> dtypes;
 
-    @Option(names = "--backward", description = "Also report the backward passes (unsupported in this release).")
+    @Option(names = "--backward", description = "Also time the backward passes (dX, dScale, dBias from saved statistics), through"
+            + " NormEngine on device tensors; not with --no-engine.")
     boolean backward;
 
     @Option(names = "--json", paramLabel = "FILE", description = "Write the records as JSON ('-' for stdout).")
@@ -247,27 +249,27 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private static void printTable(PrintWriter out, List<Map<String, Object>> records) {
-        out.printf("%-14s %-8s %-14s %-7s %9s %8s %9s %6s %10s %10s%n", "op", "pass", "shape", "backend", "ms", "GB/s",
-                "copy GB/s", "ratio", "xfer ms", "engine ms");
+        out.printf("%-14s %-8s %-8s %-14s %-7s %9s %8s %9s %6s %10s %10s%n", "op", "pass", "dtype", "shape", "backend",
+                "ms", "GB/s", "copy GB/s", "ratio", "xfer ms", "engine ms");
         for (Map<String, Object> r : records) {
             @SuppressWarnings("unchecked")
             List<Long> shape = (List<Long>) r.get("shape");
             String sh = BenchRunner.shapeLabel(shape.stream().mapToLong(Long::longValue).toArray());
             if (!"ok".equals(r.get("status"))) {
-                out.printf("%-14s %-8s %-14s %-7s %s: %s%n", r.get("op"), r.get("pass"), sh, r.get("backend"),
-                        r.get("status"), r.get("note"));
+                out.printf("%-14s %-8s %-8s %-14s %-7s %s: %s%n", r.get("op"), r.get("pass"), r.get("dtype"), sh,
+                        r.get("backend"), r.get("status"), r.get("note"));
                 continue;
             }
-            out.printf(Locale.ROOT, "%-14s %-8s %-14s %-7s %9.3f %8.1f %9.1f %6.2f %10s %10s%n", r.get("op"),
-                    r.get("pass"), sh, r.get("backend"), r.get("median_ms"), r.get("gbps"), r.get("copy_gbps"),
+            out.printf(Locale.ROOT, "%-14s %-8s %-8s %-14s %-7s %9.3f %8.1f %9.1f %6.2f %10s %10s%n", r.get("op"),
+                    r.get("pass"), r.get("dtype"), sh, r.get("backend"), r.get("median_ms"), r.get("gbps"), r.get("copy_gbps"),
                     r.get("ratio"), r.get("transfer_ms") == null ? "-" : String.format(Locale.ROOT, "%.3f",
                             r.get("transfer_ms")),
                     r.get("engine_median_ms") == null ? "-"
                             : String.format(Locale.ROOT, "%.3f", r.get("engine_median_ms")));
         }
         if (!records.isEmpty()) {
-            out.println("device: " + records.get(0).get("device") + (records.stream().map(r -> r.get("device"))
-                    .distinct().count() > 1 ? " (and others: see --json)" : ""));
+            records.stream().map(r -> r.get("backend") + ": " + r.get("device")).distinct()
+                    .forEach(d -> out.println("device " + d));
         }
         out.println("GB/s: the fewest bytes the operator must move over the median time; copy: the same bytes copied"
                 + " on the same device in the same loop; ratio = GB/s / copy GB/s; engine ms: through NormEngine"

@@ -76,6 +76,7 @@ final class ClBackend implements Backend {
     private final cl_command_queue queue;
     private final Map<String, Program> programs = new ConcurrentHashMap<>();
     private final WorkSizing sizing;
+    private final HostTransfers transfers;
     private final Set<ClBuffer> live = ConcurrentHashMap.newKeySet();
     private final BufferCache cache = new BufferCache();
     private final ClBuffer dummy;
@@ -110,10 +111,22 @@ final class ClBackend implements Backend {
 
     /** @param programCache where compiled programs are kept between processes; empty for none */
     ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache) {
+        this(found, programCache, null, HostTransfers.CHUNK_BYTES);
+    }
+
+    /**
+     * @param programCache where compiled programs are kept between processes; empty for none
+     * @param transferMode how host arrays reach the device; null to choose by device
+     * @param stagingChunkBytes bytes per pinned staging half (tests use small ones)
+     */
+    ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache, HostTransfers.Mode transferMode,
+            int stagingChunkBytes) {
         this.info = found.info();
         this.programCache = programCache;
         this.device = found.device();
         long t0 = System.nanoTime();
+        HostTransfers.Mode mode = transferMode != null ? transferMode
+                : HostTransfers.choose(info, hostUnifiedMemory(device));
         int[] err = new int[1];
         cl_context_properties props = new cl_context_properties();
         props.addProperty(CL_CONTEXT_PLATFORM, found.platform());
@@ -129,6 +142,7 @@ final class ClBackend implements Backend {
         long[] maxItems = new long[3];
         clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, 3L * Sizeof.size_t, Pointer.to(maxItems), null);
         this.sizing = new WorkSizing(info, maxItems[0]);
+        this.transfers = new HostTransfers(ctx, q, mode, stagingChunkBytes, this::check);
         try {
             program(DType.FLOAT32, DType.FLOAT32);
         } catch (RuntimeException e) {
@@ -137,8 +151,20 @@ final class ClBackend implements Backend {
             throw e;
         }
         this.dummy = (ClBuffer) allocate(DType.FLOAT32, 1);
-        LOG.debug("OpenCL backend on {} ready in {} ms ({} kernels)", info.label(), (System.nanoTime() - t0) / 1_000_000,
-                sizing.serial() ? "serial" : "work-group");
+        LOG.debug("OpenCL backend on {} ready in {} ms ({} kernels, {} host transfers)", info.label(),
+                (System.nanoTime() - t0) / 1_000_000, sizing.serial() ? "serial" : "work-group", mode);
+    }
+
+    /** @return CL_DEVICE_HOST_UNIFIED_MEMORY, or false where the driver does not answer */
+    private static boolean hostUnifiedMemory(cl_device_id device) {
+        int[] unified = new int[1];
+        return clGetDeviceInfo(device, CL_DEVICE_HOST_UNIFIED_MEMORY, Sizeof.cl_int, Pointer.to(unified), null)
+                == CL_SUCCESS && unified[0] != 0;
+    }
+
+    /** @return how host arrays reach this device (see {@link HostTransfers}) */
+    HostTransfers.Mode transferMode() {
+        return transfers.mode();
     }
 
     /** @return the program for this pair of types, built on first use */
@@ -272,7 +298,7 @@ final class ClBackend implements Backend {
     private String buildOptions(DType data, DType param) {
         String v = info.openclCVersion();
         boolean atLeast12 = v.matches(".*OpenCL C ([2-9]|1\\.[2-9]).*");
-        boolean oclgrind = info.platformName().contains("Oclgrind");
+        boolean oclgrind = ClInfo.isSimulator(info);
         return (atLeast12 ? "-cl-std=CL1.2 " : "") + (oclgrind ? "-cl-opt-disable -D NO_SWIZZLE " : "") + "-D DTYPE_"
                 + typeMacro(data) + " -D PARAM_" + typeMacro(param) + " -D VW=" + sizing.vectorWidth();
     }
@@ -453,17 +479,6 @@ final class ClBackend implements Backend {
         }
     }
 
-    /** @return a pointer to a host tensor's array, of whatever type */
-    private static Pointer pointer(Object array) {
-        if (array instanceof float[] f) {
-            return Pointer.to(f);
-        }
-        if (array instanceof double[] d) {
-            return Pointer.to(d);
-        }
-        return Pointer.to((short[]) array);
-    }
-
     @Override
     public void write(Buffer dst, HostTensor src) {
         ClBuffer d = cl(dst);
@@ -474,8 +489,7 @@ final class ClBackend implements Backend {
             throw new IllegalArgumentException("cannot write " + src.dtype() + " data into a " + d.dtype() + " buffer");
         }
         synchronized (lock) {
-            check(clEnqueueWriteBuffer(queue, d.mem(), CL_TRUE, 0, d.bytes(), pointer(src.array()), 0, null, null),
-                    "clEnqueueWriteBuffer");
+            transfers.write(d.mem(), src.array(), d.bytes());
         }
     }
 
@@ -487,8 +501,7 @@ final class ClBackend implements Backend {
             return out;
         }
         synchronized (lock) {
-            check(clEnqueueReadBuffer(queue, s.mem(), CL_TRUE, 0, s.bytes(), pointer(out.array()), 0, null, null),
-                    "clEnqueueReadBuffer");
+            transfers.read(s.mem(), out.array(), s.bytes());
         }
         return out;
     }
@@ -959,6 +972,7 @@ final class ClBackend implements Backend {
             b.close();
         }
         cache.releaseAll();
+        transfers.close();
         programs.values().forEach(Program::release);
         clReleaseCommandQueue(queue);
         clReleaseContext(context);

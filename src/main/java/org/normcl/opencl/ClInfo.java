@@ -19,6 +19,15 @@ final class ClInfo {
     private ClInfo() {
     }
 
+    /**
+     * @return whether the device is Oclgrind's simulator, which checks kernels rather than runs them
+     *     fast: it gets unoptimized builds, and no staging of host transfers (its runtime is not
+     *     safe against the event waits JOCL makes from its own thread after a non-blocking copy)
+     */
+    static boolean isSimulator(DeviceInfo info) {
+        return info.platformName().contains("Oclgrind");
+    }
+
     static DeviceInfo describe(int index, cl_platform_id p, cl_device_id d) {
         List<String> ext = Arrays.stream(deviceString(d, CL_DEVICE_EXTENSIONS).split("\\s+"))
                 .filter(s -> !s.isEmpty()).toList();

@@ -72,6 +72,11 @@ public final class ClRuntime {
         return new ClBackend(find(selector), programCache);
     }
 
+    /** Opens a backend with an explicit host-transfer mode and staging chunk: how tests exercise both. */
+    static ClBackend open(String selector, HostTransfers.Mode transfers, int stagingChunkBytes) {
+        return new ClBackend(find(selector), Optional.empty(), transfers, stagingChunkBytes);
+    }
+
     private static Found find(String selector) {
         Scan scan = Holder.SCAN;
         if (scan.unavailableReason() != null) {

@@ -613,8 +613,7 @@ public final class NormEngine implements AutoCloseable {
                     } else if (cs.plan != null) {
                         RunningUpdate upd = update ? spec.runningUpdate() : null;
                         Buffer meanLo = call.temp(st, c);
-                        be.channelStats(cs.plan, xb, meanb, meanLo, invb, upd, rmb, rvb, rmOut, rvOut);
-                        be.channelApply(cs.plan, xb, meanb, meanLo, invb, sb, bb, yb);
+                        be.channelNorm(cs.plan, xb, meanb, meanLo, invb, upd, rmb, rvb, rmOut, rvOut, sb, bb, yb);
                     }
                 } else if (cs.plan != null) {
                     be.channelRunningStats(cs.plan, rmb, rvb, meanb, invb);
@@ -733,8 +732,7 @@ public final class NormEngine implements AutoCloseable {
                         ChannelPlan plan = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR_EPS_OUTSIDE,
                                 spec.epsilon());
                         Buffer meanLo = call.temp(st, channels);
-                        be.channelStats(plan, xb, meanb, meanLo, invb, null, null, null, null, null);
-                        be.channelApply(plan, xb, meanb, meanLo, invb, null, null, yb);
+                        be.channelNorm(plan, xb, meanb, meanLo, invb, null, null, null, null, null, null, null, yb);
                     }
                 }
                 return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {xs, statShape, statShape});

@@ -103,6 +103,19 @@ public interface Backend extends AutoCloseable {
     void channelApply(ChannelPlan plan, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale, Buffer bias,
             Buffer y);
 
+    /**
+     * {@link #channelStats} followed by {@link #channelApply} with the statistics it computed, as one
+     * call, so that a backend may fuse them: the Java backend normalizes each channel right after
+     * its statistics, while the channel's values are still in cache, and reads X from memory once
+     * instead of twice. The outputs are the same bits either way.
+     */
+    default void channelNorm(ChannelPlan plan, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd,
+            RunningUpdate update, Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut, Buffer scale,
+            Buffer bias, Buffer y) {
+        channelStats(plan, x, mean, meanLo, invStd, update, runMeanIn, runVarIn, runMeanOut, runVarOut);
+        channelApply(plan, x, mean, meanLo, invStd, scale, bias, y);
+    }
+
     // ---------------------------------------------------------------- forward with given statistics
 
     /**

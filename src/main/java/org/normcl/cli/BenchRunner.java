@@ -42,7 +42,7 @@ import org.normcl.opencl.ClRuntime;
  * <ul>
  *   <li>{@code median_ms}: one operator call on device-resident inputs and outputs allocated once
  *       (as NormEngine issues it: {@code rowNorm} for layer, RMS, group and instance norm;
- *       {@code channelStats} + {@code channelApply} for training-mode batch norm), after warm-up.
+ *       {@code channelNorm}, statistics and apply, for training-mode batch norm), after warm-up.
  *       Every primitive of both backends returns only when its work is done (OpenCL: after
  *       {@code clFinish}), so wall time is device time plus launch overhead.
  *   <li>{@code copy_*}: a copy of the same number of bytes (half read, half written) on the same
@@ -555,10 +555,8 @@ final class BenchRunner {
                 Buffer rvOut = alloc(be, p, DType.FLOAT32, c);
                 Buffer mean = alloc(be, p, st, c);
                 Buffer inv = alloc(be, p, st, c);
-                p.call = () -> {
-                    be.channelStats(plan, xb, mean, null, inv, update, rm, rv, rmOut, rvOut);
-                    be.channelApply(plan, xb, mean, null, inv, sb, bb, yb);
-                };
+                Buffer meanLo = alloc(be, p, st, c);
+                p.call = () -> be.channelNorm(plan, xb, mean, meanLo, inv, update, rm, rv, rmOut, rvOut, sb, bb, yb);
                 p.extra = Map.of("mode", "training");
                 break;
             }

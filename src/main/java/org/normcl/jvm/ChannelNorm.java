@@ -32,6 +32,11 @@ final class ChannelNorm {
     static final int BLOCK = 64;
     /** Columns per tile of the column path, so a block's per-column sums stay in L1. */
     static final int TILE = 2048;
+    /**
+     * Largest channel (bytes of float32 values) that {@link #statsAndApply} normalizes right after its
+     * statistics: it must still be in the core's L2 (2 MiB here) when the normalization reads it.
+     */
+    static final long FUSED_CHANNEL_BYTES = 1 << 20;
 
     private final RowKernels kernels;
     private final Parallel parallel;
@@ -60,21 +65,70 @@ final class ChannelNorm {
                 int t = c * parts.parts + part;
                 m.merge(parts.n[t], parts.mean[t], parts.m2[t]);
             }
-            double exactMean = shift[c] + m.mean;
-            float batchMean = (float) exactMean;
-            float batchVar = (float) m.variance();
-            mean[c] = batchMean;
-            if (meanLo != null) {
-                meanLo[c] = (float) (exactMean - batchMean); // the float32 mean's rounding error
-            }
-            inv[c] = RowKernels.invStd(p.mode(), batchVar, p.epsilon());
-            if (update != null) {
-                float v = update.unbiased() ? (float) (m.m2 / (m.count - 1)) : batchVar;
-                float w = update.batchWeight();
-                rmOut[c] = rmIn[c] * (1f - w) + batchMean * w;
-                rvOut[c] = rvIn[c] * (1f - w) + v * w;
-            }
+            finishChannel(p, c, shift[c], m, mean, meanLo, inv, update, rmIn, rvIn, rmOut, rvOut);
         }
+    }
+
+    /** Channel c's saved statistics (and running ones) from its merged moments of values shifted by {@code shift}. */
+    private static void finishChannel(ChannelPlan p, int c, float shift, Moments m, float[] mean, float[] meanLo,
+            float[] inv, RunningUpdate update, float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut) {
+        double exactMean = shift + m.mean;
+        float batchMean = (float) exactMean;
+        float batchVar = (float) m.variance();
+        mean[c] = batchMean;
+        if (meanLo != null) {
+            meanLo[c] = (float) (exactMean - batchMean); // the float32 mean's rounding error
+        }
+        inv[c] = RowKernels.invStd(p.mode(), batchVar, p.epsilon());
+        if (update != null) {
+            float v = update.unbiased() ? (float) (m.m2 / (m.count - 1)) : batchVar;
+            float w = update.batchWeight();
+            rmOut[c] = rmIn[c] * (1f - w) + batchMean * w;
+            rvOut[c] = rvIn[c] * (1f - w) + v * w;
+        }
+    }
+
+    /**
+     * Whether {@link #statsAndApply} fuses this plan: channels of contiguous segments, each channel
+     * small enough to stay in a core's L2 between its statistics and its normalization
+     * ({@link #FUSED_CHANNEL_BYTES}), and enough channels to share among the threads.
+     */
+    static boolean fuses(ChannelPlan p, int threads) {
+        return p.inner() >= COLUMN_INNER && p.perChannel() * Float.BYTES <= FUSED_CHANNEL_BYTES
+                && p.channels() >= 4L * threads;
+    }
+
+    /**
+     * {@link #stats} then {@link #apply}, one channel at a time: its parts reduced and merged exactly
+     * as {@link #stats} does (so the same bits), then its segments normalized while they are still in
+     * cache. Requires {@link #fuses}.
+     */
+    void statsAndApply(ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv, RunningUpdate update,
+            float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut, float[] scale, float[] bias, float[] y) {
+        int channels = Math.toIntExact(p.channels());
+        int parts = partsPerChannel(p);
+        long outer = p.outer();
+        int inner = (int) p.inner();
+        parallel.forRange(channels, p.perChannel(), (from, to) -> {
+            RowKernels kern = kernels.fresh();
+            Moments part = new Moments();
+            Moments m = new Moments();
+            for (int c = (int) from; c < to; c++) {
+                float shift = RowNorm.shiftOf(x[c * inner]);
+                m.reset();
+                for (int t = 0; t < parts; t++) {
+                    partMoments(p, x, shift, kern, c, t, parts, part);
+                    m.merge(part.count, part.mean, part.m2);
+                }
+                finishChannel(p, c, shift, m, mean, meanLo, inv, update, rmIn, rvIn, rmOut, rvOut);
+                float w = scale != null ? scale[c] : 1f;
+                float b = bias != null ? bias[c] : 0f;
+                float lo = meanLo != null ? meanLo[c] : 0f;
+                for (long o = 0; o < outer; o++) {
+                    kern.normalizeUniform(x, y, (int) ((o * channels + c) * inner), inner, mean[c], lo, inv[c], w, b);
+                }
+            }
+        });
     }
 
     /** Moments of each (channel, part), part-major within a channel: index {@code c * parts + part}. */
@@ -84,39 +138,51 @@ final class ChannelNorm {
         }
     }
 
+    /** @return the parts each channel's values are split into (by the shape alone) */
+    private static int partsPerChannel(ChannelPlan p) {
+        long perChannel = p.perChannel();
+        return (int) Math.max(1, Math.min((perChannel + PART - 1) / PART, Integer.MAX_VALUE / 4 / p.channels()));
+    }
+
     private Partials segmentPartials(ChannelPlan p, float[] x, float[] shift) {
         int channels = (int) p.channels();
-        long perChannel = p.perChannel();
-        int parts = (int) Math.max(1, Math.min((perChannel + PART - 1) / PART, Integer.MAX_VALUE / 4 / channels));
+        int parts = partsPerChannel(p);
         Partials out = new Partials(channels, parts);
-        long inner = p.inner();
-        parallel.forRange((long) channels * parts, perChannel / parts, (from, to) -> {
+        parallel.forRange((long) channels * parts, p.perChannel() / parts, (from, to) -> {
             RowKernels kern = kernels.fresh();
             Moments m = new Moments();
             for (long t = from; t < to; t++) {
                 int c = (int) (t / parts);
-                int part = (int) (t % parts);
-                long begin = perChannel * part / parts;
-                long end = perChannel * (part + 1) / parts;
-                m.reset();
-                Moments.Pipelined runs = new Moments.Pipelined(kern, x, shift[c], m);
-                long o = begin / inner;
-                long s = begin % inner;
-                long v = begin;
-                while (v < end) {
-                    int len = (int) Math.min(inner - s, end - v);
-                    runs.add((int) ((o * channels + c) * inner + s), len);
-                    v += len;
-                    o++;
-                    s = 0;
-                }
-                runs.finish();
+                partMoments(p, x, shift[c], kern, c, (int) (t % parts), parts, m);
                 out.n[(int) t] = m.count;
                 out.mean[(int) t] = m.mean;
                 out.m2[(int) t] = m.m2;
             }
         });
         return out;
+    }
+
+    /** Sets {@code m} to the moments of part {@code part} of channel c's values, shifted by {@code shift}. */
+    private static void partMoments(ChannelPlan p, float[] x, float shift, RowKernels kern, int c, int part, int parts,
+            Moments m) {
+        long perChannel = p.perChannel();
+        long channels = p.channels();
+        long inner = p.inner();
+        long begin = perChannel * part / parts;
+        long end = perChannel * (part + 1) / parts;
+        m.reset();
+        Moments.Pipelined runs = new Moments.Pipelined(kern, x, shift, m);
+        long o = begin / inner;
+        long s = begin % inner;
+        long v = begin;
+        while (v < end) {
+            int len = (int) Math.min(inner - s, end - v);
+            runs.add((int) ((o * channels + c) * inner + s), len);
+            v += len;
+            o++;
+            s = 0;
+        }
+        runs.finish();
     }
 
     private Partials columnPartials(ChannelPlan p, float[] x, float[] shift) {

@@ -30,6 +30,22 @@ final class FastFloatKernels {
         new ChannelNorm(RowKernels.best(), parallel).stats(p, x, mean, meanLo, inv, update, rmIn, rvIn, rmOut, rvOut);
     }
 
+    /** @return whether {@link #channelNorm} fuses statistics and apply for this plan */
+    static boolean channelNormFuses(Parallel parallel, ChannelPlan p) {
+        return ChannelNorm.fuses(p, parallel.threads());
+    }
+
+    /**
+     * {@link #channelStats} then {@link #channelApply}, fused per channel; only where
+     * {@link #channelNormFuses}.
+     */
+    static void channelNorm(Parallel parallel, ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv,
+            RunningUpdate update, float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut, float[] scale,
+            float[] bias, float[] y) {
+        new ChannelNorm(RowKernels.best(), parallel).statsAndApply(p, x, mean, meanLo, inv, update, rmIn, rvIn, rmOut,
+                rvOut, scale, bias, y);
+    }
+
     /** See {@link FloatKernels#channelApply}. */
     static void channelApply(Parallel parallel, ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv,
             float[] scale, float[] bias, float[] y) {

@@ -264,6 +264,22 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
+    public void channelNorm(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
+            Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut, Buffer scale, Buffer bias,
+            Buffer y) {
+        if (f64(x) || !FastFloatKernels.channelNormFuses(parallel, p)) {
+            Backend.super.channelNorm(p, x, mean, meanLo, invStd, update, runMeanIn, runVarIn, runMeanOut, runVarOut,
+                    scale, bias, y);
+            return;
+        }
+        try (Views v = new Views()) {
+            FastFloatKernels.channelNorm(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
+                    v.floatsOut(invStd), update, v.floats(runMeanIn), v.floats(runVarIn), v.floatsOut(runMeanOut),
+                    v.floatsOut(runVarOut), v.floats(scale), v.floats(bias), v.floatsOut(y));
+        }
+    }
+
+    @Override
     public void channelRunningStats(ChannelPlan p, Buffer runMean, Buffer runVar, Buffer mean, Buffer invStd) {
         try (Views v = new Views()) {
             if (f64(mean)) {

@@ -208,6 +208,62 @@ __kernel void channel_finalize(const __global real_t *x, const __global acc_t *p
     }
 }
 
+/*
+ * Training-mode batch norm fused for the one-work-item family (CPU), one work-item per channel,
+ * where each channel is a single part: the channel's moments (channel_partial_serial's loop), its
+ * statistics and running update (channel_finalize's arithmetic; merging one part into nothing is
+ * a copy), then its segments normalized VW values at a time while they are still in the core's
+ * cache. X is read from memory once, where the three-kernel path reads it twice and channel_apply
+ * handles one element per work-item. `flags`: HAS_SCALE, HAS_BIAS, HAS_MEAN_LO (write and subtract
+ * the mean's rounding error).
+ */
+__kernel void channel_norm_serial(const __global real_t *x, const __global param_t *scale,
+        const __global param_t *bias, __global real_t *y, __global acc_t *mean_out, __global acc_t *mean_lo_out,
+        __global acc_t *inv_out, const __global param_t *run_mean_in, const __global param_t *run_var_in,
+        __global param_t *run_mean_out, __global param_t *run_var_out, ulong outer, ulong channels, ulong inner,
+        float eps, int mode, int update, float batch_weight, int unbiased, int flags) {
+    ulong c = get_global_id(0);
+    if (c >= channels) {
+        return;
+    }
+    acc_t k = shift_of(LOADX(x, c * inner));
+    acc_t n = ZERO, m = ZERO, m2 = ZERO;
+    for (ulong o = 0; o < outer; o++) {
+        moments_add_contiguous(x + (o * channels + c) * inner, inner, k, &n, &m, &m2);
+    }
+    ulong count = outer * inner;
+    acc_t var = m2 / (acc_t) count;
+    acc_t mean = k + m;
+    mean_out[c] = mean;
+    acc_t lo = ZERO;
+    if ((flags & HAS_MEAN_LO) != 0) {
+        lo = (k - mean) + m; /* as channel_finalize */
+        mean_lo_out[c] = lo;
+    }
+    acc_t inv = inv_std_of(mode, var, eps);
+    inv_out[c] = inv;
+    if (update != 0) {
+        acc_t v = unbiased != 0 ? m2 / (acc_t) (count - 1) : var;
+        acc_t bw = (acc_t) batch_weight;
+        STOREP(run_mean_out, c, LOADP(run_mean_in, c) * (ONE - bw) + mean * bw);
+        STOREP(run_var_out, c, LOADP(run_var_in, c) * (ONE - bw) + v * bw);
+    }
+    acc_t w = (flags & HAS_SCALE) != 0 ? LOADP(scale, c) : ONE;
+    acc_t b = (flags & HAS_BIAS) != 0 ? LOADP(bias, c) : ZERO;
+    for (ulong o = 0; o < outer; o++) {
+        ulong off = (o * channels + c) * inner;
+        const __global real_t *xs = x + off;
+        __global real_t *ys = y + off;
+        ulong p = 0;
+        for (; p + VW <= inner; p += VW) {
+            STOREXV(ys, p, ((LOADXV(xs, p) - mean) - lo) * inv * w + b);
+        }
+        for (; p < inner; p++) {
+            STOREX(ys, p, ((LOADX(xs, p) - mean) - lo) * inv * w + b);
+        }
+    }
+}
+
 /* Moments only (for merging across devices): mean and M2 per channel, merged in a fixed order. */
 __kernel void channel_moments(const __global real_t *x, const __global acc_t *partials, __global acc_t *mean_out,
         __global acc_t *m2_out, ulong channels, ulong inner, ulong parts) {

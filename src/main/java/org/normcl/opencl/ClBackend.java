@@ -57,7 +57,7 @@ final class ClBackend implements Backend {
         "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
         "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows", "affine_grad_serial",
         "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
-        "channel_backward_cols", "copy_words"};
+        "channel_backward_cols", "copy_words", "channel_norm_serial"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
@@ -645,6 +645,36 @@ final class ClBackend implements Backend {
                         .i32(meanLo != null ? 1 : 0).launch(new long[] {p.channels()}, null);
                 finish();
             }
+        }
+    }
+
+    /**
+     * Statistics and apply in one kernel (channel_norm_serial) on the one-work-item family when each
+     * channel is one part of contiguous segments and the running statistics, scale and bias share a
+     * type; otherwise {@link #channelStats} then {@link #channelApply}.
+     */
+    @Override
+    public void channelNorm(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
+            Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut, Buffer scale, Buffer bias,
+            Buffer y) {
+        boolean up = update != null;
+        boolean affine = scale != null || bias != null;
+        DType param = affine ? paramType(scale, bias) : up ? paramType(runMeanIn) : DType.FLOAT32;
+        boolean oneParamType = !up || !affine || paramType(runMeanIn) == param;
+        Program prog = oneParamType && sizing.serial() && !columnKernels(p) ? program(x.dtype(), param) : null;
+        if (prog == null || channelParts(prog, p) != 1) {
+            Backend.super.channelNorm(p, x, mean, meanLo, invStd, update, runMeanIn, runVarIn, runMeanOut, runVarOut,
+                    scale, bias, y);
+            return;
+        }
+        int flags = (scale != null ? HAS_SCALE : 0) | (bias != null ? HAS_BIAS : 0) | (meanLo != null ? HAS_MEAN_LO : 0);
+        synchronized (lock) {
+            launchSerial(args(prog, "channel_norm_serial").mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(meanLo)
+                    .mem(invStd).mem(up ? runMeanIn : null).mem(up ? runVarIn : null).mem(up ? runMeanOut : null)
+                    .mem(up ? runVarOut : null).ulong(p.outer()).ulong(p.channels()).ulong(p.inner())
+                    .f32(p.epsilon()).i32(modeCode(p.mode())).i32(up ? 1 : 0).f32(up ? update.batchWeight() : 0f)
+                    .i32(up && update.unbiased() ? 1 : 0).i32(flags), p.channels());
+            finish();
         }
     }
 

@@ -1,0 +1,150 @@
+package org.normcl.opencl;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.util.List;
+import java.util.Optional;
+import java.util.SplittableRandom;
+
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.normcl.DType;
+import org.normcl.DeviceInfo;
+import org.normcl.HalfFloats;
+import org.normcl.HostTensor;
+import org.normcl.Shape;
+import org.normcl.backend.Buffer;
+import org.normcl.backend.ChannelPlan;
+import org.normcl.backend.RunningUpdate;
+import org.normcl.backend.StatMode;
+import org.normcl.testing.Backends;
+
+/**
+ * The fused batch-norm kernel (channel_norm_serial, the CPU family's {@code channelNorm}) computes
+ * what channel_partial_serial + channel_finalize + channel_apply compute, with the same
+ * expressions, so on a given device it gives the same bits as those three kernels: Y, the saved
+ * statistics, the mean's rounding error and the running update, for every storage type, with and
+ * without affine terms, with a NaN and an infinity in some channels. The three-kernel path is
+ * checked against float64 references elsewhere (OperatorAccuracyTest, the ONNX vectors), so
+ * equality carries those bounds over.
+ */
+class ChannelNormKernelTest {
+    private DeviceInfo device;
+
+    @BeforeEach
+    void needDevice() {
+        List<DeviceInfo> devices = Backends.requireDevicesInCi();
+        assumeFalse(devices.isEmpty(), "no OpenCL device");
+        device = devices.get(0);
+    }
+
+    @ParameterizedTest(name = "{0} {1}x{2}x{3} affine {4}")
+    @CsvSource({"FLOAT32, 5, 16, 333, true", "FLOAT32, 2, 9, 4096, false", "FLOAT16, 4, 12, 100, true",
+        "BFLOAT16, 3, 8, 77, true", "FLOAT64, 4, 10, 129, true"})
+    void fusedKernelEqualsTheThreeKernels(DType type, int outer, int channels, int inner, boolean affine) {
+        String old = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
+        System.setProperty(WorkSizing.STRATEGY_PROPERTY, "serial"); // the family that fuses, on any device
+        try (ClBackend be = ClRuntime.open(Integer.toString(device.index()), Optional.empty())) {
+            assumeTrue(be.supports(type), type + " is not supported by " + device.name());
+            int n = outer * channels * inner;
+            SplittableRandom r = new SplittableRandom(n + channels);
+            float[] x = new float[n];
+            for (int i = 0; i < n; i++) {
+                x[i] = (float) (r.nextGaussian() * 3 + 100);
+            }
+            x[2 * inner + 3] = Float.NaN; // channel 2
+            x[(channels + 4) * inner] = Float.NEGATIVE_INFINITY; // channel 4, outer 1
+            float[] w = new float[channels];
+            for (int c = 0; c < channels; c++) {
+                w[c] = 0.5f + c * 0.25f;
+            }
+            DType st = type.statistics();
+            ChannelPlan p = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1e-5f);
+            RunningUpdate update = new RunningUpdate(0.1f, true);
+            try (Buffer xb = be.importHost(HostTensor.convert(x, type, n));
+                    Buffer wb = be.importHost(HostTensor.of(w, channels));
+                    Outputs three = new Outputs(be, type, st, n, channels);
+                    Outputs fused = new Outputs(be, type, st, n, channels)) {
+                Buffer scale = affine ? wb : null;
+                be.channelStats(p, xb, three.mean, three.lo, three.inv, update, wb, wb, three.rm, three.rv);
+                be.channelApply(p, xb, three.mean, three.lo, three.inv, scale, scale, three.y);
+                be.channelNorm(p, xb, fused.mean, fused.lo, fused.inv, update, wb, wb, fused.rm, fused.rv, scale, scale,
+                        fused.y);
+                String what = type + " " + outer + "x" + channels + "x" + inner;
+                three.assertSameBits(be, fused, n, channels, what);
+            }
+        } finally {
+            if (old == null) {
+                System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
+            } else {
+                System.setProperty(WorkSizing.STRATEGY_PROPERTY, old);
+            }
+        }
+    }
+
+    /** The outputs of one batch-norm forward on the device. */
+    private static final class Outputs implements AutoCloseable {
+        final Buffer y;
+        final Buffer mean;
+        final Buffer lo;
+        final Buffer inv;
+        final Buffer rm;
+        final Buffer rv;
+
+        Outputs(ClBackend be, DType type, DType st, long n, long channels) {
+            y = be.allocate(type, n);
+            mean = be.allocate(st, channels);
+            lo = be.allocate(st, channels);
+            inv = be.allocate(st, channels);
+            rm = be.allocate(DType.FLOAT32, channels);
+            rv = be.allocate(DType.FLOAT32, channels);
+        }
+
+        void assertSameBits(ClBackend be, Outputs o, long n, long channels, String what) {
+            String[] names = {"Y", "mean", "mean rounding error", "invStd", "running mean", "running var"};
+            Buffer[] mine = {y, mean, lo, inv, rm, rv};
+            Buffer[] theirs = {o.y, o.mean, o.lo, o.inv, o.rm, o.rv};
+            for (int i = 0; i < mine.length; i++) {
+                Shape s = Shape.of(i == 0 ? n : channels);
+                assertArrayEquals(bits(be.read(mine[i], s)), bits(be.read(theirs[i], s)), what + " " + names[i]);
+            }
+        }
+
+        /** The stored bits, every NaN as one value: a NaN's payload is not part of the result. */
+        private static long[] bits(HostTensor t) {
+            Object a = t.array();
+            if (a instanceof float[] f) {
+                long[] b = new long[f.length];
+                for (int i = 0; i < f.length; i++) {
+                    b[i] = Float.floatToIntBits(f[i]); // canonical NaN
+                }
+                return b;
+            }
+            if (a instanceof double[] d) {
+                long[] b = new long[d.length];
+                for (int i = 0; i < d.length; i++) {
+                    b[i] = Double.doubleToLongBits(d[i]);
+                }
+                return b;
+            }
+            short[] s = (short[]) a;
+            long[] b = new long[s.length];
+            for (int i = 0; i < s.length; i++) {
+                float v = t.dtype() == DType.FLOAT16 ? HalfFloats.halfToFloat(s[i])
+                        : HalfFloats.bfloat16ToFloat(s[i]);
+                b[i] = Float.isNaN(v) ? Long.MIN_VALUE : s[i];
+            }
+            return b;
+        }
+
+        @Override
+        public void close() {
+            for (Buffer b : new Buffer[] {y, mean, lo, inv, rm, rv}) {
+                b.close();
+            }
+        }
+    }
+}

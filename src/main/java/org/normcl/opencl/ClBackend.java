@@ -105,11 +105,14 @@ final class ClBackend implements Backend {
     }
 
     ClBackend(ClRuntime.Found found) {
-        this(found, ProgramCache.forDevice(found.info()));
+        this(found, ProgramCache.forDevice(found.info()), Tuning.forDevice(found.info()));
     }
 
-    /** @param programCache where compiled programs are kept between processes; empty for none */
-    ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache) {
+    /**
+     * @param programCache where compiled programs are kept between processes; empty for none
+     * @param tuning the device's launch parameters (stored by {@code normcl tune}, or the defaults)
+     */
+    ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache, Tuning tuning) {
         this.info = found.info();
         this.programCache = programCache;
         this.device = found.device();
@@ -128,7 +131,7 @@ final class ClBackend implements Backend {
         this.queue = q;
         long[] maxItems = new long[3];
         clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, 3L * Sizeof.size_t, Pointer.to(maxItems), null);
-        this.sizing = new WorkSizing(info, maxItems[0]);
+        this.sizing = new WorkSizing(info, maxItems[0], tuning);
         try {
             program(DType.FLOAT32, DType.FLOAT32);
         } catch (RuntimeException e) {

@@ -628,6 +628,20 @@ final class BenchRunner {
         }
     }
 
+    /**
+     * What {@code normcl tune} compares: the median time of one float32 forward call of {@code op}
+     * on device-resident buffers of {@code backend}, after warm-up, as {@code median_ms} is timed
+     * (without the copy and the engine call).
+     */
+    double medianMs(Backend backend, String op, long[] shape) {
+        Prepared prep = prepare(new Side("opencl", backend, null), op, shape, DType.FLOAT32);
+        try {
+            return timeMedian(prep.call);
+        } finally {
+            prep.buffers.forEach(Buffer::close);
+        }
+    }
+
     private double timeMedian(Runnable call) {
         warmUp(call);
         double[] ms = new double[config.iterations()];

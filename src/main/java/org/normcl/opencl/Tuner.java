@@ -1,0 +1,297 @@
+package org.normcl.opencl;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+import java.util.function.IntFunction;
+
+import org.normcl.DeviceInfo;
+import org.normcl.backend.Backend;
+
+/**
+ * The search behind {@code normcl tune}: one {@link Tuning} parameter at a time (coordinate
+ * descent, each parameter starting from the winners so far), a few candidates each, every
+ * candidate timed on every workload that parameter affects. A candidate's score is the mean of its
+ * per-workload time over the incumbent's (1.0: as fast); it replaces the incumbent only when it
+ * scores at most {@code 1 - margin}, and again when both are timed a second time, so noise keeps
+ * the defaults. What is timed, and how, is the caller's {@link Timer}: the search only opens
+ * backends with candidate parameters.
+ *
+ * <p>The parameters tried depend on the kernel family the device gets: the vector width always;
+ * on CPU drivers (one work-item per row) the work-group cap of those kernels and, when layer or
+ * RMS norm rows are among the workloads, the row size from which rows are pipelined and the
+ * pipelined kernel's work-items per compute unit; on GPUs the work-group kernels' group cap.
+ */
+public final class Tuner {
+    /** Times one workload on a backend; the search never looks inside. */
+    @FunctionalInterface
+    public interface Timer {
+        /**
+         * @param backend a backend opened with the candidate's parameters
+         * @param workload what to time
+         * @return a robust time of one call in milliseconds (a median after warm-up)
+         */
+        double medianMs(Backend backend, Workload workload);
+    }
+
+    /**
+     * One operator on one shape.
+     *
+     * @param op the operator, as {@code normcl bench} names it
+     * @param shape its input shape
+     * @param rowBytes bytes of one normalized row for layer and RMS norm (the pipelining
+     *     parameters apply to those only), 0 for the channel operators
+     */
+    public record Workload(String op, long[] shape, long rowBytes) {
+        /** @return e.g. {@code layer-norm 8192x1024} */
+        public String label() {
+            StringBuilder sb = new StringBuilder(op).append(' ');
+            for (int i = 0; i < shape.length; i++) {
+                sb.append(i == 0 ? "" : "x").append(shape[i]);
+            }
+            return sb.toString();
+        }
+    }
+
+    /**
+     * One timed candidate.
+     *
+     * @param parameter the parameter's name (a {@link Tuning} component)
+     * @param value the candidate value, as the table shows it
+     * @param incumbent whether this is the value the parameter had when its turn came
+     * @param workloads the workloads timed, in order
+     * @param ms the time of each workload
+     * @param score mean over the workloads of this candidate's time over the incumbent's
+     * @param note "chosen", "kept", "confirm" or empty
+     */
+    public record Trial(String parameter, String value, boolean incumbent, List<String> workloads, List<Double> ms,
+            double score, String note) {
+    }
+
+    /**
+     * What a search found.
+     *
+     * @param device the device
+     * @param serial whether the device runs the one-work-item-per-row kernels
+     * @param defaults the untuned parameters, vector width resolved
+     * @param tuning the winners (the defaults where nothing beat them)
+     * @param trials every timed candidate, in order
+     * @param notes parameters not tried, and why
+     */
+    public record Result(DeviceInfo device, boolean serial, Tuning defaults, Tuning tuning, List<Trial> trials,
+            List<String> notes) {
+    }
+
+    private final String selector;
+    private final DeviceInfo device;
+    private final Timer timer;
+    private final double margin;
+    private final long deadline;
+    private final Consumer<String> progress;
+    private final List<Trial> trials = new ArrayList<>();
+    private final List<String> notes = new ArrayList<>();
+
+    private Tuner(String selector, Timer timer, double margin, double budgetSeconds, Consumer<String> progress) {
+        this.selector = selector;
+        this.device = ClRuntime.device(selector);
+        this.timer = timer;
+        this.margin = margin;
+        this.deadline = System.nanoTime() + (long) (budgetSeconds * 1e9);
+        this.progress = progress;
+    }
+
+    /**
+     * Runs the search.
+     *
+     * @param selector the device, as for {@link ClRuntime#open(String)}
+     * @param workloads what to time (at least one)
+     * @param timer how to time it
+     * @param margin how much faster (a fraction, e.g. 0.03) a candidate must be to replace the incumbent
+     * @param budgetSeconds when this is spent, no further candidate starts; parameters not reached
+     *     keep their defaults (and the result's notes say so)
+     * @param progress receives one line per timed candidate
+     * @return the winners and every trial
+     */
+    public static Result run(String selector, List<Workload> workloads, Timer timer, double margin,
+            double budgetSeconds, Consumer<String> progress) {
+        if (workloads.isEmpty()) {
+            throw new IllegalArgumentException("no workload to tune on");
+        }
+        return new Tuner(selector, timer, margin, budgetSeconds, progress).search(workloads);
+    }
+
+    private Result search(List<Workload> all) {
+        boolean serial = new WorkSizing(device, 0, Tuning.defaults()).serial();
+        Tuning defaults = Tuning.defaults().resolvedFor(device);
+        Tuning best = defaults;
+        best = tune("vectorWidth", all, best, new int[] {4, 8, 16}, best.vectorWidth(), best::withVectorWidth);
+        if (serial) {
+            Tuning b = best;
+            best = tune("serialGroupCap", all, best, new int[] {8, 16, 32, 64, 128, 256}, best.serialGroupCap(),
+                    b::withSerialGroupCap);
+            List<Workload> rows = all.stream().filter(w -> w.rowBytes() > 0).toList();
+            if (rows.isEmpty()) {
+                notes.add("pipelineMinRowBytes, pipelineItemsPerUnit: no layer-norm or rms-norm workload");
+            } else {
+                best = tuneThreshold(rows, best);
+                long from = best.pipelineMinRowBytes();
+                List<Workload> piped = rows.stream().filter(w -> w.rowBytes() >= from).toList();
+                if (piped.isEmpty()) {
+                    notes.add("pipelineItemsPerUnit: no workload's rows are pipelined");
+                } else {
+                    Tuning c = best;
+                    best = tune("pipelineItemsPerUnit", piped, best, new int[] {2, 4, 8, 16, 32},
+                            best.pipelineItemsPerUnit(), c::withPipelineItemsPerUnit);
+                }
+            }
+        } else {
+            List<Integer> sizes = new ArrayList<>();
+            for (int g = 32; g <= 1024 && g <= device.maxWorkGroupSize(); g *= 2) {
+                sizes.add(g);
+            }
+            Tuning b = best;
+            best = tune("maxGroupSize", all, best, sizes.stream().mapToInt(Integer::intValue).toArray(),
+                    best.maxGroupSize(), b::withMaxGroupSize);
+        }
+        return new Result(device, serial, defaults, best, List.copyOf(trials), List.copyOf(notes));
+    }
+
+    /** The pipelining threshold: candidates are the row sizes of the workloads, and never. */
+    private Tuning tuneThreshold(List<Workload> rows, Tuning best) {
+        TreeSet<Long> sizes = new TreeSet<>();
+        rows.forEach(w -> sizes.add(w.rowBytes()));
+        List<Long> candidates = new ArrayList<>();
+        candidates.add(best.pipelineMinRowBytes());
+        for (long s : sizes) {
+            // A threshold equivalent to the incumbent's on these workloads would only time noise.
+            if (pipelined(sizes, s) != pipelined(sizes, best.pipelineMinRowBytes())) {
+                candidates.add(s);
+            }
+        }
+        if (pipelined(sizes, Tuning.NEVER) != pipelined(sizes, best.pipelineMinRowBytes())) {
+            candidates.add(Tuning.NEVER);
+        }
+        long[] values = candidates.stream().mapToLong(Long::longValue).toArray();
+        int[] index = new int[values.length];
+        for (int i = 0; i < index.length; i++) {
+            index[i] = i;
+        }
+        Tuning b = best;
+        return tune("pipelineMinRowBytes", rows, best, index, 0, i -> b.withPipelineMinRowBytes(values[i]),
+                i -> values[i] == Tuning.NEVER ? "never" : Long.toString(values[i]));
+    }
+
+    private static long pipelined(TreeSet<Long> sizes, long threshold) {
+        return sizes.stream().filter(s -> s >= threshold).count();
+    }
+
+    private Tuning tune(String parameter, List<Workload> workloads, Tuning incumbent, int[] candidates, int current,
+            IntFunction<Tuning> with) {
+        return tune(parameter, workloads, incumbent, candidates, current, with, Integer::toString);
+    }
+
+    /** Times the incumbent, then each other candidate; confirms a winner by timing both again. */
+    private Tuning tune(String parameter, List<Workload> workloads, Tuning incumbent, int[] candidates, int current,
+            IntFunction<Tuning> with, IntFunction<String> label) {
+        if (expired()) {
+            notes.add(parameter + ": not tuned (budget spent)");
+            return incumbent;
+        }
+        double[] base = time(incumbent, workloads);
+        Trial baseTrial = record(parameter, label.apply(current), true, workloads, base, 1.0, "");
+        int bestValue = current;
+        double bestScore = 1.0;
+        for (int c : candidates) {
+            if (c == current) {
+                continue;
+            }
+            if (expired()) {
+                notes.add(parameter + ": candidates after " + label.apply(c) + " not timed (budget spent)");
+                break;
+            }
+            double[] ms = time(with.apply(c), workloads);
+            double score = score(ms, base);
+            record(parameter, label.apply(c), false, workloads, ms, score, "");
+            if (score < bestScore) {
+                bestScore = score;
+                bestValue = c;
+            }
+        }
+        if (bestValue == current || bestScore > 1 - margin) {
+            mark(baseTrial, "kept");
+            return incumbent;
+        }
+        // A second look at both: one lucky run must not move the default.
+        double[] base2 = time(incumbent, workloads);
+        double[] win2 = time(with.apply(bestValue), workloads);
+        double again = score(win2, base2);
+        record(parameter, label.apply(bestValue), false, workloads, win2, again, "confirm");
+        if (again > 1 - margin) {
+            notes.add(String.format(Locale.ROOT, "%s: %s scored %.3f, then %.3f on a second look: kept %s",
+                    parameter, label.apply(bestValue), bestScore, again, label.apply(current)));
+            mark(baseTrial, "kept");
+            return incumbent;
+        }
+        Tuning winner = with.apply(bestValue);
+        for (int i = 0; i < trials.size(); i++) {
+            Trial t = trials.get(i);
+            if (t.parameter().equals(parameter) && t.value().equals(label.apply(bestValue)) && t.note().isEmpty()) {
+                trials.set(i, new Trial(t.parameter(), t.value(), false, t.workloads(), t.ms(), t.score(), "chosen"));
+            }
+        }
+        return winner;
+    }
+
+    private void mark(Trial incumbentTrial, String note) {
+        int i = trials.indexOf(incumbentTrial);
+        trials.set(i, new Trial(incumbentTrial.parameter(), incumbentTrial.value(), true, incumbentTrial.workloads(),
+                incumbentTrial.ms(), incumbentTrial.score(), note));
+    }
+
+    private static double score(double[] ms, double[] base) {
+        double sum = 0;
+        for (int i = 0; i < ms.length; i++) {
+            sum += ms[i] / base[i];
+        }
+        return sum / ms.length;
+    }
+
+    private Trial record(String parameter, String value, boolean incumbent, List<Workload> workloads, double[] ms,
+            double score, String note) {
+        List<Double> list = new ArrayList<>();
+        for (double m : ms) {
+            list.add(m);
+        }
+        Trial t = new Trial(parameter, value, incumbent, workloads.stream().map(Workload::label).toList(), list, score,
+                note);
+        trials.add(t);
+        progress.accept(String.format(Locale.ROOT, "%s=%s%s: %s", parameter, value, incumbent ? " (incumbent)" : "",
+                describe(workloads, ms, score)));
+        return t;
+    }
+
+    private static String describe(List<Workload> workloads, double[] ms, double score) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < ms.length; i++) {
+            sb.append(i == 0 ? "" : ", ").append(workloads.get(i).label())
+                    .append(String.format(Locale.ROOT, " %.3f ms", ms[i]));
+        }
+        return sb.append(String.format(Locale.ROOT, "; score %.3f", score)).toString();
+    }
+
+    private double[] time(Tuning tuning, List<Workload> workloads) {
+        double[] ms = new double[workloads.size()];
+        try (Backend be = ClRuntime.open(selector, tuning)) {
+            for (int i = 0; i < ms.length; i++) {
+                ms[i] = timer.medianMs(be, workloads.get(i));
+            }
+        }
+        return ms;
+    }
+
+    private boolean expired() {
+        return System.nanoTime() - deadline > 0;
+    }
+}

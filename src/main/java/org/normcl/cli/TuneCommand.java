@@ -46,9 +46,8 @@ final class TuneCommand implements Callable<Integer> {
             new long[] {1024, 8192}, new long[] {128, 65536});
     /** Batch norm: NCHW (the channel kernels) and a 1-D batch norm's (N, C) (the column kernels). */
     static final List<long[]> CHANNEL_SHAPES = List.of(new long[] {32, 64, 56, 56}, new long[] {8192, 1024});
-    /** Untimed calls before each candidate's timing, and the least time they take (drivers set up lazily). */
+    /** Untimed calls of each candidate on each workload before the timed ones (drivers set up lazily). */
     private static final int WARMUP = 3;
-    private static final long WARMUP_MS = 100;
 
     @Spec
     CommandSpec spec;
@@ -69,7 +68,7 @@ final class TuneCommand implements Callable<Integer> {
     List<String> shapes;
 
     @Option(names = "--budget-s", paramLabel = "N", defaultValue = "300",
-            description = "Start no candidate after this many seconds; parameters not reached keep their defaults."
+            description = "Start no parameter after this many seconds; those not reached keep their defaults."
                     + " Default: ${DEFAULT-VALUE}.")
     double budgetS;
 
@@ -78,8 +77,9 @@ final class TuneCommand implements Callable<Integer> {
                     + " Default: ${DEFAULT-VALUE}.")
     double marginPercent;
 
-    @Option(names = "--iterations", paramLabel = "N", defaultValue = "9",
-            description = "Timed calls per shape and candidate; the median counts. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--iterations", paramLabel = "N", defaultValue = "15",
+            description = "Timed calls per shape and candidate, interleaved with the other candidates'; the median"
+                    + " counts. Default: ${DEFAULT-VALUE}.")
     int iterations;
 
     @Option(names = "--dry-run", description = "Measure and print, but write no tuning file.")
@@ -113,11 +113,11 @@ final class TuneCommand implements Callable<Integer> {
         }
         String selector = Integer.toString(info.index());
         BenchRunner runner = new BenchRunner(new BenchRunner.Config(List.of(), null, List.of("opencl"), selector,
-                List.of(DType.FLOAT32), false, WARMUP, WARMUP_MS, iterations, 1, 32, false), err);
+                List.of(DType.FLOAT32), false, 0, 0, iterations, 1, 32, false), err);
         err.println("tune: " + info.label() + ": " + workloads.size() + " workloads, budget " + budgetS + " s");
         err.flush();
-        Tuner.Result result = Tuner.run(selector, workloads, (be, w) -> runner.medianMs(be, w.op(), w.shape()),
-                marginPercent / 100, budgetS, line -> {
+        Tuner.Result result = Tuner.run(selector, workloads, (be, w) -> runner.prepareForward(be, w.op(), w.shape()),
+                WARMUP, iterations, marginPercent / 100, budgetS, line -> {
                     err.println("tune: " + line);
                     err.flush();
                 });

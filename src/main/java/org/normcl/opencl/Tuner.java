@@ -13,11 +13,15 @@ import org.normcl.backend.Backend;
 /**
  * The search behind {@code normcl tune}: one {@link Tuning} parameter at a time (coordinate
  * descent, each parameter starting from the winners so far), a few candidates each, every
- * candidate timed on every workload that parameter affects. A candidate's score is the mean of its
- * per-workload time over the incumbent's (1.0: as fast); it replaces the incumbent only when it
- * scores at most {@code 1 - margin}, and again when both are timed a second time, so noise keeps
- * the defaults. What is timed, and how, is the caller's {@link Timer}: the search only opens
- * backends with candidate parameters.
+ * candidate timed on every workload that parameter affects. The candidates of a parameter run on
+ * backends open side by side, and their calls are interleaved one by one (each call timed alone,
+ * the order rotating), so a burst of load from elsewhere slows them all alike instead of
+ * deciding the winner: on a 2-core machine shared with other work, back-to-back timing of one
+ * candidate after another gave the same parameters scores from 0.77 to 1.38. A candidate's time
+ * on a workload is the median of its calls; its score is the mean of its times over the
+ * incumbent's (1.0: as fast). It replaces the incumbent only when it scores at most
+ * {@code 1 - margin}, and again when both are timed a second time. What is timed is the caller's
+ * {@link Workbench}: the search only opens backends with candidate parameters.
  *
  * <p>The parameters tried depend on the kernel family the device gets: the vector width always;
  * on CPU drivers (one work-item per row) the work-group cap of those kernels and, when layer or
@@ -25,15 +29,24 @@ import org.normcl.backend.Backend;
  * pipelined kernel's work-items per compute unit; on GPUs the work-group kernels' group cap.
  */
 public final class Tuner {
-    /** Times one workload on a backend; the search never looks inside. */
+    /** Sets a workload up on a backend; the search never looks inside. */
     @FunctionalInterface
-    public interface Timer {
+    public interface Workbench {
         /**
          * @param backend a backend opened with the candidate's parameters
-         * @param workload what to time
-         * @return a robust time of one call in milliseconds (a median after warm-up)
+         * @param workload what to run
+         * @return one call of the workload on buffers allocated once, and their release
          */
-        double medianMs(Backend backend, Workload workload);
+        Prepared prepare(Backend backend, Workload workload);
+    }
+
+    /**
+     * A workload ready to run.
+     *
+     * @param call one call; returns when the device is done
+     * @param release frees what {@link Workbench#prepare} allocated
+     */
+    public record Prepared(Runnable call, Runnable release) {
     }
 
     /**
@@ -86,17 +99,22 @@ public final class Tuner {
 
     private final String selector;
     private final DeviceInfo device;
-    private final Timer timer;
+    private final Workbench bench;
+    private final int warmup;
+    private final int iterations;
     private final double margin;
     private final long deadline;
     private final Consumer<String> progress;
     private final List<Trial> trials = new ArrayList<>();
     private final List<String> notes = new ArrayList<>();
 
-    private Tuner(String selector, Timer timer, double margin, double budgetSeconds, Consumer<String> progress) {
+    private Tuner(String selector, Workbench bench, int warmup, int iterations, double margin, double budgetSeconds,
+            Consumer<String> progress) {
         this.selector = selector;
         this.device = ClRuntime.device(selector);
-        this.timer = timer;
+        this.bench = bench;
+        this.warmup = warmup;
+        this.iterations = iterations;
         this.margin = margin;
         this.deadline = System.nanoTime() + (long) (budgetSeconds * 1e9);
         this.progress = progress;
@@ -107,19 +125,21 @@ public final class Tuner {
      *
      * @param selector the device, as for {@link ClRuntime#open(String)}
      * @param workloads what to time (at least one)
-     * @param timer how to time it
+     * @param bench sets a workload up on a backend
+     * @param warmup untimed calls of each candidate on each workload first
+     * @param iterations timed calls of each candidate on each workload (the median counts)
      * @param margin how much faster (a fraction, e.g. 0.03) a candidate must be to replace the incumbent
-     * @param budgetSeconds when this is spent, no further candidate starts; parameters not reached
+     * @param budgetSeconds when this is spent, no further parameter starts; those not reached
      *     keep their defaults (and the result's notes say so)
      * @param progress receives one line per timed candidate
      * @return the winners and every trial
      */
-    public static Result run(String selector, List<Workload> workloads, Timer timer, double margin,
-            double budgetSeconds, Consumer<String> progress) {
+    public static Result run(String selector, List<Workload> workloads, Workbench bench, int warmup, int iterations,
+            double margin, double budgetSeconds, Consumer<String> progress) {
         if (workloads.isEmpty()) {
             throw new IllegalArgumentException("no workload to tune on");
         }
-        return new Tuner(selector, timer, margin, budgetSeconds, progress).search(workloads);
+        return new Tuner(selector, bench, warmup, iterations, margin, budgetSeconds, progress).search(workloads);
     }
 
     private Result search(List<Workload> all) {
@@ -192,56 +212,56 @@ public final class Tuner {
         return tune(parameter, workloads, incumbent, candidates, current, with, Integer::toString);
     }
 
-    /** Times the incumbent, then each other candidate; confirms a winner by timing both again. */
+    /** Times the incumbent and every other candidate together; confirms a winner by timing both again. */
     private Tuning tune(String parameter, List<Workload> workloads, Tuning incumbent, int[] candidates, int current,
             IntFunction<Tuning> with, IntFunction<String> label) {
         if (expired()) {
             notes.add(parameter + ": not tuned (budget spent)");
             return incumbent;
         }
-        double[] base = time(incumbent, workloads);
-        Trial baseTrial = record(parameter, label.apply(current), true, workloads, base, 1.0, "");
-        int bestValue = current;
-        double bestScore = 1.0;
+        List<Integer> values = new ArrayList<>();
+        values.add(current);
         for (int c : candidates) {
-            if (c == current) {
-                continue;
-            }
-            if (expired()) {
-                notes.add(parameter + ": candidates after " + label.apply(c) + " not timed (budget spent)");
-                break;
-            }
-            double[] ms = time(with.apply(c), workloads);
-            double score = score(ms, base);
-            record(parameter, label.apply(c), false, workloads, ms, score, "");
-            if (score < bestScore) {
-                bestScore = score;
-                bestValue = c;
+            if (c != current) {
+                values.add(c);
             }
         }
-        if (bestValue == current || bestScore > 1 - margin) {
+        List<Tuning> configs = values.stream().map(v -> v == current ? incumbent : with.apply(v)).toList();
+        double[][] ms = time(configs, workloads);
+        int best = 0;
+        double bestScore = 1.0;
+        Trial baseTrial = null;
+        for (int k = 0; k < values.size(); k++) {
+            double score = score(ms[k], ms[0]);
+            Trial t = record(parameter, label.apply(values.get(k)), k == 0, workloads, ms[k], score, "");
+            baseTrial = k == 0 ? t : baseTrial;
+            if (score < bestScore) {
+                bestScore = score;
+                best = k;
+            }
+        }
+        if (best == 0 || bestScore > 1 - margin) {
             mark(baseTrial, "kept");
             return incumbent;
         }
         // A second look at both: one lucky run must not move the default.
-        double[] base2 = time(incumbent, workloads);
-        double[] win2 = time(with.apply(bestValue), workloads);
-        double again = score(win2, base2);
-        record(parameter, label.apply(bestValue), false, workloads, win2, again, "confirm");
-        if (again > 1 - margin) {
+        double[][] again = time(List.of(incumbent, configs.get(best)), workloads);
+        double second = score(again[1], again[0]);
+        String winner = label.apply(values.get(best));
+        record(parameter, winner, false, workloads, again[1], second, "confirm");
+        if (second > 1 - margin) {
             notes.add(String.format(Locale.ROOT, "%s: %s scored %.3f, then %.3f on a second look: kept %s",
-                    parameter, label.apply(bestValue), bestScore, again, label.apply(current)));
+                    parameter, winner, bestScore, second, label.apply(current)));
             mark(baseTrial, "kept");
             return incumbent;
         }
-        Tuning winner = with.apply(bestValue);
         for (int i = 0; i < trials.size(); i++) {
             Trial t = trials.get(i);
-            if (t.parameter().equals(parameter) && t.value().equals(label.apply(bestValue)) && t.note().isEmpty()) {
+            if (t.parameter().equals(parameter) && t.value().equals(winner) && t.note().isEmpty()) {
                 trials.set(i, new Trial(t.parameter(), t.value(), false, t.workloads(), t.ms(), t.score(), "chosen"));
             }
         }
-        return winner;
+        return configs.get(best);
     }
 
     private void mark(Trial incumbentTrial, String note) {
@@ -281,14 +301,53 @@ public final class Tuner {
         return sb.append(String.format(Locale.ROOT, "; score %.3f", score)).toString();
     }
 
-    private double[] time(Tuning tuning, List<Workload> workloads) {
-        double[] ms = new double[workloads.size()];
-        try (Backend be = ClRuntime.open(selector, tuning)) {
-            for (int i = 0; i < ms.length; i++) {
-                ms[i] = timer.medianMs(be, workloads.get(i));
+    /**
+     * @return the median ms of each configuration (first index) on each workload (second): all
+     *     configurations' backends open at once, their calls interleaved, the order rotating
+     */
+    private double[][] time(List<Tuning> configs, List<Workload> workloads) {
+        int n = configs.size();
+        double[][] ms = new double[n][workloads.size()];
+        List<Backend> backends = new ArrayList<>();
+        try {
+            for (Tuning t : configs) {
+                backends.add(ClRuntime.open(selector, t));
             }
+            for (int w = 0; w < workloads.size(); w++) {
+                List<Prepared> calls = new ArrayList<>();
+                try {
+                    for (Backend be : backends) {
+                        calls.add(bench.prepare(be, workloads.get(w)));
+                    }
+                    for (int i = 0; i < warmup; i++) {
+                        calls.forEach(c -> c.call().run());
+                    }
+                    double[][] samples = new double[n][iterations];
+                    for (int i = 0; i < iterations; i++) {
+                        for (int j = 0; j < n; j++) {
+                            int k = (i + j) % n;
+                            long t0 = System.nanoTime();
+                            calls.get(k).call().run();
+                            samples[k][i] = (System.nanoTime() - t0) / 1e6;
+                        }
+                    }
+                    for (int k = 0; k < n; k++) {
+                        ms[k][w] = median(samples[k]);
+                    }
+                } finally {
+                    calls.forEach(c -> c.release().run());
+                }
+            }
+        } finally {
+            backends.forEach(Backend::close);
         }
         return ms;
+    }
+
+    private static double median(double[] a) {
+        double[] s = a.clone();
+        java.util.Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 
     private boolean expired() {

@@ -77,7 +77,7 @@ final class TuneCommand implements Callable<Integer> {
                     + " Default: ${DEFAULT-VALUE}.")
     double marginPercent;
 
-    @Option(names = "--iterations", paramLabel = "N", defaultValue = "15",
+    @Option(names = "--iterations", paramLabel = "N", defaultValue = "21",
             description = "Timed calls per shape and candidate, interleaved with the other candidates'; the median"
                     + " counts. Default: ${DEFAULT-VALUE}.")
     int iterations;

@@ -14,9 +14,8 @@ import org.normcl.backend.Backend;
  * The search behind {@code normcl tune}: one {@link Tuning} parameter at a time (coordinate
  * descent, each parameter starting from the winners so far), a few candidates each, every
  * candidate timed on every workload that parameter affects. The candidates of a parameter run on
- * backends open side by side, and their calls are interleaved one by one (each call timed alone,
- * the order rotating), so a burst of load from elsewhere slows them all alike instead of
- * deciding the winner: on a 2-core machine shared with other work, back-to-back timing of one
+ * backends open side by side and take turns in short blocks of calls (the order rotating), so a
+ * burst of load from elsewhere slows them all alike instead of deciding the winner: on a 2-core machine shared with other work, back-to-back timing of one
  * candidate after another gave the same parameters scores from 0.77 to 1.38. A candidate's time
  * on a workload is the median of its calls; its score is the mean of its times over the
  * incumbent's (1.0: as fast). It replaces the incumbent only when it scores at most
@@ -302,8 +301,16 @@ public final class Tuner {
     }
 
     /**
+     * Calls timed back to back on one backend before the next takes over. One call at a time per
+     * backend was fair but not faithful: on PoCL each call then ran after another context's, and
+     * LayerNorm 8192x1024 took 2.4 to 3.2 ms instead of the 1.8 ms {@code normcl bench} measures.
+     */
+    static final int BLOCK = 3;
+
+    /**
      * @return the median ms of each configuration (first index) on each workload (second): all
-     *     configurations' backends open at once, their calls interleaved, the order rotating
+     *     configurations' backends open at once, taking turns in blocks of {@link #BLOCK} timed
+     *     calls after one untimed call, the order rotating each round
      */
     private double[][] time(List<Tuning> configs, List<Workload> workloads) {
         int n = configs.size();
@@ -323,12 +330,16 @@ public final class Tuner {
                         calls.forEach(c -> c.call().run());
                     }
                     double[][] samples = new double[n][iterations];
-                    for (int i = 0; i < iterations; i++) {
+                    for (int i = 0, round = 0; i < iterations; i += BLOCK, round++) {
                         for (int j = 0; j < n; j++) {
-                            int k = (i + j) % n;
-                            long t0 = System.nanoTime();
-                            calls.get(k).call().run();
-                            samples[k][i] = (System.nanoTime() - t0) / 1e6;
+                            int k = (round + j) % n;
+                            Runnable call = calls.get(k).call();
+                            call.run(); // untimed: the switch from another backend's queue
+                            for (int b = i; b < Math.min(iterations, i + BLOCK); b++) {
+                                long t0 = System.nanoTime();
+                                call.run();
+                                samples[k][b] = (System.nanoTime() - t0) / 1e6;
+                            }
                         }
                     }
                     for (int k = 0; k < n; k++) {

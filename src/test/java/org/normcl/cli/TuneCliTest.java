@@ -71,6 +71,26 @@ class TuneCliTest {
     }
 
     @Test
+    void workGroupKernelsTuneTheirGroupCapInstead() {
+        CliTestSupport.requireOpenCl();
+        String before = System.getProperty("normcl.kernels");
+        System.setProperty("normcl.kernels", "group"); // the GPU family, on whatever device there is
+        try {
+            CliTestSupport.Result r = CliTestSupport.run(tune("--dry-run")).assertOk();
+            assertTrue(r.out().contains("maxGroupSize") && r.out().contains("work-group kernels"), r.toString());
+            assertTrue(r.out().lines().noneMatch(l -> l.startsWith("serialGroupCap") || l.startsWith("pipeline")),
+                    "the one-work-item-per-row parameters are not timed: " + r);
+        } finally {
+            if (before == null) {
+                System.clearProperty("normcl.kernels");
+            } else {
+                System.setProperty("normcl.kernels", before);
+            }
+        }
+        assertEquals(List.of(), CliTestSupport.names(dir));
+    }
+
+    @Test
     void aRunWritesTheDevicesTuningFileAndNothingElse() throws IOException {
         CliTestSupport.requireOpenCl();
         CliTestSupport.Result r = CliTestSupport.run(tune("--json")).assertOk().assertNoStackTrace();

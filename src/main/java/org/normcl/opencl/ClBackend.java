@@ -261,6 +261,11 @@ final class ClBackend implements Backend {
         return binary;
     }
 
+    /** @return the work sizes this backend launches with (for tests) */
+    WorkSizing sizing() {
+        return sizing;
+    }
+
     /** @return how many programs this backend loaded from the on-disk cache instead of compiling */
     int programsFromCache() {
         return programsFromCache.get();

@@ -18,8 +18,11 @@ import org.normcl.backend.Backend;
  * burst of load from elsewhere slows them all alike instead of deciding the winner: on a 2-core machine shared with other work, back-to-back timing of one
  * candidate after another gave the same parameters scores from 0.77 to 1.38. A candidate's time
  * on a workload is the median of its calls; its score is the mean of its times over the
- * incumbent's (1.0: as fast). It replaces the incumbent only when it scores at most
- * {@code 1 - margin}, and again when both are timed a second time. What is timed is the caller's
+ * incumbent's (1.0: as fast). A control, the incumbent's parameters on a second backend, measures
+ * the run's own noise: on that machine two identical configurations scored from 0.92 to 1.15
+ * against each other. A candidate replaces the incumbent only when it scores at most
+ * {@code 1 - max(margin, 2 |1 - control|)}, and again when timed a second time with a fresh
+ * control. What is timed is the caller's
  * {@link Workbench}: the search only opens backends with candidate parameters.
  *
  * <p>The parameters tried depend on the kernel family the device gets: the vector width always;
@@ -76,7 +79,8 @@ public final class Tuner {
      * @param workloads the workloads timed, in order
      * @param ms the time of each workload
      * @param score mean over the workloads of this candidate's time over the incumbent's
-     * @param note "chosen", "kept", "confirm" or empty
+     * @param note "chosen", "kept", "confirm", "control: bar B" (the incumbent on a second backend, and
+     *     the score a candidate had to reach) or empty
      */
     public record Trial(String parameter, String value, boolean incumbent, List<String> workloads, List<Double> ms,
             double score, String note) {
@@ -211,46 +215,52 @@ public final class Tuner {
         return tune(parameter, workloads, incumbent, candidates, current, with, Integer::toString);
     }
 
-    /** Times the incumbent and every other candidate together; confirms a winner by timing both again. */
+    /**
+     * Times the incumbent, a second backend with the incumbent's parameters (the control) and
+     * every other candidate together. The control's score says how far two identical
+     * configurations drift apart in this run; a candidate must beat the incumbent by twice that,
+     * and by at least the margin, and again on a second look with a fresh control.
+     */
     private Tuning tune(String parameter, List<Workload> workloads, Tuning incumbent, int[] candidates, int current,
             IntFunction<Tuning> with, IntFunction<String> label) {
         if (expired()) {
             notes.add(parameter + ": not tuned (budget spent)");
             return incumbent;
         }
-        List<Integer> values = new ArrayList<>();
-        values.add(current);
+        List<Integer> values = new ArrayList<>(List.of(current, current));
         for (int c : candidates) {
             if (c != current) {
                 values.add(c);
             }
         }
-        List<Tuning> configs = values.stream().map(v -> v == current ? incumbent : with.apply(v)).toList();
+        List<Tuning> configs = new ArrayList<>(List.of(incumbent, incumbent));
+        values.subList(2, values.size()).forEach(v -> configs.add(with.apply(v)));
         double[][] ms = time(configs, workloads);
+        Trial baseTrial = record(parameter, label.apply(current), true, workloads, ms[0], 1.0, "");
+        double bar = bar(parameter, workloads, label.apply(current), ms);
         int best = 0;
         double bestScore = 1.0;
-        Trial baseTrial = null;
-        for (int k = 0; k < values.size(); k++) {
+        for (int k = 2; k < values.size(); k++) {
             double score = score(ms[k], ms[0]);
-            Trial t = record(parameter, label.apply(values.get(k)), k == 0, workloads, ms[k], score, "");
-            baseTrial = k == 0 ? t : baseTrial;
+            record(parameter, label.apply(values.get(k)), false, workloads, ms[k], score, "");
             if (score < bestScore) {
                 bestScore = score;
                 best = k;
             }
         }
-        if (best == 0 || bestScore > 1 - margin) {
+        if (best == 0 || bestScore > bar) {
             mark(baseTrial, "kept");
             return incumbent;
         }
-        // A second look at both: one lucky run must not move the default.
-        double[][] again = time(List.of(incumbent, configs.get(best)), workloads);
-        double second = score(again[1], again[0]);
+        // A second look: one lucky run must not move the default.
+        double[][] again = time(List.of(incumbent, incumbent, configs.get(best)), workloads);
+        double bar2 = bar(parameter, workloads, label.apply(current), again);
+        double second = score(again[2], again[0]);
         String winner = label.apply(values.get(best));
-        record(parameter, winner, false, workloads, again[1], second, "confirm");
-        if (second > 1 - margin) {
-            notes.add(String.format(Locale.ROOT, "%s: %s scored %.3f, then %.3f on a second look: kept %s",
-                    parameter, winner, bestScore, second, label.apply(current)));
+        record(parameter, winner, false, workloads, again[2], second, "confirm");
+        if (second > bar2) {
+            notes.add(String.format(Locale.ROOT, "%s: %s scored %.3f (bar %.3f), then %.3f (bar %.3f) on a second"
+                    + " look: kept %s", parameter, winner, bestScore, bar, second, bar2, label.apply(current)));
             mark(baseTrial, "kept");
             return incumbent;
         }
@@ -261,6 +271,18 @@ public final class Tuner {
             }
         }
         return configs.get(best);
+    }
+
+    /**
+     * Records the control (row 1 of {@code ms}, the incumbent timed on a second backend) and
+     * returns the score a candidate must reach: {@code 1 - max(margin, 2 |1 - control score|)}.
+     */
+    private double bar(String parameter, List<Workload> workloads, String value, double[][] ms) {
+        double control = score(ms[1], ms[0]);
+        double bar = 1 - Math.max(margin, 2 * Math.abs(1 - control));
+        record(parameter, value, true, workloads, ms[1], control, String.format(Locale.ROOT, "control: bar %.3f",
+                bar));
+        return bar;
     }
 
     private void mark(Trial incumbentTrial, String note) {

@@ -75,7 +75,16 @@ public record Tuning(int vectorWidth, int serialGroupCap, long pipelineMinRowByt
     /** {@code pipelineMinRowBytes} value that never pipelines. */
     public static final long NEVER = Long.MAX_VALUE;
 
-    /** Validates the ranges the kernels and launch code accept. */
+    /**
+     * Validates the ranges the kernels and launch code accept.
+     *
+     * @param vectorWidth 4, 8 or 16, or {@link #DEVICE_VECTOR_WIDTH}
+     * @param serialGroupCap a power of two in 1..1024
+     * @param pipelineMinRowBytes 0 or more ({@link #NEVER}: never pipeline)
+     * @param pipelineItemsPerUnit 1..1024
+     * @param maxGroupSize a power of two in 1..1024
+     * @throws IllegalArgumentException for a value out of range
+     */
     public Tuning {
         if (vectorWidth != DEVICE_VECTOR_WIDTH && vectorWidth != 4 && vectorWidth != 8 && vectorWidth != 16) {
             throw new IllegalArgumentException("vectorWidth = " + vectorWidth + ": expected 4, 8, 16 or 0 (device)");
@@ -112,27 +121,42 @@ public record Tuning(int vectorWidth, int serialGroupCap, long pipelineMinRowByt
                 : WorkSizing.preferredVectorWidth(device));
     }
 
-    /** @param w the vector width @return a copy with that vector width */
+    /**
+     * @param w the vector width
+     * @return a copy with that vector width
+     */
     public Tuning withVectorWidth(int w) {
         return new Tuning(w, serialGroupCap, pipelineMinRowBytes, pipelineItemsPerUnit, maxGroupSize);
     }
 
-    /** @param cap the group cap @return a copy with that serial work-group cap */
+    /**
+     * @param cap the group cap
+     * @return a copy with that serial work-group cap
+     */
     public Tuning withSerialGroupCap(int cap) {
         return new Tuning(vectorWidth, cap, pipelineMinRowBytes, pipelineItemsPerUnit, maxGroupSize);
     }
 
-    /** @param bytes the threshold @return a copy with that pipelining threshold */
+    /**
+     * @param bytes the threshold
+     * @return a copy with that pipelining threshold
+     */
     public Tuning withPipelineMinRowBytes(long bytes) {
         return new Tuning(vectorWidth, serialGroupCap, bytes, pipelineItemsPerUnit, maxGroupSize);
     }
 
-    /** @param items work-items per compute unit @return a copy with that pipelined kernel sizing */
+    /**
+     * @param items work-items per compute unit
+     * @return a copy with that pipelined kernel sizing
+     */
     public Tuning withPipelineItemsPerUnit(int items) {
         return new Tuning(vectorWidth, serialGroupCap, pipelineMinRowBytes, items, maxGroupSize);
     }
 
-    /** @param size the group cap @return a copy with that work-group cap */
+    /**
+     * @param size the group cap
+     * @return a copy with that work-group cap
+     */
     public Tuning withMaxGroupSize(int size) {
         return new Tuning(vectorWidth, serialGroupCap, pipelineMinRowBytes, pipelineItemsPerUnit, size);
     }

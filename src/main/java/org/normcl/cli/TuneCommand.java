@@ -207,8 +207,8 @@ final class TuneCommand implements Callable<Integer> {
         m.put("kernels", r.serial() ? "serial" : "work-group");
         m.put("iterations", iterations);
         m.put("margin_percent", marginPercent);
-        m.put("defaults", r.defaults().parameters());
-        m.put("tuning", r.tuning().parameters());
+        m.put("defaults", numbers(r.defaults()));
+        m.put("tuning", numbers(r.tuning()));
         m.put("file", file == null ? null : file.toString());
         m.put("written", !dryRun);
         List<Object> trials = new ArrayList<>();
@@ -228,6 +228,13 @@ final class TuneCommand implements Callable<Integer> {
         }
         m.put("trials", trials);
         m.put("notes", r.notes());
+        return m;
+    }
+
+    /** @return the parameters with numbers as JSON numbers ({@code never} stays a string) */
+    private static Map<String, Object> numbers(Tuning t) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        t.parameters().forEach((k, v) -> m.put(k, v.matches("\\d+") ? (Object) Long.valueOf(v) : v));
         return m;
     }
 

@@ -281,7 +281,8 @@ final class BenchCommand implements Callable<Integer> {
         return Files.createTempFile(dir, "." + target.getFileName(), ".tmp");
     }
 
-    private static void writeAtomically(Path target, byte[] bytes) {
+    /** Writes a temporary file beside {@code target}, then moves it over {@code target}. */
+    static void writeAtomically(Path target, byte[] bytes) {
         try {
             Path tmp = tempBeside(target);
             try {

@@ -34,6 +34,7 @@ import org.normcl.backend.StatMode;
 import org.normcl.jvm.JavaBackend;
 import org.normcl.jvm.JavaKernelInfo;
 import org.normcl.opencl.ClRuntime;
+import org.normcl.opencl.Tuner;
 
 /**
  * The measurements behind {@code normcl bench}. Internal: it drives the backend SPI
@@ -644,6 +645,16 @@ final class BenchRunner {
             Runnable call = () -> forward(e, op, in, h).close();
             return timeMedian(call);
         }
+    }
+
+    /**
+     * What {@code normcl tune} times: one float32 forward call of {@code op} on device-resident
+     * buffers of {@code backend}, allocated once, as {@code median_ms} times it (without the copy
+     * and the engine call); the tuner interleaves such calls of several backends.
+     */
+    Tuner.Prepared prepareForward(Backend backend, String op, long[] shape) {
+        Prepared prep = prepare(new Side("opencl", backend, null), op, shape, DType.FLOAT32);
+        return new Tuner.Prepared(prep.call, () -> prep.buffers.forEach(Buffer::close));
     }
 
     private double timeMedian(Runnable call) {

@@ -9,12 +9,13 @@ import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
 /**
- * The {@code normcl} command line: {@code probe}, {@code apply} and {@code demo}. The only class
+ * The {@code normcl} command line: {@code probe}, {@code apply}, {@code grad}, {@code demo}, {@code bench} and
+ * {@code tune}. The only class
  * that calls {@link System#exit}: tests call {@link #run(PrintWriter, PrintWriter, String...)}.
  */
 @Command(name = "normcl", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         subcommands = {ProbeCommand.class, ApplyCommand.class, GradCommand.class, DemoCommand.class, BenchCommand.class,
-            CommandLine.HelpCommand.class},
+            TuneCommand.class, CommandLine.HelpCommand.class},
         description = "Neural-network normalization on OpenCL devices, with a pure-Java fallback.")
 public final class Main implements Runnable {
     @Spec

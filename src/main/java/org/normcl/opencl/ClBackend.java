@@ -106,21 +106,25 @@ final class ClBackend implements Backend {
     }
 
     ClBackend(ClRuntime.Found found) {
-        this(found, ProgramCache.forDevice(found.info()));
-    }
-
-    /** @param programCache where compiled programs are kept between processes; empty for none */
-    ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache) {
-        this(found, programCache, null, HostTransfers.CHUNK_BYTES);
+        this(found, ProgramCache.forDevice(found.info()), Tuning.forDevice(found.info()));
     }
 
     /**
      * @param programCache where compiled programs are kept between processes; empty for none
+     * @param tuning the device's launch parameters (stored by {@code normcl tune}, or the defaults)
+     */
+    ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache, Tuning tuning) {
+        this(found, programCache, tuning, null, HostTransfers.CHUNK_BYTES);
+    }
+
+    /**
+     * @param programCache where compiled programs are kept between processes; empty for none
+     * @param tuning the device's launch parameters (stored by {@code normcl tune}, or the defaults)
      * @param transferMode how host arrays reach the device; null to choose by device
      * @param stagingChunkBytes bytes per pinned staging half (tests use small ones)
      */
-    ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache, HostTransfers.Mode transferMode,
-            int stagingChunkBytes) {
+    ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache, Tuning tuning,
+            HostTransfers.Mode transferMode, int stagingChunkBytes) {
         this.info = found.info();
         this.programCache = programCache;
         this.device = found.device();
@@ -141,7 +145,7 @@ final class ClBackend implements Backend {
         this.queue = q;
         long[] maxItems = new long[3];
         clGetDeviceInfo(device, CL_DEVICE_MAX_WORK_ITEM_SIZES, 3L * Sizeof.size_t, Pointer.to(maxItems), null);
-        this.sizing = new WorkSizing(info, maxItems[0]);
+        this.sizing = new WorkSizing(info, maxItems[0], tuning);
         this.transfers = new HostTransfers(ctx, q, mode, stagingChunkBytes, this::check);
         try {
             program(DType.FLOAT32, DType.FLOAT32);
@@ -282,6 +286,11 @@ final class ClBackend implements Backend {
             return null;
         }
         return binary;
+    }
+
+    /** @return the work sizes this backend launches with (for tests) */
+    WorkSizing sizing() {
+        return sizing;
     }
 
     /** @return how many programs this backend loaded from the on-disk cache instead of compiling */

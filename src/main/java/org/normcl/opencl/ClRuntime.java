@@ -69,12 +69,38 @@ public final class ClRuntime {
 
     /** Opens a backend with an explicit program cache (empty for none): how tests control it. */
     static ClBackend open(String selector, Optional<ProgramCache> programCache) {
-        return new ClBackend(find(selector), programCache);
+        Found f = find(selector);
+        return new ClBackend(f, programCache, Tuning.defaults());
+    }
+
+    /**
+     * Opens a backend with explicit launch parameters instead of the device's stored ones: how
+     * {@code normcl tune} times its candidates.
+     *
+     * @param selector as for {@link #open(String)}
+     * @param tuning the parameters
+     * @return the backend
+     * @throws NormException if OpenCL is unavailable or the device cannot be used
+     * @throws IllegalArgumentException if the selector matches no device
+     */
+    public static Backend open(String selector, Tuning tuning) {
+        Found f = find(selector);
+        return new ClBackend(f, ProgramCache.forDevice(f.info()), tuning);
+    }
+
+    /**
+     * @param selector as for {@link #open(String)}
+     * @return the device {@link #open(String)} would open
+     * @throws NormException if OpenCL is unavailable
+     * @throws IllegalArgumentException if the selector matches no device
+     */
+    public static DeviceInfo device(String selector) {
+        return find(selector).info();
     }
 
     /** Opens a backend with an explicit host-transfer mode and staging chunk: how tests exercise both. */
     static ClBackend open(String selector, HostTransfers.Mode transfers, int stagingChunkBytes) {
-        return new ClBackend(find(selector), Optional.empty(), transfers, stagingChunkBytes);
+        return new ClBackend(find(selector), Optional.empty(), Tuning.defaults(), transfers, stagingChunkBytes);
     }
 
     private static Found find(String selector) {

@@ -66,17 +66,24 @@ final class ProgramCache {
 
     /** @return the cache the settings name, or empty when it is switched off */
     private static Optional<ProgramCache> fromSettings() {
+        return root().map(r -> new ProgramCache(r.resolve("programs")));
+    }
+
+    /**
+     * @return NormCL's cache directory as the settings name it (programs/ and tuning/ live in
+     *     it), or empty when it is switched off
+     */
+    static Optional<Path> root() {
         String setting = System.getProperty("normcl.cacheDir");
         if (setting == null || setting.isBlank()) {
             setting = System.getenv("NORMCL_CACHE_DIR");
         }
         if (setting != null && !setting.isBlank()) {
-            return setting.trim().equalsIgnoreCase("off") ? Optional.empty()
-                    : Optional.of(new ProgramCache(Path.of(setting.trim(), "programs")));
+            return setting.trim().equalsIgnoreCase("off") ? Optional.empty() : Optional.of(Path.of(setting.trim()));
         }
         String xdg = System.getenv("XDG_CACHE_HOME");
         Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
-        return Optional.of(new ProgramCache(base.resolve("normcl").resolve("programs")));
+        return Optional.of(base.resolve("normcl"));
     }
 
     /** @return a cache in this directory (for tests) */

@@ -5,11 +5,16 @@ import org.normcl.DeviceInfo;
 /**
  * The one place kernel strategy and work sizes are decided per device. CPU drivers (PoCL) run a
  * plain loop per work-item far faster than work-group reductions with barriers, so CPUs get the
- * serial kernels; GPUs and accelerators get the work-group kernels.
+ * serial kernels; GPUs and accelerators get the work-group kernels. The numbers {@code normcl tune}
+ * measures per device come in a {@link Tuning}; its defaults are the constants below.
  */
 final class WorkSizing {
-    /** Upper bound on work-group size for the reduction kernels. */
+    /** Upper bound on work-group size for the reduction kernels (default of {@link Tuning#maxGroupSize}). */
     static final int MAX_GROUP = 256;
+    /** Upper bound on the one-work-item-per-row kernels' groups (default of {@link Tuning#serialGroupCap}). */
+    static final int SERIAL_GROUP_CAP = 64;
+    /** Work-items per compute unit of the pipelined row kernel (default of {@link Tuning#pipelineItemsPerUnit}). */
+    static final int PIPELINE_ITEMS_PER_UNIT = 8;
     /** Local arrays per work-item in the reduction kernels (count, mean, M2). */
     static final int LOCAL_VALUES_PER_ITEM = 3;
     /** Values below which a channel is not split into more parts. */
@@ -19,6 +24,7 @@ final class WorkSizing {
     private final boolean serial;
     private final long maxItemsDim0;
     private final long pipelineMinRowBytes;
+    private final Tuning tuning;
 
     /**
      * System property that forces a kernel family on every device: {@code serial}, {@code group},
@@ -28,10 +34,16 @@ final class WorkSizing {
      */
     static final String STRATEGY_PROPERTY = "normcl.kernels";
 
-    WorkSizing(DeviceInfo device, long maxItemsDim0) {
+    /**
+     * @param device the device
+     * @param maxItemsDim0 CL_DEVICE_MAX_WORK_ITEM_SIZES[0], or 0 if unknown
+     * @param tuning the parameters measured for the device, or {@link Tuning#defaults()}
+     */
+    WorkSizing(DeviceInfo device, long maxItemsDim0, Tuning tuning) {
         this.device = device;
+        this.tuning = tuning;
         String forced = System.getProperty(STRATEGY_PROPERTY, "auto");
-        long pipelineFrom = PIPELINE_MIN_ROW_BYTES;
+        long pipelineFrom = tuning.pipelineMinRowBytes();
         switch (forced) {
             case "serial":
                 this.serial = true;
@@ -65,7 +77,7 @@ final class WorkSizing {
      * @return a power-of-two work-group size that fits the device, the kernel and local memory
      */
     int groupSize(long kernelMaxGroup, int statBytes) {
-        long limit = Math.min(MAX_GROUP, Math.min(device.maxWorkGroupSize(), kernelMaxGroup));
+        long limit = Math.min(tuning.maxGroupSize(), Math.min(device.maxWorkGroupSize(), kernelMaxGroup));
         limit = Math.min(limit, maxItemsDim0 > 0 ? maxItemsDim0 : limit);
         if (device.localMemBytes() > 0) {
             limit = Math.min(limit, device.localMemBytes() / ((long) LOCAL_VALUES_PER_ITEM * statBytes));
@@ -80,16 +92,17 @@ final class WorkSizing {
     /**
      * Work-group size for the one-work-item-per-row kernels. Left to the driver, PoCL may put every
      * row in one work-group, which runs on one core; small groups spread rows over all cores, and
-     * groups of up to 64 keep the per-group overhead low when rows are many.
+     * groups of up to {@link Tuning#serialGroupCap} (default {@value #SERIAL_GROUP_CAP}) keep the
+     * per-group overhead low when rows are many.
      *
      * @param items the number of work-items
-     * @return a power of two in [1, 64]
+     * @return a power of two in [1, serialGroupCap]
      */
     long serialGroupSize(long items) {
         long units = Math.max(1, device.computeUnits());
         long target = items / (16 * units);
         long g = 1;
-        while (g * 2 <= Math.min(64, target)) {
+        while (g * 2 <= Math.min(tuning.serialGroupCap(), target)) {
             g *= 2;
         }
         return g;
@@ -108,8 +121,9 @@ final class WorkSizing {
     /**
      * Rows per work-item of the pipelined row kernel (row_norm_pipelined), or 0 to use the
      * row-at-a-time kernel. Only the one-work-item-per-row family pipelines, and only rows of at
-     * least {@value #PIPELINE_MIN_ROW_BYTES} bytes: below that a row's two passes already overlap
-     * in cache. Blocks of rows are sized to give each compute unit about 8 work-items; a block's
+     * least {@link Tuning#pipelineMinRowBytes} bytes (default {@value #PIPELINE_MIN_ROW_BYTES}):
+     * below that a row's two passes already overlap in cache. Blocks of rows are sized to give each
+     * compute unit about {@link Tuning#pipelineItemsPerUnit} (default 8) work-items; a block's
      * first row is read once without overlap, so blocks are at least 4 rows.
      *
      * @param rows rows to normalize
@@ -121,7 +135,7 @@ final class WorkSizing {
             return 0;
         }
         long units = Math.max(1, device.computeUnits());
-        return Math.max(4, rows / (8 * units));
+        return Math.max(4, rows / ((long) tuning.pipelineItemsPerUnit() * units));
     }
 
     /**
@@ -134,12 +148,23 @@ final class WorkSizing {
     /**
      * The vector width of the kernels' contiguous loops: the device's preferred float width
      * clamped to 4..16 (16 on AVX-512 CPUs, where it halves the instructions; 8 when the device
-     * reports 1, as GPUs do: their one-work-item loops are rare and short). Overridable with
-     * -Dnormcl.vectorWidth for tuning.
+     * reports 1, as GPUs do: their one-work-item loops are rare and short), unless the
+     * {@link Tuning} names one. -Dnormcl.vectorWidth overrides both.
      */
     int vectorWidth() {
         String forced = System.getProperty("normcl.vectorWidth");
-        int w = forced != null ? Integer.parseInt(forced) : device.preferredVectorWidthFloat();
+        if (forced != null) {
+            return clampVectorWidth(Integer.parseInt(forced));
+        }
+        return tuning.vectorWidth() != Tuning.DEVICE_VECTOR_WIDTH ? tuning.vectorWidth() : preferredVectorWidth(device);
+    }
+
+    /** @return the vector width a device gets untuned: its preferred float width clamped to 4..16 (8 for 1) */
+    static int preferredVectorWidth(DeviceInfo device) {
+        return clampVectorWidth(device.preferredVectorWidthFloat());
+    }
+
+    private static int clampVectorWidth(int w) {
         if (w <= 1) {
             return 8;
         }

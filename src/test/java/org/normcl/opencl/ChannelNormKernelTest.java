@@ -1,10 +1,8 @@
 package org.normcl.opencl;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.util.List;
 import java.util.Optional;
 import java.util.SplittableRandom;
 
@@ -20,7 +18,6 @@ import org.normcl.backend.Buffer;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RunningUpdate;
 import org.normcl.backend.StatMode;
-import org.normcl.testing.Backends;
 
 /**
  * The fused batch-norm kernel (channel_norm_serial, the CPU family's {@code channelNorm}) computes
@@ -36,9 +33,7 @@ class ChannelNormKernelTest {
 
     @BeforeEach
     void needDevice() {
-        List<DeviceInfo> devices = Backends.requireDevicesInCi();
-        assumeFalse(devices.isEmpty(), "no OpenCL device");
-        device = devices.get(0);
+        device = ClTestDevices.firstNonSimulator();
     }
 
     @ParameterizedTest(name = "{0} {1}x{2}x{3} affine {4}")

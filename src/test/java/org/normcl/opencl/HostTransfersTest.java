@@ -4,9 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
-import java.util.List;
 import java.util.SplittableRandom;
 
 import org.junit.jupiter.api.BeforeEach;
@@ -20,7 +18,6 @@ import org.normcl.Shape;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.StatMode;
-import org.normcl.testing.Backends;
 
 /**
  * Host-array transfers, both ways: every element comes back with the same bits (NaN payloads,
@@ -36,9 +33,7 @@ class HostTransfersTest {
 
     @BeforeEach
     void needDevice() {
-        List<DeviceInfo> devices = Backends.requireDevicesInCi();
-        assumeFalse(devices.isEmpty(), "no OpenCL device");
-        device = devices.get(0);
+        device = ClTestDevices.firstNonSimulator();
     }
 
     @ParameterizedTest

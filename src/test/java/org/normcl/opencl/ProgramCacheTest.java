@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -21,7 +20,6 @@ import org.normcl.DeviceInfo;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.StatMode;
-import org.normcl.testing.Backends;
 
 /**
  * The on-disk program cache: a second backend loads the binary the first one stored and computes
@@ -35,11 +33,7 @@ class ProgramCacheTest {
 
     @BeforeEach
     void needDevice() {
-        List<DeviceInfo> devices = Backends.requireDevicesInCi();
-        assumeFalse(devices.isEmpty(), "no OpenCL device");
-        // The first non-simulator device: Oclgrind never uses the cache.
-        device = devices.stream().filter(d -> !d.platformName().contains("Oclgrind")).findFirst().orElse(null);
-        assumeFalse(device == null, "only Oclgrind, which does not cache");
+        device = ClTestDevices.firstNonSimulator(); // Oclgrind never uses the cache
     }
 
     @Test

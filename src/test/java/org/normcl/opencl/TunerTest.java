@@ -1,0 +1,79 @@
+package org.normcl.opencl;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.ToLongFunction;
+
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.normcl.DeviceInfo;
+
+/**
+ * The search's decisions, on a workbench whose calls sleep for a time chosen by the backend's
+ * launch parameters (so the outcome does not depend on how fast the device is): a clearly faster
+ * candidate wins and is confirmed; among equals the incumbent is kept; a spent budget keeps
+ * the defaults; the control's noise sets the bar.
+ */
+class TunerTest {
+    private String selector;
+    private DeviceInfo device;
+
+    @BeforeEach
+    void needDevice() {
+        device = ClTestDevices.firstNonSimulator();
+        selector = Integer.toString(device.index());
+    }
+
+    private static final List<Tuner.Workload> ONE = List.of(new Tuner.Workload("layer-norm", new long[] {8, 64}, 256));
+
+    /** A workbench whose call sleeps {@code micros(sizing)} microseconds. */
+    private static Tuner.Workbench sleeping(ToLongFunction<WorkSizing> micros) {
+        return (be, w) -> {
+            long us = micros.applyAsLong(((ClBackend) be).sizing());
+            return new Tuner.Prepared(() -> {
+                long end = System.nanoTime() + us * 1000;
+                while (System.nanoTime() < end) {
+                    Thread.onSpinWait();
+                }
+            }, () -> { });
+        };
+    }
+
+    private Tuner.Result run(Tuner.Workbench bench, double budget) {
+        List<String> progress = new ArrayList<>();
+        Tuner.Result r = Tuner.run(selector, ONE, bench, 1, 5, 0.03, budget, progress::add);
+        assertEquals(r.trials().size(), progress.size(), "one progress line per trial");
+        return r;
+    }
+
+    @Test
+    void aClearlyFasterCandidateWinsAndIsConfirmed() {
+        int other = WorkSizing.preferredVectorWidth(device) == 8 ? 4 : 8;
+        Tuner.Result r = run(sleeping(s -> s.vectorWidth() == other ? 1000 : 3000), 60);
+        assertEquals(other, r.tuning().vectorWidth(), r.trials().toString());
+        assertTrue(r.trials().stream().anyMatch(t -> t.parameter().equals("vectorWidth") && t.note().equals("chosen")));
+        assertTrue(r.trials().stream().anyMatch(t -> t.parameter().equals("vectorWidth") && t.note().equals("confirm")));
+        assertEquals(r.defaults().withVectorWidth(other), r.tuning(), "the other parameters stay");
+    }
+
+    @Test
+    void amongEqualsTheDefaultsStay() {
+        Tuner.Result r = run(sleeping(s -> 1000), 60);
+        assertEquals(r.defaults(), r.tuning(), r.trials().toString());
+        assertTrue(r.trials().stream().anyMatch(t -> t.note().startsWith("control: bar")), "a control per parameter");
+        assertTrue(r.trials().stream().filter(t -> t.incumbent() && t.note().equals("kept")).count() >= 2,
+                r.trials().toString());
+    }
+
+    @Test
+    void aSpentBudgetKeepsTheDefaults() {
+        Tuner.Result r = run(sleeping(s -> s.vectorWidth() == 4 ? 100 : 3000), 1e-9);
+        assertEquals(r.defaults(), r.tuning());
+        assertEquals(List.of(), r.trials());
+        assertTrue(r.notes().contains("vectorWidth: not tuned (budget spent)"), r.notes().toString());
+        assertTrue(r.notes().contains("serialGroupCap: not tuned (budget spent)") || !r.serial(), r.notes().toString());
+    }
+}

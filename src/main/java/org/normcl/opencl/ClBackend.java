@@ -78,7 +78,7 @@ final class ClBackend implements Backend {
     private final WorkSizing sizing;
     private final HostTransfers transfers;
     private final Set<ClBuffer> live = ConcurrentHashMap.newKeySet();
-    private final BufferCache cache = new BufferCache();
+    private final BufferCache cache;
     private final ClBuffer dummy;
     private final Object lock = new Object();
     private final Optional<ProgramCache> programCache;
@@ -126,6 +126,7 @@ final class ClBackend implements Backend {
     ClBackend(ClRuntime.Found found, Optional<ProgramCache> programCache, Tuning tuning,
             HostTransfers.Mode transferMode, int stagingChunkBytes) {
         this.info = found.info();
+        this.cache = new BufferCache(BufferCache.capFor(info));
         this.programCache = programCache;
         this.device = found.device();
         long t0 = System.nanoTime();
@@ -388,14 +389,30 @@ final class ClBackend implements Backend {
             mem = cache.take(bytes);
             if (mem == null) {
                 int[] err = new int[1];
-                int injected = FaultInjection.allocationError(bytes);
-                mem = injected != 0 ? null : clCreateBuffer(context, CL_MEM_READ_WRITE, bytes, null, err);
-                check(injected != 0 ? injected : err[0], "clCreateBuffer(" + bytes + " bytes)");
+                mem = createBuffer(bytes, err);
+                if (mem == null && cache.bytes() > 0
+                        && (err[0] == CL_MEM_OBJECT_ALLOCATION_FAILURE || err[0] == CL_OUT_OF_RESOURCES)) {
+                    // The cached buffers may be what the device lacks: give them back and try once more.
+                    cache.releaseAll();
+                    mem = createBuffer(bytes, err);
+                }
+                check(err[0], "clCreateBuffer(" + bytes + " bytes)");
             }
         }
         ClBuffer b = new ClBuffer(this, mem, elements, dtype);
         live.add(b);
         return b;
+    }
+
+    /** @return a new buffer, or null with the error in {@code err[0]} (injected faults included) */
+    private cl_mem createBuffer(long bytes, int[] err) {
+        int injected = FaultInjection.allocationError(bytes);
+        if (injected != 0) {
+            err[0] = injected;
+            return null;
+        }
+        cl_mem mem = clCreateBuffer(context, CL_MEM_READ_WRITE, bytes, null, err);
+        return err[0] == CL_SUCCESS ? mem : null;
     }
 
     @Override
@@ -431,14 +448,31 @@ final class ClBackend implements Backend {
      * Released buffers kept for reuse by the next allocation of the same size, as GPU frameworks'
      * caching allocators do: creating a buffer costs a driver round trip, and on Oclgrind a
      * released buffer whose memory is taken by a new one of the same size is then misreported as
-     * uninitialized between two kernels. At most {@link #MAX_CACHED_BYTES} stay cached (the
-     * oldest are released first); closing the backend releases them all.
+     * uninitialized between two kernels. At most {@link #capFor} bytes stay cached (the oldest are
+     * released first); an allocation the device refuses releases them all and tries again; closing
+     * the backend releases them all.
      */
-    private static final class BufferCache {
-        static final long MAX_CACHED_BYTES = 64L << 20;
+    static final class BufferCache {
+        /** The cap on devices that report little memory. */
+        static final long MIN_CACHED_BYTES = 64L << 20;
+        private final long maxCachedBytes;
         private final Map<Long, ArrayDeque<cl_mem>> free = new HashMap<>();
         private final ArrayDeque<Long> order = new ArrayDeque<>(); // sizes, oldest first
         private long bytes;
+
+        BufferCache(long maxCachedBytes) {
+            this.maxCachedBytes = maxCachedBytes;
+        }
+
+        /**
+         * An eighth of the device's global memory, at least {@link #MIN_CACHED_BYTES} and at most
+         * 2 GiB: enough that the outputs of a call on tensors of hundreds of MiB are reused by the
+         * next call instead of allocated again (on a CPU driver a new buffer's pages fault in on
+         * first touch: about 20 ms for 128 MiB here), little enough to leave the device its memory.
+         */
+        static long capFor(DeviceInfo info) {
+            return Math.max(MIN_CACHED_BYTES, Math.min(info.globalMemBytes() / 8, 2L << 30));
+        }
 
         synchronized cl_mem take(long size) {
             ArrayDeque<cl_mem> q = free.get(size);
@@ -457,14 +491,14 @@ final class ClBackend implements Backend {
 
         /** Keeps {@code m}, releasing the oldest cached buffers if the cap is exceeded. */
         synchronized void give(cl_mem m, long size) {
-            if (size > MAX_CACHED_BYTES) {
+            if (size > maxCachedBytes) {
                 clReleaseMemObject(m);
                 return;
             }
             free.computeIfAbsent(size, k -> new ArrayDeque<>()).addFirst(m);
             order.addLast(size);
             bytes += size;
-            while (bytes > MAX_CACHED_BYTES) {
+            while (bytes > maxCachedBytes) {
                 long oldest = order.pollFirst();
                 cl_mem victim = free.get(oldest).pollLast();
                 bytes -= oldest;

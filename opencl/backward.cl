@@ -238,6 +238,85 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
     }
 }
 
+/*
+ * Layer and RMS norm backward fused with their parameter gradients, on the one-work-item family
+ * (CPU), for contiguous rows with one statistic each: a work-item takes affine_grad_rows' block of
+ * rows and, row by row, takes row_backward_serial's sums (dY and X from memory), then in one loop
+ * over the row, while it is in cache, writes dX and adds dy and dy * xhat to its compensated
+ * per-column sums. The operations and their order are those of row_backward_serial (dX) and
+ * affine_grad_rows (the partials), so dScale and dBias keep their bits; dY and X are read from
+ * memory once instead of twice. `acc` and `partials` as in affine_grad_rows.
+ */
+__kernel void row_backward_affine_rows(const __global real_t *restrict dy, const __global real_t *restrict x,
+        const __global param_t *restrict scale, const __global acc_t *restrict mean,
+        const __global acc_t *restrict inv, __global real_t *restrict dx, __global acc_t *restrict acc,
+        __global acc_t *restrict partials, ulong rows, ulong cols, ulong parts, int rms, int has_scale) {
+    ulong part = get_global_id(0);
+    if (part >= parts) {
+        return;
+    }
+    ulong o0 = rows * part / parts;
+    ulong o1 = rows * (part + 1) / parts;
+    __global acc_t *a_sdx = acc + part * cols * 4;
+    __global acc_t *a_sdx_c = a_sdx + cols;
+    __global acc_t *a_sd = a_sdx_c + cols;
+    __global acc_t *a_sd_c = a_sd + cols;
+    for (ulong c = 0; c < cols; c++) {
+        a_sdx[c] = ZERO;
+        a_sdx_c[c] = ZERO;
+        a_sd[c] = ZERO;
+        a_sd_c[c] = ZERO;
+    }
+    for (ulong o = o0; o < o1; o++) {
+        const __global real_t *dyr = dy + o * cols;
+        const __global real_t *xr = x + o * cols;
+        __global real_t *dxr = dx + o * cols;
+        acc_t mu = rms != 0 ? ZERO : mean[o];
+        acc_t is = inv[o];
+        accv_t sg = (accv_t) (ZERO), sg_c = (accv_t) (ZERO), sgx = (accv_t) (ZERO), sgx_c = (accv_t) (ZERO);
+        acc_t tg = ZERO, tg_c = ZERO, tgx = ZERO, tgx_c = ZERO;
+        backward_sums_segment(dyr, xr, scale, cols, 0, 1, has_scale, mu, is, &sg, &sg_c, &sgx, &sgx_c, &tg, &tg_c,
+                &tgx, &tgx_c);
+        acc_t sum_g = (hsum(sg) - hsum(sg_c)) + (tg - tg_c);
+        acc_t sum_gx = (hsum(sgx) - hsum(sgx_c)) + (tgx - tgx_c);
+        acc_t mean_g = rms != 0 ? ZERO : sum_g / (acc_t) cols;
+        acc_t mean_gx = sum_gx / (acc_t) cols;
+        ulong c = 0;
+        for (; c + VW <= cols; c += VW) {
+            accv_t w = has_scale != 0 ? LOADPV(scale, c) : (accv_t) (ONE);
+            accv_t d = LOADXV(dyr, c);
+            accv_t xhat = (LOADXV(xr, c) - mu) * is;
+            STOREXV(dxr, c, is * (d * w - mean_g - xhat * mean_gx));
+            accv_t sdx = VLOAD(0, a_sdx + c), sdx_c = VLOAD(0, a_sdx_c + c);
+            accv_t sd = VLOAD(0, a_sd + c), sd_c = VLOAD(0, a_sd_c + c);
+            kahan_addv(&sd, &sd_c, d);
+            kahan_addv(&sdx, &sdx_c, d * xhat);
+            VSTORE(sdx, 0, a_sdx + c);
+            VSTORE(sdx_c, 0, a_sdx_c + c);
+            VSTORE(sd, 0, a_sd + c);
+            VSTORE(sd_c, 0, a_sd_c + c);
+        }
+        for (; c < cols; c++) {
+            acc_t w = has_scale != 0 ? LOADP(scale, c) : ONE;
+            acc_t d = LOADX(dyr, c);
+            acc_t xhat = (LOADX(xr, c) - mu) * is;
+            STOREX(dxr, c, is * (d * w - mean_g - xhat * mean_gx));
+            acc_t sdx = a_sdx[c], sdx_c = a_sdx_c[c], sd = a_sd[c], sd_c = a_sd_c[c];
+            kahan_add(&sd, &sd_c, d);
+            kahan_add(&sdx, &sdx_c, d * xhat);
+            a_sdx[c] = sdx;
+            a_sdx_c[c] = sdx_c;
+            a_sd[c] = sd;
+            a_sd_c[c] = sd_c;
+        }
+    }
+    for (ulong c = 0; c < cols; c++) {
+        ulong q = c * parts + part;
+        partials[q * 2 + 0] = a_sdx[c] - a_sdx_c[c];
+        partials[q * 2 + 1] = a_sd[c] - a_sd_c[c];
+    }
+}
+
 /* Stage 1 for inner > 1, one work-item per (channel, part) over contiguous segments. */
 __kernel void affine_grad_serial(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
         const __global acc_t *inv, __global acc_t *partials, ulong outer, ulong channels, ulong inner, ulong parts,

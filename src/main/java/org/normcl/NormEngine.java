@@ -1349,8 +1349,7 @@ public final class NormEngine implements AutoCloseable {
                         invb = call.temp(st, statShape.size());
                         be.rowNorm(plan, xb, null, null, null, meanb, invb); // statistics only
                     }
-                    be.rowNormBackward(plan, dyb, xb, sb, meanb, invb, dxb);
-                    be.affineGrad(setup.grad(), dyb, xb, meanb, invb, dsb, dbb, null);
+                    be.rowNormBackwardWithGrad(plan, setup.grad(), dyb, xb, sb, meanb, invb, dxb, dsb, dbb);
                 }
                 return call.grad(new Buffer[] {dxb, dsb, dbb},
                         new Shape[] {x.shape(), setup.affineShape(), setup.affineShape()});

@@ -141,6 +141,17 @@ public interface Backend extends AutoCloseable {
     void rowNormBackward(RowNormPlan plan, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd, Buffer dx);
 
     /**
+     * {@link #rowNormBackward} then {@link #affineGrad} on the same dY, X and statistics, as one
+     * call, so that a backend may fuse them (one read of dY and X for both) where the results stay
+     * the same bits. {@code dScale} and {@code dBias} may be null.
+     */
+    default void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
+            Buffer mean, Buffer invStd, Buffer dx, Buffer dScale, Buffer dBias) {
+        rowNormBackward(plan, dy, x, scale, mean, invStd, dx);
+        affineGrad(grad, dy, x, mean, invStd, dScale, dBias, null);
+    }
+
+    /**
      * The parameter gradients: see {@link AffineGradPlan}. Deterministic. {@code dScale},
      * {@code dBias} (parameter type) and {@code sums} (statistics type, {@code sums[2c]} = the
      * dScale sum and {@code sums[2c + 1]} = the dBias sum, unrounded) may each be null.

@@ -57,7 +57,7 @@ final class ClBackend implements Backend {
         "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
         "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows", "affine_grad_serial",
         "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
-        "channel_backward_cols", "copy_words", "channel_norm_serial"};
+        "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
@@ -829,14 +829,62 @@ final class ClBackend implements Backend {
         }
     }
 
+    /**
+     * On the one-work-item family, layer and RMS norm over contiguous rows with one statistic per
+     * row take row_backward_affine_rows (dX and the parameter gradients' partials in one read of
+     * dY and X, the same bits as the two kernels) and affine_grad_finalize; anything else the two
+     * calls.
+     */
+    @Override
+    public void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
+            Buffer mean, Buffer invStd, Buffer dx, Buffer dScale, Buffer dBias) {
+        boolean contiguousRows = plan.isContiguous() && plan.groups() == 1 && plan.spatial() == 1
+                && grad.inner() == 1 && grad.channels() == plan.cols() && grad.outer() == plan.rows()
+                && grad.channelsPerStat() >= grad.channels() && grad.outerPerStat() == 1 && grad.statsPerOuter() == 1;
+        boolean oneParamType = paramType(scale) == paramType(dScale, dBias) || scale == null && dScale == null
+                && dBias == null;
+        long maxParts = affineRowParts(grad, x);
+        if (!sizing.serial() || !contiguousRows || !oneParamType || maxParts < 1) {
+            Backend.super.rowNormBackwardWithGrad(plan, grad, dy, x, scale, mean, invStd, dx, dScale, dBias);
+            return;
+        }
+        boolean rms = plan.mode() == StatMode.RMS;
+        Program prog = program(x.dtype(), paramType(scale, dScale, dBias));
+        long parts = Math.min(maxParts, sizing.rowParts(grad.outer()));
+        DType st = x.dtype().statistics();
+        try (Buffer partials = scratch(st, grad.channels() * parts * 2);
+                Buffer acc = scratch(st, grad.channels() * parts * 4)) {
+            synchronized (lock) {
+                launchSerial(args(prog, "row_backward_affine_rows").mem(dy).mem(x).mem(scale).mem(rms ? null : mean)
+                        .mem(invStd).mem(dx).mem(acc).mem(partials).ulong(plan.rows()).ulong(plan.cols())
+                        .ulong(parts).i32(rms ? 1 : 0).i32(scale != null ? 1 : 0), parts);
+                finalizeAffineGrad(prog, partials, dScale, dBias, null, grad.channels(), parts);
+                finish();
+            }
+        }
+    }
+
+    /** Stage 2 of the parameter gradients: per channel, its parts in order. Holds {@link #lock}. */
+    private void finalizeAffineGrad(Program prog, Buffer partials, Buffer dScale, Buffer dBias, Buffer sums,
+            long channels, long parts) {
+        args(prog, "affine_grad_finalize").mem(partials).mem(dScale).mem(dBias).mem(sums).ulong(channels).ulong(parts)
+                .i32(dScale != null ? 1 : 0).i32(dBias != null ? 1 : 0).i32(sums != null ? 1 : 0)
+                .launch(new long[] {channels}, null);
+    }
+
+    /** @return how many row blocks' accumulators (4 sums per column) fit one allocation */
+    private long affineRowParts(AffineGradPlan p, Buffer x) {
+        long accBytesPerPart = p.channels() * 4L * x.dtype().statistics().byteSize();
+        return maxAllocationBytes() / Math.max(1, accBytesPerPart);
+    }
+
     @Override
     public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
             Buffer dBias, Buffer sums) {
         boolean cols = p.inner() == 1;
         // affine_grad_rows keeps 4 sums per column and row block in a scratch buffer: fewer blocks
         // when that would not fit one allocation, the column kernel when not even one fits.
-        long accBytesPerPart = p.channels() * 4L * x.dtype().statistics().byteSize();
-        long maxParts = maxAllocationBytes() / Math.max(1, accBytesPerPart);
+        long maxParts = affineRowParts(p, x);
         boolean byRows = cols && sizing.serial() && maxParts >= 1;
         String name = byRows ? "affine_grad_rows" : cols ? "affine_grad_cols"
                 : sizing.serial() ? "affine_grad_serial" : "affine_grad_group";
@@ -868,9 +916,7 @@ final class ClBackend implements Backend {
                         a.local(wg).local(wg).launch(new long[] {p.channels() * parts * wg}, new long[] {wg});
                     }
                 }
-                args(prog, "affine_grad_finalize").mem(partials).mem(dScale).mem(dBias).mem(sums).ulong(p.channels())
-                        .ulong(parts).i32(dScale != null ? 1 : 0).i32(dBias != null ? 1 : 0).i32(sums != null ? 1 : 0)
-                        .launch(new long[] {p.channels()}, null);
+                finalizeAffineGrad(prog, partials, dScale, dBias, sums, p.channels(), parts);
                 finish();
             }
         }

@@ -155,6 +155,49 @@ __kernel void affine_grad_cols(const __global real_t *dy, const __global real_t 
     partials[t * 2 + 1] = sd;
 }
 
+/* A row block's compensated per-column sums of dy * xhat and dy (affine_grad_rows,
+ * row_backward_affine_rows): its own slice of `acc`, channels x {sdx, sdx_c, sd, sd_c}, zeroed first
+ * and stored to partials[(c * parts + part) * 2 + {0, 1}] last. */
+inline __global acc_t *col_sums_start(__global acc_t *acc, ulong part, ulong channels) {
+    __global acc_t *a = acc + part * channels * 4;
+    for (ulong i = 0; i < channels * 4; i++) {
+        a[i] = ZERO;
+    }
+    return a;
+}
+
+/* Adds dy (d) and dy * xhat (dxh) of the VW columns from c. */
+inline void col_sums_addv(__global acc_t *a, ulong channels, ulong c, accv_t d, accv_t dxh) {
+    accv_t sdx = VLOAD(0, a + c), sdx_c = VLOAD(0, a + channels + c);
+    accv_t sd = VLOAD(0, a + 2 * channels + c), sd_c = VLOAD(0, a + 3 * channels + c);
+    kahan_addv(&sd, &sd_c, d);
+    kahan_addv(&sdx, &sdx_c, dxh);
+    VSTORE(sdx, 0, a + c);
+    VSTORE(sdx_c, 0, a + channels + c);
+    VSTORE(sd, 0, a + 2 * channels + c);
+    VSTORE(sd_c, 0, a + 3 * channels + c);
+}
+
+/* Adds dy (d) and dy * xhat (dxh) of column c. */
+inline void col_sums_add(__global acc_t *a, ulong channels, ulong c, acc_t d, acc_t dxh) {
+    acc_t sdx = a[c], sdx_c = a[channels + c], sd = a[2 * channels + c], sd_c = a[3 * channels + c];
+    kahan_add(&sd, &sd_c, d);
+    kahan_add(&sdx, &sdx_c, dxh);
+    a[c] = sdx;
+    a[channels + c] = sdx_c;
+    a[2 * channels + c] = sd;
+    a[3 * channels + c] = sd_c;
+}
+
+inline void col_sums_store(const __global acc_t *a, __global acc_t *partials, ulong channels, ulong part,
+        ulong parts) {
+    for (ulong c = 0; c < channels; c++) {
+        ulong q = c * parts + part;
+        partials[q * 2 + 0] = a[c] - a[channels + c];
+        partials[q * 2 + 1] = a[2 * channels + c] - a[3 * channels + c];
+    }
+}
+
 /* Stage 1 for inner == 1 on one-work-item kernels (CPU): a work-item takes a block of rows and
  * walks them row by row, VW columns at a time, so dY and X stream contiguously (a work-item per
  * column, as in affine_grad_cols, strides a page per row on a CPU). Its per-column compensated
@@ -171,16 +214,7 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
     }
     ulong o0 = outer * part / parts;
     ulong o1 = outer * (part + 1) / parts;
-    __global acc_t *a_sdx = acc + part * channels * 4;
-    __global acc_t *a_sdx_c = a_sdx + channels;
-    __global acc_t *a_sd = a_sdx_c + channels;
-    __global acc_t *a_sd_c = a_sd + channels;
-    for (ulong c = 0; c < channels; c++) {
-        a_sdx[c] = ZERO;
-        a_sdx_c[c] = ZERO;
-        a_sd[c] = ZERO;
-        a_sd_c[c] = ZERO;
-    }
+    __global acc_t *a = col_sums_start(acc, part, channels);
     const bool per_row = channels_per_stat >= channels;
     const bool per_column = channels_per_stat == 1;
     for (ulong o = o0; o < o1; o++) {
@@ -209,33 +243,16 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
                 isv = VLOAD(0, is_l);
             }
             accv_t d = LOADXV(dyr, c);
-            accv_t sdx = VLOAD(0, a_sdx + c), sdx_c = VLOAD(0, a_sdx_c + c);
-            accv_t sd = VLOAD(0, a_sd + c), sd_c = VLOAD(0, a_sd_c + c);
-            kahan_addv(&sd, &sd_c, d);
-            kahan_addv(&sdx, &sdx_c, d * ((LOADXV(xr, c) - muv) * isv));
-            VSTORE(sdx, 0, a_sdx + c);
-            VSTORE(sdx_c, 0, a_sdx_c + c);
-            VSTORE(sd, 0, a_sd + c);
-            VSTORE(sd_c, 0, a_sd_c + c);
+            col_sums_addv(a, channels, c, d, d * ((LOADXV(xr, c) - muv) * isv));
         }
         for (; c < channels; c++) {
             ulong si = stat_base + c / channels_per_stat;
             acc_t mu = rms != 0 ? ZERO : mean[si];
             acc_t d = LOADX(dyr, c);
-            acc_t sdx = a_sdx[c], sdx_c = a_sdx_c[c], sd = a_sd[c], sd_c = a_sd_c[c];
-            kahan_add(&sd, &sd_c, d);
-            kahan_add(&sdx, &sdx_c, d * ((LOADX(xr, c) - mu) * inv[si]));
-            a_sdx[c] = sdx;
-            a_sdx_c[c] = sdx_c;
-            a_sd[c] = sd;
-            a_sd_c[c] = sd_c;
+            col_sums_add(a, channels, c, d, d * ((LOADX(xr, c) - mu) * inv[si]));
         }
     }
-    for (ulong c = 0; c < channels; c++) {
-        ulong q = c * parts + part;
-        partials[q * 2 + 0] = a_sdx[c] - a_sdx_c[c];
-        partials[q * 2 + 1] = a_sd[c] - a_sd_c[c];
-    }
+    col_sums_store(a, partials, channels, part, parts);
 }
 
 /*
@@ -257,16 +274,7 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
     }
     ulong o0 = rows * part / parts;
     ulong o1 = rows * (part + 1) / parts;
-    __global acc_t *a_sdx = acc + part * cols * 4;
-    __global acc_t *a_sdx_c = a_sdx + cols;
-    __global acc_t *a_sd = a_sdx_c + cols;
-    __global acc_t *a_sd_c = a_sd + cols;
-    for (ulong c = 0; c < cols; c++) {
-        a_sdx[c] = ZERO;
-        a_sdx_c[c] = ZERO;
-        a_sd[c] = ZERO;
-        a_sd_c[c] = ZERO;
-    }
+    __global acc_t *a = col_sums_start(acc, part, cols);
     for (ulong o = o0; o < o1; o++) {
         const __global real_t *dyr = dy + o * cols;
         const __global real_t *xr = x + o * cols;
@@ -287,34 +295,17 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
             accv_t d = LOADXV(dyr, c);
             accv_t xhat = (LOADXV(xr, c) - mu) * is;
             STOREXV(dxr, c, is * (d * w - mean_g - xhat * mean_gx));
-            accv_t sdx = VLOAD(0, a_sdx + c), sdx_c = VLOAD(0, a_sdx_c + c);
-            accv_t sd = VLOAD(0, a_sd + c), sd_c = VLOAD(0, a_sd_c + c);
-            kahan_addv(&sd, &sd_c, d);
-            kahan_addv(&sdx, &sdx_c, d * xhat);
-            VSTORE(sdx, 0, a_sdx + c);
-            VSTORE(sdx_c, 0, a_sdx_c + c);
-            VSTORE(sd, 0, a_sd + c);
-            VSTORE(sd_c, 0, a_sd_c + c);
+            col_sums_addv(a, cols, c, d, d * xhat);
         }
         for (; c < cols; c++) {
             acc_t w = has_scale != 0 ? LOADP(scale, c) : ONE;
             acc_t d = LOADX(dyr, c);
             acc_t xhat = (LOADX(xr, c) - mu) * is;
             STOREX(dxr, c, is * (d * w - mean_g - xhat * mean_gx));
-            acc_t sdx = a_sdx[c], sdx_c = a_sdx_c[c], sd = a_sd[c], sd_c = a_sd_c[c];
-            kahan_add(&sd, &sd_c, d);
-            kahan_add(&sdx, &sdx_c, d * xhat);
-            a_sdx[c] = sdx;
-            a_sdx_c[c] = sdx_c;
-            a_sd[c] = sd;
-            a_sd_c[c] = sd_c;
+            col_sums_add(a, cols, c, d, d * xhat);
         }
     }
-    for (ulong c = 0; c < cols; c++) {
-        ulong q = c * parts + part;
-        partials[q * 2 + 0] = a_sdx[c] - a_sdx_c[c];
-        partials[q * 2 + 1] = a_sd[c] - a_sd_c[c];
-    }
+    col_sums_store(a, partials, cols, part, parts);
 }
 
 /* Stage 1 for inner > 1, one work-item per (channel, part) over contiguous segments. */

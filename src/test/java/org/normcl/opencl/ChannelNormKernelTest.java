@@ -11,13 +11,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.normcl.DType;
 import org.normcl.DeviceInfo;
-import org.normcl.HalfFloats;
 import org.normcl.HostTensor;
 import org.normcl.Shape;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RunningUpdate;
 import org.normcl.backend.StatMode;
+import org.normcl.testing.TensorBits;
 
 /**
  * The fused batch-norm kernel (channel_norm_serial, the CPU family's {@code channelNorm}) computes
@@ -104,35 +104,9 @@ class ChannelNormKernelTest {
             Buffer[] theirs = {o.y, o.mean, o.lo, o.inv, o.rm, o.rv};
             for (int i = 0; i < mine.length; i++) {
                 Shape s = Shape.of(i == 0 ? n : channels);
-                assertArrayEquals(bits(be.read(mine[i], s)), bits(be.read(theirs[i], s)), what + " " + names[i]);
+                assertArrayEquals(TensorBits.of(be.read(mine[i], s)), TensorBits.of(be.read(theirs[i], s)),
+                        what + " " + names[i]);
             }
-        }
-
-        /** The stored bits, every NaN as one value: a NaN's payload is not part of the result. */
-        private static long[] bits(HostTensor t) {
-            Object a = t.array();
-            if (a instanceof float[] f) {
-                long[] b = new long[f.length];
-                for (int i = 0; i < f.length; i++) {
-                    b[i] = Float.floatToIntBits(f[i]); // canonical NaN
-                }
-                return b;
-            }
-            if (a instanceof double[] d) {
-                long[] b = new long[d.length];
-                for (int i = 0; i < d.length; i++) {
-                    b[i] = Double.doubleToLongBits(d[i]);
-                }
-                return b;
-            }
-            short[] s = (short[]) a;
-            long[] b = new long[s.length];
-            for (int i = 0; i < s.length; i++) {
-                float v = t.dtype() == DType.FLOAT16 ? HalfFloats.halfToFloat(s[i])
-                        : HalfFloats.bfloat16ToFloat(s[i]);
-                b[i] = Float.isNaN(v) ? Long.MIN_VALUE : s[i];
-            }
-            return b;
         }
 
         @Override

@@ -17,6 +17,7 @@ import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.StatMode;
+import org.normcl.testing.TensorBits;
 
 /**
  * Layer and RMS norm backward fused with the parameter gradients (row_backward_affine_rows, the CPU
@@ -75,12 +76,10 @@ class RowBackwardFusionTest {
                 be.affineGrad(grad, dyb, xb, mean, inv, ds1, rms ? null : db1, null);
                 be.rowNormBackwardWithGrad(plan, grad, dyb, xb, wb, mean, inv, dx2, ds2, rms ? null : db2);
                 String what = type + " " + rows + "x" + cols;
-                assertArrayEquals(bits(be.read(dx1, Shape.of(n))), bits(be.read(dx2, Shape.of(n))), what + " dX");
-                assertArrayEquals(bits(be.read(ds1, Shape.of(cols))), bits(be.read(ds2, Shape.of(cols))),
-                        what + " dScale");
+                assertSameBits(be, dx1, dx2, n, what + " dX");
+                assertSameBits(be, ds1, ds2, cols, what + " dScale");
                 if (!rms) {
-                    assertArrayEquals(bits(be.read(db1, Shape.of(cols))), bits(be.read(db2, Shape.of(cols))),
-                            what + " dBias");
+                    assertSameBits(be, db1, db2, cols, what + " dBias");
                 }
             }
         } finally {
@@ -92,27 +91,7 @@ class RowBackwardFusionTest {
         }
     }
 
-    private static long[] bits(HostTensor t) {
-        Object a = t.array();
-        if (a instanceof float[] f) {
-            long[] b = new long[f.length];
-            for (int i = 0; i < f.length; i++) {
-                b[i] = Float.floatToIntBits(f[i]);
-            }
-            return b;
-        }
-        if (a instanceof double[] d) {
-            long[] b = new long[d.length];
-            for (int i = 0; i < d.length; i++) {
-                b[i] = Double.doubleToLongBits(d[i]);
-            }
-            return b;
-        }
-        short[] s = (short[]) a;
-        long[] b = new long[s.length];
-        for (int i = 0; i < s.length; i++) {
-            b[i] = s[i];
-        }
-        return b;
+    private static void assertSameBits(ClBackend be, Buffer a, Buffer b, long n, String what) {
+        assertArrayEquals(TensorBits.of(be.read(a, Shape.of(n))), TensorBits.of(be.read(b, Shape.of(n))), what);
     }
 }

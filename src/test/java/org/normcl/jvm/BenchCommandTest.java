@@ -154,7 +154,7 @@ class BenchCommandTest {
     @Test
     void jsonToStdout() {
         Run r = normcl("bench", "--ops", "rms-norm", "--shapes", "16x32", "--backends", "java", "--warmup", "0",
-                "--iterations", "1", "--no-engine", "--json", "-");
+                "--warmup-ms", "0", "--iterations", "1", "--no-engine", "--json", "-");
         assertEquals(0, r.code(), r.toString());
         Map<String, Object> report = TestJson.object(TestJson.parse(r.out()));
         Map<String, Object> rec = TestJson.object(TestJson.array(report.get("records")).get(0));

@@ -1,5 +1,7 @@
 package org.normcl.jvm;
 
+import java.util.Arrays;
+
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
@@ -14,9 +16,249 @@ final class JavaBackward {
     private JavaBackward() {
     }
 
-    /** dx of each row: invStd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w. */
-    static void rowNormBackward(Parallel parallel, RowNormPlan p, float[] dy, float[] x, float[] scale, float[] mean,
+    /** Row blocks of the parameter-gradient partial sums, at most: a partition fixed by the shape. */
+    private static final int MAX_BLOCKS = 64;
+
+    /** Rows per block, at least: the partial sums stay small next to the data. */
+    private static final int MIN_BLOCK_ROWS = 32;
+
+    /** Rows whose parameter-gradient terms are summed in float32 before they are added in double. */
+    private static final int SUB_ROWS = 16;
+
+    /**
+     * Contiguous rows as both plans can describe them: row r holds {@code cpg * spatial} values from
+     * {@code r * cpg * spatial}, its statistic is entry r, and value q of it uses affine entry
+     * {@code (r % groups) * cpg + q / spatial}. Layer and RMS norm (groups 1, spatial 1),
+     * channels-first group and instance norm.
+     */
+    record RowLayout(int rows, int groups, int cpg, int spatial, boolean rms) {
+
+        int len() {
+            return cpg * spatial;
+        }
+
+        int channels() {
+            return groups * cpg;
+        }
+
+        /** @return the layout of a plan whose rows are contiguous, or null */
+        static RowLayout of(RowNormPlan p) {
+            if (!p.isContiguous() || p.channelsPerGroup() * p.spatial() != p.cols()
+                    || p.rows() * p.cols() > Integer.MAX_VALUE) {
+                return null;
+            }
+            return new RowLayout((int) p.rows(), (int) p.groups(), (int) p.channelsPerGroup(), (int) p.spatial(),
+                    p.mode() == StatMode.RMS);
+        }
+
+        /** @return the layout of the rows a parameter-gradient plan's statistics index, or null */
+        static RowLayout of(AffineGradPlan p) {
+            long groups = p.statsPerOuter();
+            long cps = groups == 1 ? Math.min(p.channelsPerStat(), p.channels()) : p.channelsPerStat();
+            if (p.outerPerStat() != 1 || groups < 1 || groups * cps != p.channels()
+                    || p.outer() * p.channels() * p.inner() > Integer.MAX_VALUE) {
+                return null;
+            }
+            return new RowLayout((int) (p.outer() * groups), (int) groups, (int) cps, (int) p.inner(), p.rms());
+        }
+    }
+
+    /**
+     * The parameter-gradient sums of one row backward pass, per affine entry ({@code scale} of dy *
+     * xhat, {@code bias} of dy), and the layout and arrays they were computed from.
+     */
+    record Grads(RowLayout layout, float[] dy, float[] x, float[] mean, float[] inv, double[] scale,
+            double[] bias) {
+
+        /** @return whether these are the sums {@link #affineGrad} would compute for these arguments */
+        boolean answers(AffineGradPlan p, float[] dy, float[] x, float[] mean, float[] inv) {
+            return this.dy == dy && this.x == x && this.inv == inv && (layout.rms() || this.mean == mean)
+                    && layout.equals(RowLayout.of(p));
+        }
+
+        void writeTo(float[] dScale, float[] dBias, float[] sums) {
+            write(scale, bias, dScale, dBias, sums);
+        }
+    }
+
+    /** Rounds the sums into dScale, dBias and the interleaved {@code sums}, each where not null. */
+    private static void write(double[] s, double[] b, float[] dScale, float[] dBias, float[] sums) {
+        for (int c = 0; c < s.length; c++) {
+            if (dScale != null) {
+                dScale[c] = (float) s[c];
+            }
+            if (dBias != null) {
+                dBias[c] = (float) b[c];
+            }
+            if (sums != null) {
+                sums[2 * c] = (float) s[c];
+                sums[2 * c + 1] = (float) b[c];
+            }
+        }
+    }
+
+    /**
+     * dx of the rows of {@code l} (when {@code dx} is not null) and their parameter-gradient sums, in
+     * float32 runs merged in double. The parameter gradients are reduced in two stages over a
+     * partition fixed by the shape (never by the threads), so both computations give the same bits
+     * on every run, with or without dx, on any number of threads.
+     */
+    static Grads rows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] scale, float[] mean, float[] inv,
+            float[] dx) {
+        int channels = l.channels();
+        float[] w = scale == null ? RowNorm.ones(channels) : scale;
+        double[] s = new double[channels];
+        double[] b = new double[channels];
+        if (l.spatial() == 1) {
+            columnRows(parallel, l, dy, x, w, mean, inv, dx, s, b);
+        } else {
+            segmentRows(parallel, l, dy, x, w, mean, inv, dx, s, b);
+        }
+        return new Grads(l, dy, x, mean, inv, s, b);
+    }
+
+    /**
+     * Rows with one affine entry per value (layer and RMS norm; group and instance norm of (N, C)
+     * data): each row's sums in a first pass, dx and the per-entry parameter-gradient terms in a
+     * second pass over the same row (from cache). An outer index is {@code groups} rows, which
+     * together use every affine entry once; the terms are summed in float32 over {@link #SUB_ROWS}
+     * outer indices, then in double per block of outer indices; the blocks are merged in order.
+     */
+    private static void columnRows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, double[] dScale, double[] dBias) {
+        int groups = l.groups();
+        int outer = l.rows() / groups;
+        int len = l.len();
+        int channels = l.channels();
+        int blocks = Math.max(1, Math.min(MAX_BLOCKS, (outer + MIN_BLOCK_ROWS - 1) / MIN_BLOCK_ROWS));
+        double[] partS = new double[blocks * channels];
+        double[] partB = new double[blocks * channels];
+        long perBlock = (long) channels * outer / blocks;
+        parallel.forRange(blocks, (dx == null ? 2 : 3) * perBlock, (from, to) -> {
+            GradKernels k = GradKernels.best().fresh();
+            float[] fs = new float[channels];
+            float[] fb = new float[channels];
+            for (int blk = (int) from; blk < to; blk++) {
+                int o0 = (int) ((long) outer * blk / blocks);
+                int o1 = (int) ((long) outer * (blk + 1) / blocks);
+                for (int o = o0; o < o1; o++) {
+                    for (int r = o * groups; r < (o + 1) * groups; r++) {
+                        int off = r * len;
+                        int aoff = (r - o * groups) * len;
+                        float mu = l.rms() ? 0f : mean[r];
+                        float is = inv[r];
+                        if (dx == null) {
+                            k.accumulate(dy, x, off, aoff, len, mu, is, fs, fb);
+                            continue;
+                        }
+                        double sumG = 0;
+                        double sumGx = 0;
+                        for (int q = 0; q < len; q += RowKernels.RUN) {
+                            int n = Math.min(RowKernels.RUN, len - q);
+                            sumG += k.rowSums(dy, x, w, off + q, aoff + q, n, mu, is);
+                            sumGx += k.second;
+                        }
+                        float meanG = l.rms() ? 0f : (float) (sumG / len);
+                        float meanGx = (float) (sumGx / len);
+                        k.dxAccumulate(dy, x, w, dx, off, aoff, len, mu, is, meanG, meanGx, fs, fb);
+                    }
+                    if ((o - o0) % SUB_ROWS == SUB_ROWS - 1 || o == o1 - 1) {
+                        int base = blk * channels;
+                        for (int c = 0; c < channels; c++) {
+                            partS[base + c] += fs[c];
+                            partB[base + c] += fb[c];
+                        }
+                        Arrays.fill(fs, 0f);
+                        Arrays.fill(fb, 0f);
+                    }
+                }
+            }
+        });
+        mergeBlocks(blocks, channels, partS, partB, dScale, dBias);
+    }
+
+    /**
+     * Rows of several values per affine entry (channels-first group and instance norm): one pass sums
+     * dy and dy * xhat per (row, entry), which give both the row's sums (times the entry's scale) and
+     * the entry's parameter-gradient terms; a second pass over the row writes dx.
+     */
+    private static void segmentRows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, double[] dScale, double[] dBias) {
+        int rows = l.rows();
+        int len = l.len();
+        int cpg = l.cpg();
+        int spatial = l.spatial();
+        // Entry (row r, j) is r * cpg + j = o * channels + affine entry: the partial row of outer index o.
+        double[] partS = new double[rows * cpg];
+        double[] partB = new double[rows * cpg];
+        float[] ones = RowNorm.ones(RowKernels.RUN);
+        parallel.forRange(rows, (dx == null ? 2L : 3L) * len, (from, to) -> {
+            GradKernels k = GradKernels.best().fresh();
+            for (int r = (int) from; r < to; r++) {
+                int off = r * len;
+                int aoff = (r % l.groups()) * cpg;
+                float mu = l.rms() ? 0f : mean[r];
+                float is = inv[r];
+                double sumG = 0;
+                double sumGx = 0;
+                for (int j = 0; j < cpg; j++) {
+                    double sd = 0;
+                    double sdx = 0;
+                    for (int q = 0; q < spatial; q += RowKernels.RUN) {
+                        // With a scale of ones, g is dy (exactly) and the sums are those of dy and dy * xhat.
+                        sd += k.rowSums(dy, x, ones, off + j * spatial + q, 0, Math.min(RowKernels.RUN, spatial - q),
+                                mu, is);
+                        sdx += k.second;
+                    }
+                    partB[r * cpg + j] = sd;
+                    partS[r * cpg + j] = sdx;
+                    sumG += w[aoff + j] * sd;
+                    sumGx += w[aoff + j] * sdx;
+                }
+                if (dx != null) {
+                    float meanG = l.rms() ? 0f : (float) (sumG / len);
+                    float meanGx = (float) (sumGx / len);
+                    for (int j = 0; j < cpg; j++) {
+                        k.dxUniform(dy, x, dx, off + j * spatial, spatial, mu, is, w[aoff + j], meanG, meanGx);
+                    }
+                }
+            }
+        });
+        mergeBlocks(rows / l.groups(), l.channels(), partS, partB, dScale, dBias);
+    }
+
+    /** Stage 2: {@code s[c] = sum over blocks of partS[blk * channels + c]} in block order (and b from partB). */
+    private static void mergeBlocks(int blocks, int channels, double[] partS, double[] partB, double[] s,
+            double[] b) {
+        for (int blk = 0; blk < blocks; blk++) {
+            int base = blk * channels;
+            for (int c = 0; c < channels; c++) {
+                s[c] += partS[base + c];
+                b[c] += partB[base + c];
+            }
+        }
+    }
+
+    /**
+     * dx of each row: invStd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w; with the
+     * parameter-gradient sums when the rows are contiguous ({@link RowLayout}), for the
+     * {@link #affineGrad} that follows on the same data.
+     *
+     * @return the parameter-gradient sums computed along, or null (rows in segments)
+     */
+    static Grads rowNormBackward(Parallel parallel, RowNormPlan p, float[] dy, float[] x, float[] scale, float[] mean,
             float[] inv, float[] dx) {
+        RowLayout l = RowLayout.of(p);
+        if (l != null) {
+            return rows(parallel, l, dy, x, scale, mean, inv, dx);
+        }
+        segmentedRowBackward(parallel, p, dy, x, scale, mean, inv, dx);
+        return null;
+    }
+
+    /** dx of rows in segments (channels-last group norm): the general loop, in double. */
+    private static void segmentedRowBackward(Parallel parallel, RowNormPlan p, float[] dy, float[] x, float[] scale,
+            float[] mean, float[] inv, float[] dx) {
         int cols = (int) p.cols();
         int segs = (int) p.segments();
         int len = (int) p.segmentLength();
@@ -99,15 +341,26 @@ final class JavaBackward {
 
     /**
      * dScale[c] = sum dy * xhat, dBias[c] = sum dy over (o, s) of channel c, in fixed-order two
-     * stages; {@code sums} (if not null) receives both unrounded, interleaved.
+     * stages; {@code sums} (if not null) receives both unrounded, interleaved. {@code computed}: the
+     * sums a {@link #rowNormBackward} returned, used when they are of the same plan and arrays.
      */
     static void affineGrad(Parallel parallel, AffineGradPlan p, float[] dy, float[] x, float[] mean, float[] inv,
-            float[] dScale, float[] dBias, float[] sums) {
+            float[] dScale, float[] dBias, float[] sums, Grads computed) {
+        if (computed != null && computed.answers(p, dy, x, mean, inv)) {
+            computed.writeTo(dScale, dBias, sums);
+            return;
+        }
+        RowLayout l = RowLayout.of(p);
+        if (l != null) {
+            rows(parallel, l, dy, x, null, mean, inv, null).writeTo(dScale, dBias, sums);
+            return;
+        }
         int channels = (int) p.channels();
         int inner = (int) p.inner();
         long outer = p.outer();
-        // Stage 1: blocks of outer indices, each summing every channel into its own partial row.
-        int blocks = (int) Math.max(1, Math.min(outer, 4L * parallel.threads()));
+        // Stage 1: blocks of outer indices, each summing every channel into its own partial row; the
+        // partition depends on the shape only, so the bits do not depend on the thread count.
+        int blocks = (int) Math.max(1, Math.min(outer, MAX_BLOCKS));
         double[] partScale = new double[blocks * channels];
         double[] partBias = new double[blocks * channels];
         parallel.forRange(blocks, outer * channels * inner / blocks, (from, to) -> {
@@ -139,24 +392,10 @@ final class JavaBackward {
             }
         });
         // Stage 2: sum the partial rows in block order.
-        for (int c = 0; c < channels; c++) {
-            double s = 0;
-            double b = 0;
-            for (int blk = 0; blk < blocks; blk++) {
-                s += partScale[blk * channels + c];
-                b += partBias[blk * channels + c];
-            }
-            if (dScale != null) {
-                dScale[c] = (float) s;
-            }
-            if (dBias != null) {
-                dBias[c] = (float) b;
-            }
-            if (sums != null) {
-                sums[2 * c] = (float) s;
-                sums[2 * c + 1] = (float) b;
-            }
-        }
+        double[] s = new double[channels];
+        double[] b = new double[channels];
+        mergeBlocks(blocks, channels, partScale, partBias, s, b);
+        write(s, b, dScale, dBias, sums);
     }
 
     /**

@@ -25,6 +25,9 @@ final class JavaBackward {
     /** Rows whose parameter-gradient terms are summed in float32 before they are added in double. */
     private static final int SUB_ROWS = 16;
 
+    /** Long rows whose second pass runs column run by column run across the tile (divides SUB_ROWS). */
+    private static final int TILE_ROWS = 4;
+
     /**
      * Contiguous rows as both plans can describe them: row r holds {@code cpg * spatial} values from
      * {@code r * cpg * spatial}, its statistic is entry r, and value q of it uses affine entry
@@ -138,43 +141,77 @@ final class JavaBackward {
             GradKernels k = GradKernels.best().fresh();
             float[] fs = new float[channels];
             float[] fb = new float[channels];
+            float[] means = new float[2 * TILE_ROWS];
             for (int blk = (int) from; blk < to; blk++) {
                 int o0 = (int) ((long) outer * blk / blocks);
                 int o1 = (int) ((long) outer * (blk + 1) / blocks);
-                for (int o = o0; o < o1; o++) {
-                    for (int r = o * groups; r < (o + 1) * groups; r++) {
-                        int off = r * len;
-                        int aoff = (r - o * groups) * len;
-                        float mu = l.rms() ? 0f : mean[r];
-                        float is = inv[r];
-                        if (dx == null) {
-                            k.accumulate(dy, x, off, aoff, len, mu, is, fs, fb);
-                            continue;
+                for (int s0 = o0; s0 < o1; s0 += SUB_ROWS) {
+                    int s1 = Math.min(o1, s0 + SUB_ROWS);
+                    if (dx != null && groups == 1 && len > RowKernels.RUN) {
+                        for (int t0 = s0; t0 < s1; t0 += TILE_ROWS) {
+                            tile(k, l, dy, x, w, mean, inv, dx, t0, Math.min(s1, t0 + TILE_ROWS), means, fs, fb);
                         }
-                        double sumG = 0;
-                        double sumGx = 0;
-                        for (int q = 0; q < len; q += RowKernels.RUN) {
-                            int n = Math.min(RowKernels.RUN, len - q);
-                            sumG += k.rowSums(dy, x, w, off + q, aoff + q, n, mu, is);
-                            sumGx += k.second;
+                    } else {
+                        for (int r = s0 * groups; r < s1 * groups; r++) {
+                            int off = r * len;
+                            int aoff = (r % groups) * len;
+                            float mu = l.rms() ? 0f : mean[r];
+                            if (dx == null) {
+                                k.accumulate(dy, x, off, aoff, len, mu, inv[r], fs, fb);
+                            } else {
+                                rowMeans(k, l, dy, x, w, r, mu, inv[r], means, 0);
+                                k.dxAccumulate(dy, x, w, dx, off, aoff, len, mu, inv[r], means[0], means[1], fs, fb);
+                            }
                         }
-                        float meanG = l.rms() ? 0f : (float) (sumG / len);
-                        float meanGx = (float) (sumGx / len);
-                        k.dxAccumulate(dy, x, w, dx, off, aoff, len, mu, is, meanG, meanGx, fs, fb);
                     }
-                    if ((o - o0) % SUB_ROWS == SUB_ROWS - 1 || o == o1 - 1) {
-                        int base = blk * channels;
-                        for (int c = 0; c < channels; c++) {
-                            partS[base + c] += fs[c];
-                            partB[base + c] += fb[c];
-                        }
-                        Arrays.fill(fs, 0f);
-                        Arrays.fill(fb, 0f);
+                    int base = blk * channels;
+                    for (int c = 0; c < channels; c++) {
+                        partS[base + c] += fs[c];
+                        partB[base + c] += fb[c];
                     }
+                    Arrays.fill(fs, 0f);
+                    Arrays.fill(fb, 0f);
                 }
             }
         });
         mergeBlocks(blocks, channels, partS, partB, dScale, dBias);
+    }
+
+    /** Stores row r's mean(g) and mean(g * xhat) at {@code means[at]} and {@code means[at + 1]}. */
+    private static void rowMeans(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, int r, float mu,
+            float is, float[] means, int at) {
+        int len = l.len();
+        int off = r * len;
+        int aoff = (r % l.groups()) * len;
+        double sumG = 0;
+        double sumGx = 0;
+        for (int q = 0; q < len; q += RowKernels.RUN) {
+            sumG += k.rowSums(dy, x, w, off + q, aoff + q, Math.min(RowKernels.RUN, len - q), mu, is);
+            sumGx += k.second;
+        }
+        means[at] = l.rms() ? 0f : (float) (sumG / len);
+        means[at + 1] = (float) (sumGx / len);
+    }
+
+    /**
+     * Long rows {@code [r0, r1)} of one group (layer/RMS norm): the sums of each row, then dx and the
+     * column terms a run of columns at a time across the rows, so the run's accumulators stay in L1
+     * while the rows come from L2. Each accumulator still takes the rows in order: the same bits as
+     * row by row.
+     */
+    private static void tile(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, int r0, int r1, float[] means, float[] fs, float[] fb) {
+        int len = l.len();
+        for (int r = r0; r < r1; r++) {
+            rowMeans(k, l, dy, x, w, r, l.rms() ? 0f : mean[r], inv[r], means, 2 * (r - r0));
+        }
+        for (int q = 0; q < len; q += RowKernels.RUN) {
+            int n = Math.min(RowKernels.RUN, len - q);
+            for (int r = r0; r < r1; r++) {
+                k.dxAccumulate(dy, x, w, dx, r * len + q, q, n, l.rms() ? 0f : mean[r], inv[r], means[2 * (r - r0)],
+                        means[2 * (r - r0) + 1], fs, fb);
+            }
+        }
     }
 
     /**
@@ -363,7 +400,9 @@ final class JavaBackward {
         int blocks = (int) Math.max(1, Math.min(outer, MAX_BLOCKS));
         double[] partScale = new double[blocks * channels];
         double[] partBias = new double[blocks * channels];
+        float[] ones = RowNorm.ones(RowKernels.RUN);
         parallel.forRange(blocks, outer * channels * inner / blocks, (from, to) -> {
+            GradKernels k = GradKernels.best().fresh();
             for (int blk = (int) from; blk < to; blk++) {
                 long o0 = outer * blk / blocks;
                 long o1 = outer * (blk + 1) / blocks;
@@ -380,12 +419,11 @@ final class JavaBackward {
                         int off = (int) ((o * channels + c) * inner);
                         double sd = 0;
                         double sdx = 0;
-                        for (int s = 0; s < inner; s++) {
-                            double d = dy[off + s];
-                            sd += d;
-                            sdx += d * (x[off + s] - mu);
+                        for (int q = 0; q < inner; q += RowKernels.RUN) { // g = dy * 1: sums of dy, dy * xhat
+                            sd += k.rowSums(dy, x, ones, off + q, 0, Math.min(RowKernels.RUN, inner - q), mu, is);
+                            sdx += k.second;
                         }
-                        partScale[rowBase + c] += sdx * is;
+                        partScale[rowBase + c] += sdx;
                         partBias[rowBase + c] += sd;
                     }
                 }

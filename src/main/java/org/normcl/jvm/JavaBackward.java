@@ -466,30 +466,42 @@ final class JavaBackward {
         }
     }
 
-    /** Batch-norm dx: training uses the per-channel sums; inference treats the statistics as constants. */
+    /**
+     * Batch-norm dx: training uses the per-channel sums; inference treats the statistics as constants.
+     * The per-channel factors are worked out once (with (N, C) data a segment is one value).
+     */
     static void channelBackward(Parallel parallel, ChannelPlan p, long count, float[] dy, float[] x, float[] mean,
             float[] inv, float[] scale, float[] sums, float[] dx) {
         int inner = (int) p.inner();
         int channels = (int) p.channels();
         double m = count;
+        float[] ks = new float[channels];
+        float[] meanDyXhat = new float[channels];
+        float[] meanDy = new float[channels];
+        for (int c = 0; c < channels; c++) {
+            ks[c] = (scale == null ? 1f : scale[c]) * inv[c];
+            if (sums != null) {
+                meanDyXhat[c] = (float) (sums[2 * c] / m);
+                meanDy[c] = (float) (sums[2 * c + 1] / m);
+            }
+        }
         parallel.forRange(p.outer() * channels, 2L * inner, (from, to) -> {
             for (long seg = from; seg < to; seg++) {
                 int c = (int) (seg % channels);
-                float w = scale == null ? 1f : scale[c];
                 float is = inv[c];
                 float mu = mean[c];
                 int off = (int) (seg * inner);
-                float k = w * is;
+                float k = ks[c];
                 if (sums == null) {
                     for (int i = off; i < off + inner; i++) {
                         dx[i] = dy[i] * k;
                     }
                 } else {
-                    float meanDyXhat = (float) (sums[2 * c] / m);
-                    float meanDy = (float) (sums[2 * c + 1] / m);
+                    float a = meanDy[c];
+                    float b = meanDyXhat[c];
                     for (int i = off; i < off + inner; i++) {
                         float xhat = (x[i] - mu) * is;
-                        dx[i] = k * (dy[i] - meanDy - xhat * meanDyXhat);
+                        dx[i] = k * (dy[i] - a - xhat * b);
                     }
                 }
             }

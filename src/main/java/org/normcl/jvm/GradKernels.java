@@ -72,6 +72,13 @@ abstract class GradKernels {
     abstract void accumulate(float[] dy, float[] x, int off, int aoff, int n, float mu, float is, float[] fs,
             float[] fb);
 
+    /**
+     * {@code fs[i] = fma(dy, (x - mean[i]) * inv[i], fs[i])} and {@code fb[i] = fb[i] + dy} for the values
+     * {@code [off, off + n)}, i from 0: one row of (N, C) data with a statistic per column.
+     */
+    abstract void accumulateColumns(float[] dy, float[] x, int off, int n, float[] mean, float[] inv, float[] fs,
+            float[] fb);
+
     /** dx over {@code [off, off + n)} (any n) with one scale {@code w} for the range, {@code g - meanG} fused. */
     abstract void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w,
             float meanG, float meanGx);

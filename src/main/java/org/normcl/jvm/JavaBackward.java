@@ -140,41 +140,57 @@ final class JavaBackward {
     private static void columnRows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
             float[] inv, float[] dx, double[] dScale, double[] dBias) {
         int groups = l.groups();
-        int outer = l.rows() / groups;
         int len = l.len();
-        int channels = l.channels();
-        int blocks = Math.max(1, Math.min(Math.max(MIN_BLOCKS, Math.min(MAX_BLOCKS, MAX_PARTIALS / channels)),
-                (outer + MIN_BLOCK_ROWS - 1) / MIN_BLOCK_ROWS));
-        double[] partS = new double[blocks * channels];
-        double[] partB = new double[blocks * channels];
-        long perBlock = (long) channels * outer / blocks;
-        parallel.forRange(blocks, (dx == null ? 2 : 3) * perBlock, (from, to) -> {
-            GradKernels k = GradKernels.best().fresh();
-            float[] fs = new float[channels];
-            float[] fb = new float[channels];
-            float[] means = new float[2 * TILE_ROWS];
-            for (int blk = (int) from; blk < to; blk++) {
-                int o0 = (int) ((long) outer * blk / blocks);
-                int o1 = (int) ((long) outer * (blk + 1) / blocks);
-                for (int s0 = o0; s0 < o1; s0 += SUB_ROWS) {
-                    int s1 = Math.min(o1, s0 + SUB_ROWS);
+        columnBlocks(parallel, l.rows() / groups, l.channels(), (dx == null ? 2L : 3L) * l.channels(),
+                (k, s0, s1, fs, fb) -> {
+                    float[] means = new float[2 * TILE_ROWS];
                     if (dx != null && groups == 1 && len > RowKernels.RUN) {
                         for (int t0 = s0; t0 < s1; t0 += TILE_ROWS) {
                             tile(k, l, dy, x, w, mean, inv, dx, t0, Math.min(s1, t0 + TILE_ROWS), means, fs, fb);
                         }
-                    } else {
-                        for (int r = s0 * groups; r < s1 * groups; r++) {
-                            int off = r * len;
-                            int aoff = (r % groups) * len;
-                            float mu = l.rms() ? 0f : mean[r];
-                            if (dx == null) {
-                                k.accumulate(dy, x, off, aoff, len, mu, inv[r], fs, fb);
-                            } else {
-                                rowMeans(k, l, dy, x, w, r, mu, inv[r], means, 0);
-                                k.dxAccumulate(dy, x, w, dx, off, aoff, len, mu, inv[r], means[0], means[1], fs, fb);
-                            }
+                        return;
+                    }
+                    for (int r = s0 * groups; r < s1 * groups; r++) {
+                        int off = r * len;
+                        int aoff = (r % groups) * len;
+                        float mu = l.rms() ? 0f : mean[r];
+                        if (dx == null) {
+                            k.accumulate(dy, x, off, aoff, len, mu, inv[r], fs, fb);
+                        } else {
+                            rowMeans(k, l, dy, x, w, r, mu, inv[r], means, 0);
+                            k.dxAccumulate(dy, x, w, dx, off, aoff, len, mu, inv[r], means[0], means[1], fs, fb);
                         }
                     }
+                }, dScale, dBias);
+    }
+
+    /** Adds the parameter-gradient terms of outer indices {@code [o0, o1)} into {@code fs} and {@code fb}. */
+    @FunctionalInterface
+    private interface SubBlock {
+        void run(GradKernels k, int o0, int o1, float[] fs, float[] fb);
+    }
+
+    /**
+     * A column reduction over {@code outer} indices of {@code channels} entries each, in two stages:
+     * {@code body} adds the terms of {@link #SUB_ROWS} outer indices at a time into float32
+     * accumulators, which are added in double into the partial sums of a block of outer indices; the
+     * blocks (a partition fixed by the shape) are merged in order into {@code s} and {@code b}.
+     */
+    private static void columnBlocks(Parallel parallel, int outer, int channels, long costPerOuter, SubBlock body,
+            double[] s, double[] b) {
+        int blocks = Math.max(1, Math.min(Math.max(MIN_BLOCKS, Math.min(MAX_BLOCKS, MAX_PARTIALS / channels)),
+                (outer + MIN_BLOCK_ROWS - 1) / MIN_BLOCK_ROWS));
+        double[] partS = new double[blocks * channels];
+        double[] partB = new double[blocks * channels];
+        parallel.forRange(blocks, costPerOuter * outer / blocks, (from, to) -> {
+            GradKernels k = GradKernels.best().fresh();
+            float[] fs = new float[channels];
+            float[] fb = new float[channels];
+            for (int blk = (int) from; blk < to; blk++) {
+                int o0 = (int) ((long) outer * blk / blocks);
+                int o1 = (int) ((long) outer * (blk + 1) / blocks);
+                for (int s0 = o0; s0 < o1; s0 += SUB_ROWS) {
+                    body.run(k, s0, Math.min(o1, s0 + SUB_ROWS), fs, fb);
                     int base = blk * channels;
                     for (int c = 0; c < channels; c++) {
                         partS[base + c] += fs[c];
@@ -185,7 +201,7 @@ final class JavaBackward {
                 }
             }
         });
-        mergeBlocks(blocks, channels, partS, partB, dScale, dBias);
+        mergeBlocks(blocks, channels, partS, partB, s, b);
     }
 
     /** Stores row r's mean(g) and mean(g * xhat) at {@code means[at]} and {@code means[at + 1]}. */
@@ -403,6 +419,20 @@ final class JavaBackward {
             rows(parallel, l, dy, x, null, mean, inv, null).writeTo(dScale, dBias, sums);
             return;
         }
+        if (p.inner() == 1 && p.statsPerOuter() == 0 && p.channelsPerStat() == 1 && !p.rms()
+                && p.outer() * p.channels() <= Integer.MAX_VALUE) {
+            // Batch norm of (N, C) data: statistic c for column c.
+            int c = (int) p.channels();
+            double[] s = new double[c];
+            double[] b = new double[c];
+            columnBlocks(parallel, (int) p.outer(), c, 2L * c, (k, o0, o1, fs, fb) -> {
+                for (int o = o0; o < o1; o++) {
+                    k.accumulateColumns(dy, x, o * c, c, mean, inv, fs, fb);
+                }
+            }, s, b);
+            write(s, b, dScale, dBias, sums);
+            return;
+        }
         int channels = (int) p.channels();
         int inner = (int) p.inner();
         long outer = p.outer();
@@ -495,6 +525,19 @@ final class JavaBackward {
                 meanDyXhat[c] = (float) (sums[2 * c] / m);
                 meanDy[c] = (float) (sums[2 * c + 1] / m);
             }
+        }
+        if (inner == 1) {
+            // (N, C) data: a row of channels at a time, one loop the JIT vectorizes (the same operations).
+            parallel.forRange(p.outer(), 2L * channels, (from, to) -> {
+                for (int off = (int) from * channels; off < (int) to * channels; off += channels) {
+                    for (int c = 0; c < channels; c++) {
+                        float xhat = (x[off + c] - mean[c]) * inv[c];
+                        dx[off + c] = sums == null ? dy[off + c] * ks[c]
+                                : ks[c] * (dy[off + c] - meanDy[c] - xhat * meanDyXhat[c]);
+                    }
+                }
+            });
+            return;
         }
         parallel.forRange(p.outer() * channels, 2L * inner, (from, to) -> {
             for (long seg = from; seg < to; seg++) {

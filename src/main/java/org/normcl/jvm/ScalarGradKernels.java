@@ -68,6 +68,16 @@ final class ScalarGradKernels extends GradKernels {
     }
 
     @Override
+    void accumulateColumns(float[] dy, float[] x, int off, int n, float[] mean, float[] inv, float[] fs,
+            float[] fb) {
+        for (int i = 0; i < n; i++) {
+            float d = dy[off + i];
+            fs[i] = fma(d, (x[off + i] - mean[i]) * inv[i], fs[i]);
+            fb[i] += d;
+        }
+    }
+
+    @Override
     void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w, float meanG,
             float meanGx) {
         float nb = -meanGx;

@@ -105,6 +105,24 @@ final class VectorGradKernels extends GradKernels {
     }
 
     @Override
+    void accumulateColumns(float[] dy, float[] x, int off, int n, float[] mean, float[] inv, float[] fs,
+            float[] fb) {
+        int i = 0;
+        for (int bound = n - (n % L); i < bound; i += L) {
+            FloatVector d = FloatVector.fromArray(S, dy, off + i);
+            FloatVector xhat = FloatVector.fromArray(S, x, off + i).sub(FloatVector.fromArray(S, mean, i))
+                    .mul(FloatVector.fromArray(S, inv, i));
+            d.fma(xhat, FloatVector.fromArray(S, fs, i)).intoArray(fs, i);
+            FloatVector.fromArray(S, fb, i).add(d).intoArray(fb, i);
+        }
+        for (; i < n; i++) {
+            float d = dy[off + i];
+            fs[i] = Math.fma(d, (x[off + i] - mean[i]) * inv[i], fs[i]);
+            fb[i] += d;
+        }
+    }
+
+    @Override
     void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w, float meanG,
             float meanGx) {
         // dy * w - meanG in one fused step: the scale is one value for the whole range.

@@ -77,7 +77,7 @@ class BackwardFusionTest {
         Object[][] cases = {{"layer", new long[] {257, 1031}}, {"layer", new long[] {3000, 64}},
             {"rms", new long[] {70, 4099}}, {"group", new long[] {5, 8, 30, 31}}, {"group", new long[] {900, 16}},
             {"instance", new long[] {3, 5, 1301}}, {"instance", new long[] {700, 6}},
-            {"batch", new long[] {4, 3, 50, 61}}};
+            {"batch", new long[] {4, 3, 50, 61}}, {"batch", new long[] {3000, 40}}};
         for (Object[] c : cases) {
             String op = (String) c[0];
             long[] dims = (long[]) c[1];
@@ -196,6 +196,12 @@ class BackwardFusionTest {
             scalar.accumulate(dy, x, 3, 5, n, mu, is, fs[0], fb[0]);
             vector.accumulate(dy, x, 3, 5, n, mu, is, fs[1], fb[1]);
             assertArrayEquals(fs[0], fs[1], "scalar accumulate, n = " + n);
+            float[] mean = Data.gaussian("k mean " + n, n, 2, 1);
+            float[] inv = Data.uniform("k inv " + n, n, 0.2, 2);
+            scalar.accumulateColumns(dy, x, 3, n, mean, inv, fs[0], fb[0]);
+            vector.accumulateColumns(dy, x, 3, n, mean, inv, fs[1], fb[1]);
+            assertArrayEquals(fs[0], fs[1], "column-statistic dScale terms, n = " + n);
+            assertArrayEquals(fb[0], fb[1], "column-statistic dBias terms, n = " + n);
             float[] ux = new float[n + 3];
             float[] vx = new float[n + 3];
             scalar.dxUniform(dy, x, ux, 3, n, mu, is, 1.5f, 0.125f, -0.3f);

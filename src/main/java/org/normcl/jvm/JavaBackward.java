@@ -19,6 +19,9 @@ final class JavaBackward {
     /** Row blocks of the parameter-gradient partial sums, at most: a partition fixed by the shape. */
     private static final int MAX_BLOCKS = 64;
 
+    /** Rows shorter than this run in plain loops ({@link #shortRows}). */
+    private static final int SHORT_ROW = 16;
+
     /** Rows per block, at least: the partial sums stay small next to the data. */
     private static final int MIN_BLOCK_ROWS = 32;
 
@@ -150,6 +153,10 @@ final class JavaBackward {
                         }
                         return;
                     }
+                    if (len < SHORT_ROW) {
+                        shortRows(l, dy, x, w, mean, inv, dx, s0 * groups, s1 * groups, fs, fb);
+                        return;
+                    }
                     for (int r = s0 * groups; r < s1 * groups; r++) {
                         int off = r * len;
                         int aoff = (r % groups) * len;
@@ -162,6 +169,47 @@ final class JavaBackward {
                         }
                     }
                 }, dScale, dBias);
+    }
+
+    /**
+     * Rows {@code [r0, r1)} shorter than {@link #SHORT_ROW} (group and instance norm of (N, C) data), in
+     * plain loops: a kernel call per row would cost more than its values. dx or not, the parameter
+     * gradient terms take the same operations.
+     */
+    private static void shortRows(RowLayout l, float[] dy, float[] x, float[] w, float[] mean, float[] inv,
+            float[] dx, int r0, int r1, float[] fs, float[] fb) {
+        int len = l.len();
+        int channels = l.channels();
+        float perValue = 1f / len;
+        int aoff = (r0 % l.groups()) * len - len;
+        for (int r = r0; r < r1; r++) {
+            int off = r * len;
+            aoff = aoff + len == channels ? 0 : aoff + len; // (r % groups) * len, without a division per row
+            float mu = l.rms() ? 0f : mean[r];
+            float is = inv[r];
+            float meanG = 0f;
+            float meanGx = 0f;
+            if (dx != null) {
+                float g = 0f;
+                float q = 0f;
+                for (int i = 0; i < len; i++) {
+                    float a = dy[off + i] * w[aoff + i];
+                    g += a;
+                    q = ScalarGradKernels.fma(a, (x[off + i] - mu) * is, q);
+                }
+                meanG = l.rms() ? 0f : g * perValue;
+                meanGx = q * perValue;
+            }
+            for (int i = 0; i < len; i++) {
+                float d = dy[off + i];
+                float xhat = (x[off + i] - mu) * is;
+                if (dx != null) {
+                    dx[off + i] = ScalarGradKernels.fma(xhat, -meanGx, d * w[aoff + i] - meanG) * is;
+                }
+                fs[aoff + i] = ScalarGradKernels.fma(d, xhat, fs[aoff + i]);
+                fb[aoff + i] += d;
+            }
+        }
     }
 
     /** Adds the parameter-gradient terms of outer indices {@code [o0, o1)} into {@code fs} and {@code fb}. */

@@ -7,7 +7,7 @@ package org.normcl.jvm;
 final class ScalarGradKernels extends GradKernels {
 
     /** {@code a * b + c}, fused where the CPU has FMA (as the vector kernels). */
-    private static float fma(float a, float b, float c) {
+    static float fma(float a, float b, float c) {
         return RowKernels.HAS_FMA ? Math.fma(a, b, c) : a * b + c;
     }
 

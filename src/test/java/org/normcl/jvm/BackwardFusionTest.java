@@ -95,44 +95,55 @@ class BackwardFusionTest {
 
     @Test
     void fusedParameterGradientsAreThoseComputedAloneAndNeverStale() {
-        int rows = 97;
-        int cols = 300;
-        int n = rows * cols;
+        // {outer, groups, channels per group, spatial}: layer norm, short rows, long rows, spatial segments.
+        int[][] layouts = {{97, 1, 300, 1}, {50, 4, 3, 1}, {5, 1, 3000, 1}, {6, 5, 1, 77}, {3, 2, 3, 40}};
         try (JavaBackend be = new JavaBackend(2)) {
-            for (boolean rms : new boolean[] {false, true}) {
-                StatMode mode = rms ? StatMode.RMS : StatMode.MEAN_VAR;
-                RowNormPlan plan = RowNormPlan.contiguous(rows, cols, mode, 1e-5f, 1, cols, 1, true, !rms);
-                AffineGradPlan grad = new AffineGradPlan(rows, cols, 1, 1, cols, rms);
-                Buffer x = buffer(be, Data.gaussian("fuse x", n, 1, 2));
-                Buffer dy = buffer(be, Data.gaussian("fuse dy", n, 0, 1));
-                Buffer w = buffer(be, Data.gaussian("fuse w", cols, 1, 0.3));
-                Buffer mean = rms ? null : be.allocate(DType.FLOAT32, rows);
-                Buffer inv = be.allocate(DType.FLOAT32, rows);
-                be.rowNorm(plan, x, null, null, null, mean, inv);
-                Buffer dx = be.allocate(DType.FLOAT32, n);
-                Buffer ds = be.allocate(DType.FLOAT32, cols);
-                Buffer db = be.allocate(DType.FLOAT32, cols);
-                be.rowNormBackward(plan, dy, x, w, mean, inv, dx);
-                be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
-                float[] fusedS = floats(be, ds);
-                float[] fusedB = floats(be, db);
-                be.fill(ds, 0f);
-                be.fill(db, 0f);
-                be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
-                assertArrayEquals(fusedS, floats(be, ds), "dScale: fused against alone, rms " + rms);
-                assertArrayEquals(fusedB, floats(be, db), "dBias: fused against alone, rms " + rms);
-
-                // dY changes between the two calls: the parameter gradients are those of the new dY.
-                be.rowNormBackward(plan, dy, x, w, mean, inv, dx);
-                be.write(dy, HostTensor.of(Data.gaussian("fuse dy 2", n, 0, 1), n));
-                be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
-                float[] afterWrite = floats(be, ds);
-                be.fill(db, 0f);
-                be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
-                assertArrayEquals(floats(be, ds), afterWrite, "dScale after dY was rewritten, rms " + rms);
-                assertTrue(!java.util.Arrays.equals(afterWrite, fusedS), "dScale follows the new dY");
+            for (int[] lay : layouts) {
+                for (boolean rms : new boolean[] {false, true}) {
+                    fusedAgainstAlone(be, lay[0], lay[1], lay[2], lay[3], rms);
+                }
             }
         }
+    }
+
+    private static void fusedAgainstAlone(JavaBackend be, int outer, int groups, int cpg, int spatial, boolean rms) {
+        int rows = outer * groups;
+        int cols = cpg * spatial;
+        int channels = groups * cpg;
+        int n = rows * cols;
+        String what = outer + "x" + groups + "x" + cpg + "x" + spatial + (rms ? " rms" : "");
+        StatMode mode = rms ? StatMode.RMS : StatMode.MEAN_VAR;
+        RowNormPlan plan = RowNormPlan.contiguous(rows, cols, mode, 1e-5f, groups, cpg, spatial, true, !rms);
+        AffineGradPlan grad = new AffineGradPlan(outer, channels, spatial, groups, groups == 1 ? channels : cpg,
+                rms);
+        Buffer x = buffer(be, Data.gaussian("fuse x", n, 1, 2));
+        Buffer dy = buffer(be, Data.gaussian("fuse dy", n, 0, 1));
+        Buffer w = buffer(be, Data.gaussian("fuse w", channels, 1, 0.3));
+        Buffer mean = rms ? null : be.allocate(DType.FLOAT32, rows);
+        Buffer inv = be.allocate(DType.FLOAT32, rows);
+        be.rowNorm(plan, x, null, null, null, mean, inv);
+        Buffer dx = be.allocate(DType.FLOAT32, n);
+        Buffer ds = be.allocate(DType.FLOAT32, channels);
+        Buffer db = be.allocate(DType.FLOAT32, channels);
+        be.rowNormBackward(plan, dy, x, w, mean, inv, dx);
+        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        float[] fusedS = floats(be, ds);
+        float[] fusedB = floats(be, db);
+        be.fill(ds, 0f);
+        be.fill(db, 0f);
+        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        assertArrayEquals(fusedS, floats(be, ds), "dScale: fused against alone, " + what);
+        assertArrayEquals(fusedB, floats(be, db), "dBias: fused against alone, " + what);
+
+        // dY changes between the two calls: the parameter gradients are those of the new dY.
+        be.rowNormBackward(plan, dy, x, w, mean, inv, dx);
+        be.write(dy, HostTensor.of(Data.gaussian("fuse dy 2", n, 0, 1), n));
+        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        float[] afterWrite = floats(be, ds);
+        be.fill(db, 0f);
+        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        assertArrayEquals(floats(be, ds), afterWrite, "dScale after dY was rewritten, " + what);
+        assertTrue(!java.util.Arrays.equals(afterWrite, fusedS), "dScale follows the new dY, " + what);
     }
 
     private static Buffer buffer(JavaBackend be, float[] data) {

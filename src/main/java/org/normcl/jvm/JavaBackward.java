@@ -9,8 +9,11 @@ import org.normcl.backend.StatMode;
 
 /**
  * The Java backend's backward passes and given-statistics forward, on float32 arrays. Sums are
- * accumulated in double, and every reduction runs in a fixed order (partials per task, merged by
- * index), so results are the same bits whatever the thread scheduling.
+ * float32 over short runs ({@link GradKernels}) merged in double, and every reduction runs in an
+ * order fixed by the shape (partials per fixed block, merged by index), so results are the same
+ * bits whatever the thread count and scheduling. Rows laid out contiguously ({@link RowLayout})
+ * compute dx and the parameter-gradient sums in one pass ({@link #rowNormBackward} returns the
+ * sums for the {@link #affineGrad} that follows).
  */
 final class JavaBackward {
     private JavaBackward() {

@@ -30,6 +30,13 @@ public final class JavaBackend implements Backend {
     private final Parallel parallel;
     /** Buffers handed out and not yet closed: closing the backend closes them, as the OpenCL backend does. */
     private final Set<JavaBuffer> live = ConcurrentHashMap.newKeySet();
+    /**
+     * The parameter-gradient sums the last {@link #rowNormBackward} on this thread computed along with
+     * dX (NormEngine calls {@link #affineGrad} on the same arrays next, which then reads no data).
+     * Every other primitive forgets them first, so they are only used by the call right after, and
+     * only for the same plan and arrays; they are the bits affineGrad computes itself.
+     */
+    private final ThreadLocal<JavaBackward.Grads> pendingGrads = new ThreadLocal<>();
 
     /**
      * @param threads worker threads (1 runs on the caller's thread)
@@ -79,6 +86,7 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void write(Buffer dst, HostTensor src) {
+        pendingGrads.remove();
         JavaBuffer d = (JavaBuffer) dst;
         if (d.dtype() != src.dtype()) {
             throw new IllegalArgumentException("cannot write " + src.dtype() + " data into a " + d.dtype() + " buffer");
@@ -116,11 +124,13 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void copy(Buffer src, Buffer dst) {
+        pendingGrads.remove();
         System.arraycopy(((JavaBuffer) src).array(), 0, ((JavaBuffer) dst).array(), 0, (int) src.elements());
     }
 
     @Override
     public void fill(Buffer dst, float value) {
+        pendingGrads.remove();
         Object a = ((JavaBuffer) dst).array();
         switch (dst.dtype()) {
             case FLOAT32:
@@ -234,9 +244,15 @@ public final class JavaBackend implements Backend {
 
     // ---------------------------------------------------------------- primitives
 
+    /** The views of one primitive's arrays; forgets {@link #pendingGrads} (kept only until the next primitive). */
+    private Views views() {
+        pendingGrads.remove();
+        return new Views();
+    }
+
     @Override
     public void rowNorm(RowNormPlan p, Buffer x, Buffer scale, Buffer bias, Buffer y, Buffer mean, Buffer invStd) {
-        try (Views v = new Views()) {
+        try (Views v = views()) {
             if (f64(x)) {
                 DoubleKernels.rowNorm(parallel, p, v.doubles(x), v.doubles(scale), v.doubles(bias), v.doublesOut(y),
                         v.doublesOut(mean), v.doublesOut(invStd));
@@ -250,7 +266,7 @@ public final class JavaBackend implements Backend {
     @Override
     public void channelStats(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
             Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
-        try (Views v = new Views()) {
+        try (Views v = views()) {
             if (f64(x)) {
                 DoubleKernels.channelStats(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(meanLo),
                         v.doublesOut(invStd), update, v.doubles(runMeanIn), v.doubles(runVarIn),
@@ -281,7 +297,7 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void channelRunningStats(ChannelPlan p, Buffer runMean, Buffer runVar, Buffer mean, Buffer invStd) {
-        try (Views v = new Views()) {
+        try (Views v = views()) {
             if (f64(mean)) {
                 DoubleKernels.runningStats(p, v.doubles(runMean), v.doubles(runVar), v.doublesOut(mean),
                         v.doublesOut(invStd));
@@ -295,7 +311,7 @@ public final class JavaBackend implements Backend {
     @Override
     public void channelApply(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale,
             Buffer bias, Buffer y) {
-        try (Views v = new Views()) {
+        try (Views v = views()) {
             if (f64(x)) {
                 DoubleKernels.channelApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(meanLo),
                         v.doubles(invStd), v.doubles(scale), v.doubles(bias), v.doublesOut(y));
@@ -308,7 +324,7 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
-        try (Views v = new Views()) {
+        try (Views v = views()) {
             if (f64(x)) {
                 DoubleKernels.channelMoments(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(m2), null);
             } else {
@@ -319,7 +335,7 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y) {
-        try (Views v = new Views()) {
+        try (Views v = views()) {
             if (f64(x)) {
                 DoubleKernels.rowApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(invStd), v.doubles(scale),
                         v.doubles(bias), v.doublesOut(y));
@@ -333,13 +349,16 @@ public final class JavaBackend implements Backend {
     @Override
     public void rowNormBackward(RowNormPlan p, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd,
             Buffer dx) {
-        try (Views v = new Views()) {
+        try (Views v = views()) {
             if (f64(x)) {
                 DoubleKernels.rowNormBackward(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(scale),
                         v.doubles(mean), v.doubles(invStd), v.doublesOut(dx));
             } else {
-                JavaBackward.rowNormBackward(parallel, p, v.floats(dy), v.floats(x), v.floats(scale), v.floats(mean),
-                        v.floats(invStd), v.floatsOut(dx));
+                JavaBackward.Grads g = JavaBackward.rowNormBackward(parallel, p, v.floats(dy), v.floats(x),
+                        v.floats(scale), v.floats(mean), v.floats(invStd), v.floatsOut(dx));
+                if (x.dtype() == DType.FLOAT32) { // 16-bit data is widened into new arrays on every call
+                    pendingGrads.set(g);
+                }
             }
         }
     }
@@ -347,13 +366,14 @@ public final class JavaBackend implements Backend {
     @Override
     public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
             Buffer dBias, Buffer sums) {
-        try (Views v = new Views()) {
+        JavaBackward.Grads computed = pendingGrads.get();
+        try (Views v = views()) {
             if (f64(x)) {
                 DoubleKernels.affineGrad(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(mean), v.doubles(invStd),
                         v.doublesOut(dScale), v.doublesOut(dBias), v.doublesOut(sums));
             } else {
                 JavaBackward.affineGrad(parallel, p, v.floats(dy), v.floats(x), v.floats(mean), v.floats(invStd),
-                        v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(sums));
+                        v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(sums), computed);
             }
         }
     }
@@ -361,7 +381,7 @@ public final class JavaBackend implements Backend {
     @Override
     public void channelBackward(ChannelPlan p, long count, Buffer dy, Buffer x, Buffer mean, Buffer invStd,
             Buffer scale, Buffer sums, Buffer dx) {
-        try (Views v = new Views()) {
+        try (Views v = views()) {
             if (f64(x)) {
                 DoubleKernels.channelBackward(parallel, p, count, v.doubles(dy), v.doubles(x), v.doubles(mean),
                         v.doubles(invStd), v.doubles(scale), v.doubles(sums), v.doublesOut(dx));

@@ -1,5 +1,7 @@
 package org.normcl.jvm;
 
+import java.util.Arrays;
+
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
@@ -7,16 +9,371 @@ import org.normcl.backend.StatMode;
 
 /**
  * The Java backend's backward passes and given-statistics forward, on float32 arrays. Sums are
- * accumulated in double, and every reduction runs in a fixed order (partials per task, merged by
- * index), so results are the same bits whatever the thread scheduling.
+ * float32 over short runs ({@link GradKernels}) merged in double, and every reduction runs in an
+ * order fixed by the shape (partials per fixed block, merged by index), so results are the same
+ * bits whatever the thread count and scheduling. Rows laid out contiguously ({@link RowLayout})
+ * compute dx and the parameter-gradient sums in one pass ({@link #rowNormBackward} returns the
+ * sums for the {@link #affineGrad} that follows).
  */
 final class JavaBackward {
     private JavaBackward() {
     }
 
-    /** dx of each row: invStd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w. */
-    static void rowNormBackward(Parallel parallel, RowNormPlan p, float[] dy, float[] x, float[] scale, float[] mean,
+    /** Row blocks of the parameter-gradient partial sums, at most: a partition fixed by the shape. */
+    private static final int MAX_BLOCKS = 64;
+
+    /** Rows shorter than this run in plain loops ({@link #shortRows}). */
+    private static final int SHORT_ROW = 16;
+
+    /** Rows per block, at least: the partial sums stay small next to the data. */
+    private static final int MIN_BLOCK_ROWS = 32;
+
+    /**
+     * Partial sums (blocks x channels) of a column reduction, at most where {@link #MIN_BLOCKS} allows:
+     * fresh partial arrays cost page faults and flushes (8192x1024 layer norm: 4.25 ms with 16 blocks,
+     * 4.6-5.0 with 64; 1024x8192: 5.3 ms with 8 blocks, 6.4 with 32).
+     */
+    private static final int MAX_PARTIALS = 1 << 14;
+
+    /** Blocks of a column reduction, at least (where there are rows enough): work for 16 threads. */
+    private static final int MIN_BLOCKS = 16;
+
+    /** Rows whose parameter-gradient terms are summed in float32 before they are added in double. */
+    private static final int SUB_ROWS = 16;
+
+    /** Long rows whose second pass runs column run by column run across the tile (divides SUB_ROWS). */
+    private static final int TILE_ROWS = 4;
+
+    /**
+     * Contiguous rows as both plans can describe them: row r holds {@code cpg * spatial} values from
+     * {@code r * cpg * spatial}, its statistic is entry r, and value q of it uses affine entry
+     * {@code (r % groups) * cpg + q / spatial}. Layer and RMS norm (groups 1, spatial 1),
+     * channels-first group and instance norm.
+     */
+    record RowLayout(int rows, int groups, int cpg, int spatial, boolean rms) {
+
+        int len() {
+            return cpg * spatial;
+        }
+
+        int channels() {
+            return groups * cpg;
+        }
+
+        /** @return the layout of a plan whose rows are contiguous, or null */
+        static RowLayout of(RowNormPlan p) {
+            if (!p.isContiguous() || p.channelsPerGroup() * p.spatial() != p.cols()
+                    || p.rows() * p.cols() > Integer.MAX_VALUE) {
+                return null;
+            }
+            return new RowLayout((int) p.rows(), (int) p.groups(), (int) p.channelsPerGroup(), (int) p.spatial(),
+                    p.mode() == StatMode.RMS);
+        }
+
+        /** @return the layout of the rows a parameter-gradient plan's statistics index, or null */
+        static RowLayout of(AffineGradPlan p) {
+            long groups = p.statsPerOuter();
+            long cps = groups == 1 ? Math.min(p.channelsPerStat(), p.channels()) : p.channelsPerStat();
+            if (p.outerPerStat() != 1 || groups < 1 || groups * cps != p.channels()
+                    || p.outer() * p.channels() * p.inner() > Integer.MAX_VALUE) {
+                return null;
+            }
+            return new RowLayout((int) (p.outer() * groups), (int) groups, (int) cps, (int) p.inner(), p.rms());
+        }
+    }
+
+    /**
+     * The parameter-gradient sums of one row backward pass, per affine entry ({@code scale} of dy *
+     * xhat, {@code bias} of dy), and the layout and arrays they were computed from.
+     */
+    record Grads(RowLayout layout, float[] dy, float[] x, float[] mean, float[] inv, double[] scale,
+            double[] bias) {
+
+        /** @return whether these are the sums {@link #affineGrad} would compute for these arguments */
+        boolean answers(AffineGradPlan p, float[] dy, float[] x, float[] mean, float[] inv) {
+            return this.dy == dy && this.x == x && this.inv == inv && (layout.rms() || this.mean == mean)
+                    && layout.equals(RowLayout.of(p));
+        }
+
+        void writeTo(float[] dScale, float[] dBias, float[] sums) {
+            write(scale, bias, dScale, dBias, sums);
+        }
+    }
+
+    /** Rounds the sums into dScale, dBias and the interleaved {@code sums}, each where not null. */
+    private static void write(double[] s, double[] b, float[] dScale, float[] dBias, float[] sums) {
+        for (int c = 0; c < s.length; c++) {
+            if (dScale != null) {
+                dScale[c] = (float) s[c];
+            }
+            if (dBias != null) {
+                dBias[c] = (float) b[c];
+            }
+            if (sums != null) {
+                sums[2 * c] = (float) s[c];
+                sums[2 * c + 1] = (float) b[c];
+            }
+        }
+    }
+
+    /**
+     * dx of the rows of {@code l} (when {@code dx} is not null) and their parameter-gradient sums, in
+     * float32 runs merged in double. The parameter gradients are reduced in two stages over a
+     * partition fixed by the shape (never by the threads), so both computations give the same bits
+     * on every run, with or without dx, on any number of threads.
+     */
+    static Grads rows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] scale, float[] mean, float[] inv,
+            float[] dx) {
+        int channels = l.channels();
+        float[] w = scale == null ? RowNorm.ones(channels) : scale;
+        double[] s = new double[channels];
+        double[] b = new double[channels];
+        if (l.spatial() == 1) {
+            columnRows(parallel, l, dy, x, w, mean, inv, dx, s, b);
+        } else {
+            segmentRows(parallel, l, dy, x, w, mean, inv, dx, s, b);
+        }
+        return new Grads(l, dy, x, mean, inv, s, b);
+    }
+
+    /**
+     * Rows with one affine entry per value (layer and RMS norm; group and instance norm of (N, C)
+     * data): each row's sums in a first pass, dx and the per-entry parameter-gradient terms in a
+     * second pass over the same row (from cache). An outer index is {@code groups} rows, which
+     * together use every affine entry once; the terms are summed in float32 over {@link #SUB_ROWS}
+     * outer indices, then in double per block of outer indices; the blocks are merged in order.
+     */
+    private static void columnRows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, double[] dScale, double[] dBias) {
+        int groups = l.groups();
+        int len = l.len();
+        columnBlocks(parallel, l.rows() / groups, l.channels(), (dx == null ? 2L : 3L) * l.channels(),
+                (k, s0, s1, fs, fb) -> {
+                    float[] means = new float[2 * TILE_ROWS];
+                    if (dx != null && groups == 1 && len > RowKernels.RUN) {
+                        for (int t0 = s0; t0 < s1; t0 += TILE_ROWS) {
+                            tile(k, l, dy, x, w, mean, inv, dx, t0, Math.min(s1, t0 + TILE_ROWS), means, fs, fb);
+                        }
+                        return;
+                    }
+                    if (len < SHORT_ROW) {
+                        shortRows(l, dy, x, w, mean, inv, dx, s0 * groups, s1 * groups, fs, fb);
+                        return;
+                    }
+                    for (int r = s0 * groups; r < s1 * groups; r++) {
+                        int off = r * len;
+                        int aoff = (r % groups) * len;
+                        float mu = l.rms() ? 0f : mean[r];
+                        if (dx == null) {
+                            k.accumulate(dy, x, off, aoff, len, mu, inv[r], fs, fb);
+                        } else {
+                            rowMeans(k, l, dy, x, w, r, mu, inv[r], means, 0);
+                            k.dxAccumulate(dy, x, w, dx, off, aoff, len, mu, inv[r], means[0], means[1], fs, fb);
+                        }
+                    }
+                }, dScale, dBias);
+    }
+
+    /**
+     * Rows {@code [r0, r1)} shorter than {@link #SHORT_ROW} (group and instance norm of (N, C) data), in
+     * plain loops: a kernel call per row would cost more than its values. dx or not, the parameter
+     * gradient terms take the same operations.
+     */
+    private static void shortRows(RowLayout l, float[] dy, float[] x, float[] w, float[] mean, float[] inv,
+            float[] dx, int r0, int r1, float[] fs, float[] fb) {
+        int len = l.len();
+        int channels = l.channels();
+        float perValue = 1f / len;
+        int aoff = (r0 % l.groups()) * len - len;
+        for (int r = r0; r < r1; r++) {
+            int off = r * len;
+            aoff = aoff + len == channels ? 0 : aoff + len; // (r % groups) * len, without a division per row
+            float mu = l.rms() ? 0f : mean[r];
+            float is = inv[r];
+            float meanG = 0f;
+            float meanGx = 0f;
+            if (dx != null) {
+                float g = 0f;
+                float q = 0f;
+                for (int i = 0; i < len; i++) {
+                    float a = dy[off + i] * w[aoff + i];
+                    g += a;
+                    q = ScalarGradKernels.fma(a, (x[off + i] - mu) * is, q);
+                }
+                meanG = l.rms() ? 0f : g * perValue;
+                meanGx = q * perValue;
+            }
+            for (int i = 0; i < len; i++) {
+                float d = dy[off + i];
+                float xhat = (x[off + i] - mu) * is;
+                if (dx != null) {
+                    dx[off + i] = ScalarGradKernels.fma(xhat, -meanGx, d * w[aoff + i] - meanG) * is;
+                }
+                fs[aoff + i] = ScalarGradKernels.fma(d, xhat, fs[aoff + i]);
+                fb[aoff + i] += d;
+            }
+        }
+    }
+
+    /** Adds the parameter-gradient terms of outer indices {@code [o0, o1)} into {@code fs} and {@code fb}. */
+    @FunctionalInterface
+    private interface SubBlock {
+        void run(GradKernels k, int o0, int o1, float[] fs, float[] fb);
+    }
+
+    /**
+     * A column reduction over {@code outer} indices of {@code channels} entries each, in two stages:
+     * {@code body} adds the terms of {@link #SUB_ROWS} outer indices at a time into float32
+     * accumulators, which are added in double into the partial sums of a block of outer indices; the
+     * blocks (a partition fixed by the shape) are merged in order into {@code s} and {@code b}.
+     */
+    private static void columnBlocks(Parallel parallel, int outer, int channels, long costPerOuter, SubBlock body,
+            double[] s, double[] b) {
+        int blocks = Math.max(1, Math.min(Math.max(MIN_BLOCKS, Math.min(MAX_BLOCKS, MAX_PARTIALS / channels)),
+                (outer + MIN_BLOCK_ROWS - 1) / MIN_BLOCK_ROWS));
+        double[] partS = new double[blocks * channels];
+        double[] partB = new double[blocks * channels];
+        parallel.forRange(blocks, costPerOuter * outer / blocks, (from, to) -> {
+            GradKernels k = GradKernels.best().fresh();
+            float[] fs = new float[channels];
+            float[] fb = new float[channels];
+            for (int blk = (int) from; blk < to; blk++) {
+                int o0 = (int) ((long) outer * blk / blocks);
+                int o1 = (int) ((long) outer * (blk + 1) / blocks);
+                for (int s0 = o0; s0 < o1; s0 += SUB_ROWS) {
+                    body.run(k, s0, Math.min(o1, s0 + SUB_ROWS), fs, fb);
+                    int base = blk * channels;
+                    for (int c = 0; c < channels; c++) {
+                        partS[base + c] += fs[c];
+                        partB[base + c] += fb[c];
+                    }
+                    Arrays.fill(fs, 0f);
+                    Arrays.fill(fb, 0f);
+                }
+            }
+        });
+        mergeBlocks(blocks, channels, partS, partB, s, b);
+    }
+
+    /** Stores row r's mean(g) and mean(g * xhat) at {@code means[at]} and {@code means[at + 1]}. */
+    private static void rowMeans(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, int r, float mu,
+            float is, float[] means, int at) {
+        int len = l.len();
+        int off = r * len;
+        int aoff = (r % l.groups()) * len;
+        double sumG = 0;
+        double sumGx = 0;
+        for (int q = 0; q < len; q += RowKernels.RUN) {
+            sumG += k.rowSums(dy, x, w, off + q, aoff + q, Math.min(RowKernels.RUN, len - q), mu, is);
+            sumGx += k.second;
+        }
+        means[at] = l.rms() ? 0f : (float) (sumG / len);
+        means[at + 1] = (float) (sumGx / len);
+    }
+
+    /**
+     * Long rows {@code [r0, r1)} of one group (layer/RMS norm): the sums of each row, then dx and the
+     * column terms a run of columns at a time across the rows, so the run's accumulators stay in L1
+     * while the rows come from L2. Each accumulator still takes the rows in order: the same bits as
+     * row by row.
+     */
+    private static void tile(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, int r0, int r1, float[] means, float[] fs, float[] fb) {
+        int len = l.len();
+        for (int r = r0; r < r1; r++) {
+            rowMeans(k, l, dy, x, w, r, l.rms() ? 0f : mean[r], inv[r], means, 2 * (r - r0));
+        }
+        for (int q = 0; q < len; q += RowKernels.RUN) {
+            int n = Math.min(RowKernels.RUN, len - q);
+            for (int r = r0; r < r1; r++) {
+                k.dxAccumulate(dy, x, w, dx, r * len + q, q, n, l.rms() ? 0f : mean[r], inv[r], means[2 * (r - r0)],
+                        means[2 * (r - r0) + 1], fs, fb);
+            }
+        }
+    }
+
+    /**
+     * Rows of several values per affine entry (channels-first group and instance norm): one pass sums
+     * dy and dy * xhat per (row, entry), which give both the row's sums (times the entry's scale) and
+     * the entry's parameter-gradient terms; a second pass over the row writes dx.
+     */
+    private static void segmentRows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, double[] dScale, double[] dBias) {
+        int rows = l.rows();
+        int len = l.len();
+        int cpg = l.cpg();
+        int spatial = l.spatial();
+        // Entry (row r, j) is r * cpg + j = o * channels + affine entry: the partial row of outer index o.
+        double[] partS = new double[rows * cpg];
+        double[] partB = new double[rows * cpg];
+        float[] ones = RowNorm.ones(RowKernels.RUN);
+        parallel.forRange(rows, (dx == null ? 2L : 3L) * len, (from, to) -> {
+            GradKernels k = GradKernels.best().fresh();
+            for (int r = (int) from; r < to; r++) {
+                int off = r * len;
+                int aoff = (r % l.groups()) * cpg;
+                float mu = l.rms() ? 0f : mean[r];
+                float is = inv[r];
+                double sumG = 0;
+                double sumGx = 0;
+                for (int j = 0; j < cpg; j++) {
+                    double sd = 0;
+                    double sdx = 0;
+                    for (int q = 0; q < spatial; q += RowKernels.RUN) {
+                        // With a scale of ones, g is dy (exactly) and the sums are those of dy and dy * xhat.
+                        sd += k.rowSums(dy, x, ones, off + j * spatial + q, 0, Math.min(RowKernels.RUN, spatial - q),
+                                mu, is);
+                        sdx += k.second;
+                    }
+                    partB[r * cpg + j] = sd;
+                    partS[r * cpg + j] = sdx;
+                    sumG += w[aoff + j] * sd;
+                    sumGx += w[aoff + j] * sdx;
+                }
+                if (dx != null) {
+                    float meanG = l.rms() ? 0f : (float) (sumG / len);
+                    float meanGx = (float) (sumGx / len);
+                    for (int j = 0; j < cpg; j++) {
+                        k.dxUniform(dy, x, dx, off + j * spatial, spatial, mu, is, w[aoff + j], meanG, meanGx);
+                    }
+                }
+            }
+        });
+        mergeBlocks(rows / l.groups(), l.channels(), partS, partB, dScale, dBias);
+    }
+
+    /** Stage 2: {@code s[c] = sum over blocks of partS[blk * channels + c]} in block order (and b from partB). */
+    private static void mergeBlocks(int blocks, int channels, double[] partS, double[] partB, double[] s,
+            double[] b) {
+        for (int blk = 0; blk < blocks; blk++) {
+            int base = blk * channels;
+            for (int c = 0; c < channels; c++) {
+                s[c] += partS[base + c];
+                b[c] += partB[base + c];
+            }
+        }
+    }
+
+    /**
+     * dx of each row: invStd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w; with the
+     * parameter-gradient sums when the rows are contiguous ({@link RowLayout}), for the
+     * {@link #affineGrad} that follows on the same data.
+     *
+     * @return the parameter-gradient sums computed along, or null (rows in segments)
+     */
+    static Grads rowNormBackward(Parallel parallel, RowNormPlan p, float[] dy, float[] x, float[] scale, float[] mean,
             float[] inv, float[] dx) {
+        RowLayout l = RowLayout.of(p);
+        if (l != null) {
+            return rows(parallel, l, dy, x, scale, mean, inv, dx);
+        }
+        segmentedRowBackward(parallel, p, dy, x, scale, mean, inv, dx);
+        return null;
+    }
+
+    /** dx of rows in segments (channels-last group norm): the general loop, in double. */
+    private static void segmentedRowBackward(Parallel parallel, RowNormPlan p, float[] dy, float[] x, float[] scale,
+            float[] mean, float[] inv, float[] dx) {
         int cols = (int) p.cols();
         int segs = (int) p.segments();
         int len = (int) p.segmentLength();
@@ -99,18 +456,45 @@ final class JavaBackward {
 
     /**
      * dScale[c] = sum dy * xhat, dBias[c] = sum dy over (o, s) of channel c, in fixed-order two
-     * stages; {@code sums} (if not null) receives both unrounded, interleaved.
+     * stages; {@code sums} (if not null) receives both unrounded, interleaved. {@code computed}: the
+     * sums a {@link #rowNormBackward} returned, used when they are of the same plan and arrays.
      */
     static void affineGrad(Parallel parallel, AffineGradPlan p, float[] dy, float[] x, float[] mean, float[] inv,
-            float[] dScale, float[] dBias, float[] sums) {
+            float[] dScale, float[] dBias, float[] sums, Grads computed) {
+        if (computed != null && computed.answers(p, dy, x, mean, inv)) {
+            computed.writeTo(dScale, dBias, sums);
+            return;
+        }
+        RowLayout l = RowLayout.of(p);
+        if (l != null) {
+            rows(parallel, l, dy, x, null, mean, inv, null).writeTo(dScale, dBias, sums);
+            return;
+        }
+        if (p.inner() == 1 && p.statsPerOuter() == 0 && p.channelsPerStat() == 1 && !p.rms()
+                && p.outer() * p.channels() <= Integer.MAX_VALUE) {
+            // Batch norm of (N, C) data: statistic c for column c.
+            int c = (int) p.channels();
+            double[] s = new double[c];
+            double[] b = new double[c];
+            columnBlocks(parallel, (int) p.outer(), c, 2L * c, (k, o0, o1, fs, fb) -> {
+                for (int o = o0; o < o1; o++) {
+                    k.accumulateColumns(dy, x, o * c, c, mean, inv, fs, fb);
+                }
+            }, s, b);
+            write(s, b, dScale, dBias, sums);
+            return;
+        }
         int channels = (int) p.channels();
         int inner = (int) p.inner();
         long outer = p.outer();
-        // Stage 1: blocks of outer indices, each summing every channel into its own partial row.
-        int blocks = (int) Math.max(1, Math.min(outer, 4L * parallel.threads()));
+        // Stage 1: blocks of outer indices, each summing every channel into its own partial row; the
+        // partition depends on the shape only, so the bits do not depend on the thread count.
+        int blocks = (int) Math.max(1, Math.min(outer, MAX_BLOCKS));
         double[] partScale = new double[blocks * channels];
         double[] partBias = new double[blocks * channels];
+        float[] ones = RowNorm.ones(RowKernels.RUN);
         parallel.forRange(blocks, outer * channels * inner / blocks, (from, to) -> {
+            GradKernels k = GradKernels.best().fresh();
             for (int blk = (int) from; blk < to; blk++) {
                 long o0 = outer * blk / blocks;
                 long o1 = outer * (blk + 1) / blocks;
@@ -127,36 +511,21 @@ final class JavaBackward {
                         int off = (int) ((o * channels + c) * inner);
                         double sd = 0;
                         double sdx = 0;
-                        for (int s = 0; s < inner; s++) {
-                            double d = dy[off + s];
-                            sd += d;
-                            sdx += d * (x[off + s] - mu);
+                        for (int q = 0; q < inner; q += RowKernels.RUN) { // g = dy * 1: sums of dy, dy * xhat
+                            sd += k.rowSums(dy, x, ones, off + q, 0, Math.min(RowKernels.RUN, inner - q), mu, is);
+                            sdx += k.second;
                         }
-                        partScale[rowBase + c] += sdx * is;
+                        partScale[rowBase + c] += sdx;
                         partBias[rowBase + c] += sd;
                     }
                 }
             }
         });
         // Stage 2: sum the partial rows in block order.
-        for (int c = 0; c < channels; c++) {
-            double s = 0;
-            double b = 0;
-            for (int blk = 0; blk < blocks; blk++) {
-                s += partScale[blk * channels + c];
-                b += partBias[blk * channels + c];
-            }
-            if (dScale != null) {
-                dScale[c] = (float) s;
-            }
-            if (dBias != null) {
-                dBias[c] = (float) b;
-            }
-            if (sums != null) {
-                sums[2 * c] = (float) s;
-                sums[2 * c + 1] = (float) b;
-            }
-        }
+        double[] s = new double[channels];
+        double[] b = new double[channels];
+        mergeBlocks(blocks, channels, partScale, partBias, s, b);
+        write(s, b, dScale, dBias, sums);
     }
 
     /**
@@ -189,30 +558,55 @@ final class JavaBackward {
         }
     }
 
-    /** Batch-norm dx: training uses the per-channel sums; inference treats the statistics as constants. */
+    /**
+     * Batch-norm dx: training uses the per-channel sums; inference treats the statistics as constants.
+     * The per-channel factors are worked out once (with (N, C) data a segment is one value).
+     */
     static void channelBackward(Parallel parallel, ChannelPlan p, long count, float[] dy, float[] x, float[] mean,
             float[] inv, float[] scale, float[] sums, float[] dx) {
         int inner = (int) p.inner();
         int channels = (int) p.channels();
         double m = count;
+        float[] ks = new float[channels];
+        float[] meanDyXhat = new float[channels];
+        float[] meanDy = new float[channels];
+        for (int c = 0; c < channels; c++) {
+            ks[c] = (scale == null ? 1f : scale[c]) * inv[c];
+            if (sums != null) {
+                meanDyXhat[c] = (float) (sums[2 * c] / m);
+                meanDy[c] = (float) (sums[2 * c + 1] / m);
+            }
+        }
+        if (inner == 1) {
+            // (N, C) data: a row of channels at a time, one loop the JIT vectorizes (the same operations).
+            parallel.forRange(p.outer(), 2L * channels, (from, to) -> {
+                for (int off = (int) from * channels; off < (int) to * channels; off += channels) {
+                    for (int c = 0; c < channels; c++) {
+                        float xhat = (x[off + c] - mean[c]) * inv[c];
+                        dx[off + c] = sums == null ? dy[off + c] * ks[c]
+                                : ks[c] * (dy[off + c] - meanDy[c] - xhat * meanDyXhat[c]);
+                    }
+                }
+            });
+            return;
+        }
         parallel.forRange(p.outer() * channels, 2L * inner, (from, to) -> {
             for (long seg = from; seg < to; seg++) {
                 int c = (int) (seg % channels);
-                float w = scale == null ? 1f : scale[c];
                 float is = inv[c];
                 float mu = mean[c];
                 int off = (int) (seg * inner);
-                float k = w * is;
+                float k = ks[c];
                 if (sums == null) {
                     for (int i = off; i < off + inner; i++) {
                         dx[i] = dy[i] * k;
                     }
                 } else {
-                    float meanDyXhat = (float) (sums[2 * c] / m);
-                    float meanDy = (float) (sums[2 * c + 1] / m);
+                    float a = meanDy[c];
+                    float b = meanDyXhat[c];
                     for (int i = off; i < off + inner; i++) {
                         float xhat = (x[i] - mu) * is;
-                        dx[i] = k * (dy[i] - meanDy - xhat * meanDyXhat);
+                        dx[i] = k * (dy[i] - a - xhat * b);
                     }
                 }
             }

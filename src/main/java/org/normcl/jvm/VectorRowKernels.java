@@ -17,7 +17,8 @@ import jdk.incubator.vector.VectorSpecies;
  * reproducible bit for bit. The fused kernels repeat the single-pass kernels' operations exactly.
  */
 final class VectorRowKernels extends RowKernels {
-    private static final VectorSpecies<Float> S = species(Integer.getInteger(VECTOR_BITS_PROPERTY, 0));
+    /** The species every Vector API kernel of the backend uses (also {@link VectorGradKernels}). */
+    static final VectorSpecies<Float> S = species(Integer.getInteger(VECTOR_BITS_PROPERTY, 0));
     private static final int L = S.length();
 
     /** @return the species of {@code bits} (128, 256 or 512) when supported, else the preferred one */
@@ -50,7 +51,11 @@ final class VectorRowKernels extends RowKernels {
 
     /** Pairwise sum of the lanes of {@code v} in a fixed order. */
     private float horizontal(FloatVector v) {
-        float[] t = lanes;
+        return horizontal(v, lanes);
+    }
+
+    /** Pairwise sum of the lanes of {@code v} in a fixed order, through the scratch {@code t} (L floats). */
+    static float horizontal(FloatVector v, float[] t) {
         v.intoArray(t, 0);
         if (L == 16) {
             // The loop below, unrolled: the same additions in the same order.

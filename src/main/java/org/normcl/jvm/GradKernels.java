@@ -1,0 +1,85 @@
+package org.normcl.jvm;
+
+/**
+ * The inner loops of the Java backend's row backward passes ({@link JavaBackward}), in float32:
+ * {@link VectorGradKernels} on the Vector API when {@link RowKernels#best()} is the vector
+ * implementation, {@link ScalarGradKernels} otherwise.
+ *
+ * <p>With {@code xhat = (x - mu) * is} and {@code g = dy * w}:
+ * <ul>
+ *   <li>the reductions ({@link #rowSums}) add at most {@link RowKernels#RUN}
+ *       values in float32, in an order fixed by the implementation and the run length (callers merge
+ *       runs in double precision);
+ *   <li>{@code dx = fma(xhat, -meanGx, g - meanG) * is};
+ *   <li>the parameter-gradient accumulators take {@code fs[a] = fma(dy, xhat, fs[a])} and
+ *       {@code fb[a] = fb[a] + dy}: the same operations whether or not dx is computed in the same
+ *       loop, so a fused pass and a parameter-gradient-only pass give the same bits.
+ * </ul>
+ * An instance is used by one thread at a time (it may hold scratch space): call {@link #fresh()}
+ * for each task.
+ */
+abstract class GradKernels {
+    private static final GradKernels BEST = pickBest();
+
+    private static GradKernels pickBest() {
+        if (RowKernels.best().lanes() > 1) {
+            GradKernels v = vectorOrNull();
+            if (v != null) {
+                return v;
+            }
+        }
+        return new ScalarGradKernels();
+    }
+
+    /** @return the kernels matching {@link RowKernels#best()} (a prototype: call {@link #fresh()} per task) */
+    static GradKernels best() {
+        return BEST;
+    }
+
+    /** @return the Vector API kernels, or null when {@link RowKernels#vectorOrNull()} is */
+    static GradKernels vectorOrNull() {
+        if (RowKernels.vectorOrNull() == null) {
+            return null;
+        }
+        try {
+            return (GradKernels) Class.forName("org.normcl.jvm.VectorGradKernels").getDeclaredConstructor()
+                    .newInstance();
+        } catch (ReflectiveOperationException | LinkageError | RuntimeException e) {
+            return null;
+        }
+    }
+
+    /** @return a new instance of the same implementation, for one task */
+    abstract GradKernels fresh();
+
+    /** The second sum of the last {@link #rowSums} call. */
+    float second;
+
+    /**
+     * @return {@code sum g} over {@code [off, off + n)} ({@code n <= RUN}), the affine index starting
+     *     at {@code aoff}; {@code sum g * xhat} is left in {@link #second}
+     */
+    abstract float rowSums(float[] dy, float[] x, float[] w, int off, int aoff, int n, float mu, float is);
+
+    /**
+     * dx over {@code [off, off + n)} (any n) with one affine entry per value (index from {@code aoff}),
+     * adding each value's {@code dy * xhat} and {@code dy} into {@code fs[aoff + i]} and {@code fb[aoff + i]}.
+     */
+    abstract void dxAccumulate(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu,
+            float is, float meanG, float meanGx, float[] fs, float[] fb);
+
+    /** {@link #dxAccumulate} without dx: the parameter-gradient accumulation only, bit for bit. */
+    abstract void accumulate(float[] dy, float[] x, int off, int aoff, int n, float mu, float is, float[] fs,
+            float[] fb);
+
+    /**
+     * {@code fs[i] = fma(dy, (x - mean[i]) * inv[i], fs[i])} and {@code fb[i] = fb[i] + dy} for the values
+     * {@code [off, off + n)}, i from 0: one row of (N, C) data with a statistic per column.
+     */
+    abstract void accumulateColumns(float[] dy, float[] x, int off, int n, float[] mean, float[] inv, float[] fs,
+            float[] fb);
+
+    /** dx over {@code [off, off + n)} (any n) with one scale {@code w} for the range, {@code g - meanG} fused. */
+    abstract void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w,
+            float meanG, float meanGx);
+}

@@ -1,0 +1,144 @@
+package org.normcl.jvm;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * {@link GradKernels} on the Vector API, at the width of {@link VectorRowKernels}. Loaded by
+ * {@link GradKernels#vectorOrNull()} only when the module is in the boot layer. Reductions keep two
+ * vector accumulators per sum, add them in a fixed order and finish with
+ * {@link VectorRowKernels#horizontal}'s fixed tree, then the scalar tail; elementwise tails repeat
+ * the vector operations exactly ({@code Math.fma} is the same single rounding).
+ */
+final class VectorGradKernels extends GradKernels {
+    private static final VectorSpecies<Float> S = VectorRowKernels.S;
+    private static final int L = S.length();
+
+    /** Scratch for the horizontal sums; this is why an instance belongs to one thread. */
+    private final float[] lanes = new float[L];
+
+    @Override
+    GradKernels fresh() {
+        return new VectorGradKernels();
+    }
+
+    @Override
+    float rowSums(float[] dy, float[] x, float[] w, int off, int aoff, int n, float mu, float is) {
+        float g = 0;
+        float q = 0;
+        int i = 0;
+        if (n >= L) { // short rows (group norm of (N, C) data): the scalar loop alone
+            FloatVector muv = FloatVector.broadcast(S, mu);
+            FloatVector isv = FloatVector.broadcast(S, is);
+            FloatVector g0 = FloatVector.zero(S), g1 = g0, q0 = g0, q1 = g0;
+            int bound2 = n - (n % (2 * L));
+            for (; i < bound2; i += 2 * L) {
+                FloatVector a0 = FloatVector.fromArray(S, dy, off + i).mul(FloatVector.fromArray(S, w, aoff + i));
+                FloatVector a1 = FloatVector.fromArray(S, dy, off + i + L)
+                        .mul(FloatVector.fromArray(S, w, aoff + i + L));
+                g0 = g0.add(a0);
+                g1 = g1.add(a1);
+                q0 = a0.fma(FloatVector.fromArray(S, x, off + i).sub(muv).mul(isv), q0);
+                q1 = a1.fma(FloatVector.fromArray(S, x, off + i + L).sub(muv).mul(isv), q1);
+            }
+            int bound = n - (n % L);
+            for (; i < bound; i += L) {
+                FloatVector a0 = FloatVector.fromArray(S, dy, off + i).mul(FloatVector.fromArray(S, w, aoff + i));
+                g0 = g0.add(a0);
+                q0 = a0.fma(FloatVector.fromArray(S, x, off + i).sub(muv).mul(isv), q0);
+            }
+            g = VectorRowKernels.horizontal(g0.add(g1), lanes);
+            q = VectorRowKernels.horizontal(q0.add(q1), lanes);
+        }
+        for (; i < n; i++) {
+            float a = dy[off + i] * w[aoff + i];
+            g += a;
+            q = Math.fma(a, (x[off + i] - mu) * is, q);
+        }
+        second = q;
+        return g;
+    }
+
+    @Override
+    void dxAccumulate(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu, float is,
+            float meanG, float meanGx, float[] fs, float[] fb) {
+        FloatVector muv = FloatVector.broadcast(S, mu);
+        FloatVector isv = FloatVector.broadcast(S, is);
+        FloatVector mg = FloatVector.broadcast(S, meanG);
+        FloatVector nb = FloatVector.broadcast(S, -meanGx);
+        int i = 0;
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector d = FloatVector.fromArray(S, dy, off + i);
+            FloatVector xhat = FloatVector.fromArray(S, x, off + i).sub(muv).mul(isv);
+            xhat.fma(nb, d.mul(FloatVector.fromArray(S, w, aoff + i)).sub(mg)).mul(isv).intoArray(dx, off + i);
+            d.fma(xhat, FloatVector.fromArray(S, fs, aoff + i)).intoArray(fs, aoff + i);
+            FloatVector.fromArray(S, fb, aoff + i).add(d).intoArray(fb, aoff + i);
+        }
+        float nbs = -meanGx;
+        for (; i < n; i++) {
+            float d = dy[off + i];
+            float xhat = (x[off + i] - mu) * is;
+            dx[off + i] = Math.fma(xhat, nbs, d * w[aoff + i] - meanG) * is;
+            fs[aoff + i] = Math.fma(d, xhat, fs[aoff + i]);
+            fb[aoff + i] += d;
+        }
+    }
+
+    @Override
+    void accumulate(float[] dy, float[] x, int off, int aoff, int n, float mu, float is, float[] fs, float[] fb) {
+        FloatVector muv = FloatVector.broadcast(S, mu);
+        FloatVector isv = FloatVector.broadcast(S, is);
+        int i = 0;
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector d = FloatVector.fromArray(S, dy, off + i);
+            FloatVector xhat = FloatVector.fromArray(S, x, off + i).sub(muv).mul(isv);
+            d.fma(xhat, FloatVector.fromArray(S, fs, aoff + i)).intoArray(fs, aoff + i);
+            FloatVector.fromArray(S, fb, aoff + i).add(d).intoArray(fb, aoff + i);
+        }
+        for (; i < n; i++) {
+            float d = dy[off + i];
+            fs[aoff + i] = Math.fma(d, (x[off + i] - mu) * is, fs[aoff + i]);
+            fb[aoff + i] += d;
+        }
+    }
+
+    @Override
+    void accumulateColumns(float[] dy, float[] x, int off, int n, float[] mean, float[] inv, float[] fs,
+            float[] fb) {
+        int i = 0;
+        for (int bound = n - (n % L); i < bound; i += L) {
+            FloatVector d = FloatVector.fromArray(S, dy, off + i);
+            FloatVector xhat = FloatVector.fromArray(S, x, off + i).sub(FloatVector.fromArray(S, mean, i))
+                    .mul(FloatVector.fromArray(S, inv, i));
+            d.fma(xhat, FloatVector.fromArray(S, fs, i)).intoArray(fs, i);
+            FloatVector.fromArray(S, fb, i).add(d).intoArray(fb, i);
+        }
+        for (; i < n; i++) {
+            float d = dy[off + i];
+            fs[i] = Math.fma(d, (x[off + i] - mean[i]) * inv[i], fs[i]);
+            fb[i] += d;
+        }
+    }
+
+    @Override
+    void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w, float meanG,
+            float meanGx) {
+        // dy * w - meanG in one fused step: the scale is one value for the whole range.
+        FloatVector wv = FloatVector.broadcast(S, w);
+        FloatVector nmg = FloatVector.broadcast(S, -meanG);
+        FloatVector nb = FloatVector.broadcast(S, -meanGx);
+        FloatVector muv = FloatVector.broadcast(S, mu);
+        FloatVector isv = FloatVector.broadcast(S, is);
+        int bound = n - (n % L);
+        int i = 0;
+        for (; i < bound; i += L) {
+            FloatVector g = FloatVector.fromArray(S, dy, off + i).fma(wv, nmg);
+            FloatVector.fromArray(S, x, off + i).sub(muv).mul(isv).fma(nb, g).mul(isv).intoArray(dx, off + i);
+        }
+        for (; i < n; i++) {
+            dx[off + i] = Math.fma((x[off + i] - mu) * is, -meanGx, Math.fma(dy[off + i], w, -meanG)) * is;
+        }
+    }
+}

@@ -1,0 +1,223 @@
+package org.normcl.jvm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.junit.jupiter.api.Test;
+import org.normcl.BatchNorm;
+import org.normcl.DType;
+import org.normcl.EngineOptions;
+import org.normcl.GradResult;
+import org.normcl.GroupNorm;
+import org.normcl.HostTensor;
+import org.normcl.InstanceNorm;
+import org.normcl.LayerNorm;
+import org.normcl.NormEngine;
+import org.normcl.RmsNorm;
+import org.normcl.Shape;
+import org.normcl.backend.AffineGradPlan;
+import org.normcl.backend.Buffer;
+import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.StatMode;
+import org.normcl.testing.Data;
+
+/**
+ * The Java backward passes' parameter gradients: the same bits on any number of threads, the same
+ * bits whether computed along with dX ({@link JavaBackward#rowNormBackward}) or on their own
+ * ({@link JavaBackward#affineGrad}), never from data changed since; and the Vector API
+ * {@link GradKernels} against the scalar ones (the same float operations elementwise, so the same
+ * bits; reductions within rounding of a float64 sum).
+ */
+class BackwardFusionTest {
+
+    /** dX, dScale and dBias of one backward pass on an engine of {@code threads} Java threads. */
+    private static List<float[]> grads(int threads, String op, long[] dims) {
+        Shape s = Shape.of(dims);
+        HostTensor x = HostTensor.of(Data.gaussian(op + " x", s.intSize(), 0.5, 2), s);
+        HostTensor dy = HostTensor.of(Data.gaussian(op + " dy", s.intSize(), 0.1, 1), s);
+        long affine = op.equals("layer") || op.equals("rms") ? dims[dims.length - 1] : dims[1];
+        HostTensor w = HostTensor.of(Data.gaussian(op + " w", (int) affine, 1, 0.5), affine);
+        List<float[]> out = new ArrayList<>();
+        try (NormEngine e = NormEngine.create(EngineOptions.java().withThreads(threads))) {
+            GradResult g;
+            switch (op) {
+                case "layer":
+                    g = e.layerNormBackward(LayerNorm.defaults(), dy, x, w, null);
+                    break;
+                case "rms":
+                    g = e.rmsNormBackward(RmsNorm.defaults(), dy, x, w, null);
+                    break;
+                case "group":
+                    g = e.groupNormBackward(GroupNorm.of(4), dy, x, w, null);
+                    break;
+                case "instance":
+                    g = e.instanceNormBackward(InstanceNorm.defaults(), dy, x, w, null);
+                    break;
+                default:
+                    g = e.batchNormBackward(BatchNorm.defaults().withTraining(true), dy, x, w, null, null, null);
+            }
+            try (g) {
+                out.add(g.dx().toHost().data());
+                out.add(g.dScale().toHost().data());
+                if (g.dBias() != null) {
+                    out.add(g.dBias().toHost().data());
+                }
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void gradientsAreTheSameBitsOnAnyNumberOfThreads() {
+        Object[][] cases = {{"layer", new long[] {257, 1031}}, {"layer", new long[] {3000, 64}},
+            {"rms", new long[] {70, 4099}}, {"group", new long[] {5, 8, 30, 31}}, {"group", new long[] {900, 16}},
+            {"instance", new long[] {3, 5, 1301}}, {"instance", new long[] {700, 6}},
+            {"batch", new long[] {4, 3, 50, 61}}, {"batch", new long[] {3000, 40}}};
+        for (Object[] c : cases) {
+            String op = (String) c[0];
+            long[] dims = (long[]) c[1];
+            List<float[]> one = grads(1, op, dims);
+            for (int threads : new int[] {2, 3, 7}) {
+                List<float[]> many = grads(threads, op, dims);
+                assertEquals(one.size(), many.size());
+                for (int k = 0; k < one.size(); k++) {
+                    assertArrayEquals(one.get(k), many.get(k), op + " " + Shape.of(dims) + " output " + k + " on "
+                            + threads + " threads");
+                }
+            }
+        }
+    }
+
+    @Test
+    void fusedParameterGradientsAreThoseComputedAloneAndNeverStale() {
+        // {outer, groups, channels per group, spatial}: layer norm, short rows, long rows, spatial segments.
+        int[][] layouts = {{97, 1, 300, 1}, {50, 4, 3, 1}, {5, 1, 3000, 1}, {6, 5, 1, 77}, {3, 2, 3, 40}};
+        try (JavaBackend be = new JavaBackend(2)) {
+            for (int[] lay : layouts) {
+                for (boolean rms : new boolean[] {false, true}) {
+                    fusedAgainstAlone(be, lay[0], lay[1], lay[2], lay[3], rms);
+                }
+            }
+        }
+    }
+
+    private static void fusedAgainstAlone(JavaBackend be, int outer, int groups, int cpg, int spatial, boolean rms) {
+        int rows = outer * groups;
+        int cols = cpg * spatial;
+        int channels = groups * cpg;
+        int n = rows * cols;
+        String what = outer + "x" + groups + "x" + cpg + "x" + spatial + (rms ? " rms" : "");
+        StatMode mode = rms ? StatMode.RMS : StatMode.MEAN_VAR;
+        RowNormPlan plan = RowNormPlan.contiguous(rows, cols, mode, 1e-5f, groups, cpg, spatial, true, !rms);
+        AffineGradPlan grad = new AffineGradPlan(outer, channels, spatial, groups, groups == 1 ? channels : cpg,
+                rms);
+        Buffer x = buffer(be, Data.gaussian("fuse x", n, 1, 2));
+        Buffer dy = buffer(be, Data.gaussian("fuse dy", n, 0, 1));
+        Buffer w = buffer(be, Data.gaussian("fuse w", channels, 1, 0.3));
+        Buffer mean = rms ? null : be.allocate(DType.FLOAT32, rows);
+        Buffer inv = be.allocate(DType.FLOAT32, rows);
+        be.rowNorm(plan, x, null, null, null, mean, inv);
+        Buffer dx = be.allocate(DType.FLOAT32, n);
+        Buffer ds = be.allocate(DType.FLOAT32, channels);
+        Buffer db = be.allocate(DType.FLOAT32, channels);
+        be.rowNormBackward(plan, dy, x, w, mean, inv, dx);
+        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        float[] fusedS = floats(be, ds);
+        float[] fusedB = floats(be, db);
+        be.fill(ds, 0f);
+        be.fill(db, 0f);
+        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        assertArrayEquals(fusedS, floats(be, ds), "dScale: fused against alone, " + what);
+        assertArrayEquals(fusedB, floats(be, db), "dBias: fused against alone, " + what);
+
+        // dY changes between the two calls: the parameter gradients are those of the new dY.
+        be.rowNormBackward(plan, dy, x, w, mean, inv, dx);
+        be.write(dy, HostTensor.of(Data.gaussian("fuse dy 2", n, 0, 1), n));
+        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        float[] afterWrite = floats(be, ds);
+        be.fill(db, 0f);
+        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        assertArrayEquals(floats(be, ds), afterWrite, "dScale after dY was rewritten, " + what);
+        assertTrue(!java.util.Arrays.equals(afterWrite, fusedS), "dScale follows the new dY, " + what);
+    }
+
+    private static Buffer buffer(JavaBackend be, float[] data) {
+        Buffer b = be.allocate(DType.FLOAT32, data.length);
+        be.write(b, HostTensor.of(data, data.length));
+        return b;
+    }
+
+    private static float[] floats(JavaBackend be, Buffer b) {
+        return be.read(b, Shape.of(b.elements())).data();
+    }
+
+    @Test
+    void vectorAndScalarKernelsAgree() {
+        GradKernels vector = GradKernels.vectorOrNull();
+        assumeTrue(vector != null, "the Vector API is not in this JVM: only the scalar kernels exist here");
+        GradKernels scalar = new ScalarGradKernels();
+        for (int n : new int[] {1, 7, 15, 16, 17, 33, 64, 100, 1000, 1024}) {
+            float[] dy = Data.gaussian("k dy " + n, n + 3, 0, 1);
+            float[] x = Data.gaussian("k x " + n, n + 3, 2, 3);
+            float[] w = Data.gaussian("k w " + n, n + 5, 1, 0.5);
+            float mu = 1.75f;
+            float is = 0.37f;
+            // Reductions: each within n float roundings of the float64 sums.
+            double g = 0;
+            double q = 0;
+            double bound = 0;
+            for (int i = 0; i < n; i++) {
+                double a = (double) dy[i + 3] * w[i + 5];
+                double xhat = ((double) x[i + 3] - mu) * is;
+                g += a;
+                q += a * xhat;
+                bound += Math.abs(a) * (1 + Math.abs(xhat));
+            }
+            bound *= (n + 4) * 0x1p-24;
+            for (GradKernels k : new GradKernels[] {scalar, vector}) {
+                assertEquals(g, k.rowSums(dy, x, w, 3, 5, n, mu, is), bound, "sum g, n = " + n);
+                assertEquals(q, k.second, bound, "sum g * xhat, n = " + n);
+            }
+            // Elementwise: the same operations, so the same bits; accumulate is dxAccumulate's accumulation.
+            float[][] dx = new float[2][n + 3];
+            float[][] fs = new float[3][n + 5];
+            float[][] fb = new float[3][n + 5];
+            for (int v = 0; v < 3; v++) {
+                java.util.Arrays.fill(fs[v], 0.25f);
+                java.util.Arrays.fill(fb[v], -0.5f);
+            }
+            scalar.dxAccumulate(dy, x, w, dx[0], 3, 5, n, mu, is, 0.125f, -0.3f, fs[0], fb[0]);
+            vector.dxAccumulate(dy, x, w, dx[1], 3, 5, n, mu, is, 0.125f, -0.3f, fs[1], fb[1]);
+            vector.accumulate(dy, x, 3, 5, n, mu, is, fs[2], fb[2]);
+            assertArrayEquals(dx[0], dx[1], "dx, n = " + n);
+            for (int i = 0; i < n; i++) {
+                double xhat = ((double) x[i + 3] - mu) * is;
+                double ref = is * ((double) dy[i + 3] * w[i + 5] - 0.125 + xhat * 0.3);
+                assertEquals(ref, dx[0][i + 3], 1e-5 * (1 + Math.abs(ref)), "dx against float64, n = " + n);
+            }
+            assertArrayEquals(fs[0], fs[1], "dScale terms, n = " + n);
+            assertArrayEquals(fb[0], fb[1], "dBias terms, n = " + n);
+            assertArrayEquals(fs[1], fs[2], "dScale terms alone, n = " + n);
+            assertArrayEquals(fb[1], fb[2], "dBias terms alone, n = " + n);
+            scalar.accumulate(dy, x, 3, 5, n, mu, is, fs[0], fb[0]);
+            vector.accumulate(dy, x, 3, 5, n, mu, is, fs[1], fb[1]);
+            assertArrayEquals(fs[0], fs[1], "scalar accumulate, n = " + n);
+            float[] mean = Data.gaussian("k mean " + n, n, 2, 1);
+            float[] inv = Data.uniform("k inv " + n, n, 0.2, 2);
+            scalar.accumulateColumns(dy, x, 3, n, mean, inv, fs[0], fb[0]);
+            vector.accumulateColumns(dy, x, 3, n, mean, inv, fs[1], fb[1]);
+            assertArrayEquals(fs[0], fs[1], "column-statistic dScale terms, n = " + n);
+            assertArrayEquals(fb[0], fb[1], "column-statistic dBias terms, n = " + n);
+            float[] ux = new float[n + 3];
+            float[] vx = new float[n + 3];
+            scalar.dxUniform(dy, x, ux, 3, n, mu, is, 1.5f, 0.125f, -0.3f);
+            vector.dxUniform(dy, x, vx, 3, n, mu, is, 1.5f, 0.125f, -0.3f);
+            assertArrayEquals(ux, vx, "dx with one scale, n = " + n);
+        }
+    }
+}

@@ -30,13 +30,6 @@ public final class JavaBackend implements Backend {
     private final Parallel parallel;
     /** Buffers handed out and not yet closed: closing the backend closes them, as the OpenCL backend does. */
     private final Set<JavaBuffer> live = ConcurrentHashMap.newKeySet();
-    /**
-     * The parameter-gradient sums the last {@link #rowNormBackward} on this thread computed along with
-     * dX (NormEngine calls {@link #affineGrad} on the same arrays next, which then reads no data).
-     * Every other primitive forgets them first, so they are only used by the call right after, and
-     * only for the same plan and arrays; they are the bits affineGrad computes itself.
-     */
-    private final ThreadLocal<JavaBackward.Grads> pendingGrads = new ThreadLocal<>();
 
     /**
      * @param threads worker threads (1 runs on the caller's thread)
@@ -86,7 +79,6 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void write(Buffer dst, HostTensor src) {
-        pendingGrads.remove();
         JavaBuffer d = (JavaBuffer) dst;
         if (d.dtype() != src.dtype()) {
             throw new IllegalArgumentException("cannot write " + src.dtype() + " data into a " + d.dtype() + " buffer");
@@ -124,13 +116,11 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void copy(Buffer src, Buffer dst) {
-        pendingGrads.remove();
         System.arraycopy(((JavaBuffer) src).array(), 0, ((JavaBuffer) dst).array(), 0, (int) src.elements());
     }
 
     @Override
     public void fill(Buffer dst, float value) {
-        pendingGrads.remove();
         Object a = ((JavaBuffer) dst).array();
         switch (dst.dtype()) {
             case FLOAT32:
@@ -244,15 +234,10 @@ public final class JavaBackend implements Backend {
 
     // ---------------------------------------------------------------- primitives
 
-    /** The views of one primitive's arrays; forgets {@link #pendingGrads} (kept only until the next primitive). */
-    private Views views() {
-        pendingGrads.remove();
-        return new Views();
-    }
 
     @Override
     public void rowNorm(RowNormPlan p, Buffer x, Buffer scale, Buffer bias, Buffer y, Buffer mean, Buffer invStd) {
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(x)) {
                 DoubleKernels.rowNorm(parallel, p, v.doubles(x), v.doubles(scale), v.doubles(bias), v.doublesOut(y),
                         v.doublesOut(mean), v.doublesOut(invStd));
@@ -266,7 +251,7 @@ public final class JavaBackend implements Backend {
     @Override
     public void channelStats(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, RunningUpdate update,
             Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(x)) {
                 DoubleKernels.channelStats(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(meanLo),
                         v.doublesOut(invStd), update, v.doubles(runMeanIn), v.doubles(runVarIn),
@@ -297,7 +282,7 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void channelRunningStats(ChannelPlan p, Buffer runMean, Buffer runVar, Buffer mean, Buffer invStd) {
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(mean)) {
                 DoubleKernels.runningStats(p, v.doubles(runMean), v.doubles(runVar), v.doublesOut(mean),
                         v.doublesOut(invStd));
@@ -311,7 +296,7 @@ public final class JavaBackend implements Backend {
     @Override
     public void channelApply(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale,
             Buffer bias, Buffer y) {
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(x)) {
                 DoubleKernels.channelApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(meanLo),
                         v.doubles(invStd), v.doubles(scale), v.doubles(bias), v.doublesOut(y));
@@ -324,7 +309,7 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(x)) {
                 DoubleKernels.channelMoments(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(m2), null);
             } else {
@@ -335,7 +320,7 @@ public final class JavaBackend implements Backend {
 
     @Override
     public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y) {
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(x)) {
                 DoubleKernels.rowApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(invStd), v.doubles(scale),
                         v.doubles(bias), v.doublesOut(y));
@@ -349,31 +334,51 @@ public final class JavaBackend implements Backend {
     @Override
     public void rowNormBackward(RowNormPlan p, Buffer dy, Buffer x, Buffer scale, Buffer mean, Buffer invStd,
             Buffer dx) {
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(x)) {
                 DoubleKernels.rowNormBackward(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(scale),
                         v.doubles(mean), v.doubles(invStd), v.doublesOut(dx));
             } else {
-                JavaBackward.Grads g = JavaBackward.rowNormBackward(parallel, p, v.floats(dy), v.floats(x),
-                        v.floats(scale), v.floats(mean), v.floats(invStd), v.floatsOut(dx));
-                if (x.dtype() == DType.FLOAT32) { // 16-bit data is widened into new arrays on every call
-                    pendingGrads.set(g);
-                }
+                JavaBackward.rowNormBackward(parallel, p, v.floats(dy), v.floats(x), v.floats(scale), v.floats(mean),
+                        v.floats(invStd), v.floatsOut(dx));
             }
+        }
+    }
+
+    /**
+     * One pass for float32 data: the row pass computes dX and, along with it, the parameter-gradient
+     * sums, which {@link JavaBackward#affineGrad} then takes instead of reading dY and X again (the
+     * same bits it computes alone: {@code BackwardFusionTest}). Other types: the two calls.
+     */
+    @Override
+    public void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
+            Buffer mean, Buffer invStd, Buffer dx, Buffer dScale, Buffer dBias) {
+        if (x.dtype() != DType.FLOAT32) {
+            Backend.super.rowNormBackwardWithGrad(plan, grad, dy, x, scale, mean, invStd, dx, dScale, dBias);
+            return;
+        }
+        try (Views v = new Views()) {
+            float[] dyA = v.floats(dy);
+            float[] xA = v.floats(x);
+            float[] meanA = v.floats(mean);
+            float[] invA = v.floats(invStd);
+            JavaBackward.Grads sums = JavaBackward.rowNormBackward(parallel, plan, dyA, xA, v.floats(scale), meanA,
+                    invA, v.floatsOut(dx));
+            JavaBackward.affineGrad(parallel, grad, dyA, xA, meanA, invA, v.floatsOut(dScale), v.floatsOut(dBias),
+                    null, sums);
         }
     }
 
     @Override
     public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
             Buffer dBias, Buffer sums) {
-        JavaBackward.Grads computed = pendingGrads.get();
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(x)) {
                 DoubleKernels.affineGrad(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(mean), v.doubles(invStd),
                         v.doublesOut(dScale), v.doublesOut(dBias), v.doublesOut(sums));
             } else {
                 JavaBackward.affineGrad(parallel, p, v.floats(dy), v.floats(x), v.floats(mean), v.floats(invStd),
-                        v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(sums), computed);
+                        v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(sums), null);
             }
         }
     }
@@ -381,7 +386,7 @@ public final class JavaBackend implements Backend {
     @Override
     public void channelBackward(ChannelPlan p, long count, Buffer dy, Buffer x, Buffer mean, Buffer invStd,
             Buffer scale, Buffer sums, Buffer dx) {
-        try (Views v = views()) {
+        try (Views v = new Views()) {
             if (f64(x)) {
                 DoubleKernels.channelBackward(parallel, p, count, v.doubles(dy), v.doubles(x), v.doubles(mean),
                         v.doubles(invStd), v.doubles(scale), v.doubles(sums), v.doublesOut(dx));

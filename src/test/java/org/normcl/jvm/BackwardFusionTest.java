@@ -28,8 +28,8 @@ import org.normcl.testing.Data;
 
 /**
  * The Java backward passes' parameter gradients: the same bits on any number of threads, the same
- * bits whether computed along with dX ({@link JavaBackward#rowNormBackward}) or on their own
- * ({@link JavaBackward#affineGrad}), never from data changed since; and the Vector API
+ * bits whether computed along with dX ({@link JavaBackend#rowNormBackwardWithGrad}) or on their own
+ * ({@link JavaBackward#affineGrad}); and the Vector API
  * {@link GradKernels} against the scalar ones (the same float operations elementwise, so the same
  * bits; reductions within rounding of a float64 sum).
  */
@@ -94,7 +94,7 @@ class BackwardFusionTest {
     }
 
     @Test
-    void fusedParameterGradientsAreThoseComputedAloneAndNeverStale() {
+    void fusedPassGivesTheBitsOfTheTwoCalls() {
         // {outer, groups, channels per group, spatial}: layer norm, short rows, long rows, spatial segments.
         int[][] layouts = {{97, 1, 300, 1}, {50, 4, 3, 1}, {5, 1, 3000, 1}, {6, 5, 1, 77}, {3, 2, 3, 40}};
         try (JavaBackend be = new JavaBackend(2)) {
@@ -125,25 +125,19 @@ class BackwardFusionTest {
         Buffer dx = be.allocate(DType.FLOAT32, n);
         Buffer ds = be.allocate(DType.FLOAT32, channels);
         Buffer db = be.allocate(DType.FLOAT32, channels);
-        be.rowNormBackward(plan, dy, x, w, mean, inv, dx);
-        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
+        be.rowNormBackwardWithGrad(plan, grad, dy, x, w, mean, inv, dx, ds, db);
         float[] fusedS = floats(be, ds);
         float[] fusedB = floats(be, db);
-        be.fill(ds, 0f);
-        be.fill(db, 0f);
-        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
-        assertArrayEquals(fusedS, floats(be, ds), "dScale: fused against alone, " + what);
-        assertArrayEquals(fusedB, floats(be, db), "dBias: fused against alone, " + what);
-
-        // dY changes between the two calls: the parameter gradients are those of the new dY.
-        be.rowNormBackward(plan, dy, x, w, mean, inv, dx);
-        be.write(dy, HostTensor.of(Data.gaussian("fuse dy 2", n, 0, 1), n));
-        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
-        float[] afterWrite = floats(be, ds);
-        be.fill(db, 0f);
-        be.affineGrad(grad, dy, x, mean, inv, ds, db, null);
-        assertArrayEquals(floats(be, ds), afterWrite, "dScale after dY was rewritten, " + what);
-        assertTrue(!java.util.Arrays.equals(afterWrite, fusedS), "dScale follows the new dY, " + what);
+        float[] fusedDx = floats(be, dx);
+        Buffer dx2 = be.allocate(DType.FLOAT32, n);
+        Buffer ds2 = be.allocate(DType.FLOAT32, channels);
+        Buffer db2 = be.allocate(DType.FLOAT32, channels);
+        be.rowNormBackward(plan, dy, x, w, mean, inv, dx2);
+        be.affineGrad(grad, dy, x, mean, inv, ds2, db2, null);
+        assertArrayEquals(floats(be, dx2), fusedDx, "dX: fused against alone, " + what);
+        assertArrayEquals(floats(be, ds2), fusedS, "dScale: fused against alone, " + what);
+        assertArrayEquals(floats(be, db2), fusedB, "dBias: fused against alone, " + what);
+        assertTrue(!java.util.Arrays.equals(fusedS, new float[channels]), "dScale is not all zero, " + what);
     }
 
     private static Buffer buffer(JavaBackend be, float[] data) {

@@ -30,6 +30,8 @@ public final class JavaBackend implements Backend {
     private final Parallel parallel;
     /** Buffers handed out and not yet closed: closing the backend closes them, as the OpenCL backend does. */
     private final Set<JavaBuffer> live = ConcurrentHashMap.newKeySet();
+    /** Arrays of closed buffers, for the next allocation of the same size. */
+    private final ArrayPool pool = new ArrayPool(ArrayPool.capFor(Runtime.getRuntime().maxMemory()));
 
     /**
      * @param threads worker threads (1 runs on the caller's thread)
@@ -69,7 +71,11 @@ public final class JavaBackend implements Backend {
             throw new IllegalArgumentException("the Java backend holds at most " + (Integer.MAX_VALUE - 8)
                     + " elements per tensor; asked for " + elements);
         }
-        return new JavaBuffer(HostTensor.zeros(dtype, Shape.of(elements)).array(), dtype, live);
+        Object array = pool.take(dtype, (int) elements);
+        if (array == null) {
+            array = HostTensor.zeros(dtype, Shape.of(elements)).array();
+        }
+        return new JavaBuffer(array, dtype, live, pool);
     }
 
     @Override
@@ -96,13 +102,13 @@ public final class JavaBackend implements Backend {
 
     @Override
     public Buffer importHost(HostTensor data) {
-        return new JavaBuffer(data.array(), data.dtype(), live);
+        return new JavaBuffer(data.array(), data.dtype(), live, null);
     }
 
     @Override
     public HostTensor exportHost(Buffer buffer, Shape shape) {
         JavaBuffer b = (JavaBuffer) buffer;
-        Object a = b.array();
+        Object a = b.escape(); // the host tensor aliases it: never reused
         long[] dims = shape.dims();
         switch (b.dtype()) {
             case FLOAT32:
@@ -233,7 +239,6 @@ public final class JavaBackend implements Backend {
     }
 
     // ---------------------------------------------------------------- primitives
-
 
     @Override
     public void rowNorm(RowNormPlan p, Buffer x, Buffer scale, Buffer bias, Buffer y, Buffer mean, Buffer invStd) {
@@ -407,6 +412,7 @@ public final class JavaBackend implements Backend {
         for (JavaBuffer b : live.toArray(new JavaBuffer[0])) {
             b.close();
         }
+        pool.clear();
         parallel.shutdown();
     }
 }

@@ -17,17 +17,31 @@ final class JavaBuffer implements Buffer {
     private final Set<JavaBuffer> owner;
     private final AtomicBoolean closed = new AtomicBoolean();
 
+    /** Where the array goes when the buffer is closed, or null (an array the backend does not own). */
+    private final ArrayPool pool;
+    /** Whether the array was handed out of the backend (then it is never reused). */
+    private volatile boolean escaped;
+
     /**
      * @param array the elements
      * @param dtype their type
      * @param owner the backend's set of live buffers, which this buffer joins until closed
+     * @param pool where the array goes for reuse when this buffer is closed; null for an array the
+     *     backend does not own (an imported host tensor's)
      */
-    JavaBuffer(Object array, DType dtype, Set<JavaBuffer> owner) {
+    JavaBuffer(Object array, DType dtype, Set<JavaBuffer> owner, ArrayPool pool) {
         this.array = array;
         this.dtype = dtype;
         this.length = java.lang.reflect.Array.getLength(array);
         this.owner = owner;
+        this.pool = pool;
         owner.add(this);
+    }
+
+    /** @return the backing array, which from now on belongs to whoever it is handed to (never reused) */
+    Object escape() {
+        escaped = true;
+        return array();
     }
 
     /** @return the backing array */
@@ -57,6 +71,9 @@ final class JavaBuffer implements Buffer {
     public void close() {
         if (closed.compareAndSet(false, true)) {
             owner.remove(this);
+            if (pool != null && !escaped) {
+                pool.give(dtype, array, length);
+            }
         }
     }
 }

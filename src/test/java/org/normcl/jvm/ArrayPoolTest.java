@@ -1,0 +1,117 @@
+package org.normcl.jvm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+
+import org.junit.jupiter.api.Test;
+import org.normcl.DType;
+import org.normcl.DeviceTensor;
+import org.normcl.EngineOptions;
+import org.normcl.HostTensor;
+import org.normcl.NormEngine;
+import org.normcl.NormResult;
+import org.normcl.Shape;
+import org.normcl.backend.Buffer;
+import org.normcl.reference.Reference64;
+import org.normcl.testing.Data;
+
+/**
+ * The Java backend reuses the arrays of closed buffers it allocated, and never an array that left
+ * it: an imported host tensor's, or one handed to the caller as a result. Results computed in
+ * reused arrays are those of fresh ones.
+ */
+class ArrayPoolTest {
+    private static final int N = 1 << 18; // 1 MiB of floats
+
+    @Test
+    void aClosedBuffersArrayIsReusedBySameTypeAndLength() {
+        try (JavaBackend be = new JavaBackend(1)) {
+            JavaBuffer a = (JavaBuffer) be.allocate(DType.FLOAT32, N);
+            Object array = a.array();
+            a.close();
+            try (JavaBuffer b = (JavaBuffer) be.allocate(DType.FLOAT32, N);
+                    JavaBuffer c = (JavaBuffer) be.allocate(DType.FLOAT32, N)) {
+                assertSame(array, b.array(), "the same length and type takes the kept array");
+                assertNotSame(array, c.array(), "once");
+            }
+            try (JavaBuffer d = (JavaBuffer) be.allocate(DType.FLOAT16, 2 * N)) {
+                assertNotSame(array, d.array(), "another type never does");
+            }
+        }
+    }
+
+    @Test
+    void arraysThatLeftTheBackendAreNeverReused() {
+        try (JavaBackend be = new JavaBackend(1)) {
+            float[] mine = new float[N];
+            be.importHost(HostTensor.of(mine, N)).close();
+            try (JavaBuffer b = (JavaBuffer) be.allocate(DType.FLOAT32, N)) {
+                assertNotSame(mine, b.array(), "an imported host array stays the caller's");
+            }
+            JavaBuffer out = (JavaBuffer) be.allocate(DType.FLOAT32, N);
+            HostTensor handedOut = be.exportHost(out, Shape.of(N));
+            out.close();
+            try (JavaBuffer b = (JavaBuffer) be.allocate(DType.FLOAT32, N)) {
+                assertNotSame(handedOut.array(), b.array(), "an exported array belongs to the caller");
+            }
+        }
+    }
+
+    @Test
+    void keepsAtMostItsCapOldestDroppedFirstAndNothingSmall() {
+        ArrayPool pool = new ArrayPool(3L * 4 * N);
+        float[][] arrays = new float[4][N];
+        for (float[] a : arrays) {
+            pool.give(DType.FLOAT32, a, N);
+        }
+        assertEquals(3L * 4 * N, pool.bytes());
+        assertSame(arrays[3], pool.take(DType.FLOAT32, N), "the newest first");
+        assertSame(arrays[2], pool.take(DType.FLOAT32, N));
+        assertSame(arrays[1], pool.take(DType.FLOAT32, N));
+        assertNull(pool.take(DType.FLOAT32, N), "the oldest was dropped");
+        pool.give(DType.FLOAT32, new float[16], 16);
+        assertEquals(0, pool.bytes(), "small arrays are left to the allocator");
+    }
+
+    /**
+     * Through the engine on device tensors (outputs reused from closed results) and host tensors
+     * (results handed out): every result matches the float64 layer norm of its own input, and a
+     * host result is unchanged by the calls after it.
+     */
+    @Test
+    void resultsInReusedArraysAreRightAndHandedOutResultsStayPut() {
+        int rows = 512;
+        int cols = 1024;
+        try (NormEngine e = NormEngine.create(EngineOptions.java())) {
+            HostTensor first = null;
+            float[] firstCopy = null;
+            for (int i = 0; i < 4; i++) {
+                float[] x = Data.gaussian("pool " + i, rows * cols, i, 1 + i);
+                HostTensor xh = HostTensor.of(x, rows, cols);
+                double[] ref = Reference64.layerNorm(x, new long[] {rows, cols}, -1, 1e-5f, null, null).y();
+                try (DeviceTensor xd = e.upload(xh); NormResult r = e.layerNorm(xd, null, null)) {
+                    assertClose(ref, ((DeviceTensor) r.y()).toHost().data(), "device result " + i);
+                }
+                NormResult hr = e.layerNorm(xh, null, null);
+                HostTensor y = (HostTensor) hr.y();
+                assertClose(ref, y.data(), "host result " + i);
+                if (first == null) {
+                    first = y;
+                    firstCopy = y.data().clone();
+                }
+            }
+            assertArrayEquals(firstCopy, first.data(), "a host result is not overwritten by later calls");
+        }
+    }
+
+    private static void assertClose(double[] ref, float[] got, String what) {
+        assertEquals(ref.length, got.length, what);
+        for (int i = 0; i < ref.length; i++) {
+            // float32 layer norm of unit-scale rows of 1024: a few ulps of |y| <= ~5 (Tolerances gives the derivation)
+            assertEquals(ref[i], got[i], 1e-4, what + " element " + i);
+        }
+    }
+}

@@ -308,6 +308,67 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
     col_sums_store(a, partials, cols, part, parts);
 }
 
+/*
+ * Group and instance norm backward (channels-first slices, spatial > 1) fused with their parameter
+ * gradients on the one-work-item family (CPU): a work-item takes one slice (sample n, group g),
+ * with row_backward_serial's sums, then, channel by channel of the group, writes dX and takes the
+ * compensated sums of dy and dy * xhat over the channel's spatial values while the slice is in
+ * cache. They go to partials[((g * cpg + j) * parts + n) * 2 + {0, 1}] (parts = N), which
+ * affine_grad_finalize merges in order of n. dY and X are read from memory once, where
+ * row_backward_serial and affine_grad_serial read them twice. (Per-group affine, ONNX opset 18,
+ * is the case cpg = 1, spatial = the slice.)
+ */
+__kernel void row_backward_affine_slices(const __global real_t *restrict dy, const __global real_t *restrict x,
+        const __global param_t *restrict scale, const __global acc_t *restrict mean,
+        const __global acc_t *restrict inv, __global real_t *restrict dx, __global acc_t *restrict partials,
+        ulong rows, ulong groups, ulong cpg, ulong spatial, int has_scale) {
+    ulong row = get_global_id(0);
+    if (row >= rows) {
+        return;
+    }
+    ulong n = row / groups;
+    ulong g = row - n * groups;
+    ulong cols = cpg * spatial;
+    ulong base = row * cols;
+    ulong aff_base = g * cpg;
+    ulong parts = rows / groups;
+    acc_t mu = mean[row];
+    acc_t is = inv[row];
+    accv_t sg = (accv_t) (ZERO), sg_c = (accv_t) (ZERO), sgx = (accv_t) (ZERO), sgx_c = (accv_t) (ZERO);
+    acc_t tg = ZERO, tg_c = ZERO, tgx = ZERO, tgx_c = ZERO;
+    backward_sums_segment(dy + base, x + base, scale, cols, aff_base, spatial, has_scale, mu, is, &sg, &sg_c, &sgx,
+            &sgx_c, &tg, &tg_c, &tgx, &tgx_c);
+    acc_t mean_g = ((hsum(sg) - hsum(sg_c)) + (tg - tg_c)) / (acc_t) cols;
+    acc_t mean_gx = ((hsum(sgx) - hsum(sgx_c)) + (tgx - tgx_c)) / (acc_t) cols;
+    for (ulong j = 0; j < cpg; j++) {
+        ulong off = base + j * spatial;
+        const __global real_t *dys = dy + off;
+        const __global real_t *xs = x + off;
+        __global real_t *dxs = dx + off;
+        acc_t w = has_scale != 0 ? LOADP(scale, aff_base + j) : ONE;
+        accv_t sd = (accv_t) (ZERO), sd_c = (accv_t) (ZERO), sdx = (accv_t) (ZERO), sdx_c = (accv_t) (ZERO);
+        acc_t td = ZERO, td_c = ZERO, tdx = ZERO, tdx_c = ZERO;
+        ulong p = 0;
+        for (; p + VW <= spatial; p += VW) {
+            accv_t d = LOADXV(dys, p);
+            accv_t xhat = (LOADXV(xs, p) - mu) * is;
+            STOREXV(dxs, p, is * (d * w - mean_g - xhat * mean_gx));
+            kahan_addv(&sd, &sd_c, d);
+            kahan_addv(&sdx, &sdx_c, d * xhat);
+        }
+        for (; p < spatial; p++) {
+            acc_t d = LOADX(dys, p);
+            acc_t xhat = (LOADX(xs, p) - mu) * is;
+            STOREX(dxs, p, is * (d * w - mean_g - xhat * mean_gx));
+            kahan_add(&td, &td_c, d);
+            kahan_add(&tdx, &tdx_c, d * xhat);
+        }
+        ulong q = ((aff_base + j) * parts + n) * 2;
+        partials[q + 0] = (hsum(sdx) - hsum(sdx_c)) + (tdx - tdx_c);
+        partials[q + 1] = (hsum(sd) - hsum(sd_c)) + (td - td_c);
+    }
+}
+
 /* Stage 1 for inner > 1, one work-item per (channel, part) over contiguous segments. */
 __kernel void affine_grad_serial(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
         const __global acc_t *inv, __global acc_t *partials, ulong outer, ulong channels, ulong inner, ulong parts,

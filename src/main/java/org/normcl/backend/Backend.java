@@ -142,8 +142,9 @@ public interface Backend extends AutoCloseable {
 
     /**
      * {@link #rowNormBackward} then {@link #affineGrad} on the same dY, X and statistics, as one
-     * call, so that a backend may fuse them (one read of dY and X for both) where the results stay
-     * the same bits. {@code dScale} and {@code dBias} may be null.
+     * call, so that a backend may fuse them (one read of dY and X for both). A fused path may sum
+     * the parameter gradients in another order than {@link #affineGrad} alone, but always in one
+     * fixed by the shape: the same bits on every run. {@code dScale} and {@code dBias} may be null.
      */
     default void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
             Buffer mean, Buffer invStd, Buffer dx, Buffer dScale, Buffer dBias) {

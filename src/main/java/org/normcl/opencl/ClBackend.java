@@ -57,7 +57,8 @@ final class ClBackend implements Backend {
         "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
         "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows", "affine_grad_serial",
         "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
-        "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows"};
+        "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows",
+        "row_backward_affine_slices"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
@@ -830,10 +831,11 @@ final class ClBackend implements Backend {
     }
 
     /**
-     * On the one-work-item family, layer and RMS norm over contiguous rows with one statistic per
+     * On the one-work-item family: layer and RMS norm over contiguous rows with one statistic per
      * row take row_backward_affine_rows (dX and the parameter gradients' partials in one read of
-     * dY and X, the same bits as the two kernels) and affine_grad_finalize; anything else the two
-     * calls.
+     * dY and X, the same bits as the two kernels); channels-first group and instance norm take
+     * row_backward_affine_slices (partials per sample); both then affine_grad_finalize. Anything
+     * else: the two calls.
      */
     @Override
     public void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
@@ -843,6 +845,11 @@ final class ClBackend implements Backend {
                 && grad.channelsPerStat() >= grad.channels() && grad.outerPerStat() == 1 && grad.statsPerOuter() == 1;
         boolean oneParamType = paramType(scale) == paramType(dScale, dBias) || scale == null && dScale == null
                 && dBias == null;
+        if (sizing.serial() && oneParamType && slicesWithChannels(plan, grad)
+                && grad.channels() * grad.outer() * 2 * x.dtype().statistics().byteSize() <= maxAllocationBytes()) {
+            sliceBackwardWithGrad(plan, grad, dy, x, scale, mean, invStd, dx, dScale, dBias);
+            return;
+        }
         long maxParts = affineRowParts(grad, x);
         if (!sizing.serial() || !contiguousRows || !oneParamType || maxParts < 1) {
             Backend.super.rowNormBackwardWithGrad(plan, grad, dy, x, scale, mean, invStd, dx, dScale, dBias);
@@ -870,6 +877,34 @@ final class ClBackend implements Backend {
         args(prog, "affine_grad_finalize").mem(partials).mem(dScale).mem(dBias).mem(sums).ulong(channels).ulong(parts)
                 .i32(dScale != null ? 1 : 0).i32(dBias != null ? 1 : 0).i32(sums != null ? 1 : 0)
                 .launch(new long[] {channels}, null);
+    }
+
+    /**
+     * Whether the rows are channels-first group/instance-norm slices (sample, group) of whole
+     * channels with more than one value each, and the parameter gradients are per channel (or per
+     * group) over them: row_backward_affine_slices' case.
+     */
+    private static boolean slicesWithChannels(RowNormPlan plan, AffineGradPlan grad) {
+        return plan.isContiguous() && plan.mode() != StatMode.RMS && plan.spatial() > 1
+                && grad.outer() * plan.groups() == plan.rows() && grad.channels() == plan.groups() * plan.channelsPerGroup()
+                && grad.inner() == plan.spatial() && grad.outerPerStat() == 1 && grad.statsPerOuter() == plan.groups()
+                && grad.channelsPerStat() == plan.channelsPerGroup();
+    }
+
+    /** row_backward_affine_slices, then affine_grad_finalize over the N samples' partials. */
+    private void sliceBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
+            Buffer mean, Buffer invStd, Buffer dx, Buffer dScale, Buffer dBias) {
+        Program prog = program(x.dtype(), paramType(scale, dScale, dBias));
+        long parts = grad.outer();
+        try (Buffer partials = scratch(x.dtype().statistics(), grad.channels() * parts * 2)) {
+            synchronized (lock) {
+                launchSerial(args(prog, "row_backward_affine_slices").mem(dy).mem(x).mem(scale).mem(mean).mem(invStd)
+                        .mem(dx).mem(partials).ulong(plan.rows()).ulong(plan.groups()).ulong(plan.channelsPerGroup())
+                        .ulong(plan.spatial()).i32(scale != null ? 1 : 0), plan.rows());
+                finalizeAffineGrad(prog, partials, dScale, dBias, null, grad.channels(), parts);
+                finish();
+            }
+        }
     }
 
     /** @return how many row blocks' accumulators (4 sums per column) fit one allocation */

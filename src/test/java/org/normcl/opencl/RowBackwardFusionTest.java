@@ -1,6 +1,7 @@
 package org.normcl.opencl;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.Optional;
@@ -81,6 +82,82 @@ class RowBackwardFusionTest {
                 if (!rms) {
                     assertSameBits(be, db1, db2, cols, what + " dBias");
                 }
+            }
+        } finally {
+            if (old == null) {
+                System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
+            } else {
+                System.setProperty(WorkSizing.STRATEGY_PROPERTY, old);
+            }
+        }
+    }
+
+    /**
+     * Group and instance norm (channels-first) take row_backward_affine_slices: dX has the bits of
+     * row_backward_serial; dScale and dBias are summed per sample then over the samples in order,
+     * a different fixed order from affine_grad_serial's parts, so they agree within compensated
+     * float32 rounding (a few ulps of the sum of |terms|, here under 1e-5 of it) and repeat bit for
+     * bit from run to run.
+     */
+    @ParameterizedTest(name = "{0} N={1} C={2} G={3} spatial={4} per-group {5}")
+    @CsvSource({"FLOAT32, 4, 12, 3, 49, false", "FLOAT32, 3, 8, 8, 1000, false", "FLOAT32, 5, 6, 2, 17, true",
+        "FLOAT16, 2, 8, 4, 64, false", "FLOAT64, 3, 6, 3, 33, false"})
+    void slicesFusedMatchTheUnfusedKernels(DType type, int n, int c, int g, int spatial, boolean perGroup) {
+        String old = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
+        System.setProperty(WorkSizing.STRATEGY_PROPERTY, "serial");
+        try (ClBackend be = ClRuntime.open(Integer.toString(device.index()), Optional.empty())) {
+            assumeTrue(be.supports(type), type + " is not supported by " + device.name());
+            int cpg = c / g;
+            int cols = cpg * spatial;
+            int rows = n * g;
+            int size = rows * cols;
+            int affine = perGroup ? g : c;
+            // Per-group affine (ONNX opset 18): one entry per slice, as NormEngine plans it.
+            RowNormPlan plan = perGroup ? RowNormPlan.contiguous(rows, cols, StatMode.MEAN_VAR, 1e-5f, g, 1, cols, true, true)
+                    : RowNormPlan.contiguous(rows, cols, StatMode.MEAN_VAR, 1e-5f, g, cpg, spatial, true, true);
+            AffineGradPlan grad = perGroup ? new AffineGradPlan(n, g, cols, g, 1, false)
+                    : new AffineGradPlan(n, c, spatial, g, cpg, false);
+            SplittableRandom r = new SplittableRandom(size + 17L * c);
+            float[] x = new float[size];
+            float[] dy = new float[size];
+            for (int i = 0; i < size; i++) {
+                x[i] = (float) (r.nextGaussian() * 2 + 3);
+                dy[i] = (float) r.nextGaussian();
+            }
+            float[] w = new float[affine];
+            for (int i = 0; i < affine; i++) {
+                w[i] = (float) (0.5 + r.nextDouble());
+            }
+            DType st = type.statistics();
+            try (Buffer xb = be.importHost(HostTensor.convert(x, type, size));
+                    Buffer dyb = be.importHost(HostTensor.convert(dy, type, size));
+                    Buffer wb = be.importHost(HostTensor.of(w, affine));
+                    Buffer mean = be.allocate(st, rows);
+                    Buffer inv = be.allocate(st, rows);
+                    Buffer dx1 = be.allocate(type, size);
+                    Buffer dx2 = be.allocate(type, size);
+                    Buffer ds1 = be.allocate(DType.FLOAT32, affine);
+                    Buffer ds2 = be.allocate(DType.FLOAT32, affine);
+                    Buffer ds3 = be.allocate(DType.FLOAT32, affine);
+                    Buffer db1 = be.allocate(DType.FLOAT32, affine);
+                    Buffer db2 = be.allocate(DType.FLOAT32, affine)) {
+                be.rowNorm(plan, xb, null, null, null, mean, inv);
+                be.rowNormBackward(plan, dyb, xb, wb, mean, inv, dx1);
+                be.affineGrad(grad, dyb, xb, mean, inv, ds1, db1, null);
+                be.rowNormBackwardWithGrad(plan, grad, dyb, xb, wb, mean, inv, dx2, ds2, db2);
+                String what = type + " N=" + n + " C=" + c + " G=" + g + " spatial=" + spatial;
+                assertSameBits(be, dx1, dx2, size, what + " dX");
+                float[] s1 = (float[]) be.read(ds1, Shape.of(affine)).array();
+                float[] s2 = (float[]) be.read(ds2, Shape.of(affine)).array();
+                float[] b1 = (float[]) be.read(db1, Shape.of(affine)).array();
+                float[] b2 = (float[]) be.read(db2, Shape.of(affine)).array();
+                double terms = (double) n * cols / (perGroup ? 1 : cpg) * 4; // |dy| |xhat| of order 1..4
+                for (int i = 0; i < affine; i++) {
+                    assertEquals(s1[i], s2[i], 1e-5 * terms, what + " dScale[" + i + "]");
+                    assertEquals(b1[i], b2[i], 1e-5 * terms, what + " dBias[" + i + "]");
+                }
+                be.rowNormBackwardWithGrad(plan, grad, dyb, xb, wb, mean, inv, dx2, ds3, db2);
+                assertSameBits(be, ds2, ds3, affine, what + " dScale, run to run");
             }
         } finally {
             if (old == null) {

@@ -43,6 +43,21 @@ final class JavaBackward {
 
     /** Long rows whose second pass runs column run by column run across the tile (divides SUB_ROWS). */
     private static final int TILE_ROWS = 4;
+    /** Bytes of dY and X a tile keeps for its second pass: half a core's L2, beside the accumulators. */
+    private static final int TILE_BYTES = 512 * 1024;
+
+    /**
+     * @return rows per tile: {@link #TILE_ROWS}, fewer for rows so long that the tile's dY and X would
+     *     not stay in L2 for the second pass (512x65536: 51 ms with 4, DRAM-bound re-reads). A power of
+     *     two, so it divides SUB_ROWS; the sums' order per column is the same for any tile size.
+     */
+    static int tileRows(int len) {
+        int rows = TILE_ROWS;
+        while (rows > 1 && (long) rows * len * 2 * Float.BYTES > TILE_BYTES) {
+            rows /= 2;
+        }
+        return rows;
+    }
 
     /**
      * Contiguous rows as both plans can describe them: row r holds {@code cpg * spatial} values from
@@ -151,8 +166,9 @@ final class JavaBackward {
                 (k, s0, s1, fs, fb) -> {
                     float[] means = new float[2 * TILE_ROWS];
                     if (dx != null && groups == 1 && len > RowKernels.RUN) {
-                        for (int t0 = s0; t0 < s1; t0 += TILE_ROWS) {
-                            tile(k, l, dy, x, w, mean, inv, dx, t0, Math.min(s1, t0 + TILE_ROWS), means, fs, fb);
+                        int tileRows = tileRows(len);
+                        for (int t0 = s0; t0 < s1; t0 += tileRows) {
+                            tile(k, l, dy, x, w, mean, inv, dx, t0, Math.min(s1, t0 + tileRows), means, fs, fb);
                         }
                         return;
                     }

@@ -62,6 +62,25 @@ inline void backward_dx_segment(const __global real_t *restrict dy, const __glob
     }
 }
 
+/* A row's mean(g) and mean(g * xhat) over its `segs` segments of `len` values, `seg_stride` apart
+ * from `base` (*mean_g is 0 for RMS), with compensated sums per lane: every one-work-item backward
+ * kernel's first pass. */
+inline void row_backward_means(const __global real_t *dy, const __global real_t *x, const __global param_t *scale,
+        ulong base, ulong segs, ulong seg_stride, ulong len, ulong aff_base, ulong spatial, int has_scale, acc_t mu,
+        acc_t is, ulong cols, int rms, acc_t *mean_g, acc_t *mean_gx) {
+    accv_t sg = (accv_t) (ZERO), sg_c = (accv_t) (ZERO), sgx = (accv_t) (ZERO), sgx_c = (accv_t) (ZERO);
+    acc_t tg = ZERO, tg_c = ZERO, tgx = ZERO, tgx_c = ZERO;
+    for (ulong i = 0; i < segs; i++) {
+        ulong off = base + i * seg_stride;
+        backward_sums_segment(dy + off, x + off, scale, len, aff_base, spatial, has_scale, mu, is, &sg, &sg_c, &sgx,
+                &sgx_c, &tg, &tg_c, &tgx, &tgx_c);
+    }
+    acc_t sum_g = (hsum(sg) - hsum(sg_c)) + (tg - tg_c);
+    acc_t sum_gx = (hsum(sgx) - hsum(sgx_c)) + (tgx - tgx_c);
+    *mean_g = rms != 0 ? ZERO : sum_g / (acc_t) cols;
+    *mean_gx = sum_gx / (acc_t) cols;
+}
+
 /* One work-item per row, walking its segments (see row_layout). */
 __kernel void row_backward_serial(const __global real_t *dy, const __global real_t *x,
         const __global param_t *scale, const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx,
@@ -76,17 +95,9 @@ __kernel void row_backward_serial(const __global real_t *dy, const __global real
     ulong aff_base = row_group(&l, row) * cpg;
     acc_t mu = rms != 0 ? ZERO : mean[row];
     acc_t is = inv[row];
-    accv_t sg = (accv_t) (ZERO), sg_c = (accv_t) (ZERO), sgx = (accv_t) (ZERO), sgx_c = (accv_t) (ZERO);
-    acc_t tg = ZERO, tg_c = ZERO, tgx = ZERO, tgx_c = ZERO;
-    for (ulong i = 0; i < segs; i++) {
-        ulong off = base + i * seg_stride;
-        backward_sums_segment(dy + off, x + off, scale, len, aff_base, spatial, has_scale, mu, is, &sg, &sg_c, &sgx,
-                &sgx_c, &tg, &tg_c, &tgx, &tgx_c);
-    }
-    acc_t sum_g = (hsum(sg) - hsum(sg_c)) + (tg - tg_c);
-    acc_t sum_gx = (hsum(sgx) - hsum(sgx_c)) + (tgx - tgx_c);
-    acc_t mean_g = rms != 0 ? ZERO : sum_g / (acc_t) cols;
-    acc_t mean_gx = sum_gx / (acc_t) cols;
+    acc_t mean_g, mean_gx;
+    row_backward_means(dy, x, scale, base, segs, seg_stride, len, aff_base, spatial, has_scale, mu, is, cols, rms,
+            &mean_g, &mean_gx);
     for (ulong i = 0; i < segs; i++) {
         ulong off = base + i * seg_stride;
         backward_dx_segment(dy + off, x + off, scale, dx + off, len, aff_base, spatial, has_scale, mu, is, mean_g,
@@ -281,14 +292,9 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
         __global real_t *dxr = dx + o * cols;
         acc_t mu = rms != 0 ? ZERO : mean[o];
         acc_t is = inv[o];
-        accv_t sg = (accv_t) (ZERO), sg_c = (accv_t) (ZERO), sgx = (accv_t) (ZERO), sgx_c = (accv_t) (ZERO);
-        acc_t tg = ZERO, tg_c = ZERO, tgx = ZERO, tgx_c = ZERO;
-        backward_sums_segment(dyr, xr, scale, cols, 0, 1, has_scale, mu, is, &sg, &sg_c, &sgx, &sgx_c, &tg, &tg_c,
-                &tgx, &tgx_c);
-        acc_t sum_g = (hsum(sg) - hsum(sg_c)) + (tg - tg_c);
-        acc_t sum_gx = (hsum(sgx) - hsum(sgx_c)) + (tgx - tgx_c);
-        acc_t mean_g = rms != 0 ? ZERO : sum_g / (acc_t) cols;
-        acc_t mean_gx = sum_gx / (acc_t) cols;
+        acc_t mean_g, mean_gx;
+        row_backward_means(dy, x, scale, o * cols, 1, 0, cols, 0, 1, has_scale, mu, is, cols, rms, &mean_g,
+                &mean_gx);
         ulong c = 0;
         for (; c + VW <= cols; c += VW) {
             accv_t w = has_scale != 0 ? LOADPV(scale, c) : (accv_t) (ONE);
@@ -334,12 +340,9 @@ __kernel void row_backward_affine_slices(const __global real_t *restrict dy, con
     ulong parts = rows / groups;
     acc_t mu = mean[row];
     acc_t is = inv[row];
-    accv_t sg = (accv_t) (ZERO), sg_c = (accv_t) (ZERO), sgx = (accv_t) (ZERO), sgx_c = (accv_t) (ZERO);
-    acc_t tg = ZERO, tg_c = ZERO, tgx = ZERO, tgx_c = ZERO;
-    backward_sums_segment(dy + base, x + base, scale, cols, aff_base, spatial, has_scale, mu, is, &sg, &sg_c, &sgx,
-            &sgx_c, &tg, &tg_c, &tgx, &tgx_c);
-    acc_t mean_g = ((hsum(sg) - hsum(sg_c)) + (tg - tg_c)) / (acc_t) cols;
-    acc_t mean_gx = ((hsum(sgx) - hsum(sgx_c)) + (tgx - tgx_c)) / (acc_t) cols;
+    acc_t mean_g, mean_gx;
+    row_backward_means(dy, x, scale, base, 1, 0, cols, aff_base, spatial, has_scale, mu, is, cols, 0, &mean_g,
+            &mean_gx);
     for (ulong j = 0; j < cpg; j++) {
         ulong off = base + j * spatial;
         const __global real_t *dys = dy + off;

@@ -413,6 +413,70 @@ __kernel void affine_grad_serial(const __global real_t *dy, const __global real_
     partials[t * 2 + 1] = (hsum(vd) - hsum(vd_c)) + (sd - sd_c);
 }
 
+/*
+ * Batch-norm backward fused for the one-work-item family (CPU), one work-item per channel, when a
+ * channel is one part: its sums of dy * xhat and dy (affine_grad_serial's loop with one part: the
+ * same partials, which affine_grad_finalize turns into dScale and dBias unchanged), then its dX over
+ * the same segments while they are in cache, VW values at a time, with channel_backward's
+ * expression (training: from those sums; inference: dy * w * inv). dY and X are read from memory
+ * once instead of twice, and dX is not written one element per work-item.
+ */
+__kernel void channel_backward_fused(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
+        const __global acc_t *inv, const __global param_t *scale, __global acc_t *partials, __global real_t *dx,
+        ulong outer, ulong channels, ulong inner, ulong count, int training, int has_scale) {
+    ulong c = get_global_id(0);
+    if (c >= channels) {
+        return;
+    }
+    acc_t mu = mean[c];
+    acc_t is = inv[c];
+    acc_t sd = ZERO, sd_c = ZERO, sdx = ZERO, sdx_c = ZERO;
+    accv_t vd = (accv_t) (ZERO), vd_c = (accv_t) (ZERO), vdx = (accv_t) (ZERO), vdx_c = (accv_t) (ZERO);
+    for (ulong o = 0; o < outer; o++) {
+        ulong off = (o * channels + c) * inner;
+        ulong j = 0;
+        for (; j + VW <= inner; j += VW) {
+            accv_t d = LOADXV(dy, off + j);
+            kahan_addv(&vd, &vd_c, d);
+            kahan_addv(&vdx, &vdx_c, d * ((LOADXV(x, off + j) - mu) * is));
+        }
+        for (; j < inner; j++) {
+            acc_t d = LOADX(dy, off + j);
+            kahan_add(&sd, &sd_c, d);
+            kahan_add(&sdx, &sdx_c, d * ((LOADX(x, off + j) - mu) * is));
+        }
+    }
+    acc_t sum_dx = (hsum(vdx) - hsum(vdx_c)) + (sdx - sdx_c);
+    acc_t sum_d = (hsum(vd) - hsum(vd_c)) + (sd - sd_c);
+    partials[c * 2 + 0] = sum_dx;
+    partials[c * 2 + 1] = sum_d;
+    acc_t k = (has_scale != 0 ? LOADP(scale, c) : ONE) * is;
+    acc_t n = (acc_t) count;
+    acc_t mean_d = sum_d / n;
+    acc_t mean_dx = sum_dx / n;
+    for (ulong o = 0; o < outer; o++) {
+        ulong off = (o * channels + c) * inner;
+        ulong j = 0;
+        if (training != 0) {
+            for (; j + VW <= inner; j += VW) {
+                accv_t xhat = (LOADXV(x, off + j) - mu) * is;
+                STOREXV(dx, off + j, k * (LOADXV(dy, off + j) - mean_d - xhat * mean_dx));
+            }
+            for (; j < inner; j++) {
+                acc_t xhat = (LOADX(x, off + j) - mu) * is;
+                STOREX(dx, off + j, k * (LOADX(dy, off + j) - mean_d - xhat * mean_dx));
+            }
+        } else {
+            for (; j + VW <= inner; j += VW) {
+                STOREXV(dx, off + j, LOADXV(dy, off + j) * k);
+            }
+            for (; j < inner; j++) {
+                STOREX(dx, off + j, LOADX(dy, off + j) * k);
+            }
+        }
+    }
+}
+
 /* Stage 1 for inner > 1 on GPUs: one work-group per (channel, part); two local arrays. */
 __kernel void affine_grad_group(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
         const __global acc_t *inv, __global acc_t *partials, ulong outer, ulong channels, ulong inner, ulong parts,

@@ -1430,10 +1430,7 @@ public final class NormEngine implements AutoCloseable {
                         invb = call.temp(st, c);
                         be.channelStats(plan, xb, meanb, null, invb, null, null, null, null, null);
                     }
-                    Buffer sums = spec.training() ? call.temp(st, 2 * c) : null;
-                    be.affineGrad(new AffineGradPlan(plan.outer(), c, plan.inner(), 0, 1, false), dyb, xb, meanb, invb,
-                            dsb, dbb, sums);
-                    be.channelBackward(plan, plan.perChannel(), dyb, xb, meanb, invb, sb, sums, dxb);
+                    be.channelBackwardWithGrad(plan, spec.training(), dyb, xb, meanb, invb, sb, dsb, dbb, dxb);
                 }
                 return call.grad(new Buffer[] {dxb, dsb, dbb}, new Shape[] {x.shape(), cshape, cshape});
             }

@@ -161,6 +161,22 @@ public interface Backend extends AutoCloseable {
             Buffer sums);
 
     /**
+     * The whole batch-norm backward of one call: {@link #affineGrad} over the channels (dScale,
+     * dBias and, in training, the sums dX needs), then {@link #channelBackward} over all
+     * {@code plan.perChannel()} values of each channel, as one call so that a backend may fuse them
+     * (one read of dY and X) where the results stay the same bits. {@code scale}, {@code dScale}
+     * and {@code dBias} may be null.
+     */
+    default void channelBackwardWithGrad(ChannelPlan plan, boolean training, Buffer dy, Buffer x, Buffer mean,
+            Buffer invStd, Buffer scale, Buffer dScale, Buffer dBias, Buffer dx) {
+        try (Buffer sums = training ? scratch(invStd.dtype(), 2 * plan.channels()) : null) {
+            affineGrad(new AffineGradPlan(plan.outer(), plan.channels(), plan.inner(), 0, 1, false), dy, x, mean,
+                    invStd, dScale, dBias, sums);
+            channelBackward(plan, plan.perChannel(), dy, x, mean, invStd, scale, sums, dx);
+        }
+    }
+
+    /**
      * The input gradient of batch normalization. Training ({@code sums} from {@link #affineGrad}):
      * {@code dx = w * invStd * (dy - sumDy / M - xhat * sumDyXhat / M)}, M = {@code count}, the
      * values per channel the statistics were taken over ({@code plan.perChannel()} unless the

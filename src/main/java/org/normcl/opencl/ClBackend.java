@@ -58,7 +58,7 @@ final class ClBackend implements Backend {
         "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows", "affine_grad_serial",
         "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
         "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows",
-        "row_backward_affine_slices"};
+        "row_backward_affine_slices", "channel_backward_fused"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
@@ -982,6 +982,34 @@ final class ClBackend implements Backend {
                     .ulong(p.channels()).ulong(p.inner()).ulong(count).i32(training ? 1 : 0)
                     .i32(scale != null ? 1 : 0).launch(new long[] {p.inner(), p.outer() * p.channels()}, null);
             finish();
+        }
+    }
+
+    /**
+     * On the one-work-item family, batch norm over channels of contiguous segments, each one part of
+     * the parameter-gradient reduction, takes channel_backward_fused (the sums and dX of a channel
+     * in one read of dY and X; the same bits as affine_grad_serial + channel_backward) and
+     * affine_grad_finalize; otherwise the two calls.
+     */
+    @Override
+    public void channelBackwardWithGrad(ChannelPlan p, boolean training, Buffer dy, Buffer x, Buffer mean,
+            Buffer invStd, Buffer scale, Buffer dScale, Buffer dBias, Buffer dx) {
+        boolean oneParamType = scale == null || dScale == null && dBias == null
+                || paramType(scale) == paramType(dScale, dBias);
+        if (!sizing.serial() || columnKernels(p) || !oneParamType
+                || sizing.partsPerChannel(p.channels(), p.perChannel(), 1) != 1) {
+            Backend.super.channelBackwardWithGrad(p, training, dy, x, mean, invStd, scale, dScale, dBias, dx);
+            return;
+        }
+        Program prog = program(x.dtype(), paramType(scale, dScale, dBias));
+        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * 2)) {
+            synchronized (lock) {
+                launchSerial(args(prog, "channel_backward_fused").mem(dy).mem(x).mem(mean).mem(invStd).mem(scale)
+                        .mem(partials).mem(dx).ulong(p.outer()).ulong(p.channels()).ulong(p.inner())
+                        .ulong(p.perChannel()).i32(training ? 1 : 0).i32(scale != null ? 1 : 0), p.channels());
+                finalizeAffineGrad(prog, partials, dScale, dBias, null, p.channels(), 1);
+                finish();
+            }
         }
     }
 

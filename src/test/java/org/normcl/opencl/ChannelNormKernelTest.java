@@ -13,6 +13,7 @@ import org.normcl.DType;
 import org.normcl.DeviceInfo;
 import org.normcl.HostTensor;
 import org.normcl.Shape;
+import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RunningUpdate;
@@ -70,6 +71,66 @@ class ChannelNormKernelTest {
                         fused.y);
                 String what = type + " " + outer + "x" + channels + "x" + inner;
                 three.assertSameBits(be, fused, n, channels, what);
+            }
+        } finally {
+            if (old == null) {
+                System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
+            } else {
+                System.setProperty(WorkSizing.STRATEGY_PROPERTY, old);
+            }
+        }
+    }
+
+    /**
+     * The fused batch-norm backward (channel_backward_fused) against affine_grad_serial +
+     * affine_grad_finalize + channel_backward: dX, dScale and dBias, the same bits, in training
+     * (dX through the batch sums) and inference (statistics constant).
+     */
+    @ParameterizedTest(name = "{0} {1}x{2}x{3} training {4}")
+    @CsvSource({"FLOAT32, 5, 16, 333, true", "FLOAT32, 3, 9, 1000, false", "FLOAT16, 4, 12, 100, true",
+        "FLOAT64, 4, 10, 129, true"})
+    void fusedBackwardEqualsTheUnfusedKernels(DType type, int outer, int channels, int inner, boolean training) {
+        String old = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
+        System.setProperty(WorkSizing.STRATEGY_PROPERTY, "serial");
+        try (ClBackend be = ClRuntime.open(Integer.toString(device.index()), Optional.empty())) {
+            assumeTrue(be.supports(type), type + " is not supported by " + device.name());
+            int n = outer * channels * inner;
+            SplittableRandom r = new SplittableRandom(n + 3L * channels);
+            float[] x = new float[n];
+            float[] dy = new float[n];
+            for (int i = 0; i < n; i++) {
+                x[i] = (float) (r.nextGaussian() * 3 + 100);
+                dy[i] = (float) r.nextGaussian();
+            }
+            float[] w = new float[channels];
+            for (int c = 0; c < channels; c++) {
+                w[c] = 0.5f + c * 0.25f;
+            }
+            DType st = type.statistics();
+            ChannelPlan p = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1e-5f);
+            try (Buffer xb = be.importHost(HostTensor.convert(x, type, n));
+                    Buffer dyb = be.importHost(HostTensor.convert(dy, type, n));
+                    Buffer wb = be.importHost(HostTensor.of(w, channels));
+                    Buffer mean = be.allocate(st, channels);
+                    Buffer inv = be.allocate(st, channels);
+                    Buffer sums = be.allocate(st, 2L * channels);
+                    Buffer dx1 = be.allocate(type, n);
+                    Buffer dx2 = be.allocate(type, n);
+                    Buffer ds1 = be.allocate(DType.FLOAT32, channels);
+                    Buffer ds2 = be.allocate(DType.FLOAT32, channels);
+                    Buffer db1 = be.allocate(DType.FLOAT32, channels);
+                    Buffer db2 = be.allocate(DType.FLOAT32, channels)) {
+                be.channelStats(p, xb, mean, null, inv, null, null, null, null, null);
+                be.affineGrad(new AffineGradPlan(outer, channels, inner, 0, 1, false), dyb, xb, mean, inv, ds1, db1,
+                        training ? sums : null);
+                be.channelBackward(p, p.perChannel(), dyb, xb, mean, inv, wb, training ? sums : null, dx1);
+                be.channelBackwardWithGrad(p, training, dyb, xb, mean, inv, wb, ds2, db2, dx2);
+                String what = type + " " + outer + "x" + channels + "x" + inner + " training " + training;
+                Shape all = Shape.of(n);
+                Shape per = Shape.of(channels);
+                assertArrayEquals(TensorBits.of(be.read(dx1, all)), TensorBits.of(be.read(dx2, all)), what + " dX");
+                assertArrayEquals(TensorBits.of(be.read(ds1, per)), TensorBits.of(be.read(ds2, per)), what + " dScale");
+                assertArrayEquals(TensorBits.of(be.read(db1, per)), TensorBits.of(be.read(db2, per)), what + " dBias");
             }
         } finally {
             if (old == null) {

@@ -3,7 +3,6 @@ package org.normcl.opencl;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.util.Optional;
 import java.util.SplittableRandom;
 
 import org.junit.jupiter.api.BeforeEach;
@@ -41,9 +40,7 @@ class ChannelNormKernelTest {
     @CsvSource({"FLOAT32, 5, 16, 333, true", "FLOAT32, 2, 9, 4096, false", "FLOAT16, 4, 12, 100, true",
         "BFLOAT16, 3, 8, 77, true", "FLOAT64, 4, 10, 129, true"})
     void fusedKernelEqualsTheThreeKernels(DType type, int outer, int channels, int inner, boolean affine) {
-        String old = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
-        System.setProperty(WorkSizing.STRATEGY_PROPERTY, "serial"); // the family that fuses, on any device
-        try (ClBackend be = ClRuntime.open(Integer.toString(device.index()), Optional.empty())) {
+        try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());
             int n = outer * channels * inner;
             SplittableRandom r = new SplittableRandom(n + channels);
@@ -72,12 +69,6 @@ class ChannelNormKernelTest {
                 String what = type + " " + outer + "x" + channels + "x" + inner;
                 three.assertSameBits(be, fused, n, channels, what);
             }
-        } finally {
-            if (old == null) {
-                System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
-            } else {
-                System.setProperty(WorkSizing.STRATEGY_PROPERTY, old);
-            }
         }
     }
 
@@ -90,9 +81,7 @@ class ChannelNormKernelTest {
     @CsvSource({"FLOAT32, 5, 16, 333, true", "FLOAT32, 3, 9, 1000, false", "FLOAT16, 4, 12, 100, true",
         "FLOAT64, 4, 10, 129, true"})
     void fusedBackwardEqualsTheUnfusedKernels(DType type, int outer, int channels, int inner, boolean training) {
-        String old = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
-        System.setProperty(WorkSizing.STRATEGY_PROPERTY, "serial");
-        try (ClBackend be = ClRuntime.open(Integer.toString(device.index()), Optional.empty())) {
+        try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());
             int n = outer * channels * inner;
             SplittableRandom r = new SplittableRandom(n + 3L * channels);
@@ -131,12 +120,6 @@ class ChannelNormKernelTest {
                 assertArrayEquals(TensorBits.of(be.read(dx1, all)), TensorBits.of(be.read(dx2, all)), what + " dX");
                 assertArrayEquals(TensorBits.of(be.read(ds1, per)), TensorBits.of(be.read(ds2, per)), what + " dScale");
                 assertArrayEquals(TensorBits.of(be.read(db1, per)), TensorBits.of(be.read(db2, per)), what + " dBias");
-            }
-        } finally {
-            if (old == null) {
-                System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
-            } else {
-                System.setProperty(WorkSizing.STRATEGY_PROPERTY, old);
             }
         }
     }

@@ -25,4 +25,23 @@ final class ClTestDevices {
         assumeFalse(device == null, "only Oclgrind");
         return device;
     }
+
+    /**
+     * Opens a backend on {@code device} with a kernel family forced ({@code serial}, {@code group},
+     * {@code pipelined}): the family is read when the backend is created, so the property is set
+     * only for that moment.
+     */
+    static ClBackend openWithKernels(DeviceInfo device, String family) {
+        String old = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
+        System.setProperty(WorkSizing.STRATEGY_PROPERTY, family);
+        try {
+            return ClRuntime.open(Integer.toString(device.index()), java.util.Optional.empty());
+        } finally {
+            if (old == null) {
+                System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
+            } else {
+                System.setProperty(WorkSizing.STRATEGY_PROPERTY, old);
+            }
+        }
+    }
 }

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.util.Optional;
 import java.util.SplittableRandom;
 
 import org.junit.jupiter.api.BeforeEach;
@@ -40,9 +39,7 @@ class RowBackwardFusionTest {
     @CsvSource({"FLOAT32, 300, 128, false, true", "FLOAT32, 1000, 77, false, true", "FLOAT32, 8, 5000, true, true",
         "FLOAT32, 130, 1024, true, false", "FLOAT16, 200, 96, false, true", "FLOAT64, 150, 33, false, true"})
     void fusedEqualsTheUnfusedKernels(DType type, int rows, int cols, boolean rms, boolean hasScale) {
-        String old = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
-        System.setProperty(WorkSizing.STRATEGY_PROPERTY, "serial"); // the family that fuses, on any device
-        try (ClBackend be = ClRuntime.open(Integer.toString(device.index()), Optional.empty())) {
+        try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());
             int n = rows * cols;
             SplittableRandom r = new SplittableRandom(n * 7L + cols);
@@ -83,12 +80,6 @@ class RowBackwardFusionTest {
                     assertSameBits(be, db1, db2, cols, what + " dBias");
                 }
             }
-        } finally {
-            if (old == null) {
-                System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
-            } else {
-                System.setProperty(WorkSizing.STRATEGY_PROPERTY, old);
-            }
         }
     }
 
@@ -103,9 +94,7 @@ class RowBackwardFusionTest {
     @CsvSource({"FLOAT32, 4, 12, 3, 49, false", "FLOAT32, 3, 8, 8, 1000, false", "FLOAT32, 5, 6, 2, 17, true",
         "FLOAT16, 2, 8, 4, 64, false", "FLOAT64, 3, 6, 3, 33, false"})
     void slicesFusedMatchTheUnfusedKernels(DType type, int n, int c, int g, int spatial, boolean perGroup) {
-        String old = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
-        System.setProperty(WorkSizing.STRATEGY_PROPERTY, "serial");
-        try (ClBackend be = ClRuntime.open(Integer.toString(device.index()), Optional.empty())) {
+        try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());
             int cpg = c / g;
             int cols = cpg * spatial;
@@ -158,12 +147,6 @@ class RowBackwardFusionTest {
                 }
                 be.rowNormBackwardWithGrad(plan, grad, dyb, xb, wb, mean, inv, dx2, ds3, db2);
                 assertSameBits(be, ds2, ds3, affine, what + " dScale, run to run");
-            }
-        } finally {
-            if (old == null) {
-                System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
-            } else {
-                System.setProperty(WorkSizing.STRATEGY_PROPERTY, old);
             }
         }
     }

@@ -374,6 +374,24 @@ public final class JavaBackend implements Backend {
         }
     }
 
+    /**
+     * Channels-first float data whose channels fit in L2: one task per channel, its sums then its dX
+     * ({@link JavaBackward#channelBackwardWithGrad}, the same bits as the two calls); otherwise the
+     * two calls.
+     */
+    @Override
+    public void channelBackwardWithGrad(ChannelPlan p, boolean training, Buffer dy, Buffer x, Buffer mean,
+            Buffer invStd, Buffer scale, Buffer dScale, Buffer dBias, Buffer dx) {
+        if (f64(x) || !JavaBackward.fusesChannelBackward(p, parallel.threads())) {
+            Backend.super.channelBackwardWithGrad(p, training, dy, x, mean, invStd, scale, dScale, dBias, dx);
+            return;
+        }
+        try (Views v = new Views()) {
+            JavaBackward.channelBackwardWithGrad(parallel, p, training, v.floats(dy), v.floats(x), v.floats(mean),
+                    v.floats(invStd), v.floats(scale), v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(dx));
+        }
+    }
+
     @Override
     public void affineGrad(AffineGradPlan p, Buffer dy, Buffer x, Buffer mean, Buffer invStd, Buffer dScale,
             Buffer dBias, Buffer sums) {

@@ -574,6 +574,87 @@ final class JavaBackward {
         }
     }
 
+    /** Largest channel (bytes of dY and X) {@link #channelBackwardWithGrad} takes in one task. */
+    private static final long FUSED_CHANNEL_BYTES = 1 << 20;
+
+    /**
+     * @return whether {@link #channelBackwardWithGrad} applies: channels-first segments, each channel
+     *     small enough to stay in a core's L2 between its sums and its dx, and enough channels to
+     *     share among the threads
+     */
+    static boolean fusesChannelBackward(ChannelPlan p, int threads) {
+        return p.inner() > 1 && p.outer() * p.channels() * p.inner() <= Integer.MAX_VALUE
+                && p.perChannel() * 2 * Float.BYTES <= FUSED_CHANNEL_BYTES && p.channels() >= 4L * threads;
+    }
+
+    /**
+     * Batch-norm backward of channels-first data, one channel per task: the channel's sums of dy *
+     * xhat and dy taken exactly as {@link #affineGrad} takes them (a double partial per block of
+     * outer indices, the blocks added in order), then the channel's dx while its values are in
+     * cache, as {@link #channelBackward} computes it. The same bits as those two calls; dY and X are
+     * read from memory once instead of twice. Requires {@link #fusesChannelBackward}.
+     */
+    static void channelBackwardWithGrad(Parallel parallel, ChannelPlan p, boolean training, float[] dy, float[] x,
+            float[] mean, float[] inv, float[] scale, float[] dScale, float[] dBias, float[] dx) {
+        int channels = (int) p.channels();
+        int inner = (int) p.inner();
+        long outer = p.outer();
+        int blocks = (int) Math.max(1, Math.min(outer, MAX_BLOCKS)); // affineGrad's partition
+        double m = p.perChannel();
+        float[] ones = RowNorm.ones(RowKernels.RUN);
+        parallel.forRange(channels, 3L * p.perChannel(), (from, to) -> {
+            GradKernels k = GradKernels.best().fresh();
+            for (int c = (int) from; c < to; c++) {
+                float mu = mean[c];
+                float is = inv[c];
+                double s = 0;
+                double b = 0;
+                for (int blk = 0; blk < blocks; blk++) {
+                    long o0 = outer * blk / blocks;
+                    long o1 = outer * (blk + 1) / blocks;
+                    double partS = 0;
+                    double partB = 0;
+                    for (long o = o0; o < o1; o++) {
+                        int off = (int) ((o * channels + c) * inner);
+                        double sd = 0;
+                        double sdx = 0;
+                        for (int q = 0; q < inner; q += RowKernels.RUN) {
+                            sd += k.rowSums(dy, x, ones, off + q, 0, Math.min(RowKernels.RUN, inner - q), mu, is);
+                            sdx += k.second;
+                        }
+                        partS += sdx;
+                        partB += sd;
+                    }
+                    s += partS;
+                    b += partB;
+                }
+                if (dScale != null) {
+                    dScale[c] = (float) s;
+                }
+                if (dBias != null) {
+                    dBias[c] = (float) b;
+                }
+                // channelBackward's factors, from the sums as affineGrad rounds them into `sums`.
+                float kc = (scale == null ? 1f : scale[c]) * is;
+                float meanDyXhat = (float) ((float) s / m);
+                float meanDy = (float) ((float) b / m);
+                for (long o = 0; o < outer; o++) {
+                    int off = (int) ((o * channels + c) * inner);
+                    if (!training) {
+                        for (int i = off; i < off + inner; i++) {
+                            dx[i] = dy[i] * kc;
+                        }
+                    } else {
+                        for (int i = off; i < off + inner; i++) {
+                            float xhat = (x[i] - mu) * is;
+                            dx[i] = kc * (dy[i] - meanDy - xhat * meanDyXhat);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /**
      * Batch-norm dx: training uses the per-channel sums; inference treats the statistics as constants.
      * The per-channel factors are worked out once (with (N, C) data a segment is one value).

@@ -22,6 +22,7 @@ import org.normcl.RmsNorm;
 import org.normcl.Shape;
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Buffer;
+import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.StatMode;
 import org.normcl.testing.Data;
@@ -138,6 +139,56 @@ class BackwardFusionTest {
         assertArrayEquals(floats(be, ds2), fusedS, "dScale: fused against alone, " + what);
         assertArrayEquals(floats(be, db2), fusedB, "dBias: fused against alone, " + what);
         assertTrue(!java.util.Arrays.equals(fusedS, new float[channels]), "dScale is not all zero, " + what);
+    }
+
+    /**
+     * Batch norm of channels-first data through {@code channelBackwardWithGrad} (one task per
+     * channel, its sums then its dX) gives the bits of affineGrad followed by channelBackward, in
+     * training and inference, with and without scale, on 1 and 3 threads.
+     */
+    @Test
+    void fusedBatchNormBackwardGivesTheBitsOfTheTwoCalls() {
+        int[][] shapes = {{8, 16, 300}, {3, 12, 4096}, {70, 16, 65}};
+        for (int threads : new int[] {1, 3}) {
+            try (JavaBackend be = new JavaBackend(threads)) {
+                for (int[] sh : shapes) {
+                    for (boolean training : new boolean[] {true, false}) {
+                        for (boolean withScale : new boolean[] {true, false}) {
+                            batchNormFusedAgainstTwoCalls(be, threads, sh[0], sh[1], sh[2], training, withScale);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static void batchNormFusedAgainstTwoCalls(JavaBackend be, int threads, int outer, int channels,
+            int inner, boolean training, boolean withScale) {
+        int n = outer * channels * inner;
+        String what = outer + "x" + channels + "x" + inner + " training " + training + " scale " + withScale
+                + " threads " + threads;
+        ChannelPlan plan = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1e-5f);
+        assertTrue(JavaBackward.fusesChannelBackward(plan, threads), "the fused path applies to " + what);
+        Buffer x = buffer(be, Data.gaussian("bn fuse x " + n, n, 3, 2));
+        Buffer dy = buffer(be, Data.gaussian("bn fuse dy " + n, n, 0, 1));
+        Buffer w = withScale ? buffer(be, Data.gaussian("bn fuse w", channels, 1, 0.3)) : null;
+        Buffer mean = be.allocate(DType.FLOAT32, channels);
+        Buffer inv = be.allocate(DType.FLOAT32, channels);
+        be.channelStats(plan, x, mean, null, inv, null, null, null, null, null);
+        Buffer sums = be.allocate(DType.FLOAT32, 2L * channels);
+        Buffer dx1 = be.allocate(DType.FLOAT32, n);
+        Buffer ds1 = be.allocate(DType.FLOAT32, channels);
+        Buffer db1 = be.allocate(DType.FLOAT32, channels);
+        be.affineGrad(new AffineGradPlan(outer, channels, inner, 0, 1, false), dy, x, mean, inv, ds1, db1,
+                training ? sums : null);
+        be.channelBackward(plan, plan.perChannel(), dy, x, mean, inv, w, training ? sums : null, dx1);
+        Buffer dx2 = be.allocate(DType.FLOAT32, n);
+        Buffer ds2 = be.allocate(DType.FLOAT32, channels);
+        Buffer db2 = be.allocate(DType.FLOAT32, channels);
+        be.channelBackwardWithGrad(plan, training, dy, x, mean, inv, w, ds2, db2, dx2);
+        assertArrayEquals(floats(be, dx1), floats(be, dx2), "dX, " + what);
+        assertArrayEquals(floats(be, ds1), floats(be, ds2), "dScale, " + what);
+        assertArrayEquals(floats(be, db1), floats(be, db2), "dBias, " + what);
     }
 
     private static Buffer buffer(JavaBackend be, float[] data) {

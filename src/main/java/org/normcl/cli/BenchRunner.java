@@ -345,37 +345,7 @@ final class BenchRunner {
         try {
             prep = prepare(side, op, shape, dtype);
             copy = side.copy(bytes / 8);
-            int it = config.iterations();
-            double[] opMs = new double[it];
-            double[] copyMs = new double[it];
-            Runnable opCall = prep.call;
-            Runnable copyCall = copy.run();
-            warmUp(() -> {
-                opCall.run();
-                copyCall.run();
-            });
-            for (int i = 0; i < it; i++) {
-                long t0 = System.nanoTime();
-                prep.call.run();
-                long t1 = System.nanoTime();
-                copy.run().run();
-                long t2 = System.nanoTime();
-                opMs[i] = (t1 - t0) / 1e6;
-                copyMs[i] = (t2 - t1) / 1e6;
-            }
-            double median = median(opMs);
-            double copyMedian = median(copyMs);
-            double gbps = bytes / (median * 1e6);
-            double copyBytes = (bytes / 8) * 8.0;
-            double copyGbps = copyBytes / (copyMedian * 1e6);
-            r.put("status", "ok");
-            r.put("median_ms", round(median));
-            r.put("min_ms", round(Arrays.stream(opMs).min().orElse(Double.NaN)));
-            r.put("bytes", bytes);
-            r.put("gbps", round(gbps));
-            r.put("copy_median_ms", round(copyMedian));
-            r.put("copy_gbps", round(copyGbps));
-            r.put("ratio", round(gbps / copyGbps));
+            timeAgainstCopy(side, r, bytes, prep.call, copy);
             r.put("transfer_ms", side.isJava() ? null : round(prep.transferMs));
             if (prep.extra != null) {
                 r.putAll(prep.extra);
@@ -386,11 +356,6 @@ final class BenchRunner {
                 double engineMedian = engineMedian(side, op, shape, prep.host, dtype);
                 r.put("engine_median_ms", round(engineMedian));
                 r.put("engine_gbps", round(bytes / (engineMedian * 1e6)));
-            }
-            r.put("warmup", config.warmup());
-            r.put("iterations", it);
-            if (side.isJava()) {
-                r.put("threads", config.threads());
             }
         } catch (UserInputException e) {
             throw e;
@@ -705,42 +670,9 @@ final class BenchRunner {
                     throw new UserInputException("unknown op " + op);
             }
             copy = side.copy(bytes / 8);
-            Runnable copyCall = copy.run();
-            warmUp(() -> {
-                call.run();
-                copyCall.run();
-            });
-            int it = config.iterations();
-            double[] opMs = new double[it];
-            double[] copyMs = new double[it];
-            for (int i = 0; i < it; i++) {
-                long t0 = System.nanoTime();
-                call.run();
-                long t1 = System.nanoTime();
-                copyCall.run();
-                long t2 = System.nanoTime();
-                opMs[i] = (t1 - t0) / 1e6;
-                copyMs[i] = (t2 - t1) / 1e6;
-            }
-            double median = median(opMs);
-            double copyMedian = median(copyMs);
-            double gbps = bytes / (median * 1e6);
-            double copyGbps = (bytes / 8) * 8.0 / (copyMedian * 1e6);
-            r.put("status", "ok");
+            timeAgainstCopy(side, r, bytes, call, copy);
             r.put("timed", "engine");
-            r.put("median_ms", round(median));
-            r.put("min_ms", round(Arrays.stream(opMs).min().orElse(Double.NaN)));
-            r.put("bytes", bytes);
-            r.put("gbps", round(gbps));
-            r.put("copy_median_ms", round(copyMedian));
-            r.put("copy_gbps", round(copyGbps));
-            r.put("ratio", round(gbps / copyGbps));
             r.put("transfer_ms", null);
-            r.put("warmup", config.warmup());
-            r.put("iterations", it);
-            if (side.isJava()) {
-                r.put("threads", config.threads());
-            }
         } catch (UserInputException ex) {
             throw ex;
         } catch (RuntimeException | OutOfMemoryError ex) {
@@ -751,6 +683,48 @@ final class BenchRunner {
             }
         }
         return r;
+    }
+
+    /**
+     * Warms up, then times {@code call} and a copy of the same bytes alternately, and puts the
+     * record's timing fields: status ok, median and minimum ms, bytes, GB/s, the copy's median and
+     * GB/s, their ratio, warm-up, iterations and (Java) threads.
+     */
+    private void timeAgainstCopy(Side side, Map<String, Object> r, long bytes, Runnable call, Copy copy) {
+        Runnable copyCall = copy.run();
+        warmUp(() -> {
+            call.run();
+            copyCall.run();
+        });
+        int it = config.iterations();
+        double[] opMs = new double[it];
+        double[] copyMs = new double[it];
+        for (int i = 0; i < it; i++) {
+            long t0 = System.nanoTime();
+            call.run();
+            long t1 = System.nanoTime();
+            copyCall.run();
+            long t2 = System.nanoTime();
+            opMs[i] = (t1 - t0) / 1e6;
+            copyMs[i] = (t2 - t1) / 1e6;
+        }
+        double median = median(opMs);
+        double copyMedian = median(copyMs);
+        double gbps = bytes / (median * 1e6);
+        double copyGbps = (bytes / 8) * 8.0 / (copyMedian * 1e6); // the copy moves whole words
+        r.put("status", "ok");
+        r.put("median_ms", round(median));
+        r.put("min_ms", round(Arrays.stream(opMs).min().orElse(Double.NaN)));
+        r.put("bytes", bytes);
+        r.put("gbps", round(gbps));
+        r.put("copy_median_ms", round(copyMedian));
+        r.put("copy_gbps", round(copyGbps));
+        r.put("ratio", round(gbps / copyGbps));
+        r.put("warmup", config.warmup());
+        r.put("iterations", it);
+        if (side.isJava()) {
+            r.put("threads", config.threads());
+        }
     }
 
     /** A measurement that failed: status "error", the reason, and the timing fields present as null. */

@@ -372,6 +372,50 @@ __kernel void row_backward_affine_slices(const __global real_t *restrict dy, con
     }
 }
 
+/* Compensated sums of dy and dy * xhat over contiguous segments, VW lanes and a scalar tail: the
+ * batch-norm and channels-first parameter-gradient sums (affine_grad_serial, channel_backward_fused). */
+typedef struct {
+    accv_t d, d_c, dx, dx_c;
+    acc_t td, td_c, tdx, tdx_c;
+} dy_sums;
+
+inline void dy_sums_start(dy_sums *a) {
+    a->d = (accv_t) (ZERO);
+    a->d_c = (accv_t) (ZERO);
+    a->dx = (accv_t) (ZERO);
+    a->dx_c = (accv_t) (ZERO);
+    a->td = ZERO;
+    a->td_c = ZERO;
+    a->tdx = ZERO;
+    a->tdx_c = ZERO;
+}
+
+/* Adds the `len` values from `off`, with xhat = (x - mu) * is. */
+inline void dy_sums_add(dy_sums *a, const __global real_t *dy, const __global real_t *x, ulong off, ulong len,
+        acc_t mu, acc_t is) {
+    ulong j = 0;
+    for (; j + VW <= len; j += VW) {
+        accv_t d = LOADXV(dy, off + j);
+        kahan_addv(&a->d, &a->d_c, d);
+        kahan_addv(&a->dx, &a->dx_c, d * ((LOADXV(x, off + j) - mu) * is));
+    }
+    for (; j < len; j++) {
+        acc_t d = LOADX(dy, off + j);
+        kahan_add(&a->td, &a->td_c, d);
+        kahan_add(&a->tdx, &a->tdx_c, d * ((LOADX(x, off + j) - mu) * is));
+    }
+}
+
+/* The sum of dy * xhat. */
+inline acc_t dy_sums_dyxhat(const dy_sums *a) {
+    return (hsum(a->dx) - hsum(a->dx_c)) + (a->tdx - a->tdx_c);
+}
+
+/* The sum of dy. */
+inline acc_t dy_sums_dy(const dy_sums *a) {
+    return (hsum(a->d) - hsum(a->d_c)) + (a->td - a->td_c);
+}
+
 /* Stage 1 for inner > 1, one work-item per (channel, part) over contiguous segments. */
 __kernel void affine_grad_serial(const __global real_t *dy, const __global real_t *x, const __global acc_t *mean,
         const __global acc_t *inv, __global acc_t *partials, ulong outer, ulong channels, ulong inner, ulong parts,
@@ -385,8 +429,8 @@ __kernel void affine_grad_serial(const __global real_t *dy, const __global real_
     ulong per_channel = outer * inner;
     ulong begin = per_channel * part / parts;
     ulong end = per_channel * (part + 1) / parts;
-    acc_t sd = ZERO, sd_c = ZERO, sdx = ZERO, sdx_c = ZERO;
-    accv_t vd = (accv_t) (ZERO), vd_c = (accv_t) (ZERO), vdx = (accv_t) (ZERO), vdx_c = (accv_t) (ZERO);
+    dy_sums a;
+    dy_sums_start(&a);
     ulong v = begin;
     while (v < end) {
         ulong o = v / inner;
@@ -394,23 +438,11 @@ __kernel void affine_grad_serial(const __global real_t *dy, const __global real_
         ulong len = min(inner - s, end - v);
         ulong si = STAT_INDEX(o, c);
         acc_t mu = rms != 0 ? ZERO : mean[si];
-        acc_t is = inv[si];
-        ulong off = (o * channels + c) * inner + s;
-        ulong j = 0;
-        for (; j + VW <= len; j += VW) {
-            accv_t d = LOADXV(dy, off + j);
-            kahan_addv(&vd, &vd_c, d);
-            kahan_addv(&vdx, &vdx_c, d * ((LOADXV(x, off + j) - mu) * is));
-        }
-        for (; j < len; j++) {
-            acc_t d = LOADX(dy, off + j);
-            kahan_add(&sd, &sd_c, d);
-            kahan_add(&sdx, &sdx_c, d * ((LOADX(x, off + j) - mu) * is));
-        }
+        dy_sums_add(&a, dy, x, (o * channels + c) * inner + s, len, mu, inv[si]);
         v += len;
     }
-    partials[t * 2 + 0] = (hsum(vdx) - hsum(vdx_c)) + (sdx - sdx_c);
-    partials[t * 2 + 1] = (hsum(vd) - hsum(vd_c)) + (sd - sd_c);
+    partials[t * 2 + 0] = dy_sums_dyxhat(&a);
+    partials[t * 2 + 1] = dy_sums_dy(&a);
 }
 
 /*
@@ -430,24 +462,13 @@ __kernel void channel_backward_fused(const __global real_t *dy, const __global r
     }
     acc_t mu = mean[c];
     acc_t is = inv[c];
-    acc_t sd = ZERO, sd_c = ZERO, sdx = ZERO, sdx_c = ZERO;
-    accv_t vd = (accv_t) (ZERO), vd_c = (accv_t) (ZERO), vdx = (accv_t) (ZERO), vdx_c = (accv_t) (ZERO);
+    dy_sums a;
+    dy_sums_start(&a);
     for (ulong o = 0; o < outer; o++) {
-        ulong off = (o * channels + c) * inner;
-        ulong j = 0;
-        for (; j + VW <= inner; j += VW) {
-            accv_t d = LOADXV(dy, off + j);
-            kahan_addv(&vd, &vd_c, d);
-            kahan_addv(&vdx, &vdx_c, d * ((LOADXV(x, off + j) - mu) * is));
-        }
-        for (; j < inner; j++) {
-            acc_t d = LOADX(dy, off + j);
-            kahan_add(&sd, &sd_c, d);
-            kahan_add(&sdx, &sdx_c, d * ((LOADX(x, off + j) - mu) * is));
-        }
+        dy_sums_add(&a, dy, x, (o * channels + c) * inner, inner, mu, is);
     }
-    acc_t sum_dx = (hsum(vdx) - hsum(vdx_c)) + (sdx - sdx_c);
-    acc_t sum_d = (hsum(vd) - hsum(vd_c)) + (sd - sd_c);
+    acc_t sum_dx = dy_sums_dyxhat(&a);
+    acc_t sum_d = dy_sums_dy(&a);
     partials[c * 2 + 0] = sum_dx;
     partials[c * 2 + 1] = sum_d;
     acc_t k = (has_scale != 0 ? LOADP(scale, c) : ONE) * is;

@@ -142,6 +142,15 @@ final class Moments {
 
     /** Adds {@code a[p .. p+n) - k} with a two-pass reduction in double precision. */
     void addRunExact(float[] a, int p, int n, double k) {
+        addRunExact(a, p, n, k, 0);
+    }
+
+    /**
+     * Adds {@code a[p .. p+n) - k} with a two-pass reduction in double precision, its mean merged as
+     * {@code origin + mean}: {@code origin = 0} for moments of shifted values, {@code origin = k} for
+     * moments of the values themselves.
+     */
+    private void addRunExact(float[] a, int p, int n, double k, double origin) {
         double s = 0;
         for (int i = p; i < p + n; i++) {
             s += a[i] - k;
@@ -152,7 +161,85 @@ final class Moments {
             double d = (a[i] - k) - runMean;
             q += d * d;
         }
-        merge(n, runMean, q);
+        merge(n, origin + runMean, q);
+    }
+
+    // ------------------------------------------------------------------ one pass per run
+
+    /**
+     * Largest {@code n (mean - k)^2 / M2} of a run whose one-pass statistics are kept (see
+     * {@link #mergeRunOnePass}). Below it, {@code M2 = sum d^2 - n mean_d^2} cancels at most
+     * {@code 1 + LIMIT} of its terms, so its float32 rounding error stays within about
+     * {@code (1 + LIMIT + 2 sqrt(LIMIT (1 + LIMIT)))} = 3.2 times a two-pass reduction's.
+     */
+    static final double ONE_PASS_LIMIT = 0.5;
+
+    /** Values averaged for a run's shift: one 512-bit vector of floats. */
+    static final int SHIFT_VALUES = 16;
+
+    /**
+     * The shift of the run {@code a[p .. p+n)}: the float32 mean of its first
+     * {@code min(n, 16)} values (added pairwise in a fixed order), or 0 when that is not finite.
+     * Close to the run's mean (for independent values, {@code n (mean - k)^2 / M2} is about
+     * {@code chi^2(1) / 16}), so the one-pass statistics rarely cancel; the same for every kernel.
+     */
+    static float runShift(float[] a, int p, int n) {
+        float s;
+        int c = Math.min(n, SHIFT_VALUES);
+        if (c == SHIFT_VALUES) {
+            s = (((a[p] + a[p + 8]) + (a[p + 4] + a[p + 12])) + ((a[p + 2] + a[p + 10]) + (a[p + 6] + a[p + 14])))
+                    + (((a[p + 1] + a[p + 9]) + (a[p + 5] + a[p + 13]))
+                            + ((a[p + 3] + a[p + 11]) + (a[p + 7] + a[p + 15])));
+        } else {
+            s = 0f;
+            for (int i = 0; i < c; i++) {
+                s += a[p + i];
+            }
+        }
+        float k = s / c;
+        return Float.isFinite(k) ? k : 0f;
+    }
+
+    /**
+     * Adds {@code a[off .. off+len)} (the values themselves: means are absolute) in runs of at most
+     * {@link RowKernels#RUN}, each taken in one pass from its own shift
+     * ({@link RowKernels#sumAndSquaresShifted}) and merged by {@link #mergeRunOnePass}, in order.
+     */
+    void addOnePass(RowKernels kern, float[] a, int off, int len) {
+        int end = off + len;
+        for (int p = off; p < end; p += RowKernels.RUN) {
+            int n = Math.min(RowKernels.RUN, end - p);
+            float k = runShift(a, p, n);
+            float sum = kern.sumAndSquaresShifted(a, p, n, k);
+            mergeRunOnePass(kern, a, p, n, k, sum, kern.squares);
+        }
+    }
+
+    /**
+     * Merges the run {@code a[p .. p+n)} from its one-pass float32 sums of {@code d = a[i] - k}
+     * ({@code sum} and {@code squares}): {@code M2 = squares - sum^2 / n} in double. The formula
+     * cancels when the run's mean is far from {@code k}; when {@code n mean_d^2 > }
+     * {@link #ONE_PASS_LIMIT}{@code  M2} the run is taken again in two passes (from the cache: it was
+     * just read), and a run whose float32 results are not finite is redone in double. So the
+     * result is never {@code E[x^2] - E[x]^2} with a large cancellation, for any data.
+     */
+    void mergeRunOnePass(RowKernels kern, float[] a, int p, int n, float k, float sum, float squares) {
+        if (Float.isFinite(sum) && Float.isFinite(squares)) {
+            double shiftedMean = (double) sum / n;
+            double cancelled = shiftedMean * sum; // n mean_d^2, never negative
+            double m2 = squares - cancelled;
+            if (cancelled <= ONE_PASS_LIMIT * m2) {
+                merge(n, k + shiftedMean, m2);
+                return;
+            }
+            float runMean = sum / n;
+            float q = kern.sumSquaredDeviations(a, p, n, k, runMean);
+            if (Float.isFinite(q)) {
+                merge(n, k + (double) runMean, q);
+                return;
+            }
+        }
+        addRunExact(a, p, n, k, k);
     }
 
     /**

@@ -112,6 +112,16 @@ abstract class RowKernels {
     /** @return the float32 sum of {@code a[i]^2} over {@code [off, off + n)} */
     abstract float sumSquares(float[] a, int off, int n);
 
+    /**
+     * One pass over {@code [off, off + n)}: returns the float32 sum of {@code d = a[i] - k} and leaves
+     * the sum of {@code d^2} (fused multiply-adds) in {@link #squares}. The caller turns the two into
+     * the run's squared deviations and checks the cancellation ({@link Moments#mergeRunOnePass}).
+     */
+    abstract float sumAndSquaresShifted(float[] a, int off, int n, float k);
+
+    /** The sum of squares left by the last {@link #sumAndSquaresShifted} (or its fused form). */
+    float squares;
+
     // ------------------------------------------------------------------ elementwise (any n)
 
     /**
@@ -138,19 +148,23 @@ abstract class RowKernels {
             float[] w, float[] b, int aoff, int next);
 
     /**
-     * Three passes of the row pipeline in one loop over {@code n} values: normalizes
-     * {@code [aOff, aOff + n)} (as {@link #normalizeAffine} with the affine index at {@code aoff}),
-     * reduces the squared deviations of {@code [qOff, qOff + n)} from {@code (kq, mq)} (as
-     * {@link #sumSquaredDeviations}; the result is left in {@link #squaredDeviations}), and returns the
-     * sum of {@code [sOff, sOff + n) - ks} (as {@link #sumShifted}), all bit for bit.
+     * {@link #normalizeAffine} over {@code [aOff, aOff + n)} (the affine index at {@code aoff}) while
+     * reading another run: returns {@code sumAndSquaresShifted(x, sOff, n, ks)} and sets
+     * {@link #squares}, bit for bit. The statistics' run streams in from memory while the other run
+     * is normalized from cache.
      */
-    abstract float normalizeAffineSquaredDeviationsSum(float[] x, float[] y, int aOff, int n, float k, float m,
-            float inv, float[] w, float[] b, int aoff, int qOff, float kq, float mq, int sOff, float ks);
+    abstract float normalizeAffineSumAndSquaresNext(float[] x, float[] y, int aOff, int n, float k, float m,
+            float inv, float[] w, float[] b, int aoff, int sOff, float ks);
 
-    /** As {@link #normalizeAffineSquaredDeviationsSum} without the normalization. */
+    /**
+     * Two passes in one loop over {@code n} values: reduces the squared deviations of
+     * {@code [qOff, qOff + n)} from {@code (kq, mq)} (as {@link #sumSquaredDeviations}; the result is
+     * left in {@link #squaredDeviations}) and returns the sum of {@code [sOff, sOff + n) - ks} (as
+     * {@link #sumShifted}), both bit for bit.
+     */
     abstract float squaredDeviationsSum(float[] x, int n, int qOff, float kq, float mq, int sOff, float ks);
 
-    /** The squared deviations reduced by the last three-pass call. */
+    /** The squared deviations reduced by the last {@link #squaredDeviationsSum}. */
     float squaredDeviations;
 
     // ------------------------------------------------------------------ column-wise (per-column vectors)

@@ -9,21 +9,21 @@ import org.normcl.backend.StatMode;
  * The Java backend's row normalization (layer, RMS, group, instance and trailing-axis MVN).
  *
  * <p><b>One read of X from memory.</b> The statistics of a row are taken run by run
- * ({@link RowKernels#RUN} values: the sum, then the squared deviations from the run mean while the
- * run is in L1), and the normalization reads the row again from L1/L2 (a row of up to ~64K floats
- * fits in L2). Rows are processed as a software pipeline ({@link Call#rows}): with one affine entry
- * per column (layer and RMS norm) the three passes over three different runs go through one fused
- * kernel, so the next run streams in from memory while the arithmetic of the others runs from
- * cache. Rows of at most {@link #SHORT_ROW} values are simply processed one after the other
- * ({@link Call#shortRows}): the hardware prefetcher streams them in, and the pipeline's bookkeeping
- * would cost more than such a row; RMS norm's go through a pipeline over rows instead
- * ({@link Call#shortRowsRms}), with the same results.
+ * ({@link RowKernels#RUN} values) in one pass each: the sums of {@code x - k} and of its squares,
+ * from a shift {@code k} near the run's mean ({@link Moments#runShift}), turned into the run's
+ * squared deviations in double, with a two-pass redo from L1 when the run's mean is far from its
+ * shift ({@link Moments#mergeRunOnePass}). The normalization reads the row again from L1/L2 (a row
+ * of up to ~64K floats fits in L2). Rows are processed as a software pipeline ({@link Call#rows}):
+ * with one affine entry per column (layer and RMS norm) the statistics of one run and the
+ * normalization of a run of an earlier row go through one fused kernel, so the next run streams in
+ * from memory while the arithmetic of the other runs from cache. Rows of at most
+ * {@link #SHORT_ROW} values go through a pipeline over rows instead ({@link Call#shortRows}).
  *
- * <p><b>Accuracy.</b> Values are shifted by the row's first element (when finite) before they are
- * accumulated, so a large common offset costs no accuracy; the mean is {@code shift + shiftedMean}
- * and the normalization is {@code ((x - shift) - shiftedMean) * invStd * w + b}, as in the OpenCL
- * kernels. Runs are reduced in float32 and merged in double precision (Chan's formula); a run whose
- * float32 result is not finite is redone in double, so infinities and NaN behave as before.
+ * <p><b>Accuracy.</b> Runs are reduced in float32 from their own shift and merged in double
+ * precision (Chan's formula), so a large common offset costs no accuracy; the row is normalized as
+ * {@code ((x - shift) - rest) * invStd * w + b}, where {@code shift} is the row's mean rounded to
+ * float32 and {@code rest} what the rounding left. A run whose float32 result is not finite is
+ * redone in double, so infinities and NaN behave as before.
  *
  * <p><b>Determinism.</b> The reduction order is fixed by the row length alone: runs are merged, in
  * order, into chunks of {@link #CHUNK} values, and chunks into the row, in order. Rows are spread
@@ -37,7 +37,7 @@ final class RowNorm {
     private static final int RUNS_PER_CHUNK = CHUNK / RowKernels.RUN;
     /** Rows up to this long take {@link Call#shortRows}. */
     static final int SHORT_ROW = 256;
-    /** Rows between the two passes of {@link Call#shortRowsRms}. */
+    /** Rows between the two passes of {@link Call#shortRows}. */
     static final int SHORT_LAG = 8;
 
     /** Shared identity arrays, grown to the largest affine size seen (read-only once published). */
@@ -133,13 +133,12 @@ final class RowNorm {
 
         /**
          * Rows {@code [from, to)} on one thread, as a software pipeline over their runs (u = 0, 1, ...
-         * in row order). Step t takes three passes, each over one run: the sum of run t (read from
-         * memory), the squared deviations of run t - 1 (from L1, its mean now known), and the
-         * normalization of run t - D, whose row's statistics were completed at least one step before
-         * (D = runs per row + 1; RMS has no second pass, D = runs per row). When the three runs have
-         * the same length they go through one fused kernel, so X streams in from memory while the
-         * arithmetic of the other passes runs from cache. The results are those of the unfused
-         * passes, bit for bit, merged in the same order as {@link #split}.
+         * in row order). Step t takes the statistics of run t (read from memory, in one pass:
+         * {@link Moments#mergeRunOnePass}) and normalizes run t - D, whose row's statistics were
+         * completed at least one step before (D = runs per row). When the two runs have the same
+         * length they go through one fused kernel, so X streams in from memory while the other run
+         * is normalized from cache. The results are those of the unfused passes, bit for bit, merged
+         * in the same order as {@link #split}.
          */
         void rows(int from, int to) {
             if (from >= to) {
@@ -147,136 +146,69 @@ final class RowNorm {
             }
             RowKernels kern = kernels.fresh();
             if (cols <= SHORT_ROW) {
-                if (rms) {
-                    shortRowsRms(kern, from, to);
-                } else {
-                    shortRows(kern, from, to);
-                }
+                shortRows(kern, from, to);
                 return;
             }
             final int run = RowKernels.RUN;
             int runs = (cols + run - 1) / run;
             int lastRun = cols - (runs - 1) * run;
             int total = (to - from) * runs;
-            int lag = rms ? runs : runs + 1;
+            int lag = runs;
             boolean fuseApply = spatial == 1;
-            int count = to - from;
-            float[] shifts = new float[count];
-            float[] means = new float[count];
-            float[] invs = new float[count];
+            RowStats stats = new RowStats(to - from);
             Moments row = new Moments();
             Moments chunk = new Moments();
             double rowSs = 0;
             double chunkSs = 0;
-            float previousSum = 0f;
-            // Cursors (row index relative to `from`, run within the row) of the three passes; each
-            // moves one run per step once its pass has started.
+            // Cursors (row index relative to `from`, run within the row) of the two passes; each moves
+            // one run per step once its pass has started.
             int rs = 0;
             int js = 0;
-            int rq = 0;
-            int jq = 0;
             int ra = 0;
             int ja = 0;
             for (int t = 0; t < total + lag; t++) {
                 boolean hasS = t < total;
-                boolean hasQ = !rms && t >= 1 && t <= total;
                 boolean hasA = t >= lag;
                 int sOff = (from + rs) * cols + js * run;
                 int ns = js == runs - 1 ? lastRun : run;
-                if (hasS && js == 0) {
-                    shifts[rs] = rms ? 0f : shiftOf(x[sOff]);
-                }
-                float ks = hasS ? shifts[rs] : 0f;
-                int qOff = (from + rq) * cols + jq * run;
-                int nq = jq == runs - 1 ? lastRun : run;
-                float kq = hasQ ? shifts[rq] : 0f;
-                float runMean = hasQ ? previousSum / nq : 0f;
+                float ks = hasS && !rms ? Moments.runShift(x, sOff, ns) : 0f;
                 int aOff = (from + ra) * cols + ja * run;
                 int na = ja == runs - 1 ? lastRun : run;
                 float sum = 0f;
-                float q = 0f;
-                if (hasA && fuseApply && hasS && (rms || hasQ) && ns == na) {
-                    int aff = affineBase(from + ra) + ja * run;
-                    if (rms) {
-                        sum = kern.normalizeAffineSumSquaresNext(x, y, aOff, na, 0f, 0f, invs[ra], w, b, aff, sOff);
-                    } else {
-                        sum = kern.normalizeAffineSquaredDeviationsSum(x, y, aOff, na, shifts[ra], means[ra], invs[ra],
-                                w, bOrIdentity, aff, qOff, kq, runMean, sOff, ks);
-                        q = kern.squaredDeviations;
-                    }
+                if (hasA && hasS && fuseApply && ns == na) {
+                    sum = normalizeAndReduce(kern, stats, ra, aOff, affineBase(from + ra) + ja * run, na, sOff, ks);
                 } else {
                     if (hasA) {
-                        apply(kern, from + ra, ja * run, ja * run + na, shifts[ra], means[ra], invs[ra]);
+                        stats.apply(kern, from + ra, ra, ja * run, ja * run + na);
                     }
-                    if (hasQ && hasS && ns == nq) {
-                        sum = kern.squaredDeviationsSum(x, ns, qOff, kq, runMean, sOff, ks);
-                        q = kern.squaredDeviations;
-                    } else {
-                        if (hasQ) {
-                            q = kern.sumSquaredDeviations(x, qOff, nq, kq, runMean);
-                        }
-                        if (hasS) {
-                            sum = rms ? kern.sumSquares(x, sOff, ns) : kern.sumShifted(x, sOff, ns, ks);
-                        }
+                    if (hasS) {
+                        sum = rms ? kern.sumSquares(x, sOff, ns) : kern.sumAndSquaresShifted(x, sOff, ns, ks);
                     }
                 }
-                if (rms && hasS) {
-                    chunkSs += Moments.runSumOfSquares(sum, x, sOff, ns);
-                    if (js == runs - 1 || (js + 1) % RUNS_PER_CHUNK == 0) {
-                        rowSs += chunkSs;
-                        chunkSs = 0;
-                    }
-                    if (js == runs - 1) {
-                        invs[rs] = RowKernels.invStd(p.mode(), rowSs / cols, p.epsilon());
-                        publish(from + rs, 0f, null, invs[rs]);
-                        rowSs = 0;
-                    }
-                }
-                if (hasQ) {
-                    if (runs == 1) {
-                        // One run per row: its moments are the row's (the merges below would only copy).
-                        double mu;
-                        double variance;
-                        if (Float.isFinite(runMean) && Float.isFinite(q)) {
-                            mu = runMean;
-                            variance = (double) q / nq;
-                        } else {
-                            row.reset();
-                            row.addRunExact(x, qOff, nq, kq);
-                            mu = row.mean;
-                            variance = row.variance();
-                        }
-                        means[rq] = (float) mu;
-                        invs[rq] = RowKernels.invStd(p.mode(), variance, p.epsilon());
-                        if (meanOut != null) {
-                            meanOut[from + rq] = (float) (kq + mu);
-                        }
-                        if (invOut != null) {
-                            invOut[from + rq] = invs[rq];
+                if (hasS) {
+                    boolean chunkEnd = js == runs - 1 || (js + 1) % RUNS_PER_CHUNK == 0;
+                    if (rms) {
+                        chunkSs += Moments.runSumOfSquares(sum, x, sOff, ns);
+                        if (chunkEnd) {
+                            rowSs += chunkSs;
+                            chunkSs = 0;
                         }
                     } else {
-                        // Merge run t - 1 into its chunk, the chunk into its row, the row's statistics out.
-                        chunk.mergeRun(x, qOff, nq, kq, runMean, q);
-                        if (jq == runs - 1 || (jq + 1) % RUNS_PER_CHUNK == 0) {
+                        chunk.mergeRunOnePass(kern, x, sOff, ns, ks, sum, kern.squares);
+                        if (chunkEnd) {
                             row.merge(chunk.count, chunk.mean, chunk.m2);
                             chunk.reset();
                         }
-                        if (jq == runs - 1) {
-                            means[rq] = (float) row.mean;
-                            invs[rq] = RowKernels.invStd(p.mode(), row.variance(), p.epsilon());
-                            publish(from + rq, kq, row, invs[rq]);
-                            row.reset();
-                        }
+                    }
+                    if (js == runs - 1) {
+                        stats.finish(from + rs, rs, row, rowSs);
+                        row.reset();
+                        rowSs = 0;
                     }
                 }
-                previousSum = sum;
                 if (hasS && ++js == runs) {
                     js = 0;
                     rs++;
-                }
-                if (hasQ && ++jq == runs) {
-                    jq = 0;
-                    rq++;
                 }
                 if (hasA && ++ja == runs) {
                     ja = 0;
@@ -286,62 +218,19 @@ final class RowNorm {
         }
 
         /**
-         * Rows of at most {@link #SHORT_ROW} values, one after the other: a row is a single run, the
-         * hardware prefetcher streams the next rows in while this one is computed, and the pipeline's
-         * bookkeeping would cost more than the row. The same passes as {@link #rows}, so the same bits.
-         */
-        void shortRows(RowKernels kern, int from, int to) {
-            Moments exact = new Moments();
-            for (int r = from; r < to; r++) {
-                int off = r * cols;
-                float k = 0f;
-                float m = 0f;
-                float inv;
-                if (rms) {
-                    double ss = Moments.runSumOfSquares(kern.sumSquares(x, off, cols), x, off, cols);
-                    inv = RowKernels.invStd(p.mode(), ss / cols, p.epsilon());
-                } else {
-                    k = shiftOf(x[off]);
-                    float runMean = kern.sumShifted(x, off, cols, k) / cols;
-                    float q = kern.sumSquaredDeviations(x, off, cols, k, runMean);
-                    double mu;
-                    double variance;
-                    if (Float.isFinite(runMean) && Float.isFinite(q)) {
-                        mu = runMean;
-                        variance = (double) q / cols;
-                    } else {
-                        exact.reset();
-                        exact.addRunExact(x, off, cols, k);
-                        mu = exact.mean;
-                        variance = exact.variance();
-                    }
-                    m = (float) mu;
-                    inv = RowKernels.invStd(p.mode(), variance, p.epsilon());
-                    if (meanOut != null) {
-                        meanOut[r] = (float) (k + mu);
-                    }
-                }
-                if (invOut != null) {
-                    invOut[r] = inv;
-                }
-                apply(kern, r, 0, cols, k, m, inv);
-            }
-        }
-
-        /**
-         * RMS norm's rows of at most {@link #SHORT_ROW} values (one run each) as a software pipeline
-         * over rows: step t takes the sum of squares of row t and normalizes row t - {@link #SHORT_LAG}
-         * in one fused kernel. A short row's statistic is a chain of dependent operations (the
-         * reduction, a horizontal sum, a square root, a division) about as long as the row's own
+         * Rows of at most {@link #SHORT_ROW} values (one run each) as a software pipeline over rows:
+         * step t takes the statistics of row t and normalizes row t - {@link #SHORT_LAG} in one fused
+         * kernel. A short row's statistics are a chain of dependent operations (the reduction, a
+         * horizontal sum, the merge, a square root, a division) about as long as the row's own
          * arithmetic; with the lag no operation of a step waits for another, so the processor
          * overlaps the chains of consecutive rows, and the rows between the passes stay in L1. The
-         * same passes as {@link #shortRows}, so the same bits. (Layer norm's three passes gained
-         * nothing measurable this way, so its short rows stay in {@link #shortRows}.)
+         * same passes and merges as {@link #rows}, so the same bits.
          */
-        void shortRowsRms(RowKernels kern, int from, int to) {
+        void shortRows(RowKernels kern, int from, int to) {
             final int lag = SHORT_LAG;
             int count = to - from;
-            float[] invs = new float[count];
+            RowStats stats = new RowStats(count);
+            Moments row = new Moments();
             boolean fuse = spatial == 1;
             for (int t = 0; t < count + lag; t++) {
                 int rs = t;
@@ -349,25 +238,88 @@ final class RowNorm {
                 boolean hasS = rs < count;
                 boolean hasA = ra >= 0;
                 int sOff = (from + rs) * cols;
-                float ss = 0f;
+                float ks = hasS && !rms ? Moments.runShift(x, sOff, cols) : 0f;
+                float sum = 0f;
                 if (hasA && hasS && fuse) {
-                    ss = kern.normalizeAffineSumSquaresNext(x, y, (from + ra) * cols, cols, 0f, 0f, invs[ra], w, b,
-                            affineBase(from + ra), sOff);
+                    sum = normalizeAndReduce(kern, stats, ra, (from + ra) * cols, affineBase(from + ra), cols, sOff,
+                            ks);
                 } else {
                     if (hasA) {
-                        apply(kern, from + ra, 0, cols, 0f, 0f, invs[ra]);
+                        stats.apply(kern, from + ra, ra, 0, cols);
                     }
                     if (hasS) {
-                        ss = kern.sumSquares(x, sOff, cols);
+                        sum = rms ? kern.sumSquares(x, sOff, cols) : kern.sumAndSquaresShifted(x, sOff, cols, ks);
                     }
                 }
                 if (hasS) {
-                    double sumOfSquares = Moments.runSumOfSquares(ss, x, sOff, cols);
-                    invs[rs] = RowKernels.invStd(p.mode(), sumOfSquares / cols, p.epsilon());
-                    if (invOut != null) {
-                        invOut[from + rs] = invs[rs];
+                    double sumOfSquares = 0;
+                    if (rms) {
+                        sumOfSquares = Moments.runSumOfSquares(sum, x, sOff, cols);
+                    } else {
+                        row.reset();
+                        row.mergeRunOnePass(kern, x, sOff, cols, ks, sum, kern.squares);
+                    }
+                    stats.finish(from + rs, rs, row, sumOfSquares);
+                }
+            }
+        }
+
+        /**
+         * The fused step: normalizes {@code n} values at {@code aOff} (row {@code i} of
+         * {@code stats}, affine index {@code aff}) and reduces the statistics of the run at
+         * {@code sOff} (shifted by {@code ks}; RMS: its sum of squares).
+         */
+        float normalizeAndReduce(RowKernels kern, RowStats stats, int i, int aOff, int aff, int n, int sOff,
+                float ks) {
+            if (rms) {
+                return kern.normalizeAffineSumSquaresNext(x, y, aOff, n, 0f, 0f, stats.invs[i], w, b, aff, sOff);
+            }
+            return kern.normalizeAffineSumAndSquaresNext(x, y, aOff, n, stats.shifts[i], stats.means[i],
+                    stats.invs[i], w, bOrIdentity, aff, sOff, ks);
+        }
+
+        /**
+         * The normalization constants of a range of rows: row i is applied as
+         * {@code ((x - shifts[i]) - means[i]) * invs[i]}. The shift is the row's mean rounded to
+         * float32 and {@code means[i]} what that rounding left, so {@code x - shift} is exact for
+         * values near the mean (Sterbenz) and a large common offset costs no accuracy.
+         */
+        final class RowStats {
+            final float[] shifts;
+            final float[] means;
+            final float[] invs;
+
+            RowStats(int count) {
+                shifts = new float[count];
+                means = new float[count];
+                invs = new float[count];
+            }
+
+            /**
+             * Completes row {@code r} (index {@code i} here) from its moments ({@code row}, absolute
+             * mean) or, for RMS norm, its sum of squares, and writes its saved statistics.
+             */
+            void finish(int r, int i, Moments row, double sumOfSquares) {
+                if (rms) {
+                    invs[i] = RowKernels.invStd(p.mode(), sumOfSquares / cols, p.epsilon());
+                } else {
+                    double mu = row.mean;
+                    float k = (float) mu;
+                    shifts[i] = Float.isFinite(k) ? k : 0f;
+                    means[i] = (float) (mu - shifts[i]);
+                    invs[i] = RowKernels.invStd(p.mode(), row.variance(), p.epsilon());
+                    if (meanOut != null) {
+                        meanOut[r] = (float) mu;
                     }
                 }
+                if (invOut != null) {
+                    invOut[r] = invs[i];
+                }
+            }
+
+            /** Normalizes columns {@code [c0, c1)} of row {@code r} (index {@code i} here). */
+            void apply(RowKernels kern, int r, int i, int c0, int c1) {
+                Call.this.apply(kern, r, c0, c1, shifts[i], means[i], invs[i]);
             }
         }
 
@@ -389,16 +341,14 @@ final class RowNorm {
                         cm2[t] = Moments.sumOfSquares(kern, x, off + c0, len);
                     } else {
                         chunk.reset();
-                        chunk.addShifted(kern, x, off + c0, len, shiftOf(x[off]));
+                        chunk.addOnePass(kern, x, off + c0, len);
                         cn[t] = chunk.count;
                         cmean[t] = chunk.mean;
                         cm2[t] = chunk.m2;
                     }
                 }
             });
-            float[] shifts = new float[rows];
-            float[] means = new float[rows];
-            float[] invs = new float[rows];
+            RowStats stats = new RowStats(rows);
             Moments row = new Moments();
             for (int r = 0; r < rows; r++) {
                 double ss = 0;
@@ -411,36 +361,16 @@ final class RowNorm {
                         row.merge(cn[t], cmean[t], cm2[t]);
                     }
                 }
-                if (!rms) {
-                    shifts[r] = shiftOf(x[r * cols]);
-                }
-                means[r] = (float) row.mean;
-                invs[r] = invStd(row, ss);
-                publish(r, shifts[r], row, invs[r]);
+                stats.finish(r, r, row, ss);
             }
             parallel.forRange(tasks, CHUNK, (from, to) -> {
                 RowKernels kern = kernels.fresh();
                 for (int t = (int) from; t < to; t++) {
                     int r = t / chunks;
                     int c0 = (t % chunks) * CHUNK;
-                    apply(kern, r, c0, Math.min(cols, c0 + CHUNK), shifts[r], means[r], invs[r]);
+                    stats.apply(kern, r, r, c0, Math.min(cols, c0 + CHUNK));
                 }
             });
-        }
-
-        float invStd(Moments row, double sumOfSquares) {
-            return rms ? RowKernels.invStd(p.mode(), sumOfSquares / cols, p.epsilon())
-                    : RowKernels.invStd(p.mode(), row.variance(), p.epsilon());
-        }
-
-        /** Writes the saved statistics of row r. */
-        void publish(int r, float shift, Moments row, float inv) {
-            if (meanOut != null && row != null) {
-                meanOut[r] = (float) (shift + row.mean);
-            }
-            if (invOut != null) {
-                invOut[r] = inv;
-            }
         }
 
         /**

@@ -105,6 +105,43 @@ final class ScalarRowKernels extends RowKernels {
     }
 
     @Override
+    float sumAndSquaresShifted(float[] a, int off, int n, float k) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        float q0 = 0, q1 = 0, q2 = 0, q3 = 0, q4 = 0, q5 = 0, q6 = 0, q7 = 0;
+        int i = off;
+        int end = off + n;
+        for (; i + 7 < end; i += 8) {
+            float d0 = a[i] - k, d1 = a[i + 1] - k, d2 = a[i + 2] - k, d3 = a[i + 3] - k;
+            float d4 = a[i + 4] - k, d5 = a[i + 5] - k, d6 = a[i + 6] - k, d7 = a[i + 7] - k;
+            s0 += d0;
+            s1 += d1;
+            s2 += d2;
+            s3 += d3;
+            s4 += d4;
+            s5 += d5;
+            s6 += d6;
+            s7 += d7;
+            q0 = fma(d0, d0, q0);
+            q1 = fma(d1, d1, q1);
+            q2 = fma(d2, d2, q2);
+            q3 = fma(d3, d3, q3);
+            q4 = fma(d4, d4, q4);
+            q5 = fma(d5, d5, q5);
+            q6 = fma(d6, d6, q6);
+            q7 = fma(d7, d7, q7);
+        }
+        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        float q = ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7));
+        for (; i < end; i++) {
+            float d = a[i] - k;
+            s += d;
+            q = fma(d, d, q);
+        }
+        squares = q;
+        return s;
+    }
+
+    @Override
     void normalizeAffine(float[] x, float[] y, int off, int n, float k, float m, float inv, float[] w, float[] b,
             int aoff) {
         int d = aoff - off;
@@ -134,10 +171,10 @@ final class ScalarRowKernels extends RowKernels {
     }
 
     @Override
-    float normalizeAffineSquaredDeviationsSum(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
-            float[] w, float[] b, int aoff, int qOff, float kq, float mq, int sOff, float ks) {
+    float normalizeAffineSumAndSquaresNext(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
+            float[] w, float[] b, int aoff, int sOff, float ks) {
         normalizeAffine(x, y, aOff, n, k, m, inv, w, b, aoff);
-        return squaredDeviationsSum(x, n, qOff, kq, mq, sOff, ks);
+        return sumAndSquaresShifted(x, sOff, n, ks);
     }
 
     @Override

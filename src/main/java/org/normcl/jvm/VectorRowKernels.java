@@ -160,6 +160,44 @@ final class VectorRowKernels extends RowKernels {
         return s;
     }
 
+    @Override
+    float sumAndSquaresShifted(float[] a, int off, int n, float k) {
+        FloatVector kv = FloatVector.broadcast(S, k);
+        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+        FloatVector q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+        int i = 0;
+        int bound4 = n - (n % (4 * L));
+        for (; i < bound4; i += 4 * L) {
+            FloatVector d0 = FloatVector.fromArray(S, a, off + i).sub(kv);
+            FloatVector d1 = FloatVector.fromArray(S, a, off + i + L).sub(kv);
+            FloatVector d2 = FloatVector.fromArray(S, a, off + i + 2 * L).sub(kv);
+            FloatVector d3 = FloatVector.fromArray(S, a, off + i + 3 * L).sub(kv);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            s2 = s2.add(d2);
+            s3 = s3.add(d3);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+            q2 = d2.fma(d2, q2);
+            q3 = d3.fma(d3, q3);
+        }
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector d = FloatVector.fromArray(S, a, off + i).sub(kv);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float sum = horizontal(s0.add(s1).add(s2.add(s3)));
+        float sq = horizontal(q0.add(q1).add(q2.add(q3)));
+        for (; i < n; i++) {
+            float d = a[off + i] - k;
+            sum += d;
+            sq = Math.fma(d, d, sq);
+        }
+        squares = sq;
+        return sum;
+    }
+
     // ------------------------------------------------------------------ elementwise
 
     @Override
@@ -268,27 +306,25 @@ final class VectorRowKernels extends RowKernels {
     }
 
     @Override
-    float normalizeAffineSquaredDeviationsSum(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
-            float[] w, float[] b, int aoff, int qOff, float kq, float mq, int sOff, float ks) {
+    float normalizeAffineSumAndSquaresNext(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
+            float[] w, float[] b, int aoff, int sOff, float ks) {
         FloatVector kv = FloatVector.broadcast(S, k);
         FloatVector mv = FloatVector.broadcast(S, m);
         FloatVector iv = FloatVector.broadcast(S, inv);
-        FloatVector kqv = FloatVector.broadcast(S, kq);
-        FloatVector mqv = FloatVector.broadcast(S, mq);
         FloatVector ksv = FloatVector.broadcast(S, ks);
         FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
         FloatVector q0 = s0, q1 = s0, q2 = s0, q3 = s0;
         int i = 0;
         int bound4 = n - (n % (4 * L));
         for (; i < bound4; i += 4 * L) {
-            s0 = s0.add(FloatVector.fromArray(S, x, sOff + i).sub(ksv));
-            s1 = s1.add(FloatVector.fromArray(S, x, sOff + i + L).sub(ksv));
-            s2 = s2.add(FloatVector.fromArray(S, x, sOff + i + 2 * L).sub(ksv));
-            s3 = s3.add(FloatVector.fromArray(S, x, sOff + i + 3 * L).sub(ksv));
-            FloatVector d0 = FloatVector.fromArray(S, x, qOff + i).sub(kqv).sub(mqv);
-            FloatVector d1 = FloatVector.fromArray(S, x, qOff + i + L).sub(kqv).sub(mqv);
-            FloatVector d2 = FloatVector.fromArray(S, x, qOff + i + 2 * L).sub(kqv).sub(mqv);
-            FloatVector d3 = FloatVector.fromArray(S, x, qOff + i + 3 * L).sub(kqv).sub(mqv);
+            FloatVector d0 = FloatVector.fromArray(S, x, sOff + i).sub(ksv);
+            FloatVector d1 = FloatVector.fromArray(S, x, sOff + i + L).sub(ksv);
+            FloatVector d2 = FloatVector.fromArray(S, x, sOff + i + 2 * L).sub(ksv);
+            FloatVector d3 = FloatVector.fromArray(S, x, sOff + i + 3 * L).sub(ksv);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            s2 = s2.add(d2);
+            s3 = s3.add(d3);
             q0 = d0.fma(d0, q0);
             q1 = d1.fma(d1, q1);
             q2 = d2.fma(d2, q2);
@@ -301,8 +337,8 @@ final class VectorRowKernels extends RowKernels {
         }
         int bound = n - (n % L);
         for (; i < bound; i += L) {
-            s0 = s0.add(FloatVector.fromArray(S, x, sOff + i).sub(ksv));
-            FloatVector d = FloatVector.fromArray(S, x, qOff + i).sub(kqv).sub(mqv);
+            FloatVector d = FloatVector.fromArray(S, x, sOff + i).sub(ksv);
+            s0 = s0.add(d);
             q0 = d.fma(d, q0);
             FloatVector.fromArray(S, x, aOff + i).sub(kv).sub(mv).mul(iv)
                     .fma(FloatVector.fromArray(S, w, aoff + i), FloatVector.fromArray(S, b, aoff + i))
@@ -311,14 +347,14 @@ final class VectorRowKernels extends RowKernels {
         float sum = horizontal(s0.add(s1).add(s2.add(s3)));
         float sq = horizontal(q0.add(q1).add(q2.add(q3)));
         for (int j = i; j < n; j++) {
-            sum += x[sOff + j] - ks;
-            float d = (x[qOff + j] - kq) - mq;
+            float d = x[sOff + j] - ks;
+            sum += d;
             sq = Math.fma(d, d, sq);
         }
         for (; i < n; i++) {
             y[aOff + i] = Math.fma(((x[aOff + i] - k) - m) * inv, w[aoff + i], b[aoff + i]);
         }
-        squaredDeviations = sq;
+        squares = sq;
         return sum;
     }
 

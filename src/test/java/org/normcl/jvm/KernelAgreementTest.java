@@ -56,6 +56,16 @@ class KernelAgreementTest {
             float m = (float) (ref / n);
             assertEquals(SCALAR.sumSquaredDeviations(a, 2, n, k, m), vector.sumSquaredDeviations(a, 2, n, k, m),
                     n * 0x1p-23 * SCALAR.sumSquaredDeviations(a, 2, n, k, m) + 1e-30, "sumSquaredDeviations n=" + n);
+            double refShiftedSq = 0;
+            for (int i = 2; i < 2 + n; i++) {
+                double d = a[i] - (double) k;
+                refShiftedSq += d * d;
+            }
+            for (RowKernels kern : new RowKernels[] {SCALAR, vector}) {
+                assertEquals(ref, kern.sumAndSquaresShifted(a, 2, n, k), tol, kern.name() + " one-pass sum n=" + n);
+                assertEquals(refShiftedSq, kern.squares, n * 0x1p-23 * refShiftedSq + 1e-30,
+                        kern.name() + " one-pass squares n=" + n);
+            }
             assertEquals(refSq, vector.sumSquares(a, 2, n), n * 0x1p-23 * refSq, "vector sumSquares n=" + n);
             assertEquals(refSq, SCALAR.sumSquares(a, 2, n), n * 0x1p-23 * refSq, "scalar sumSquares n=" + n);
         }
@@ -120,16 +130,17 @@ class KernelAgreementTest {
                 float[] ySeparate = new float[x.length];
                 int q = n + 2;
                 int s = 2 * n + 3;
-                // normalize [1, 1+n), squared deviations of [q, q+n), sum of [s, s+n)
-                float sum = k.normalizeAffineSquaredDeviationsSum(x, yFused, 1, n, 2f, 0.1f, 0.9f, w, b, 0, q, x[q],
-                        0.25f, s, x[s]);
-                float sq = k.squaredDeviations;
+                // normalize [1, 1+n) while taking the one-pass sums of [s, s+n)
+                float sum = k.normalizeAffineSumAndSquaresNext(x, yFused, 1, n, 2f, 0.1f, 0.9f, w, b, 0, s, x[s]);
+                float squares = k.squares;
                 k.normalizeAffine(x, ySeparate, 1, n, 2f, 0.1f, 0.9f, w, b, 0);
                 assertArrayEquals(ySeparate, yFused, k.name() + " fused apply n=" + n);
-                assertEquals(Float.floatToIntBits(k.sumShifted(x, s, n, x[s])), Float.floatToIntBits(sum),
+                assertEquals(Float.floatToIntBits(k.sumAndSquaresShifted(x, s, n, x[s])), Float.floatToIntBits(sum),
                         k.name() + " fused sum n=" + n);
-                assertEquals(Float.floatToIntBits(k.sumSquaredDeviations(x, q, n, x[q], 0.25f)),
-                        Float.floatToIntBits(sq), k.name() + " fused squared deviations n=" + n);
+                assertEquals(Float.floatToIntBits(k.squares), Float.floatToIntBits(squares),
+                        k.name() + " fused squares n=" + n);
+                // squared deviations of [q, q+n) and the sum of [s, s+n) in one loop (batch norm)
+                float sq = k.sumSquaredDeviations(x, q, n, x[q], 0.25f);
                 sum = k.squaredDeviationsSum(x, n, q, x[q], 0.25f, s, x[s]);
                 assertEquals(Float.floatToIntBits(k.sumShifted(x, s, n, x[s])), Float.floatToIntBits(sum));
                 assertEquals(Float.floatToIntBits(sq), Float.floatToIntBits(k.squaredDeviations));

@@ -90,20 +90,26 @@ class RowNormDeterminismTest {
     }
 
     /**
-     * RMS norm's short rows go through a pipeline over rows (the sums of squares of row t with the
-     * normalization of row t - {@link RowNorm#SHORT_LAG}): the results are those of the passes taken
-     * row by row, bit for bit, for fewer rows than the lag and more, with and without a bias (the
-     * unfused path), and with rows holding an infinity or a NaN.
+     * Short rows go through a pipeline over rows (the statistics of row t with the normalization of
+     * row t - {@link RowNorm#SHORT_LAG}): the results are those of the passes taken row by row, bit
+     * for bit, for fewer rows than the lag and more, with and without a bias (the unfused path), and
+     * with rows holding an infinity or a NaN. Layer norm's row-by-row passes are the one-pass
+     * statistics ({@link Moments#runShift}, {@link RowKernels#sumAndSquaresShifted},
+     * {@link Moments#mergeRunOnePass}) and the mean applied as its float32 rounding plus the rest;
+     * one of its rows has a first vector far from its mean (the two-pass redo).
      */
-    @ParameterizedTest(name = "{0} rows x {1}, bias {2}")
-    @MethodSource("shortRmsShapes")
-    void rmsShortRowsEqualRowByRow(int rows, int cols, boolean bias) {
-        RowNormPlan p = plan(rows, cols, StatMode.RMS, 1, cols, 1, true, bias);
-        String name = "rms short " + rows + "x" + cols + bias;
+    @ParameterizedTest(name = "{0} {1} rows x {2}, bias {3}")
+    @MethodSource("shortRowShapes")
+    void shortRowsEqualRowByRow(StatMode mode, int rows, int cols, boolean bias) {
+        RowNormPlan p = plan(rows, cols, mode, 1, cols, 1, true, bias);
+        String name = mode + " short " + rows + "x" + cols + bias;
         float[] x = data(name, rows * cols, 0.5);
-        if (rows > 3) {
+        if (rows > 4) {
             x[2 * cols + 1] = Float.POSITIVE_INFINITY;
             x[3 * cols] = Float.NaN;
+            for (int i = 0; i < Math.min(cols, Moments.SHIFT_VALUES); i++) {
+                x[4 * cols + i] += 500f;
+            }
         }
         float[] w = data(name + "w", cols, 1);
         float[] b = bias ? data(name + "b", cols, 0) : null;
@@ -112,9 +118,24 @@ class RowNormDeterminismTest {
             float[] y = new float[x.length];
             for (int r = 0; r < rows; r++) {
                 int off = r * cols;
-                double ss = Moments.runSumOfSquares(k.sumSquares(x, off, cols), x, off, cols);
-                float inv = RowKernels.invStd(StatMode.RMS, ss / cols, 1e-5f);
-                k.normalizeAffine(x, y, off, cols, 0f, 0f, inv, w, b, 0);
+                float shift = 0f;
+                float rest = 0f;
+                float inv;
+                if (mode == StatMode.RMS) {
+                    double ss = Moments.runSumOfSquares(k.sumSquares(x, off, cols), x, off, cols);
+                    inv = RowKernels.invStd(mode, ss / cols, 1e-5f);
+                } else {
+                    float runShift = Moments.runShift(x, off, cols);
+                    Moments m = new Moments();
+                    m.mergeRunOnePass(k, x, off, cols, runShift, k.sumAndSquaresShifted(x, off, cols, runShift),
+                            k.squares);
+                    inv = RowKernels.invStd(mode, m.variance(), 1e-5f);
+                    shift = Float.isFinite((float) m.mean) ? (float) m.mean : 0f;
+                    rest = (float) (m.mean - shift);
+                    assertEquals(Float.floatToIntBits((float) m.mean), Float.floatToIntBits(got.mean()[r]),
+                            name + " " + k.name() + " Mean of row " + r);
+                }
+                k.normalizeAffine(x, y, off, cols, shift, rest, inv, w, b, 0);
                 assertEquals(Float.floatToIntBits(inv), Float.floatToIntBits(got.inv()[r]),
                         name + " " + k.name() + " InvStd of row " + r);
             }
@@ -122,10 +143,11 @@ class RowNormDeterminismTest {
         }
     }
 
-    static Stream<Arguments> shortRmsShapes() {
-        return Stream.of(Arguments.of(1, 128, false), Arguments.of(RowNorm.SHORT_LAG, 64, false),
-                Arguments.of(RowNorm.SHORT_LAG + 1, 200, true), Arguments.of(100, 128, false),
-                Arguments.of(37, RowNorm.SHORT_ROW, true), Arguments.of(50, 7, false));
+    static Stream<Arguments> shortRowShapes() {
+        return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
+                Arguments.of(mode, 1, 128, false), Arguments.of(mode, RowNorm.SHORT_LAG, 64, false),
+                Arguments.of(mode, RowNorm.SHORT_LAG + 1, 200, true), Arguments.of(mode, 100, 128, false),
+                Arguments.of(mode, 37, RowNorm.SHORT_ROW, true), Arguments.of(mode, 50, 7, false)));
     }
 
     /** @return the scalar kernels, and the Vector API kernels when this JVM has the module */

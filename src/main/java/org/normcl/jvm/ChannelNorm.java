@@ -17,9 +17,11 @@ import org.normcl.backend.RunningUpdate;
  *       of {@link RowKernels#RUN} (see {@link Moments.Pipelined}); the parts are merged in order.
  *   <li>smaller {@code inner} (down to the (N, C) matrix of a 1-D batch norm, where a channel is a
  *       strided column): X is a matrix of {@code outer} rows of {@code channels * inner} columns;
- *       blocks of {@link #BLOCK} rows are reduced per column with vector lanes across columns (sum,
- *       then squared deviations, while the block is in cache) and merged into the channel in order
- *       (block, then column); parts of the rows are merged in order.
+ *       blocks of {@link #BLOCK} rows are reduced per column with vector lanes across columns, in one
+ *       pass (the sums of {@code x - shift} and of its squares, the shift being the mean of the
+ *       channel's first values; a column whose block would cancel is redone in two passes, see
+ *       {@link Moments#onePassM2}) and merged into the channel in order (block, then column); parts
+ *       of the rows are merged in order.
  * </ul>
  * So results never depend on the thread count or scheduling.
  */
@@ -54,10 +56,11 @@ final class ChannelNorm {
             float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut) {
         int channels = Math.toIntExact(p.channels());
         float[] shift = new float[channels];
+        boolean columns = p.inner() < COLUMN_INNER;
         for (int c = 0; c < channels; c++) {
-            shift[c] = RowNorm.shiftOf(x[(int) (c * p.inner())]);
+            shift[c] = columns ? columnShift(p, x, c) : RowNorm.shiftOf(x[(int) (c * p.inner())]);
         }
-        Partials parts = p.inner() >= COLUMN_INNER ? segmentPartials(p, x, shift) : columnPartials(p, x, shift);
+        Partials parts = columns ? columnPartials(p, x, shift) : segmentPartials(p, x, shift);
         Moments m = new Moments();
         for (int c = 0; c < channels; c++) {
             m.reset();
@@ -185,6 +188,26 @@ final class ChannelNorm {
         runs.finish();
     }
 
+    /**
+     * The shift of channel c on the column path: the float32 mean of its first
+     * {@link Moments#SHIFT_VALUES} values (in memory order), or its first value when that mean is
+     * not finite. Close to the channel's mean, so the one-pass block statistics rarely cancel
+     * ({@link Moments#onePassM2}); a single value would put a block's mean about one standard
+     * deviation away and make the two-pass redo common.
+     */
+    static float columnShift(ChannelPlan p, float[] x, int c) {
+        int inner = (int) p.inner();
+        int width = (int) p.channels() * inner;
+        long values = p.outer() * inner;
+        int n = (int) Math.min(Moments.SHIFT_VALUES, values);
+        float s = 0f;
+        for (int i = 0; i < n; i++) {
+            s += x[(i / inner) * width + c * inner + i % inner];
+        }
+        float k = s / n;
+        return Float.isFinite(k) ? k : RowNorm.shiftOf(x[c * inner]);
+    }
+
     private Partials columnPartials(ChannelPlan p, float[] x, float[] shift) {
         int channels = (int) p.channels();
         int inner = (int) p.inner();
@@ -200,7 +223,6 @@ final class ChannelNorm {
             RowKernels kern = kernels.fresh();
             int tile = Math.min(TILE, width);
             float[] acc = new float[tile];
-            float[] runMean = new float[tile];
             float[] q = new float[tile];
             Moments[] ch = new Moments[channels];
             for (int c = 0; c < channels; c++) {
@@ -226,18 +248,14 @@ final class ChannelNorm {
                     for (int j0 = 0; j0 < width; j0 += tile) {
                         int tw = Math.min(tile, width - j0);
                         int off = b0 * width + j0;
-                        kern.columnSumShifted(x, off, width, rows, tw, colShift, j0, acc);
-                        for (int j = 0; j < tw; j++) {
-                            runMean[j] = acc[j] / rows;
-                        }
-                        kern.columnSumSquaredDeviations(x, off, width, rows, tw, colShift, j0, runMean, q);
+                        kern.columnSumAndSquares(x, off, width, rows, tw, colShift, j0, acc, q);
                         for (int j = 0; j < tw; j++) {
                             double rm;
-                            double rq;
-                            if (Float.isFinite(runMean[j]) && Float.isFinite(q[j])) {
-                                rm = runMean[j];
-                                rq = q[j];
+                            double rq = Moments.onePassM2(acc[j], q[j], rows);
+                            if (!Double.isNaN(rq)) {
+                                rm = (double) acc[j] / rows;
                             } else {
+                                // Far from its shift (or not finite): the column's block in two passes.
                                 exact.reset();
                                 exactColumn(x, off + j, width, rows, colShift[j0 + j], exact);
                                 rm = exact.mean;

@@ -216,6 +216,22 @@ final class Moments {
     }
 
     /**
+     * The squared deviations of {@code n} values from their one-pass float32 sums of
+     * {@code d = x - k} ({@code sum}, {@code squares}): {@code squares - sum^2 / n} in double, or NaN
+     * when that would cancel more than {@link #ONE_PASS_LIMIT} allows ({@code n mean_d^2 >
+     * LIMIT M2}: the values' mean is far from {@code k}) or a sum is not finite. The caller then
+     * takes the values again in two passes.
+     */
+    static double onePassM2(float sum, float squares, int n) {
+        if (!Float.isFinite(sum) || !Float.isFinite(squares)) {
+            return Double.NaN;
+        }
+        double cancelled = (double) sum / n * sum; // n mean_d^2, never negative
+        double m2 = squares - cancelled;
+        return cancelled <= ONE_PASS_LIMIT * m2 ? m2 : Double.NaN;
+    }
+
+    /**
      * Merges the run {@code a[p .. p+n)} from its one-pass float32 sums of {@code d = a[i] - k}
      * ({@code sum} and {@code squares}): {@code M2 = squares - sum^2 / n} in double. The formula
      * cancels when the run's mean is far from {@code k}; when {@code n mean_d^2 > }
@@ -224,14 +240,12 @@ final class Moments {
      * result is never {@code E[x^2] - E[x]^2} with a large cancellation, for any data.
      */
     void mergeRunOnePass(RowKernels kern, float[] a, int p, int n, float k, float sum, float squares) {
+        double m2 = onePassM2(sum, squares, n);
+        if (!Double.isNaN(m2)) {
+            merge(n, k + (double) sum / n, m2);
+            return;
+        }
         if (Float.isFinite(sum) && Float.isFinite(squares)) {
-            double shiftedMean = (double) sum / n;
-            double cancelled = shiftedMean * sum; // n mean_d^2, never negative
-            double m2 = squares - cancelled;
-            if (cancelled <= ONE_PASS_LIMIT * m2) {
-                merge(n, k + shiftedMean, m2);
-                return;
-            }
             float runMean = sum / n;
             float q = kern.sumSquaredDeviations(a, p, n, k, runMean);
             if (Float.isFinite(q)) {

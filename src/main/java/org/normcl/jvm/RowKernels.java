@@ -170,18 +170,13 @@ abstract class RowKernels {
     // ------------------------------------------------------------------ column-wise (per-column vectors)
 
     /**
-     * Column sums of a block of rows: {@code acc[j] = sum over r < rows of (x[off + r*stride + j] - k[j])}
-     * for {@code j < width} ({@code acc} is overwritten).
+     * One pass over a block of rows, per column: {@code sum[j] = sum over r < rows of d} and
+     * {@code squares[j] = sum of d^2} (fused multiply-adds), {@code d = x[off + r*stride + j] - k[koff + j]},
+     * for {@code j < width}, each column adding its rows in order from zero (both arrays are
+     * overwritten). The caller checks the cancellation ({@link Moments#onePassM2}).
      */
-    abstract void columnSumShifted(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
-            float[] acc);
-
-    /**
-     * Column sums of squared deviations: {@code q[j] = sum over r of ((x[..] - k[j]) - m[j])^2}
-     * ({@code q} is overwritten).
-     */
-    abstract void columnSumSquaredDeviations(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
-            float[] m, float[] q);
+    abstract void columnSumAndSquares(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
+            float[] sum, float[] squares);
 
     /**
      * {@code y[off + j] = fma(((x[off + j] - mu[j]) - lo[j]) * is[j], w[j], b[j])} for {@code j < width}: one

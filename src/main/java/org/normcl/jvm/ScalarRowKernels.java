@@ -184,30 +184,16 @@ final class ScalarRowKernels extends RowKernels {
     }
 
     @Override
-    void columnSumShifted(float[] x, int off, int stride, int rows, int width, float[] k, int koff, float[] acc) {
-        for (int j = 0; j < width; j++) {
-            acc[j] = x[off + j] - k[koff + j];
-        }
-        for (int r = 1; r < rows; r++) {
+    void columnSumAndSquares(float[] x, int off, int stride, int rows, int width, float[] k, int koff, float[] sum,
+            float[] squares) {
+        java.util.Arrays.fill(sum, 0, width, 0f);
+        java.util.Arrays.fill(squares, 0, width, 0f);
+        for (int r = 0; r < rows; r++) {
             int o = off + r * stride;
             for (int j = 0; j < width; j++) {
-                acc[j] += x[o + j] - k[koff + j];
-            }
-        }
-    }
-
-    @Override
-    void columnSumSquaredDeviations(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
-            float[] m, float[] q) {
-        for (int j = 0; j < width; j++) {
-            float d = (x[off + j] - k[koff + j]) - m[j];
-            q[j] = d * d;
-        }
-        for (int r = 1; r < rows; r++) {
-            int o = off + r * stride;
-            for (int j = 0; j < width; j++) {
-                float d = (x[o + j] - k[koff + j]) - m[j];
-                q[j] = fma(d, d, q[j]);
+                float d = x[o + j] - k[koff + j];
+                sum[j] += d;
+                squares[j] = fma(d, d, squares[j]);
             }
         }
     }

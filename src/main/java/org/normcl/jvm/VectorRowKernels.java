@@ -401,46 +401,64 @@ final class VectorRowKernels extends RowKernels {
     // ------------------------------------------------------------------ column-wise
 
     @Override
-    void columnSumShifted(float[] x, int off, int stride, int rows, int width, float[] k, int koff, float[] acc) {
-        // Row by row (sequential memory access), each column adding its rows in order.
-        int bound = width - (width % L);
+    void columnSumAndSquares(float[] x, int off, int stride, int rows, int width, float[] k, int koff, float[] sum,
+            float[] squares) {
+        // Strips of 4 vectors of columns walk down the block with their 8 accumulators in registers:
+        // one load per value, where sums kept in arrays would load and store them for every row.
         int j = 0;
-        for (; j < bound; j += L) {
-            FloatVector.fromArray(S, x, off + j).sub(FloatVector.fromArray(S, k, koff + j)).intoArray(acc, j);
+        for (; j + 4 * L <= width; j += 4 * L) {
+            FloatVector k0 = FloatVector.fromArray(S, k, koff + j);
+            FloatVector k1 = FloatVector.fromArray(S, k, koff + j + L);
+            FloatVector k2 = FloatVector.fromArray(S, k, koff + j + 2 * L);
+            FloatVector k3 = FloatVector.fromArray(S, k, koff + j + 3 * L);
+            FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+            FloatVector q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+            for (int r = 0, o = off + j; r < rows; r++, o += stride) {
+                FloatVector d0 = FloatVector.fromArray(S, x, o).sub(k0);
+                FloatVector d1 = FloatVector.fromArray(S, x, o + L).sub(k1);
+                FloatVector d2 = FloatVector.fromArray(S, x, o + 2 * L).sub(k2);
+                FloatVector d3 = FloatVector.fromArray(S, x, o + 3 * L).sub(k3);
+                s0 = s0.add(d0);
+                s1 = s1.add(d1);
+                s2 = s2.add(d2);
+                s3 = s3.add(d3);
+                q0 = d0.fma(d0, q0);
+                q1 = d1.fma(d1, q1);
+                q2 = d2.fma(d2, q2);
+                q3 = d3.fma(d3, q3);
+            }
+            s0.intoArray(sum, j);
+            s1.intoArray(sum, j + L);
+            s2.intoArray(sum, j + 2 * L);
+            s3.intoArray(sum, j + 3 * L);
+            q0.intoArray(squares, j);
+            q1.intoArray(squares, j + L);
+            q2.intoArray(squares, j + 2 * L);
+            q3.intoArray(squares, j + 3 * L);
+        }
+        for (; j + L <= width; j += L) {
+            FloatVector kv = FloatVector.fromArray(S, k, koff + j);
+            FloatVector sv = FloatVector.zero(S);
+            FloatVector qv = sv;
+            for (int r = 0, o = off + j; r < rows; r++, o += stride) {
+                FloatVector d = FloatVector.fromArray(S, x, o).sub(kv);
+                sv = sv.add(d);
+                qv = d.fma(d, qv);
+            }
+            sv.intoArray(sum, j);
+            qv.intoArray(squares, j);
         }
         for (; j < width; j++) {
-            acc[j] = x[off + j] - k[koff + j];
-        }
-        for (int r = 1; r < rows; r++) {
-            int o = off + r * stride;
-            j = 0;
-            for (; j < bound; j += L) {
-                FloatVector.fromArray(S, acc, j)
-                        .add(FloatVector.fromArray(S, x, o + j).sub(FloatVector.fromArray(S, k, koff + j)))
-                        .intoArray(acc, j);
+            float kj = k[koff + j];
+            float sj = 0f;
+            float qj = 0f;
+            for (int r = 0, o = off + j; r < rows; r++, o += stride) {
+                float d = x[o] - kj;
+                sj += d;
+                qj = Math.fma(d, d, qj);
             }
-            for (; j < width; j++) {
-                acc[j] += x[o + j] - k[koff + j];
-            }
-        }
-    }
-
-    @Override
-    void columnSumSquaredDeviations(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
-            float[] m, float[] q) {
-        int bound = width - (width % L);
-        for (int r = 0; r < rows; r++) {
-            int o = off + r * stride;
-            int j = 0;
-            for (; j < bound; j += L) {
-                FloatVector d = FloatVector.fromArray(S, x, o + j).sub(FloatVector.fromArray(S, k, koff + j))
-                        .sub(FloatVector.fromArray(S, m, j));
-                (r == 0 ? d.mul(d) : d.fma(d, FloatVector.fromArray(S, q, j))).intoArray(q, j);
-            }
-            for (; j < width; j++) {
-                float d = (x[o + j] - k[koff + j]) - m[j];
-                q[j] = r == 0 ? d * d : Math.fma(d, d, q[j]);
-            }
+            sum[j] = sj;
+            squares[j] = qj;
         }
     }
 

@@ -158,20 +158,34 @@ class KernelAgreementTest {
 
     @Test
     void columnReductionsAgreeBitwise() {
-        int stride = 37;
+        int stride = 160;
         int rows = 23;
-        for (int width : new int[] {1, 5, 16, 33, 37}) {
+        // Widths below one vector, between, and past a 4-vector strip (64 lanes with AVX-512).
+        for (int width : new int[] {1, 5, 16, 33, 37, 64, 100, 150}) {
             float[] x = RowNormDeterminismTest.data("col" + width, rows * stride + 3, 50);
             float[] k = RowNormDeterminismTest.data("k" + width, width + 2, 50);
-            float[] m = RowNormDeterminismTest.data("m" + width, width, 0);
-            float[] a1 = new float[width];
-            float[] a2 = new float[width];
-            SCALAR.columnSumShifted(x, 3, stride, rows, width, k, 2, a1);
-            vector.columnSumShifted(x, 3, stride, rows, width, k, 2, a2);
-            assertArrayEquals(a1, a2, "columnSumShifted width=" + width);
-            SCALAR.columnSumSquaredDeviations(x, 3, stride, rows, width, k, 2, m, a1);
-            vector.columnSumSquaredDeviations(x, 3, stride, rows, width, k, 2, m, a2);
-            assertArrayEquals(a1, a2, "columnSumSquaredDeviations width=" + width);
+            float[] s1 = new float[width];
+            float[] s2 = new float[width];
+            float[] q1 = new float[width];
+            float[] q2 = new float[width];
+            SCALAR.columnSumAndSquares(x, 3, stride, rows, width, k, 2, s1, q1);
+            vector.columnSumAndSquares(x, 3, stride, rows, width, k, 2, s2, q2);
+            assertArrayEquals(s1, s2, "columnSumAndSquares sums width=" + width);
+            assertArrayEquals(q1, q2, "columnSumAndSquares squares width=" + width);
+            for (int j = 0; j < width; j++) {
+                double sum = 0;
+                double sq = 0;
+                double abs = 0;
+                for (int r = 0; r < rows; r++) {
+                    double d = x[3 + r * stride + j] - (double) k[2 + j];
+                    sum += d;
+                    sq += d * d;
+                    abs += Math.abs(d);
+                }
+                // rows sequential float32 additions: within rows * u of the sum of magnitudes
+                assertEquals(sum, s1[j], rows * 0x1p-24 * abs + 1e-30, "column sum " + j);
+                assertEquals(sq, q1[j], rows * 0x1p-24 * sq + 1e-30, "column squares " + j);
+            }
         }
     }
 

@@ -240,12 +240,72 @@ inline acc_t hsum(accv_t v) {
 #endif
 }
 
-/* Adds p[0 .. len) - k to the running moments, one run of at most RUN values at a time. */
+/* Largest n (mean - kr)^2 / M2 of a run whose one-pass statistics are kept (as Java's
+ * Moments.ONE_PASS_LIMIT): M2 = sum d^2 - n mean_d^2 then cancels at most 1.5 of its terms. */
+#define ONE_PASS_LIMIT ((acc_t) 0.5)
+
+/* The shift of a run of m values: the mean of its first (up to) 16, or k when that is not finite. */
+inline acc_t run_shift(const __global real_t *q, uint m, acc_t k) {
+    acc_t r;
+    if (m >= 16) {
+        /* A pairwise tree: a chain of 16 dependent additions would cost a short row more than its
+         * own reduction. */
+        acc_t a = (LOADX(q, 0) + LOADX(q, 1)) + (LOADX(q, 2) + LOADX(q, 3));
+        acc_t b = (LOADX(q, 4) + LOADX(q, 5)) + (LOADX(q, 6) + LOADX(q, 7));
+        acc_t c = (LOADX(q, 8) + LOADX(q, 9)) + (LOADX(q, 10) + LOADX(q, 11));
+        acc_t d = (LOADX(q, 12) + LOADX(q, 13)) + (LOADX(q, 14) + LOADX(q, 15));
+        r = ((a + b) + (c + d)) / (acc_t) 16;
+    } else {
+        acc_t s = ZERO;
+        for (uint i = 0; i < m; i++) {
+            s += LOADX(q, i);
+        }
+        r = s / (acc_t) m;
+    }
+    return isfinite(r) ? r : k;
+}
+
+/* Adds p[0 .. len) - k to the running moments, one run of at most RUN values at a time. Each run
+ * is read once: the sums of d = x - kr and of d^2 from its own shift kr (close to its mean), and
+ * M2 = sum d^2 - n mean_d^2. When that would cancel (the run's mean far from kr) or a sum is not
+ * finite, the run is taken again in two passes from k, while it is in cache. */
 inline void moments_add_contiguous(const __global real_t *p, ulong len, acc_t k, acc_t *n, acc_t *mean,
         acc_t *m2) {
     for (ulong r0 = 0; r0 < len; r0 += RUN) {
         uint m = (uint) min((ulong) RUN, len - r0);
         const __global real_t *q = p + r0;
+        acc_t kr = run_shift(q, m, k);
+        {
+            accv_t sa = (accv_t) (ZERO), sb = (accv_t) (ZERO), qa = (accv_t) (ZERO), qb = (accv_t) (ZERO);
+            uint i = 0;
+            for (; i + 2 * VW <= m; i += 2 * VW) {
+                accv_t d = LOADXV(q, i) - kr;
+                accv_t e = LOADXV(q, i + VW) - kr;
+                sa += d;
+                sb += e;
+                qa += d * d;
+                qb += e * e;
+            }
+            for (; i + VW <= m; i += VW) {
+                accv_t d = LOADXV(q, i) - kr;
+                sa += d;
+                qa += d * d;
+            }
+            acc_t s = hsum(sa + sb);
+            acc_t s2 = hsum(qa + qb);
+            for (; i < m; i++) {
+                acc_t d = LOADX(q, i) - kr;
+                s += d;
+                s2 += d * d;
+            }
+            acc_t rm = s / (acc_t) m;
+            acc_t cancelled = s * rm;
+            acc_t m2r = s2 - cancelled;
+            if (isfinite(s) && isfinite(s2) && cancelled <= ONE_PASS_LIMIT * m2r) {
+                moments_merge(n, mean, m2, (acc_t) m, (kr - k) + rm, m2r);
+                continue;
+            }
+        }
         /* Two accumulators: one add chain would wait on the adder's latency every VW values. */
         accv_t acc = (accv_t) (ZERO), accb = (accv_t) (ZERO);
         uint i = 0;

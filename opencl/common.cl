@@ -1,6 +1,6 @@
 /*
  * NormCL common definitions: element types, statistic modes, Chan's merge of moments, and the
- * run-wise two-pass accumulation used by the work-item-per-row (CPU) kernels.
+ * run-wise accumulation used by the work-item-per-row (CPU) kernels.
  *
  * Element types. The program is built once per (data type, parameter type) pair with -D options:
  *   DTYPE_F32 (default), DTYPE_F16, DTYPE_BF16 or DTYPE_F64 for X, Y, dY and dX  -> real_t, LOADX, STOREX
@@ -10,12 +10,14 @@
  * through vload_half/vstore_half_rte (core OpenCL C: no cl_khr_fp16 needed); bfloat16 is stored
  * as 16-bit words, widened by a shift and rounded to nearest even on store (NaN stays NaN).
  *
- * Statistics are always computed stably: a run of at most RUN contiguous values is reduced with
- * two passes (sum, then sum of squared deviations from the run mean, while the run is still in
- * cache), and runs are combined with Chan et al.'s parallel formula. E[x^2] - E[x]^2 is never used.
- * Values are shifted by a reference value K of the same slice (its first finite element) before
- * they are accumulated: with a large common offset (1e4 on unit variance) the running means stay
- * small, so merging them does not round at ulp(offset) each time; the mean is K + shifted mean.
+ * Statistics are always computed stably: a run of at most RUN contiguous values is read once, as
+ * the sums of x - kr and (x - kr)^2 from its own shift kr (the mean of its first 16 values), and
+ * taken again in two passes (sum, then sum of squared deviations from the run mean, while the run
+ * is still in cache) whenever the one-pass form would cancel; runs are combined with Chan et al.'s
+ * parallel formula. Plain E[x^2] - E[x]^2 is never used. Run means are kept relative to a
+ * reference value K of the slice (its first finite element): with a large common offset (1e4 on
+ * unit variance) they stay small, so merging them does not round at ulp(offset) each time; the
+ * mean is K + shifted mean.
  *
  * OpenCL C 1.2 only (double only when the device has cl_khr_fp64 and the data is float64).
  */

@@ -10,7 +10,8 @@ import org.normcl.backend.RunningUpdate;
  * block), on X viewed as (outer, channels, inner).
  *
  * <p>Statistics of channel c are taken on values shifted by the channel's first element (when
- * finite), as in the OpenCL kernels, and their reduction order is fixed by the shape alone:
+ * finite; on the column path the mean of its first 16 values), as in the OpenCL kernels, and their
+ * reduction order is fixed by the shape alone:
  * <ul>
  *   <li>{@code inner >= }{@link #COLUMN_INNER}: each channel's {@code outer * inner} values are
  *       split into parts of about {@link #PART} values; a part is reduced segment by segment in runs

@@ -68,6 +68,26 @@ abstract class GradKernels {
     abstract void dxAccumulate(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu,
             float is, float meanG, float meanGx, float[] fs, float[] fb);
 
+    /**
+     * The first pass over one run of two rows at once ({@code n <= RUN}, the same affine run from
+     * {@code aoff}): {@code sums[0..1]} = {@link #rowSums} of row a (its sum g and {@link #second}),
+     * {@code sums[2..3]} = those of row b, and {@link #accumulate} of row a, then of row b, each bit
+     * for bit. One read of the run's scale and one update of the accumulators serve both rows.
+     */
+    void pairSumsAccumulate(float[] dy, float[] x, float[] w, int offA, int offB, int aoff, int n, float muA,
+            float isA, float muB, float isB, float[] fs, float[] fb, float[] sums) {
+        accumulate(dy, x, offA, aoff, n, muA, isA, fs, fb);
+        accumulate(dy, x, offB, aoff, n, muB, isB, fs, fb);
+        sums[0] = rowSums(dy, x, w, offA, aoff, n, muA, isA);
+        sums[1] = second;
+        sums[2] = rowSums(dy, x, w, offB, aoff, n, muB, isB);
+        sums[3] = second;
+    }
+
+    /** The dx of {@link #dxAccumulate} alone (no accumulators), bit for bit. */
+    abstract void dx(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu, float is,
+            float meanG, float meanGx);
+
     /** {@link #dxAccumulate} without dx: the parameter-gradient accumulation only, bit for bit. */
     abstract void accumulate(float[] dy, float[] x, int off, int aoff, int n, float mu, float is, float[] fs,
             float[] fb);

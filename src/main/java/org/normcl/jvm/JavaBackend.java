@@ -30,7 +30,10 @@ public final class JavaBackend implements Backend {
     private final Parallel parallel;
     /** Buffers handed out and not yet closed: closing the backend closes them, as the OpenCL backend does. */
     private final Set<JavaBuffer> live = ConcurrentHashMap.newKeySet();
-    /** Arrays of closed buffers, for the next allocation of the same size. */
+    /**
+     * Arrays of closed buffers, for the next allocation of the same size; also the backward passes'
+     * scratch arrays of partial sums, taken and given back within a call.
+     */
     private final ArrayPool pool = new ArrayPool(ArrayPool.capFor(Runtime.getRuntime().maxMemory()));
 
     /**
@@ -344,8 +347,8 @@ public final class JavaBackend implements Backend {
                 DoubleKernels.rowNormBackward(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(scale),
                         v.doubles(mean), v.doubles(invStd), v.doublesOut(dx));
             } else {
-                JavaBackward.rowNormBackward(parallel, p, v.floats(dy), v.floats(x), v.floats(scale), v.floats(mean),
-                        v.floats(invStd), v.floatsOut(dx));
+                JavaBackward.rowNormBackward(parallel, pool, p, v.floats(dy), v.floats(x), v.floats(scale),
+                        v.floats(mean), v.floats(invStd), v.floatsOut(dx));
             }
         }
     }
@@ -367,10 +370,10 @@ public final class JavaBackend implements Backend {
             float[] xA = v.floats(x);
             float[] meanA = v.floats(mean);
             float[] invA = v.floats(invStd);
-            JavaBackward.Grads sums = JavaBackward.rowNormBackward(parallel, plan, dyA, xA, v.floats(scale), meanA,
-                    invA, v.floatsOut(dx));
-            JavaBackward.affineGrad(parallel, grad, dyA, xA, meanA, invA, v.floatsOut(dScale), v.floatsOut(dBias),
-                    null, sums);
+            JavaBackward.Grads sums = JavaBackward.rowNormBackward(parallel, pool, plan, dyA, xA, v.floats(scale),
+                    meanA, invA, v.floatsOut(dx));
+            JavaBackward.affineGrad(parallel, pool, grad, dyA, xA, meanA, invA, v.floatsOut(dScale),
+                    v.floatsOut(dBias), null, sums);
         }
     }
 
@@ -400,8 +403,8 @@ public final class JavaBackend implements Backend {
                 DoubleKernels.affineGrad(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(mean), v.doubles(invStd),
                         v.doublesOut(dScale), v.doublesOut(dBias), v.doublesOut(sums));
             } else {
-                JavaBackward.affineGrad(parallel, p, v.floats(dy), v.floats(x), v.floats(mean), v.floats(invStd),
-                        v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(sums), null);
+                JavaBackward.affineGrad(parallel, pool, p, v.floats(dy), v.floats(x), v.floats(mean),
+                        v.floats(invStd), v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(sums), null);
             }
         }
     }

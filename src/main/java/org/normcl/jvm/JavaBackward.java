@@ -2,6 +2,7 @@ package org.normcl.jvm;
 
 import java.util.Arrays;
 
+import org.normcl.DType;
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
@@ -40,24 +41,6 @@ final class JavaBackward {
 
     /** Rows whose parameter-gradient terms are summed in float32 before they are added in double. */
     private static final int SUB_ROWS = 16;
-
-    /** Long rows whose second pass runs column run by column run across the tile (divides SUB_ROWS). */
-    private static final int TILE_ROWS = 4;
-    /** Bytes of dY and X a tile keeps for its second pass: half a core's L2, beside the accumulators. */
-    private static final int TILE_BYTES = 512 * 1024;
-
-    /**
-     * @return rows per tile: {@link #TILE_ROWS}, fewer for rows so long that the tile's dY and X would
-     *     not stay in L2 for the second pass (512x65536: 51 ms with 4, DRAM-bound re-reads). A power of
-     *     two, so it divides SUB_ROWS; the sums' order per column is the same for any tile size.
-     */
-    static int tileRows(int len) {
-        int rows = TILE_ROWS;
-        while (rows > 1 && (long) rows * len * 2 * Float.BYTES > TILE_BYTES) {
-            rows /= 2;
-        }
-        return rows;
-    }
 
     /**
      * Contiguous rows as both plans can describe them: row r holds {@code cpg * spatial} values from
@@ -137,14 +120,14 @@ final class JavaBackward {
      * partition fixed by the shape (never by the threads), so both computations give the same bits
      * on every run, with or without dx, on any number of threads.
      */
-    static Grads rows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] scale, float[] mean, float[] inv,
-            float[] dx) {
+    static Grads rows(Parallel parallel, ArrayPool scratch, RowLayout l, float[] dy, float[] x, float[] scale,
+            float[] mean, float[] inv, float[] dx) {
         int channels = l.channels();
         float[] w = scale == null ? RowNorm.ones(channels) : scale;
         double[] s = new double[channels];
         double[] b = new double[channels];
         if (l.spatial() == 1) {
-            columnRows(parallel, l, dy, x, w, mean, inv, dx, s, b);
+            columnRows(parallel, scratch, l, dy, x, w, mean, inv, dx, s, b);
         } else {
             segmentRows(parallel, l, dy, x, w, mean, inv, dx, s, b);
         }
@@ -158,20 +141,17 @@ final class JavaBackward {
      * together use every affine entry once; the terms are summed in float32 over {@link #SUB_ROWS}
      * outer indices, then in double per block of outer indices; the blocks are merged in order.
      */
-    private static void columnRows(Parallel parallel, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
-            float[] inv, float[] dx, double[] dScale, double[] dBias) {
+    private static void columnRows(Parallel parallel, ArrayPool scratch, RowLayout l, float[] dy, float[] x,
+            float[] w, float[] mean, float[] inv, float[] dx, double[] dScale, double[] dBias) {
         int groups = l.groups();
         int len = l.len();
-        columnBlocks(parallel, l.rows() / groups, l.channels(), (dx == null ? 2L : 3L) * l.channels(),
+        columnBlocks(parallel, scratch, l.rows() / groups, l.channels(), (dx == null ? 2L : 3L) * l.channels(),
                 (k, s0, s1, fs, fb) -> {
-                    float[] means = new float[2 * TILE_ROWS];
                     if (dx != null && groups == 1 && len > RowKernels.RUN) {
-                        int tileRows = tileRows(len);
-                        for (int t0 = s0; t0 < s1; t0 += tileRows) {
-                            tile(k, l, dy, x, w, mean, inv, dx, t0, Math.min(s1, t0 + tileRows), means, fs, fb);
-                        }
+                        longRows(k, l, dy, x, w, mean, inv, dx, s0, s1, fs, fb);
                         return;
                     }
+                    float[] means = new float[2];
                     if (len < SHORT_ROW) {
                         shortRows(l, dy, x, w, mean, inv, dx, s0 * groups, s1 * groups, fs, fb);
                         return;
@@ -241,14 +221,21 @@ final class JavaBackward {
      * A column reduction over {@code outer} indices of {@code channels} entries each, in two stages:
      * {@code body} adds the terms of {@link #SUB_ROWS} outer indices at a time into float32
      * accumulators, which are added in double into the partial sums of a block of outer indices; the
-     * blocks (a partition fixed by the shape) are merged in order into {@code s} and {@code b}.
+     * blocks (a partition fixed by the shape) are merged in order into {@code s} and {@code b}. The
+     * partial sums' arrays come from {@code scratch} and go back to it.
      */
-    private static void columnBlocks(Parallel parallel, int outer, int channels, long costPerOuter, SubBlock body,
-            double[] s, double[] b) {
+    private static void columnBlocks(Parallel parallel, ArrayPool scratch, int outer, int channels, long costPerOuter,
+            SubBlock body, double[] s, double[] b) {
+        if (outer == 0) {
+            return;
+        }
         int blocks = Math.max(1, Math.min(Math.max(MIN_BLOCKS, Math.min(MAX_BLOCKS, MAX_PARTIALS / channels)),
                 (outer + MIN_BLOCK_ROWS - 1) / MIN_BLOCK_ROWS));
-        double[] partS = new double[blocks * channels];
-        double[] partB = new double[blocks * channels];
+        // Reused between calls (their contents are overwritten: every block has at least one outer
+        // index, and its first sub-block stores): new partial arrays, 16 MiB for 512x65536, cost more
+        // to zero and collect than their sums take (layer norm backward 512x65536: 35 -> 30 ms).
+        double[] partS = scratchDoubles(scratch, blocks * channels);
+        double[] partB = scratchDoubles(scratch, blocks * channels);
         parallel.forRange(blocks, costPerOuter * outer / blocks, (from, to) -> {
             GradKernels k = GradKernels.best().fresh();
             float[] fs = new float[channels];
@@ -259,16 +246,31 @@ final class JavaBackward {
                 for (int s0 = o0; s0 < o1; s0 += SUB_ROWS) {
                     body.run(k, s0, Math.min(o1, s0 + SUB_ROWS), fs, fb);
                     int base = blk * channels;
-                    for (int c = 0; c < channels; c++) {
-                        partS[base + c] += fs[c];
-                        partB[base + c] += fb[c];
+                    if (s0 == o0) {
+                        for (int c = 0; c < channels; c++) { // as if added to zeros
+                            partS[base + c] = 0.0 + fs[c];
+                            partB[base + c] = 0.0 + fb[c];
+                        }
+                    } else {
+                        for (int c = 0; c < channels; c++) {
+                            partS[base + c] += fs[c];
+                            partB[base + c] += fb[c];
+                        }
                     }
                     Arrays.fill(fs, 0f);
                     Arrays.fill(fb, 0f);
                 }
             }
         });
-        mergeBlocks(blocks, channels, partS, partB, s, b);
+        mergeBlocks(parallel, blocks, channels, partS, partB, s, b);
+        scratch.give(DType.FLOAT64, partS, partS.length);
+        scratch.give(DType.FLOAT64, partB, partB.length);
+    }
+
+    /** @return a double array of {@code length} from {@code scratch} (contents unspecified), or a new one */
+    private static double[] scratchDoubles(ArrayPool scratch, int length) {
+        Object a = scratch.take(DType.FLOAT64, length);
+        return a != null ? (double[]) a : new double[length];
     }
 
     /** Stores row r's mean(g) and mean(g * xhat) at {@code means[at]} and {@code means[at + 1]}. */
@@ -288,22 +290,62 @@ final class JavaBackward {
     }
 
     /**
-     * Long rows {@code [r0, r1)} of one group (layer/RMS norm): the sums of each row, then dx and the
-     * column terms a run of columns at a time across the rows, so the run's accumulators stay in L1
-     * while the rows come from L2. Each accumulator still takes the rows in order: the same bits as
-     * row by row.
+     * Long rows {@code [r0, r1)} of one group (layer/RMS norm) as a software pipeline over pairs of
+     * rows, run by run: step t takes the first pass of pair t (its rows' sums and parameter-gradient
+     * terms, dY and X read from memory) and the dx of pair t - 1, whose sums completed one step
+     * before (dY and X again, from L2). So dY and X stream in from memory while the other pair's
+     * arithmetic runs from cache, and one read of each run's scale and one update of the
+     * accumulators serve two rows (512x65536 layer norm: 44 -> 35 ms). Each accumulator still takes
+     * the rows in order and each row's sums the runs in order: the same bits as row by row
+     * ({@link #rowMeans}, {@link GradKernels#dxAccumulate}), which the parameter-gradient-only pass
+     * takes.
      */
-    private static void tile(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
-            float[] inv, float[] dx, int r0, int r1, float[] means, float[] fs, float[] fb) {
+    private static void longRows(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, int r0, int r1, float[] fs, float[] fb) {
+        final int run = RowKernels.RUN;
         int len = l.len();
-        for (int r = r0; r < r1; r++) {
-            rowMeans(k, l, dy, x, w, r, l.rms() ? 0f : mean[r], inv[r], means, 2 * (r - r0));
-        }
-        for (int q = 0; q < len; q += RowKernels.RUN) {
-            int n = Math.min(RowKernels.RUN, len - q);
-            for (int r = r0; r < r1; r++) {
-                k.dxAccumulate(dy, x, w, dx, r * len + q, q, n, l.rms() ? 0f : mean[r], inv[r], means[2 * (r - r0)],
-                        means[2 * (r - r0) + 1], fs, fb);
+        boolean rms = l.rms();
+        float[] sums = new float[4];
+        double[] rowSums = new double[4];
+        // mean(g) and mean(g * xhat) of the pair taking dx (rows p and p + 1)
+        float[] means = new float[4];
+        int pairs = (r1 - r0 + 1) / 2;
+        for (int t = 0; t <= pairs; t++) {
+            int a = r0 + 2 * t;
+            boolean hasS = t < pairs;
+            boolean twoS = hasS && a + 1 < r1;
+            float muA = hasS && !rms ? mean[a] : 0f;
+            float muB = twoS && !rms ? mean[a + 1] : 0f;
+            int p = a - 2;
+            boolean hasD = t > 0;
+            boolean twoD = hasD && p + 1 < r1;
+            float muP = hasD && !rms ? mean[p] : 0f;
+            float muQ = twoD && !rms ? mean[p + 1] : 0f;
+            Arrays.fill(rowSums, 0);
+            for (int q = 0; q < len; q += run) {
+                int n = Math.min(run, len - q);
+                if (twoS) {
+                    k.pairSumsAccumulate(dy, x, w, a * len + q, (a + 1) * len + q, q, n, muA, inv[a], muB, inv[a + 1],
+                            fs, fb, sums);
+                    rowSums[0] += sums[0];
+                    rowSums[1] += sums[1];
+                    rowSums[2] += sums[2];
+                    rowSums[3] += sums[3];
+                } else if (hasS) {
+                    k.accumulate(dy, x, a * len + q, q, n, muA, inv[a], fs, fb);
+                    rowSums[0] += k.rowSums(dy, x, w, a * len + q, q, n, muA, inv[a]);
+                    rowSums[1] += k.second;
+                }
+                if (hasD) {
+                    k.dx(dy, x, w, dx, p * len + q, q, n, muP, inv[p], means[0], means[1]);
+                    if (twoD) {
+                        k.dx(dy, x, w, dx, (p + 1) * len + q, q, n, muQ, inv[p + 1], means[2], means[3]);
+                    }
+                }
+            }
+            for (int i = 0; i < 4; i += 2) {
+                means[i] = rms ? 0f : (float) (rowSums[i] / len);
+                means[i + 1] = (float) (rowSums[i + 1] / len);
             }
         }
     }
@@ -355,19 +397,24 @@ final class JavaBackward {
                 }
             }
         });
-        mergeBlocks(rows / l.groups(), l.channels(), partS, partB, dScale, dBias);
+        mergeBlocks(parallel, rows / l.groups(), l.channels(), partS, partB, dScale, dBias);
     }
 
-    /** Stage 2: {@code s[c] = sum over blocks of partS[blk * channels + c]} in block order (and b from partB). */
-    private static void mergeBlocks(int blocks, int channels, double[] partS, double[] partB, double[] s,
-            double[] b) {
-        for (int blk = 0; blk < blocks; blk++) {
-            int base = blk * channels;
-            for (int c = 0; c < channels; c++) {
-                s[c] += partS[base + c];
-                b[c] += partB[base + c];
+    /**
+     * Stage 2: {@code s[c] = sum over blocks of partS[blk * channels + c]} in block order (and b from
+     * partB), channels spread over the threads: each channel's order is the same on any number.
+     */
+    private static void mergeBlocks(Parallel parallel, int blocks, int channels, double[] partS, double[] partB,
+            double[] s, double[] b) {
+        parallel.forRange(channels, 2L * blocks, (c0, c1) -> {
+            for (int blk = 0; blk < blocks; blk++) {
+                int base = blk * channels;
+                for (int c = (int) c0; c < c1; c++) {
+                    s[c] += partS[base + c];
+                    b[c] += partB[base + c];
+                }
             }
-        }
+        });
     }
 
     /**
@@ -377,11 +424,11 @@ final class JavaBackward {
      *
      * @return the parameter-gradient sums computed along, or null (rows in segments)
      */
-    static Grads rowNormBackward(Parallel parallel, RowNormPlan p, float[] dy, float[] x, float[] scale, float[] mean,
-            float[] inv, float[] dx) {
+    static Grads rowNormBackward(Parallel parallel, ArrayPool scratch, RowNormPlan p, float[] dy, float[] x,
+            float[] scale, float[] mean, float[] inv, float[] dx) {
         RowLayout l = RowLayout.of(p);
         if (l != null) {
-            return rows(parallel, l, dy, x, scale, mean, inv, dx);
+            return rows(parallel, scratch, l, dy, x, scale, mean, inv, dx);
         }
         segmentedRowBackward(parallel, p, dy, x, scale, mean, inv, dx);
         return null;
@@ -475,15 +522,15 @@ final class JavaBackward {
      * stages; {@code sums} (if not null) receives both unrounded, interleaved. {@code computed}: the
      * sums a {@link #rowNormBackward} returned, used when they are of the same plan and arrays.
      */
-    static void affineGrad(Parallel parallel, AffineGradPlan p, float[] dy, float[] x, float[] mean, float[] inv,
-            float[] dScale, float[] dBias, float[] sums, Grads computed) {
+    static void affineGrad(Parallel parallel, ArrayPool scratch, AffineGradPlan p, float[] dy, float[] x,
+            float[] mean, float[] inv, float[] dScale, float[] dBias, float[] sums, Grads computed) {
         if (computed != null && computed.answers(p, dy, x, mean, inv)) {
             computed.writeTo(dScale, dBias, sums);
             return;
         }
         RowLayout l = RowLayout.of(p);
         if (l != null) {
-            rows(parallel, l, dy, x, null, mean, inv, null).writeTo(dScale, dBias, sums);
+            rows(parallel, scratch, l, dy, x, null, mean, inv, null).writeTo(dScale, dBias, sums);
             return;
         }
         if (p.inner() == 1 && p.statsPerOuter() == 0 && p.channelsPerStat() == 1 && !p.rms()
@@ -492,7 +539,7 @@ final class JavaBackward {
             int c = (int) p.channels();
             double[] s = new double[c];
             double[] b = new double[c];
-            columnBlocks(parallel, (int) p.outer(), c, 2L * c, (k, o0, o1, fs, fb) -> {
+            columnBlocks(parallel, scratch, (int) p.outer(), c, 2L * c, (k, o0, o1, fs, fb) -> {
                 for (int o = o0; o < o1; o++) {
                     k.accumulateColumns(dy, x, o * c, c, mean, inv, fs, fb);
                 }
@@ -540,7 +587,7 @@ final class JavaBackward {
         // Stage 2: sum the partial rows in block order.
         double[] s = new double[channels];
         double[] b = new double[channels];
-        mergeBlocks(blocks, channels, partScale, partBias, s, b);
+        mergeBlocks(parallel, blocks, channels, partScale, partBias, s, b);
         write(s, b, dScale, dBias, sums);
     }
 

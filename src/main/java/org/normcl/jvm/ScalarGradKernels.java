@@ -46,6 +46,88 @@ final class ScalarGradKernels extends GradKernels {
     }
 
     @Override
+    void pairSumsAccumulate(float[] dy, float[] x, float[] w, int offA, int offB, int aoff, int n, float muA,
+            float isA, float muB, float isB, float[] fs, float[] fb, float[] sums) {
+        // rowSums' four accumulators per sum and row, in its order; the accumulators take row a, then b.
+        float ga0 = 0, ga1 = 0, ga2 = 0, ga3 = 0, qa0 = 0, qa1 = 0, qa2 = 0, qa3 = 0;
+        float gb0 = 0, gb1 = 0, gb2 = 0, gb3 = 0, qb0 = 0, qb1 = 0, qb2 = 0, qb3 = 0;
+        int i = 0;
+        for (; i + 3 < n; i += 4) {
+            float ha0 = (x[offA + i] - muA) * isA;
+            float ha1 = (x[offA + i + 1] - muA) * isA;
+            float ha2 = (x[offA + i + 2] - muA) * isA;
+            float ha3 = (x[offA + i + 3] - muA) * isA;
+            float hb0 = (x[offB + i] - muB) * isB;
+            float hb1 = (x[offB + i + 1] - muB) * isB;
+            float hb2 = (x[offB + i + 2] - muB) * isB;
+            float hb3 = (x[offB + i + 3] - muB) * isB;
+            float aa0 = dy[offA + i] * w[aoff + i];
+            float aa1 = dy[offA + i + 1] * w[aoff + i + 1];
+            float aa2 = dy[offA + i + 2] * w[aoff + i + 2];
+            float aa3 = dy[offA + i + 3] * w[aoff + i + 3];
+            float ab0 = dy[offB + i] * w[aoff + i];
+            float ab1 = dy[offB + i + 1] * w[aoff + i + 1];
+            float ab2 = dy[offB + i + 2] * w[aoff + i + 2];
+            float ab3 = dy[offB + i + 3] * w[aoff + i + 3];
+            ga0 += aa0;
+            ga1 += aa1;
+            ga2 += aa2;
+            ga3 += aa3;
+            gb0 += ab0;
+            gb1 += ab1;
+            gb2 += ab2;
+            gb3 += ab3;
+            qa0 = fma(aa0, ha0, qa0);
+            qa1 = fma(aa1, ha1, qa1);
+            qa2 = fma(aa2, ha2, qa2);
+            qa3 = fma(aa3, ha3, qa3);
+            qb0 = fma(ab0, hb0, qb0);
+            qb1 = fma(ab1, hb1, qb1);
+            qb2 = fma(ab2, hb2, qb2);
+            qb3 = fma(ab3, hb3, qb3);
+            for (int u = 0; u < 4; u++) {
+                float da = dy[offA + i + u];
+                float db = dy[offB + i + u];
+                int c = aoff + i + u;
+                fs[c] = fma(db, (x[offB + i + u] - muB) * isB, fma(da, (x[offA + i + u] - muA) * isA, fs[c]));
+                fb[c] = (fb[c] + da) + db;
+            }
+        }
+        float ga = (ga0 + ga1) + (ga2 + ga3);
+        float qa = (qa0 + qa1) + (qa2 + qa3);
+        float gb = (gb0 + gb1) + (gb2 + gb3);
+        float qb = (qb0 + qb1) + (qb2 + qb3);
+        for (; i < n; i++) {
+            float ha = (x[offA + i] - muA) * isA;
+            float hb = (x[offB + i] - muB) * isB;
+            float da = dy[offA + i];
+            float db = dy[offB + i];
+            float aa = da * w[aoff + i];
+            float ab = db * w[aoff + i];
+            ga += aa;
+            qa = fma(aa, ha, qa);
+            gb += ab;
+            qb = fma(ab, hb, qb);
+            fs[aoff + i] = fma(db, hb, fma(da, ha, fs[aoff + i]));
+            fb[aoff + i] = (fb[aoff + i] + da) + db;
+        }
+        sums[0] = ga;
+        sums[1] = qa;
+        sums[2] = gb;
+        sums[3] = qb;
+    }
+
+    @Override
+    void dx(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu, float is, float meanG,
+            float meanGx) {
+        float nb = -meanGx;
+        for (int i = 0; i < n; i++) {
+            float xhat = (x[off + i] - mu) * is;
+            dx[off + i] = fma(xhat, nb, dy[off + i] * w[aoff + i] - meanG) * is;
+        }
+    }
+
+    @Override
     void dxAccumulate(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu, float is,
             float meanG, float meanGx, float[] fs, float[] fb) {
         float nb = -meanGx;

@@ -60,6 +60,75 @@ final class VectorGradKernels extends GradKernels {
     }
 
     @Override
+    void pairSumsAccumulate(float[] dy, float[] x, float[] w, int offA, int offB, int aoff, int n, float muA,
+            float isA, float muB, float isB, float[] fs, float[] fb, float[] sums) {
+        if (n % (2 * L) != 0) {
+            super.pairSumsAccumulate(dy, x, w, offA, offB, aoff, n, muA, isA, muB, isB, fs, fb, sums);
+            return;
+        }
+        // rowSums' two accumulators per sum and row, in its order; the accumulators take row a, then b.
+        FloatVector muAv = FloatVector.broadcast(S, muA);
+        FloatVector isAv = FloatVector.broadcast(S, isA);
+        FloatVector muBv = FloatVector.broadcast(S, muB);
+        FloatVector isBv = FloatVector.broadcast(S, isB);
+        FloatVector ga0 = FloatVector.zero(S), ga1 = ga0, qa0 = ga0, qa1 = ga0;
+        FloatVector gb0 = ga0, gb1 = ga0, qb0 = ga0, qb1 = ga0;
+        for (int i = 0; i < n; i += 2 * L) {
+            int j = i + L;
+            FloatVector w0 = FloatVector.fromArray(S, w, aoff + i);
+            FloatVector w1 = FloatVector.fromArray(S, w, aoff + j);
+            FloatVector da0 = FloatVector.fromArray(S, dy, offA + i);
+            FloatVector da1 = FloatVector.fromArray(S, dy, offA + j);
+            FloatVector db0 = FloatVector.fromArray(S, dy, offB + i);
+            FloatVector db1 = FloatVector.fromArray(S, dy, offB + j);
+            FloatVector ha0 = FloatVector.fromArray(S, x, offA + i).sub(muAv).mul(isAv);
+            FloatVector ha1 = FloatVector.fromArray(S, x, offA + j).sub(muAv).mul(isAv);
+            FloatVector hb0 = FloatVector.fromArray(S, x, offB + i).sub(muBv).mul(isBv);
+            FloatVector hb1 = FloatVector.fromArray(S, x, offB + j).sub(muBv).mul(isBv);
+            FloatVector aa0 = da0.mul(w0);
+            FloatVector aa1 = da1.mul(w1);
+            FloatVector ab0 = db0.mul(w0);
+            FloatVector ab1 = db1.mul(w1);
+            ga0 = ga0.add(aa0);
+            ga1 = ga1.add(aa1);
+            qa0 = aa0.fma(ha0, qa0);
+            qa1 = aa1.fma(ha1, qa1);
+            gb0 = gb0.add(ab0);
+            gb1 = gb1.add(ab1);
+            qb0 = ab0.fma(hb0, qb0);
+            qb1 = ab1.fma(hb1, qb1);
+            db0.fma(hb0, da0.fma(ha0, FloatVector.fromArray(S, fs, aoff + i))).intoArray(fs, aoff + i);
+            db1.fma(hb1, da1.fma(ha1, FloatVector.fromArray(S, fs, aoff + j))).intoArray(fs, aoff + j);
+            FloatVector.fromArray(S, fb, aoff + i).add(da0).add(db0).intoArray(fb, aoff + i);
+            FloatVector.fromArray(S, fb, aoff + j).add(da1).add(db1).intoArray(fb, aoff + j);
+        }
+        sums[0] = VectorRowKernels.horizontal(ga0.add(ga1), lanes);
+        sums[1] = VectorRowKernels.horizontal(qa0.add(qa1), lanes);
+        sums[2] = VectorRowKernels.horizontal(gb0.add(gb1), lanes);
+        sums[3] = VectorRowKernels.horizontal(qb0.add(qb1), lanes);
+    }
+
+    @Override
+    void dx(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu, float is, float meanG,
+            float meanGx) {
+        FloatVector muv = FloatVector.broadcast(S, mu);
+        FloatVector isv = FloatVector.broadcast(S, is);
+        FloatVector mg = FloatVector.broadcast(S, meanG);
+        FloatVector nb = FloatVector.broadcast(S, -meanGx);
+        int i = 0;
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector g = FloatVector.fromArray(S, dy, off + i).mul(FloatVector.fromArray(S, w, aoff + i));
+            FloatVector.fromArray(S, x, off + i).sub(muv).mul(isv).fma(nb, g.sub(mg)).mul(isv).intoArray(dx, off + i);
+        }
+        float nbs = -meanGx;
+        for (; i < n; i++) {
+            float xhat = (x[off + i] - mu) * is;
+            dx[off + i] = Math.fma(xhat, nbs, dy[off + i] * w[aoff + i] - meanG) * is;
+        }
+    }
+
+    @Override
     void dxAccumulate(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu, float is,
             float meanG, float meanGx, float[] fs, float[] fb) {
         FloatVector muv = FloatVector.broadcast(S, mu);

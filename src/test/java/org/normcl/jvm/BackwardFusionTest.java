@@ -97,7 +97,8 @@ class BackwardFusionTest {
     @Test
     void fusedPassGivesTheBitsOfTheTwoCalls() {
         // {outer, groups, channels per group, spatial}: layer norm, short rows, long rows, spatial segments.
-        int[][] layouts = {{97, 1, 300, 1}, {50, 4, 3, 1}, {5, 1, 3000, 1}, {6, 5, 1, 77}, {3, 2, 3, 40}};
+        int[][] layouts = {{97, 1, 300, 1}, {50, 4, 3, 1}, {5, 1, 3000, 1}, {37, 1, 2048, 1}, {6, 5, 1, 77},
+            {3, 2, 3, 40}};
         try (JavaBackend be = new JavaBackend(2)) {
             for (int[] lay : layouts) {
                 for (boolean rms : new boolean[] {false, true}) {
@@ -263,6 +264,44 @@ class BackwardFusionTest {
             scalar.dxUniform(dy, x, ux, 3, n, mu, is, 1.5f, 0.125f, -0.3f);
             vector.dxUniform(dy, x, vx, 3, n, mu, is, 1.5f, 0.125f, -0.3f);
             assertArrayEquals(ux, vx, "dx with one scale, n = " + n);
+            // dx alone: dxAccumulate's dx, bit for bit, on both implementations.
+            for (GradKernels k : new GradKernels[] {scalar, vector}) {
+                float[] alone = new float[n + 3];
+                k.dx(dy, x, w, alone, 3, 5, n, mu, is, 0.125f, -0.3f);
+                assertArrayEquals(dx[0], alone, "dx without the accumulators, n = " + n);
+            }
+            pairMatchesTwoRows(scalar, vector, n);
+        }
+    }
+
+    /**
+     * The first pass of two rows at once (the long-row pipeline) gives each row's sums and the
+     * accumulators' bits of the row-by-row calls: row a's terms added first, then row b's.
+     */
+    private static void pairMatchesTwoRows(GradKernels scalar, GradKernels vector, int n) {
+        int offB = n + 9;
+        float[] dy = Data.gaussian("pair dy " + n, 2 * n + 9, 0, 1);
+        float[] x = Data.gaussian("pair x " + n, 2 * n + 9, 1, 2);
+        float[] w = Data.gaussian("pair w " + n, n + 4, 1, 0.5);
+        float muA = 0.75f;
+        float isA = 0.6f;
+        float muB = -1.25f;
+        float isB = 1.7f;
+        for (GradKernels k : new GradKernels[] {scalar, vector}) {
+            float[] fs = Data.gaussian("pair fs " + n, n + 4, 0, 1);
+            float[] fb = Data.gaussian("pair fb " + n, n + 4, 0, 1);
+            float[] fs2 = fs.clone();
+            float[] fb2 = fb.clone();
+            float[] sums = new float[4];
+            k.pairSumsAccumulate(dy, x, w, 0, offB, 4, n, muA, isA, muB, isB, fs, fb, sums);
+            k.accumulate(dy, x, 0, 4, n, muA, isA, fs2, fb2);
+            k.accumulate(dy, x, offB, 4, n, muB, isB, fs2, fb2);
+            assertArrayEquals(fs2, fs, "pair: dScale terms, n = " + n);
+            assertArrayEquals(fb2, fb, "pair: dBias terms, n = " + n);
+            assertEquals(k.rowSums(dy, x, w, 0, 4, n, muA, isA), sums[0], 0f, "pair: row a's sum g, n = " + n);
+            assertEquals(k.second, sums[1], 0f, "pair: row a's sum g * xhat, n = " + n);
+            assertEquals(k.rowSums(dy, x, w, offB, 4, n, muB, isB), sums[2], 0f, "pair: row b's sum g, n = " + n);
+            assertEquals(k.second, sums[3], 0f, "pair: row b's sum g * xhat, n = " + n);
         }
     }
 }

@@ -7,7 +7,7 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link GradKernels} on the Vector API, at the width of {@link VectorRowKernels}. Loaded by
  * {@link GradKernels#vectorOrNull()} only when the module is in the boot layer. Reductions keep two
  * vector accumulators per sum, add them in a fixed order and finish with
- * {@link VectorRowKernels#horizontal}'s fixed tree, then the scalar tail; elementwise tails repeat
+ * {@link VectorRowKernels#sumLanes}'s fixed tree, then the scalar tail; elementwise tails repeat
  * the vector operations exactly ({@code Math.fma} is the same single rounding).
  */
 final class VectorGradKernels extends GradKernels {
@@ -47,8 +47,10 @@ final class VectorGradKernels extends GradKernels {
                 g0 = g0.add(a0);
                 q0 = a0.fma(FloatVector.fromArray(S, x, off + i).sub(muv).mul(isv), q0);
             }
-            g = VectorRowKernels.horizontal(g0.add(g1), lanes);
-            q = VectorRowKernels.horizontal(q0.add(q1), lanes);
+            g0.add(g1).intoArray(lanes, 0);
+            g = VectorRowKernels.sumLanes(lanes);
+            q0.add(q1).intoArray(lanes, 0);
+            q = VectorRowKernels.sumLanes(lanes);
         }
         for (; i < n; i++) {
             float a = dy[off + i] * w[aoff + i];
@@ -102,10 +104,14 @@ final class VectorGradKernels extends GradKernels {
             FloatVector.fromArray(S, fb, aoff + i).add(da0).add(db0).intoArray(fb, aoff + i);
             FloatVector.fromArray(S, fb, aoff + j).add(da1).add(db1).intoArray(fb, aoff + j);
         }
-        sums[0] = VectorRowKernels.horizontal(ga0.add(ga1), lanes);
-        sums[1] = VectorRowKernels.horizontal(qa0.add(qa1), lanes);
-        sums[2] = VectorRowKernels.horizontal(gb0.add(gb1), lanes);
-        sums[3] = VectorRowKernels.horizontal(qb0.add(qb1), lanes);
+        ga0.add(ga1).intoArray(lanes, 0);
+        sums[0] = VectorRowKernels.sumLanes(lanes);
+        qa0.add(qa1).intoArray(lanes, 0);
+        sums[1] = VectorRowKernels.sumLanes(lanes);
+        gb0.add(gb1).intoArray(lanes, 0);
+        sums[2] = VectorRowKernels.sumLanes(lanes);
+        qb0.add(qb1).intoArray(lanes, 0);
+        sums[3] = VectorRowKernels.sumLanes(lanes);
     }
 
     @Override

@@ -96,6 +96,12 @@ final class JavaBackward {
         void writeTo(float[] dScale, float[] dBias, float[] sums) {
             write(scale, bias, dScale, dBias, sums);
         }
+
+        /** Gives the sums' arrays back to {@code scratch}: this object is not to be used after. */
+        void release(ArrayPool scratch) {
+            scratch.give(DType.FLOAT64, scale, scale.length);
+            scratch.give(DType.FLOAT64, bias, bias.length);
+        }
     }
 
     /** Rounds the sums into dScale, dBias and the interleaved {@code sums}, each where not null. */
@@ -124,8 +130,8 @@ final class JavaBackward {
             float[] mean, float[] inv, float[] dx) {
         int channels = l.channels();
         float[] w = scale == null ? RowNorm.ones(channels) : scale;
-        double[] s = new double[channels];
-        double[] b = new double[channels];
+        double[] s = zeroedDoubles(scratch, channels);
+        double[] b = zeroedDoubles(scratch, channels);
         if (l.spatial() == 1) {
             columnRows(parallel, scratch, l, dy, x, w, mean, inv, dx, s, b);
         } else {
@@ -233,13 +239,13 @@ final class JavaBackward {
                 (outer + MIN_BLOCK_ROWS - 1) / MIN_BLOCK_ROWS));
         // Reused between calls (their contents are overwritten: every block has at least one outer
         // index, and its first sub-block stores): new partial arrays, 16 MiB for 512x65536, cost more
-        // to zero and collect than their sums take (layer norm backward 512x65536: 35 -> 30 ms).
+        // to zero and fault in than their sums take (layer norm backward 512x65536: 35 -> 30 ms).
         double[] partS = scratchDoubles(scratch, blocks * channels);
         double[] partB = scratchDoubles(scratch, blocks * channels);
         parallel.forRange(blocks, costPerOuter * outer / blocks, (from, to) -> {
             GradKernels k = GradKernels.best().fresh();
-            float[] fs = new float[channels];
-            float[] fb = new float[channels];
+            float[] fs = zeroedFloats(scratch, channels);
+            float[] fb = zeroedFloats(scratch, channels);
             for (int blk = (int) from; blk < to; blk++) {
                 int o0 = (int) ((long) outer * blk / blocks);
                 int o1 = (int) ((long) outer * (blk + 1) / blocks);
@@ -261,6 +267,8 @@ final class JavaBackward {
                     Arrays.fill(fb, 0f);
                 }
             }
+            scratch.give(DType.FLOAT32, fs, channels);
+            scratch.give(DType.FLOAT32, fb, channels);
         });
         mergeBlocks(parallel, blocks, channels, partS, partB, s, b);
         scratch.give(DType.FLOAT64, partS, partS.length);
@@ -271,6 +279,23 @@ final class JavaBackward {
     private static double[] scratchDoubles(ArrayPool scratch, int length) {
         Object a = scratch.take(DType.FLOAT64, length);
         return a != null ? (double[]) a : new double[length];
+    }
+
+    /** @return {@link #scratchDoubles}, zeroed */
+    private static double[] zeroedDoubles(ArrayPool scratch, int length) {
+        double[] a = scratchDoubles(scratch, length);
+        Arrays.fill(a, 0.0);
+        return a;
+    }
+
+    /** @return a zeroed float array of {@code length} from {@code scratch}, or a new one */
+    private static float[] zeroedFloats(ArrayPool scratch, int length) {
+        Object a = scratch.take(DType.FLOAT32, length);
+        if (a == null) {
+            return new float[length];
+        }
+        Arrays.fill((float[]) a, 0f);
+        return (float[]) a;
     }
 
     /** Stores row r's mean(g) and mean(g * xhat) at {@code means[at]} and {@code means[at + 1]}. */
@@ -530,7 +555,9 @@ final class JavaBackward {
         }
         RowLayout l = RowLayout.of(p);
         if (l != null) {
-            rows(parallel, scratch, l, dy, x, null, mean, inv, null).writeTo(dScale, dBias, sums);
+            Grads g = rows(parallel, scratch, l, dy, x, null, mean, inv, null);
+            g.writeTo(dScale, dBias, sums);
+            g.release(scratch);
             return;
         }
         if (p.inner() == 1 && p.statsPerOuter() == 0 && p.channelsPerStat() == 1 && !p.rms()

@@ -155,7 +155,7 @@ final class RowNorm {
             int total = (to - from) * runs;
             int lag = runs;
             boolean fuseApply = spatial == 1;
-            RowStats stats = new RowStats(to - from);
+            RowStats stats = new RowStats(2);
             Moments row = new Moments();
             Moments chunk = new Moments();
             double rowSs = 0;
@@ -229,7 +229,7 @@ final class RowNorm {
         void shortRows(RowKernels kern, int from, int to) {
             final int lag = SHORT_LAG;
             int count = to - from;
-            RowStats stats = new RowStats(count);
+            RowStats stats = new RowStats(lag + 1);
             Moments row = new Moments();
             boolean fuse = spatial == 1;
             for (int t = 0; t < count + lag; t++) {
@@ -272,10 +272,10 @@ final class RowNorm {
         float normalizeAndReduce(RowKernels kern, RowStats stats, int i, int aOff, int aff, int n, int sOff,
                 float ks) {
             if (rms) {
-                return kern.normalizeAffineSumSquaresNext(x, y, aOff, n, 0f, 0f, stats.invs[i], w, b, aff, sOff);
+                return kern.normalizeAffineSumSquaresNext(x, y, aOff, n, 0f, 0f, stats.inv(i), w, b, aff, sOff);
             }
-            return kern.normalizeAffineSumAndSquaresNext(x, y, aOff, n, stats.shifts[i], stats.means[i],
-                    stats.invs[i], w, bOrIdentity, aff, sOff, ks);
+            return kern.normalizeAffineSumAndSquaresNext(x, y, aOff, n, stats.shift(i), stats.mean(i), stats.inv(i),
+                    w, bOrIdentity, aff, sOff, ks);
         }
 
         /**
@@ -285,14 +285,36 @@ final class RowNorm {
          * values near the mean (Sterbenz) and a large common offset costs no accuracy.
          */
         final class RowStats {
-            final float[] shifts;
-            final float[] means;
-            final float[] invs;
+            private final float[] shifts;
+            private final float[] means;
+            private final float[] invs;
+            /** Slots - 1: row i's constants are in slot {@code i & mask}. */
+            private final int mask;
 
-            RowStats(int count) {
-                shifts = new float[count];
-                means = new float[count];
-                invs = new float[count];
+            /**
+             * @param window the most rows whose constants are needed at once (completed and not yet
+             *     applied): the pipelines keep a few slots, reused, rather than an entry per row, so
+             *     that a call on many short rows allocates nothing of their number (65536 rows took
+             *     768 KiB a call, on heap pages the JVM may not have touched yet)
+             */
+            RowStats(int window) {
+                int slots = Integer.highestOneBit(Math.max(1, window - 1)) << 1;
+                shifts = new float[slots];
+                means = new float[slots];
+                invs = new float[slots];
+                mask = slots - 1;
+            }
+
+            float shift(int i) {
+                return shifts[i & mask];
+            }
+
+            float mean(int i) {
+                return means[i & mask];
+            }
+
+            float inv(int i) {
+                return invs[i & mask];
             }
 
             /**
@@ -300,26 +322,27 @@ final class RowNorm {
              * mean) or, for RMS norm, its sum of squares, and writes its saved statistics.
              */
             void finish(int r, int i, Moments row, double sumOfSquares) {
+                int slot = i & mask;
                 if (rms) {
-                    invs[i] = RowKernels.invStd(p.mode(), sumOfSquares / cols, p.epsilon());
+                    invs[slot] = RowKernels.invStd(p.mode(), sumOfSquares / cols, p.epsilon());
                 } else {
                     double mu = row.mean;
                     float k = (float) mu;
-                    shifts[i] = Float.isFinite(k) ? k : 0f;
-                    means[i] = (float) (mu - shifts[i]);
-                    invs[i] = RowKernels.invStd(p.mode(), row.variance(), p.epsilon());
+                    shifts[slot] = Float.isFinite(k) ? k : 0f;
+                    means[slot] = (float) (mu - shifts[slot]);
+                    invs[slot] = RowKernels.invStd(p.mode(), row.variance(), p.epsilon());
                     if (meanOut != null) {
                         meanOut[r] = (float) mu;
                     }
                 }
                 if (invOut != null) {
-                    invOut[r] = invs[i];
+                    invOut[r] = invs[slot];
                 }
             }
 
             /** Normalizes columns {@code [c0, c1)} of row {@code r} (index {@code i} here). */
             void apply(RowKernels kern, int r, int i, int c0, int c1) {
-                Call.this.apply(kern, r, c0, c1, shifts[i], means[i], invs[i]);
+                Call.this.apply(kern, r, c0, c1, shift(i), mean(i), inv(i));
             }
         }
 

@@ -1,6 +1,7 @@
 package org.normcl.jvm;
 
 import java.util.ArrayDeque;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -67,6 +68,40 @@ final class ArrayPool {
             free.get(oldest).pollLast();
             bytes -= oldest.bytes();
         }
+    }
+
+    /** @return a kept double array of this length (contents unspecified), or a new one */
+    double[] doubles(int length) {
+        Object a = take(DType.FLOAT64, length);
+        return a != null ? (double[]) a : new double[length];
+    }
+
+    /** @return {@link #doubles}, zeroed */
+    double[] zeroedDoubles(int length) {
+        double[] a = doubles(length);
+        Arrays.fill(a, 0.0);
+        return a;
+    }
+
+    /** @return a kept float array of this length, zeroed, or a new one */
+    float[] zeroedFloats(int length) {
+        Object a = take(DType.FLOAT32, length);
+        if (a == null) {
+            return new float[length];
+        }
+        float[] f = (float[]) a;
+        Arrays.fill(f, 0f);
+        return f;
+    }
+
+    /** Keeps a double array for reuse ({@link #give}). */
+    void give(double[] a) {
+        give(DType.FLOAT64, a, a.length);
+    }
+
+    /** Keeps a float array for reuse ({@link #give}). */
+    void give(float[] a) {
+        give(DType.FLOAT32, a, a.length);
     }
 
     /** @return bytes kept */

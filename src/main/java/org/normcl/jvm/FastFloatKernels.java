@@ -25,9 +25,11 @@ final class FastFloatKernels {
     }
 
     /** See {@link FloatKernels#channelStats}. */
-    static void channelStats(Parallel parallel, ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv,
-            RunningUpdate update, float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut) {
-        new ChannelNorm(RowKernels.best(), parallel).stats(p, x, mean, meanLo, inv, update, rmIn, rvIn, rmOut, rvOut);
+    static void channelStats(Parallel parallel, ArrayPool scratch, ChannelPlan p, float[] x, float[] mean,
+            float[] meanLo, float[] inv, RunningUpdate update, float[] rmIn, float[] rvIn, float[] rmOut,
+            float[] rvOut) {
+        new ChannelNorm(RowKernels.best(), parallel, scratch).stats(p, x, mean, meanLo, inv, update, rmIn, rvIn, rmOut,
+                rvOut);
     }
 
     /** @return whether {@link #channelNorm} fuses statistics and apply for this plan */
@@ -39,16 +41,16 @@ final class FastFloatKernels {
      * {@link #channelStats} then {@link #channelApply}, fused per channel; only where
      * {@link #channelNormFuses}.
      */
-    static void channelNorm(Parallel parallel, ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv,
-            RunningUpdate update, float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut, float[] scale,
-            float[] bias, float[] y) {
-        new ChannelNorm(RowKernels.best(), parallel).statsAndApply(p, x, mean, meanLo, inv, update, rmIn, rvIn, rmOut,
-                rvOut, scale, bias, y);
+    static void channelNorm(Parallel parallel, ArrayPool scratch, ChannelPlan p, float[] x, float[] mean,
+            float[] meanLo, float[] inv, RunningUpdate update, float[] rmIn, float[] rvIn, float[] rmOut,
+            float[] rvOut, float[] scale, float[] bias, float[] y) {
+        new ChannelNorm(RowKernels.best(), parallel, scratch).statsAndApply(p, x, mean, meanLo, inv, update, rmIn,
+                rvIn, rmOut, rvOut, scale, bias, y);
     }
 
     /** See {@link FloatKernels#channelApply}. */
-    static void channelApply(Parallel parallel, ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv,
-            float[] scale, float[] bias, float[] y) {
-        new ChannelNorm(RowKernels.best(), parallel).apply(p, x, mean, meanLo, inv, scale, bias, y);
+    static void channelApply(Parallel parallel, ArrayPool scratch, ChannelPlan p, float[] x, float[] mean,
+            float[] meanLo, float[] inv, float[] scale, float[] bias, float[] y) {
+        new ChannelNorm(RowKernels.best(), parallel, scratch).apply(p, x, mean, meanLo, inv, scale, bias, y);
     }
 }

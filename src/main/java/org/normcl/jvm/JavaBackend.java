@@ -33,10 +33,11 @@ public final class JavaBackend implements Backend {
     /** Arrays of closed buffers, for the next allocation of the same size. */
     private final ArrayPool pool = new ArrayPool(ArrayPool.capFor(Runtime.getRuntime().maxMemory()));
     /**
-     * The backward passes' temporaries (accumulators and partial sums), taken and given back within a
-     * call: new ones would land on heap pages the JVM has not touched since it grew the heap, a page
-     * fault per 4 KiB (layer norm backward 512x65536 with -Xmn3g: 40-47 ms, 30 ms reusing them). Kept
-     * apart from {@link #pool}, so that they never push a buffer's array out of it, and capped lower.
+     * Temporaries of the backward passes and the channel statistics (accumulators, partial sums and
+     * moments), taken and given back within a call: new ones would land on heap pages the JVM has not
+     * touched since it grew the heap, a page fault per 4 KiB (layer norm backward 512x65536 with
+     * -Xmn3g: 40-47 ms, 30 ms reusing them). Kept apart from {@link #pool}, so that they never push a
+     * buffer's array out of it, and capped lower.
      */
     private final ArrayPool scratch = new ArrayPool(ArrayPool.capFor(Runtime.getRuntime().maxMemory()) / 4);
 
@@ -269,7 +270,7 @@ public final class JavaBackend implements Backend {
                         v.doublesOut(invStd), update, v.doubles(runMeanIn), v.doubles(runVarIn),
                         v.doublesOut(runMeanOut), v.doublesOut(runVarOut));
             } else {
-                FastFloatKernels.channelStats(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
+                FastFloatKernels.channelStats(parallel, scratch, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
                         v.floatsOut(invStd), update, v.floats(runMeanIn), v.floats(runVarIn), v.floatsOut(runMeanOut),
                         v.floatsOut(runVarOut));
             }
@@ -286,7 +287,7 @@ public final class JavaBackend implements Backend {
             return;
         }
         try (Views v = new Views()) {
-            FastFloatKernels.channelNorm(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
+            FastFloatKernels.channelNorm(parallel, scratch, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
                     v.floatsOut(invStd), update, v.floats(runMeanIn), v.floats(runVarIn), v.floatsOut(runMeanOut),
                     v.floatsOut(runVarOut), v.floats(scale), v.floats(bias), v.floatsOut(y));
         }
@@ -313,7 +314,7 @@ public final class JavaBackend implements Backend {
                 DoubleKernels.channelApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(meanLo),
                         v.doubles(invStd), v.doubles(scale), v.doubles(bias), v.doublesOut(y));
             } else {
-                FastFloatKernels.channelApply(parallel, p, v.floats(x), v.floats(mean), v.floats(meanLo),
+                FastFloatKernels.channelApply(parallel, scratch, p, v.floats(x), v.floats(mean), v.floats(meanLo),
                         v.floats(invStd), v.floats(scale), v.floats(bias), v.floatsOut(y));
             }
         }

@@ -2,7 +2,6 @@ package org.normcl.jvm;
 
 import java.util.Arrays;
 
-import org.normcl.DType;
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
@@ -99,8 +98,8 @@ final class JavaBackward {
 
         /** Gives the sums' arrays back to {@code scratch}: this object is not to be used after. */
         void release(ArrayPool scratch) {
-            scratch.give(DType.FLOAT64, scale, scale.length);
-            scratch.give(DType.FLOAT64, bias, bias.length);
+            scratch.give(scale);
+            scratch.give(bias);
         }
     }
 
@@ -130,8 +129,8 @@ final class JavaBackward {
             float[] mean, float[] inv, float[] dx) {
         int channels = l.channels();
         float[] w = scale == null ? RowNorm.ones(channels) : scale;
-        double[] s = zeroedDoubles(scratch, channels);
-        double[] b = zeroedDoubles(scratch, channels);
+        double[] s = scratch.zeroedDoubles(channels);
+        double[] b = scratch.zeroedDoubles(channels);
         if (l.spatial() == 1) {
             columnRows(parallel, scratch, l, dy, x, w, mean, inv, dx, s, b);
         } else {
@@ -240,12 +239,12 @@ final class JavaBackward {
         // Reused between calls (their contents are overwritten: every block has at least one outer
         // index, and its first sub-block stores): new partial arrays, 16 MiB for 512x65536, cost more
         // to zero and fault in than their sums take (layer norm backward 512x65536: 35 -> 30 ms).
-        double[] partS = scratchDoubles(scratch, blocks * channels);
-        double[] partB = scratchDoubles(scratch, blocks * channels);
+        double[] partS = scratch.doubles(blocks * channels);
+        double[] partB = scratch.doubles(blocks * channels);
         parallel.forRange(blocks, costPerOuter * outer / blocks, (from, to) -> {
             GradKernels k = GradKernels.best().fresh();
-            float[] fs = zeroedFloats(scratch, channels);
-            float[] fb = zeroedFloats(scratch, channels);
+            float[] fs = scratch.zeroedFloats(channels);
+            float[] fb = scratch.zeroedFloats(channels);
             for (int blk = (int) from; blk < to; blk++) {
                 int o0 = (int) ((long) outer * blk / blocks);
                 int o1 = (int) ((long) outer * (blk + 1) / blocks);
@@ -267,35 +266,12 @@ final class JavaBackward {
                     Arrays.fill(fb, 0f);
                 }
             }
-            scratch.give(DType.FLOAT32, fs, channels);
-            scratch.give(DType.FLOAT32, fb, channels);
+            scratch.give(fs);
+            scratch.give(fb);
         });
         mergeBlocks(parallel, blocks, channels, partS, partB, s, b);
-        scratch.give(DType.FLOAT64, partS, partS.length);
-        scratch.give(DType.FLOAT64, partB, partB.length);
-    }
-
-    /** @return a double array of {@code length} from {@code scratch} (contents unspecified), or a new one */
-    private static double[] scratchDoubles(ArrayPool scratch, int length) {
-        Object a = scratch.take(DType.FLOAT64, length);
-        return a != null ? (double[]) a : new double[length];
-    }
-
-    /** @return {@link #scratchDoubles}, zeroed */
-    private static double[] zeroedDoubles(ArrayPool scratch, int length) {
-        double[] a = scratchDoubles(scratch, length);
-        Arrays.fill(a, 0.0);
-        return a;
-    }
-
-    /** @return a zeroed float array of {@code length} from {@code scratch}, or a new one */
-    private static float[] zeroedFloats(ArrayPool scratch, int length) {
-        Object a = scratch.take(DType.FLOAT32, length);
-        if (a == null) {
-            return new float[length];
-        }
-        Arrays.fill((float[]) a, 0f);
-        return (float[]) a;
+        scratch.give(partS);
+        scratch.give(partB);
     }
 
     /** Stores row r's mean(g) and mean(g * xhat) at {@code means[at]} and {@code means[at + 1]}. */

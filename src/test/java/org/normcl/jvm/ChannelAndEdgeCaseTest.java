@@ -32,7 +32,7 @@ class ChannelAndEdgeCaseTest {
             float[] rmIn = new float[c];
             float[] rvIn = new float[c];
             java.util.Arrays.fill(rvIn, 1f);
-            ChannelNorm cn = new ChannelNorm(k, parallel);
+            ChannelNorm cn = new ChannelNorm(k, parallel, new ArrayPool(1L << 26));
             cn.stats(p, x, o.mean(), o.meanLo(), o.inv(), new RunningUpdate(0.1f, true), rmIn, rvIn, o.rm(), o.rv());
             cn.apply(p, x, o.mean(), o.meanLo(), o.inv(), w, b, o.y());
             return o;

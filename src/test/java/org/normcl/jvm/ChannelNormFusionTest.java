@@ -57,7 +57,7 @@ class ChannelNormFusionTest {
         for (int threads : new int[] {1, 2, 3}) {
             Parallel parallel = new Parallel(threads);
             try {
-                ChannelNorm cn = new ChannelNorm(RowKernels.best(), parallel);
+                ChannelNorm cn = new ChannelNorm(RowKernels.best(), parallel, new ArrayPool(1L << 26));
                 Out unfused = new Out(n, channels, running);
                 cn.stats(p, x, unfused.mean, unfused.meanLo, unfused.inv, update, rmIn, rvIn, unfused.rm, unfused.rv);
                 cn.apply(p, x, unfused.mean, unfused.meanLo, unfused.inv, w, b, unfused.y);

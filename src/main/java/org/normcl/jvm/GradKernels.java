@@ -99,6 +99,26 @@ abstract class GradKernels {
     abstract void accumulateColumns(float[] dy, float[] x, int off, int n, float[] mean, float[] inv, float[] fs,
             float[] fb);
 
+    /**
+     * One row of (N, C) batch-norm dx, a statistic per column {@code c < n}:
+     * {@code dx[off + c] = ks[c] * ((dy - meanDy[c]) - xhat * meanDyXhat[c])},
+     * {@code xhat = (x[off + c] - mean[c]) * inv[c]}, with no fused multiply-add (as the formula reads in Java).
+     */
+    void columnDx(float[] dy, float[] x, float[] dx, int off, int n, float[] mean, float[] inv, float[] ks,
+            float[] meanDy, float[] meanDyXhat) {
+        for (int c = 0; c < n; c++) {
+            float xhat = (x[off + c] - mean[c]) * inv[c];
+            dx[off + c] = ks[c] * (dy[off + c] - meanDy[c] - xhat * meanDyXhat[c]);
+        }
+    }
+
+    /** {@link #columnDx} of inference (no batch sums): {@code dx[off + c] = dy[off + c] * ks[c]}. */
+    void columnDxNoSums(float[] dy, float[] dx, int off, int n, float[] ks) {
+        for (int c = 0; c < n; c++) {
+            dx[off + c] = dy[off + c] * ks[c];
+        }
+    }
+
     /** dx over {@code [off, off + n)} (any n) with one scale {@code w} for the range, {@code g - meanG} fused. */
     abstract void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w,
             float meanG, float meanGx);

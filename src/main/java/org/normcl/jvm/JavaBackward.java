@@ -725,13 +725,16 @@ final class JavaBackward {
             }
         }
         if (inner == 1) {
-            // (N, C) data: a row of channels at a time, one loop the JIT vectorizes (the same operations).
+            // (N, C) data: a row of channels at a time, in GradKernels.columnDx, on the Vector API where
+            // the JVM has it: the plain loop, seven arrays and the choice of formula inside, ran as
+            // scalar code (8192x1024: 11.5-14.8 ms, 8.7-9.3 in GradKernels).
             parallel.forRange(p.outer(), 2L * channels, (from, to) -> {
+                GradKernels k = GradKernels.best().fresh();
                 for (int off = (int) from * channels; off < (int) to * channels; off += channels) {
-                    for (int c = 0; c < channels; c++) {
-                        float xhat = (x[off + c] - mean[c]) * inv[c];
-                        dx[off + c] = sums == null ? dy[off + c] * ks[c]
-                                : ks[c] * (dy[off + c] - meanDy[c] - xhat * meanDyXhat[c]);
+                    if (sums == null) {
+                        k.columnDxNoSums(dy, dx, off, channels, ks);
+                    } else {
+                        k.columnDx(dy, x, dx, off, channels, mean, inv, ks, meanDy, meanDyXhat);
                     }
                 }
             });

@@ -198,6 +198,34 @@ final class VectorGradKernels extends GradKernels {
     }
 
     @Override
+    void columnDx(float[] dy, float[] x, float[] dx, int off, int n, float[] mean, float[] inv, float[] ks,
+            float[] meanDy, float[] meanDyXhat) {
+        int c = 0;
+        for (int bound = n - (n % L); c < bound; c += L) {
+            FloatVector xhat = FloatVector.fromArray(S, x, off + c).sub(FloatVector.fromArray(S, mean, c))
+                    .mul(FloatVector.fromArray(S, inv, c));
+            FloatVector.fromArray(S, dy, off + c).sub(FloatVector.fromArray(S, meanDy, c))
+                    .sub(xhat.mul(FloatVector.fromArray(S, meanDyXhat, c))).mul(FloatVector.fromArray(S, ks, c))
+                    .intoArray(dx, off + c);
+        }
+        for (; c < n; c++) {
+            float xhat = (x[off + c] - mean[c]) * inv[c];
+            dx[off + c] = ks[c] * (dy[off + c] - meanDy[c] - xhat * meanDyXhat[c]);
+        }
+    }
+
+    @Override
+    void columnDxNoSums(float[] dy, float[] dx, int off, int n, float[] ks) {
+        int c = 0;
+        for (int bound = n - (n % L); c < bound; c += L) {
+            FloatVector.fromArray(S, dy, off + c).mul(FloatVector.fromArray(S, ks, c)).intoArray(dx, off + c);
+        }
+        for (; c < n; c++) {
+            dx[off + c] = dy[off + c] * ks[c];
+        }
+    }
+
+    @Override
     void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w, float meanG,
             float meanGx) {
         // dy * w - meanG in one fused step: the scale is one value for the whole range.

@@ -271,6 +271,37 @@ class BackwardFusionTest {
                 assertArrayEquals(dx[0], alone, "dx without the accumulators, n = " + n);
             }
             pairMatchesTwoRows(scalar, vector, n);
+            columnDxAgrees(scalar, vector, n);
+        }
+    }
+
+    /** (N, C) batch-norm dx: the same bits on both kernel sets, and within rounding of float64. */
+    private static void columnDxAgrees(GradKernels scalar, GradKernels vector, int n) {
+        float[] dy = Data.gaussian("cdx dy " + n, n + 2, 0, 1);
+        float[] x = Data.gaussian("cdx x " + n, n + 2, 1, 2);
+        float[] mean = Data.gaussian("cdx mean " + n, n, 1, 0.5);
+        float[] inv = Data.uniform("cdx inv " + n, n, 0.2, 2);
+        float[] ks = Data.gaussian("cdx ks " + n, n, 1, 0.5);
+        float[] meanDy = Data.gaussian("cdx mdy " + n, n, 0, 0.1);
+        float[] meanDyXhat = Data.gaussian("cdx mdx " + n, n, 0, 0.1);
+        float[][] dx = new float[2][n + 2];
+        float[][] dxInference = new float[2][n + 2];
+        GradKernels[] kernels = {scalar, vector};
+        for (int v = 0; v < 2; v++) {
+            kernels[v].columnDx(dy, x, dx[v], 2, n, mean, inv, ks, meanDy, meanDyXhat);
+            kernels[v].columnDxNoSums(dy, dxInference[v], 2, n, ks);
+        }
+        assertArrayEquals(dx[0], dx[1], "column dx, n = " + n);
+        assertArrayEquals(dxInference[0], dxInference[1], "column dx without sums, n = " + n);
+        for (int c = 0; c < n; c++) {
+            double xhat = ((double) x[c + 2] - mean[c]) * inv[c];
+            double ref = (double) ks[c] * ((double) dy[c + 2] - meanDy[c] - xhat * meanDyXhat[c]);
+            // Six roundings (two in xhat, then the product, two subtractions and the scale): 8 u of the terms.
+            double terms = Math.abs(ks[c])
+                    * (Math.abs(dy[c + 2]) + Math.abs(meanDy[c]) + Math.abs(xhat * meanDyXhat[c]));
+            assertEquals(ref, dx[0][c + 2], 8 * 0x1p-24 * terms, "column dx against float64, n = " + n);
+            assertEquals((double) dy[c + 2] * ks[c], dxInference[0][c + 2], 0x1p-24 * Math.abs(dy[c + 2] * ks[c]),
+                    "column dx without sums against float64, n = " + n);
         }
     }
 

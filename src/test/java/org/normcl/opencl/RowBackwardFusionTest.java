@@ -37,7 +37,8 @@ class RowBackwardFusionTest {
 
     @ParameterizedTest(name = "{0} {1}x{2} rms {3} scale {4}")
     @CsvSource({"FLOAT32, 300, 128, false, true", "FLOAT32, 1000, 77, false, true", "FLOAT32, 8, 5000, true, true",
-        "FLOAT32, 130, 1024, true, false", "FLOAT16, 200, 96, false, true", "FLOAT64, 150, 33, false, true"})
+        "FLOAT32, 130, 1024, true, false", "FLOAT16, 200, 96, false, true", "FLOAT64, 150, 33, false, true",
+        "FLOAT32, 37, 3001, false, true", "FLOAT64, 21, 1031, true, true"})
     void fusedEqualsTheUnfusedKernels(DType type, int rows, int cols, boolean rms, boolean hasScale) {
         try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());

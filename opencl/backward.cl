@@ -295,9 +295,10 @@ inline void row_backward_affine_col(const __global real_t *dyr, const __global r
 /*
  * Layer and RMS norm backward fused with their parameter gradients, on the one-work-item family
  * (CPU), for contiguous rows with one statistic each: a work-item takes affine_grad_rows' block of
- * rows and, two rows at a time, takes row_backward_serial's sums of each (dY and X from memory),
- * then in one loop over the two rows, while they are in cache, writes dX and adds dy and dy * xhat
- * to its compensated per-column sums, row by row, with one load and one store of the sums for both
+ * rows and, two rows at a time, takes row_backward_serial's sums of each (dY and X from memory)
+ * and, in a loop over the two rows that also takes the next pair's sums, writes dX and adds dy and
+ * dy * xhat to its compensated per-column sums, row by row, with one load and one store of the sums
+ * for both
  * (for rows of 65536 values the sums, 16 bytes a column, do not stay in L2, and their traffic was
  * twice the data's). The operations and their order are those of row_backward_serial (dX) and
  * affine_grad_rows (the partials), so dScale and dBias keep their bits; dY and X are read from
@@ -314,8 +315,20 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
     ulong o0 = rows * part / parts;
     ulong o1 = rows * (part + 1) / parts;
     __global acc_t *a = col_sums_start(acc, part, cols);
+    // Pairs of rows as a software pipeline: the loop over the columns that writes pair t's dX and
+    // adds its terms to the column sums (dY and X from cache) also takes pair t + 1's sums, in
+    // row_backward_means' order (dY and X from memory), so memory streams while pair t's arithmetic
+    // runs. The sums of pair 0 come first, on their own.
+    ulong pairs = (o1 - o0) / 2;
+    acc_t mean_ga = ZERO, mean_gxa = ZERO, mean_gb = ZERO, mean_gxb = ZERO;
+    if (pairs > 0) {
+        row_backward_means(dy, x, scale, o0 * cols, 1, 0, cols, 0, 1, has_scale, rms != 0 ? ZERO : mean[o0],
+                inv[o0], cols, rms, &mean_ga, &mean_gxa);
+        row_backward_means(dy, x, scale, (o0 + 1) * cols, 1, 0, cols, 0, 1, has_scale,
+                rms != 0 ? ZERO : mean[o0 + 1], inv[o0 + 1], cols, rms, &mean_gb, &mean_gxb);
+    }
     ulong o = o0;
-    for (; o + 1 < o1; o += 2) {
+    for (ulong t = 0; t < pairs; t++, o += 2) {
         const __global real_t *dya = dy + o * cols;
         const __global real_t *xa = x + o * cols;
         __global real_t *dxa = dx + o * cols;
@@ -326,14 +339,30 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
         acc_t isa = inv[o];
         acc_t mub = rms != 0 ? ZERO : mean[o + 1];
         acc_t isb = inv[o + 1];
-        acc_t mean_ga, mean_gxa, mean_gb, mean_gxb;
-        row_backward_means(dy, x, scale, o * cols, 1, 0, cols, 0, 1, has_scale, mua, isa, cols, rms, &mean_ga,
-                &mean_gxa);
-        row_backward_means(dy, x, scale, (o + 1) * cols, 1, 0, cols, 0, 1, has_scale, mub, isb, cols, rms, &mean_gb,
-                &mean_gxb);
+        // The next pair (rows n and n + 1), whose sums this loop takes.
+        const bool next = t + 1 < pairs;
+        const ulong n = next ? o + 2 : o;
+        const __global real_t *dyn = dy + n * cols;
+        const __global real_t *xn = x + n * cols;
+        const __global real_t *dym = dyn + cols;
+        const __global real_t *xm = xn + cols;
+        acc_t mun = next && rms == 0 ? mean[n] : ZERO;
+        acc_t isn = next ? inv[n] : ZERO;
+        acc_t mum = next && rms == 0 ? mean[n + 1] : ZERO;
+        acc_t ism = next ? inv[n + 1] : ZERO;
+        accv_t sgn = (accv_t) (ZERO), sgn_c = sgn, sgxn = sgn, sgxn_c = sgn;
+        accv_t sgm = sgn, sgm_c = sgn, sgxm = sgn, sgxm_c = sgn;
         ulong c = 0;
         for (; c + VW <= cols; c += VW) {
             accv_t w = has_scale != 0 ? LOADPV(scale, c) : (accv_t) (ONE);
+            if (next) {
+                accv_t gn = LOADXV(dyn, c) * w;
+                kahan_addv(&sgn, &sgn_c, gn);
+                kahan_addv(&sgxn, &sgxn_c, gn * ((LOADXV(xn, c) - mun) * isn));
+                accv_t gm = LOADXV(dym, c) * w;
+                kahan_addv(&sgm, &sgm_c, gm);
+                kahan_addv(&sgxm, &sgxm_c, gm * ((LOADXV(xm, c) - mum) * ism));
+            }
             accv_t da = LOADXV(dya, c);
             accv_t xhata = (LOADXV(xa, c) - mua) * isa;
             STOREXV(dxa, c, isa * (da * w - mean_ga - xhata * mean_gxa));
@@ -342,9 +371,30 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
             STOREXV(dxb, c, isb * (db * w - mean_gb - xhatb * mean_gxb));
             col_sums_add2v(a, cols, c, da, da * xhata, db, db * xhatb);
         }
+        acc_t tgn = ZERO, tgn_c = ZERO, tgxn = ZERO, tgxn_c = ZERO;
+        acc_t tgm = ZERO, tgm_c = ZERO, tgxm = ZERO, tgxm_c = ZERO;
         for (; c < cols; c++) {
+            if (next) {
+                acc_t w = has_scale != 0 ? LOADP(scale, c) : ONE;
+                acc_t gn = LOADX(dyn, c) * w;
+                kahan_add(&tgn, &tgn_c, gn);
+                kahan_add(&tgxn, &tgxn_c, gn * ((LOADX(xn, c) - mun) * isn));
+                acc_t gm = LOADX(dym, c) * w;
+                kahan_add(&tgm, &tgm_c, gm);
+                kahan_add(&tgxm, &tgxm_c, gm * ((LOADX(xm, c) - mum) * ism));
+            }
             row_backward_affine_col(dya, xa, dxa, scale, has_scale, a, cols, c, mua, isa, mean_ga, mean_gxa);
             row_backward_affine_col(dyb, xb, dxb, scale, has_scale, a, cols, c, mub, isb, mean_gb, mean_gxb);
+        }
+        if (next) { // as row_backward_means finishes its sums
+            acc_t sum_gn = (hsum(sgn) - hsum(sgn_c)) + (tgn - tgn_c);
+            acc_t sum_gxn = (hsum(sgxn) - hsum(sgxn_c)) + (tgxn - tgxn_c);
+            acc_t sum_gm = (hsum(sgm) - hsum(sgm_c)) + (tgm - tgm_c);
+            acc_t sum_gxm = (hsum(sgxm) - hsum(sgxm_c)) + (tgxm - tgxm_c);
+            mean_ga = rms != 0 ? ZERO : sum_gn / (acc_t) cols;
+            mean_gxa = sum_gxn / (acc_t) cols;
+            mean_gb = rms != 0 ? ZERO : sum_gm / (acc_t) cols;
+            mean_gxb = sum_gxm / (acc_t) cols;
         }
     }
     if (o < o1) {

@@ -85,13 +85,10 @@ final class ScalarGradKernels extends GradKernels {
             qb1 = fma(ab1, hb1, qb1);
             qb2 = fma(ab2, hb2, qb2);
             qb3 = fma(ab3, hb3, qb3);
-            for (int u = 0; u < 4; u++) {
-                float da = dy[offA + i + u];
-                float db = dy[offB + i + u];
-                int c = aoff + i + u;
-                fs[c] = fma(db, (x[offB + i + u] - muB) * isB, fma(da, (x[offA + i + u] - muA) * isA, fs[c]));
-                fb[c] = (fb[c] + da) + db;
-            }
+            addPair(fs, fb, aoff + i, dy[offA + i], ha0, dy[offB + i], hb0);
+            addPair(fs, fb, aoff + i + 1, dy[offA + i + 1], ha1, dy[offB + i + 1], hb1);
+            addPair(fs, fb, aoff + i + 2, dy[offA + i + 2], ha2, dy[offB + i + 2], hb2);
+            addPair(fs, fb, aoff + i + 3, dy[offA + i + 3], ha3, dy[offB + i + 3], hb3);
         }
         float ga = (ga0 + ga1) + (ga2 + ga3);
         float qa = (qa0 + qa1) + (qa2 + qa3);
@@ -108,13 +105,18 @@ final class ScalarGradKernels extends GradKernels {
             qa = fma(aa, ha, qa);
             gb += ab;
             qb = fma(ab, hb, qb);
-            fs[aoff + i] = fma(db, hb, fma(da, ha, fs[aoff + i]));
-            fb[aoff + i] = (fb[aoff + i] + da) + db;
+            addPair(fs, fb, aoff + i, da, ha, db, hb);
         }
         sums[0] = ga;
         sums[1] = qa;
         sums[2] = gb;
         sums[3] = qb;
+    }
+
+    /** Row a's terms of entry c, then row b's: {@link #accumulate}'s operations for two rows. */
+    private static void addPair(float[] fs, float[] fb, int c, float da, float ha, float db, float hb) {
+        fs[c] = fma(db, hb, fma(da, ha, fs[c]));
+        fb[c] = (fb[c] + da) + db;
     }
 
     @Override

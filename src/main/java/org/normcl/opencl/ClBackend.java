@@ -50,11 +50,13 @@ import org.slf4j.LoggerFactory;
  */
 final class ClBackend implements Backend {
     private static final Logger LOG = LoggerFactory.getLogger(ClBackend.class);
+    /** acc_t values per channel in a channel_partial_rows block's scratch: COL_SLICES of channel_norm.cl. */
+    private static final int CHANNEL_ROW_SLICES = 5;
 
     private static final String[] KERNELS = {
         "row_norm_serial", "row_norm_pipelined", "row_norm_group", "row_apply",
-        "channel_partial_serial", "channel_partial_group", "channel_partial_cols", "channel_finalize",
-        "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
+        "channel_partial_serial", "channel_partial_group", "channel_partial_cols", "channel_partial_rows",
+        "channel_finalize", "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
         "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows", "affine_grad_serial",
         "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
         "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows",
@@ -677,10 +679,11 @@ final class ClBackend implements Backend {
             Buffer runMeanIn, Buffer runVarIn, Buffer runMeanOut, Buffer runVarOut) {
         boolean up = update != null;
         Program prog = program(x.dtype(), up ? paramType(runMeanIn) : DType.FLOAT32);
-        long parts = channelParts(prog, p);
-        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 3)) {
+        long parts = channelParts(prog, p, x.dtype());
+        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 3);
+                Buffer acc = channelRowScratch(p, x.dtype(), parts)) {
             synchronized (lock) {
-                enqueueChannelPartials(prog, p, x, partials, parts);
+                enqueueChannelPartials(prog, p, x, partials, acc, parts);
                 args(prog, "channel_finalize").mem(x).mem(partials).mem(mean).mem(meanLo).mem(invStd)
                         .mem(up ? runMeanIn : null).mem(up ? runVarIn : null).mem(up ? runMeanOut : null)
                         .mem(up ? runVarOut : null).ulong(p.channels()).ulong(p.inner()).ulong(parts)
@@ -706,7 +709,7 @@ final class ClBackend implements Backend {
         DType param = affine ? paramType(scale, bias) : up ? paramType(runMeanIn) : DType.FLOAT32;
         boolean oneParamType = !up || !affine || paramType(runMeanIn) == param;
         Program prog = oneParamType && sizing.serial() && !columnKernels(p) ? program(x.dtype(), param) : null;
-        if (prog == null || channelParts(prog, p) != 1) {
+        if (prog == null || channelParts(prog, p, x.dtype()) != 1) {
             Backend.super.channelNorm(p, x, mean, meanLo, invStd, update, runMeanIn, runVarIn, runMeanOut, runVarOut,
                     scale, bias, y);
             return;
@@ -725,10 +728,11 @@ final class ClBackend implements Backend {
     @Override
     public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
         Program prog = program(x.dtype(), DType.FLOAT32);
-        long parts = channelParts(prog, p);
-        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 3)) {
+        long parts = channelParts(prog, p, x.dtype());
+        try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 3);
+                Buffer acc = channelRowScratch(p, x.dtype(), parts)) {
             synchronized (lock) {
-                enqueueChannelPartials(prog, p, x, partials, parts);
+                enqueueChannelPartials(prog, p, x, partials, acc, parts);
                 args(prog, "channel_moments").mem(x).mem(partials).mem(mean).mem(m2).ulong(p.channels())
                         .ulong(p.inner()).ulong(parts).launch(new long[] {p.channels()}, null);
                 finish();
@@ -745,16 +749,49 @@ final class ClBackend implements Backend {
         return sizing.serial() && p.inner() == 1;
     }
 
-    private long channelParts(Program prog, ChannelPlan p) {
+    /**
+     * Parts per channel of the first statistics stage. Column kernels: the row blocks of
+     * channel_partial_rows, or channel_partial_cols' parts when not even one block's scratch fits
+     * one allocation.
+     */
+    private long channelParts(Program prog, ChannelPlan p, DType dtype) {
         if (columnKernels(p)) {
-            return sizing.columnParts(p.outer(), p.channels(), sizing.vectorWidth());
+            long byRows = channelRowParts(p, dtype);
+            return byRows > 0 ? byRows : sizing.columnParts(p.outer(), p.channels(), sizing.vectorWidth());
         }
         int wg = sizing.serial() ? 1 : prog.groupSizes.get("channel_partial_group");
         return sizing.partsPerChannel(p.channels(), p.perChannel(), wg);
     }
 
-    /** Stage 1 of the channel statistics: (count, shifted mean, M2) per channel part. Holds {@link #lock}. */
-    private void enqueueChannelPartials(Program prog, ChannelPlan p, Buffer x, Buffer partials, long parts) {
+    /**
+     * Row blocks of channel_partial_rows (column kernels only): {@link WorkSizing#rowParts}, fewer
+     * when their scratch would not fit one allocation, 0 when not even one block's fits.
+     */
+    private long channelRowParts(ChannelPlan p, DType dtype) {
+        long perPart = p.channels() * CHANNEL_ROW_SLICES * dtype.statistics().byteSize();
+        long maxParts = maxAllocationBytes() / Math.max(1, perPart);
+        return maxParts < 1 ? 0 : Math.min(maxParts, sizing.rowParts(p.outer()));
+    }
+
+    /** @return channel_partial_rows' per-block scratch for {@code parts} blocks, or null when it does not apply */
+    private Buffer channelRowScratch(ChannelPlan p, DType dtype, long parts) {
+        if (!columnKernels(p) || channelRowParts(p, dtype) == 0) {
+            return null;
+        }
+        return scratch(dtype.statistics(), p.channels() * CHANNEL_ROW_SLICES * parts);
+    }
+
+    /**
+     * Stage 1 of the channel statistics: (count, shifted mean, M2) per channel part. {@code acc}:
+     * {@link #channelRowScratch}'s buffer, or null. Holds {@link #lock}.
+     */
+    private void enqueueChannelPartials(Program prog, ChannelPlan p, Buffer x, Buffer partials, Buffer acc,
+            long parts) {
+        if (acc != null) {
+            launchSerial(args(prog, "channel_partial_rows").mem(x).mem(acc).mem(partials).ulong(p.outer())
+                    .ulong(p.channels()).ulong(parts), parts);
+            return;
+        }
         if (columnKernels(p)) {
             long blocks = (p.channels() + sizing.vectorWidth() - 1) / sizing.vectorWidth();
             launchSerial(args(prog, "channel_partial_cols").mem(x).mem(partials).ulong(p.outer()).ulong(p.channels())

@@ -172,8 +172,9 @@ final class WorkSizing {
     }
 
     /**
-     * Row parts for channel_partial_cols: enough (blocks of VW channels) x parts work-items for
-     * about 8 per compute unit, each part at least 64 rows.
+     * Row parts for channel_partial_cols (where not even one row block of channel_partial_rows
+     * fits an allocation): enough (blocks of VW channels) x parts work-items for about 8 per
+     * compute unit, each part at least 64 rows.
      *
      * @param rows rows (values per channel)
      * @param channels channels (one per column)
@@ -188,8 +189,9 @@ final class WorkSizing {
     }
 
     /**
-     * Row blocks for affine_grad_rows: about 8 per compute unit, each at least 64 rows (every
-     * block adds a pass over the columns' accumulators and a partial per column to merge).
+     * Row blocks for affine_grad_rows and channel_partial_rows: about 8 per compute unit, each at
+     * least 64 rows (every block adds a pass over the columns' accumulators and a partial per
+     * column to merge).
      *
      * @param rows rows to reduce
      * @return blocks, at least 1

@@ -520,6 +520,14 @@ public final class OclgrindWorkload {
         d = new long[] {5, 3};
         l.add(new Case("batch training rank 2 no running stats", Op.batchTraining(d, eps, false, g("t3", 15, 0, 1),
                 g("t3w", 3, 1, .5), null, null, null), false));
+        // The (N, C) column statistics (channel_partial_rows): vector lanes and a tail of channels,
+        // row blocks whose runs end in single rows, and two tiles of 1024 channels.
+        d = new long[] {70, 37};
+        l.add(new Case("batch training rank 2 70x37 (column statistics)", Op.batchTraining(d, eps, false, g("t6",
+                size(d), 2, 1), g("t6w", 37, 1, .5), g("t6b", 37, 0, .5), null, null), false));
+        d = new long[] {6, 1030};
+        l.add(new Case("batch training rank 2 6x1030 (two tiles)", Op.batchTraining(d, eps, false, g("t7", size(d),
+                -1, 1), null, null, null, null), false));
         d = new long[] {2, 1, 25000};
         l.add(new Case("batch training 2x1x25000 (multi-part channel)", Op.batchTraining(d, eps, true, g("t4", size(d),
                 7, 2), g("t4w", 1, 1, .5), g("t4b", 1, 0, .5), g("t4m", 1, 0, .5), pos("t4v", 1)), false));

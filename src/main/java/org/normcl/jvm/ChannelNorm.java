@@ -70,7 +70,7 @@ final class ChannelNorm {
         for (int c = 0; c < channels; c++) {
             m.reset();
             for (int part = 0; part < parts.parts; part++) {
-                int t = c * parts.parts + part;
+                int t = parts.index(c, part);
                 m.merge(parts.n[t], parts.mean[t], parts.m2[t]);
             }
             finishChannel(p, c, shift[c], m, mean, meanLo, inv, update, rmIn, rvIn, rmOut, rvOut);
@@ -141,15 +141,24 @@ final class ChannelNorm {
     }
 
     /**
-     * Moments of each (channel, part), part-major within a channel: index {@code c * parts + part}.
-     * The arrays come from the backend's scratch pool (every entry is written before it is read):
-     * new ones per call would land on heap pages the JVM may not have touched yet, a page fault per
-     * 4 KiB (batch norm of (N, C) data, 8192x1024: 786 KiB a call).
+     * Moments of each (channel, part) at {@link #index}: the entries one task writes are adjacent,
+     * channel-major ({@code c * parts + part}) where a task is one (channel, part), part-major
+     * ({@code part * channels + c}) where a task is a part of every channel (the column path). The
+     * other way round, the two threads' tasks write into the same cache lines: on 8192x1024 that
+     * false sharing cost about as much as the column sums themselves. The arrays come from the
+     * backend's scratch pool (every entry is written before it is read): new ones per call would
+     * land on heap pages the JVM may not have touched yet, a page fault per 4 KiB (batch norm of
+     * (N, C) data, 8192x1024: 786 KiB a call).
      */
-    private record Partials(int parts, double[] n, double[] mean, double[] m2) {
-        static Partials take(ArrayPool scratch, int channels, int parts) {
+    private record Partials(int channels, int parts, boolean partMajor, double[] n, double[] mean, double[] m2) {
+        static Partials take(ArrayPool scratch, int channels, int parts, boolean partMajor) {
             int size = channels * parts;
-            return new Partials(parts, scratch.doubles(size), scratch.doubles(size), scratch.doubles(size));
+            return new Partials(channels, parts, partMajor, scratch.doubles(size), scratch.doubles(size),
+                    scratch.doubles(size));
+        }
+
+        int index(int c, int part) {
+            return partMajor ? part * channels + c : c * parts + part;
         }
 
         void release(ArrayPool scratch) {
@@ -168,16 +177,18 @@ final class ChannelNorm {
     private Partials segmentPartials(ChannelPlan p, float[] x, float[] shift) {
         int channels = (int) p.channels();
         int parts = partsPerChannel(p);
-        Partials out = Partials.take(scratch, channels, parts);
+        Partials out = Partials.take(scratch, channels, parts, false);
         parallel.forRange((long) channels * parts, p.perChannel() / parts, (from, to) -> {
             RowKernels kern = kernels.fresh();
             Moments m = new Moments();
             for (long t = from; t < to; t++) {
                 int c = (int) (t / parts);
-                partMoments(p, x, shift[c], kern, c, (int) (t % parts), parts, m);
-                out.n[(int) t] = m.count;
-                out.mean[(int) t] = m.mean;
-                out.m2[(int) t] = m.m2;
+                int part = (int) (t % parts);
+                partMoments(p, x, shift[c], kern, c, part, parts, m);
+                int i = out.index(c, part);
+                out.n[i] = m.count;
+                out.mean[i] = m.mean;
+                out.m2[i] = m.m2;
             }
         });
         return out;
@@ -236,7 +247,7 @@ final class ChannelNorm {
         int blocksPerPart = (int) Math.max(1, PART * 4 / ((long) BLOCK * width));
         int partRows = blocksPerPart * BLOCK;
         int parts = (outer + partRows - 1) / partRows;
-        Partials out = Partials.take(scratch, channels, parts);
+        Partials out = Partials.take(scratch, channels, parts, true);
         parallel.forRange(parts, (long) partRows * width, (from, to) -> {
             RowKernels kern = kernels.fresh();
             int tile = Math.min(TILE, width);
@@ -268,6 +279,13 @@ final class ChannelNorm {
                         int off = b0 * width + j0;
                         kern.columnSumAndSquares(x, off, width, rows, tw, colShift, j0, acc, q);
                         for (int j = 0; j < tw; j++) {
+                            if (colMean != null) {
+                                // Groups of columns on the plain path at once; the rest one by one, below.
+                                j = kern.mergeColumnBlock(acc, q, j, tw, rows, count, f, g, colMean, colM2, j0);
+                                if (j == tw) {
+                                    break;
+                                }
+                            }
                             double rm;
                             double rq = Moments.onePassM2(acc[j], q[j], rows);
                             if (!Double.isNaN(rq)) {
@@ -283,24 +301,13 @@ final class ChannelNorm {
                                 ch[(j0 + j) / inner].merge(rows, rm, rq);
                                 continue;
                             }
-                            int c = j0 + j;
-                            if (count == 0) {
-                                colMean[c] = rm;
-                                colM2[c] = rq;
-                            } else if (!Double.isFinite(colMean[c]) || !Double.isFinite(rm)) {
-                                colMean[c] += rm;
-                                colM2[c] = Double.NaN;
-                            } else {
-                                double delta = rm - colMean[c];
-                                colMean[c] += delta * f;
-                                colM2[c] += rq + delta * delta * g;
-                            }
+                            mergeColumn(colMean, colM2, j0 + j, count, f, g, rm, rq);
                         }
                     }
                     count = total;
                 }
                 for (int c = 0; c < channels; c++) {
-                    int t = c * parts + part;
+                    int t = out.index(c, part);
                     if (colMean != null) {
                         out.n[t] = count;
                         out.mean[t] = colMean[c];
@@ -314,6 +321,27 @@ final class ChannelNorm {
             }
         });
         return out;
+    }
+
+    /**
+     * Merges a block's moments (mean {@code rm}, M2 {@code rq}, of {@code x - shift}) into column
+     * c's after {@code count} values: {@link Moments#merge}'s arithmetic with Chan's factors
+     * {@code f = rows / (count + rows)} and {@code g = count * rows / (count + rows)} shared by every
+     * column of the block. {@link RowKernels#mergeColumnBlock} does the same on vector lanes.
+     */
+    static void mergeColumn(double[] mean, double[] m2, int c, double count, double f, double g, double rm,
+            double rq) {
+        if (count == 0) {
+            mean[c] = rm;
+            m2[c] = rq;
+        } else if (!Double.isFinite(mean[c]) || !Double.isFinite(rm)) {
+            mean[c] += rm;
+            m2[c] = Double.NaN;
+        } else {
+            double delta = rm - mean[c];
+            mean[c] += delta * f;
+            m2[c] += rq + delta * delta * g;
+        }
     }
 
     /** Adds a column's block {@code x[off + r * stride] - k}, r < rows, to {@code m} in double precision. */

@@ -179,6 +179,24 @@ abstract class RowKernels {
             float[] sum, float[] squares);
 
     /**
+     * The vector part of the column path's merge ({@code ChannelNorm.columnPartials}, one column per
+     * channel): merges the block of {@code rows} rows whose float32 sums of {@code x - k} are
+     * {@code sum[j]} and {@code squares[j]} into the columns' double moments {@code mean[c0 + j]},
+     * {@code m2[c0 + j]} (after {@code count} rows; {@code f} and {@code g} are Chan's factors
+     * {@code rows / (count + rows)} and {@code count * rows / (count + rows)}), from column
+     * {@code from}, a group of columns at a time, while every column of a group takes the plain
+     * path: its one-pass M2 does not cancel ({@link Moments#onePassM2}) and, after the first block,
+     * its mean so far is finite. The arithmetic is {@code ChannelNorm.mergeColumn}'s, so the bits are
+     * too.
+     *
+     * @return the first column not merged: the caller merges it, then calls again from the next
+     */
+    int mergeColumnBlock(float[] sum, float[] squares, int from, int to, int rows, double count, double f, double g,
+            double[] mean, double[] m2, int c0) {
+        return from;
+    }
+
+    /**
      * {@code y[off + j] = fma(((x[off + j] - mu[j]) - lo[j]) * is[j], w[j], b[j])} for {@code j < width}: one
      * row of a channel apply whose channels are columns.
      */

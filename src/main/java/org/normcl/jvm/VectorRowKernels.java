@@ -1,6 +1,10 @@
 package org.normcl.jvm;
 
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -20,6 +24,10 @@ final class VectorRowKernels extends RowKernels {
     /** The species every Vector API kernel of the backend uses (also {@link VectorGradKernels}). */
     static final VectorSpecies<Float> S = species(Integer.getInteger(VECTOR_BITS_PROPERTY, 0));
     private static final int L = S.length();
+    /** Doubles in a vector of {@link #S}'s size, and the floats that widen into them. */
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED.withShape(S.vectorShape());
+    private static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class,
+            VectorShape.forBitSize(S.vectorBitSize() / 2));
 
     /** @return the species of {@code bits} (128, 256 or 512) when supported, else the preferred one */
     private static VectorSpecies<Float> species(int bits) {
@@ -470,6 +478,43 @@ final class VectorRowKernels extends RowKernels {
             sum[j] = sj;
             squares[j] = qj;
         }
+    }
+
+    @Override
+    int mergeColumnBlock(float[] sum, float[] squares, int from, int to, int rows, double count, double f, double g,
+            double[] mean, double[] m2, int c0) {
+        int dl = D.length();
+        double limit = Moments.ONE_PASS_LIMIT;
+        int j = from;
+        for (; j + dl <= to; j += dl) {
+            DoubleVector s = (DoubleVector) FloatVector.fromArray(HALF, sum, j).convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector q = (DoubleVector) FloatVector.fromArray(HALF, squares, j)
+                    .convertShape(VectorOperators.F2D, D, 0);
+            // Moments.onePassM2, lane by lane: the sums finite and the cancellation within the limit.
+            DoubleVector rm = s.div(rows);
+            DoubleVector cancelled = rm.mul(s);
+            DoubleVector rq = q.sub(cancelled);
+            VectorMask<Double> plain = s.abs().lt(Double.POSITIVE_INFINITY).and(q.abs().lt(Double.POSITIVE_INFINITY))
+                    .and(cancelled.compare(VectorOperators.LE, rq.mul(limit)));
+            int c = c0 + j;
+            if (count == 0) {
+                if (!plain.allTrue()) {
+                    return j;
+                }
+                rm.intoArray(mean, c);
+                rq.intoArray(m2, c);
+                continue;
+            }
+            DoubleVector cm = DoubleVector.fromArray(D, mean, c);
+            if (!plain.and(cm.abs().lt(Double.POSITIVE_INFINITY)).allTrue()) {
+                return j;
+            }
+            // ChannelNorm.mergeColumn's arithmetic.
+            DoubleVector delta = rm.sub(cm);
+            cm.add(delta.mul(f)).intoArray(mean, c);
+            DoubleVector.fromArray(D, m2, c).add(rq.add(delta.mul(delta).mul(g))).intoArray(m2, c);
+        }
+        return j;
     }
 
     @Override

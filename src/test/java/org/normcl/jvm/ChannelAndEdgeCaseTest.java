@@ -41,8 +41,113 @@ class ChannelAndEdgeCaseTest {
         }
     }
 
+    /**
+     * {@link RowKernels#mergeColumnBlock} against {@link ChannelNorm#mergeColumn}, column by column,
+     * to the last bit of the double moments (the float32 outputs of the test below would hide a
+     * difference of an ulp): blocks of 40 and 64 rows, first and later blocks, sums that take the
+     * plain path and a few that cancel or are not finite, and a mean so far that is infinite.
+     */
+    @Test
+    void mergeColumnBlockGivesTheScalarMergeBits() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(5);
+        int n = 203;
+        for (RowKernels k : RowNormDeterminismTest.kernels()) {
+            for (int rows : new int[] {40, 64}) {
+                for (double count : new double[] {0, 128, 960}) {
+                    float[] sum = new float[n];
+                    float[] squares = new float[n];
+                    double[] mean = new double[n + 3];
+                    double[] m2 = new double[n + 3];
+                    for (int j = 0; j < n; j++) {
+                        double mu = r.nextGaussian() * 0.3;
+                        sum[j] = (float) (mu * rows);
+                        squares[j] = (float) (rows * (1 + r.nextDouble()) + mu * mu * rows);
+                        mean[j + 3] = r.nextGaussian();
+                        m2[j + 3] = count * (1 + r.nextDouble());
+                    }
+                    sum[17] = 40f * rows; // cancels: the one-pass M2 is refused
+                    squares[50] = Float.POSITIVE_INFINITY;
+                    sum[51] = Float.NaN;
+                    mean[120 + 3] = Double.POSITIVE_INFINITY;
+                    double f = rows / (count + rows);
+                    double g = count * rows / (count + rows);
+                    double[] expMean = mean.clone();
+                    double[] expM2 = m2.clone();
+                    for (int j = 0; j < n; j++) {
+                        scalarMerge(sum[j], squares[j], rows, count, f, g, expMean, expM2, j + 3);
+                    }
+                    for (int j = 0; j < n; j++) {
+                        j = k.mergeColumnBlock(sum, squares, j, n, rows, count, f, g, mean, m2, 3);
+                        if (j == n) {
+                            break;
+                        }
+                        scalarMerge(sum[j], squares[j], rows, count, f, g, mean, m2, j + 3);
+                    }
+                    String what = k.name() + " rows " + rows + " count " + count;
+                    assertArrayEquals(bits(expMean), bits(mean), what + " mean");
+                    assertArrayEquals(bits(expM2), bits(m2), what + " M2");
+                }
+            }
+        }
+    }
+
+    /** The column path's scalar merge of one column (the plain path, or NaN moments where it is refused). */
+    private static void scalarMerge(float sum, float squares, int rows, double count, double f, double g,
+            double[] mean, double[] m2, int c) {
+        double rq = Moments.onePassM2(sum, squares, rows);
+        double rm = Double.isNaN(rq) ? Double.NaN : (double) sum / rows;
+        ChannelNorm.mergeColumn(mean, m2, c, count, f, g, rm, rq);
+    }
+
+    private static long[] bits(double[] a) {
+        long[] b = new long[a.length];
+        for (int i = 0; i < a.length; i++) {
+            b[i] = Double.doubleToRawLongBits(a[i]);
+        }
+        return b;
+    }
+
+    /**
+     * The column path (inner 1) merges groups of columns on the Vector API
+     * ({@link RowKernels#mergeColumnBlock}) and the rest one by one; the scalar kernels merge every
+     * column one by one. Both sum each column's block in row order, so every output must have the
+     * same bits. The data sends columns down each branch: ordinary ones, a column whose first 16
+     * values (its shift) sit far from the rest (every block is redone in two passes), one with a
+     * NaN and one with an infinity in the second block, and channel counts that end in a partial
+     * group.
+     */
+    @ParameterizedTest(name = "outer {0}, channels {1}")
+    @CsvSource({"1000, 37", "200, 8", "130, 3", "700, 1030"})
+    void columnPathMergesGiveTheScalarBits(int outer, int channels) {
+        ChannelPlan p = new ChannelPlan(outer, channels, 1, StatMode.MEAN_VAR, 1e-5f);
+        float[] x = RowNormDeterminismTest.data("cols" + outer + "x" + channels, outer * channels, 10);
+        for (int r = 0; r < 16; r++) {
+            x[r * channels] += 40; // column 0: its shift far from its other values
+        }
+        if (channels > 2) {
+            x[70 * channels + 1] = Float.NaN;
+            x[90 * channels + 2] = Float.POSITIVE_INFINITY;
+        }
+        float[] w = RowNormDeterminismTest.data("colsw", channels, 1);
+        float[] b = RowNormDeterminismTest.data("colsb", channels, 0);
+        RowKernels[] kernels = RowNormDeterminismTest.kernels();
+        Out scalar = channel(kernels[0], 2, p, x, w, b);
+        for (RowKernels k : kernels) {
+            Out o = channel(k, 2, p, x, w, b);
+            assertArrayEquals(scalar.mean(), o.mean(), k.name() + " mean");
+            assertArrayEquals(scalar.meanLo(), o.meanLo(), k.name() + " meanLo");
+            assertArrayEquals(scalar.inv(), o.inv(), k.name() + " inv");
+            assertArrayEquals(scalar.rm(), o.rm(), k.name() + " running mean");
+            assertArrayEquals(scalar.rv(), o.rv(), k.name() + " running var");
+        }
+        if (channels > 2) {
+            assertTrue(Float.isNaN(scalar.mean()[1]), "the NaN column's mean");
+        }
+    }
+
     @ParameterizedTest(name = "outer {0}, channels {1}, inner {2}")
-    @CsvSource({"300, 7, 1", "100, 5, 3", "64, 2, 63", "4, 3, 64", "3, 2, 5000", "2, 1, 200000", "1000, 64, 1"})
+    @CsvSource({"300, 7, 1", "100, 5, 3", "64, 2, 63", "4, 3, 64", "3, 2, 5000", "2, 1, 200000", "1000, 64, 1",
+        "700, 1030, 1"})
     void channelStatisticsMatchFloat64AndThreads(int outer, int channels, int inner) {
         ChannelPlan p = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1e-5f);
         float[] x = RowNormDeterminismTest.data("ch" + outer + "x" + channels + "x" + inner, outer * channels * inner,

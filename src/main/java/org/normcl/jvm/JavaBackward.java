@@ -1,6 +1,7 @@
 package org.normcl.jvm;
 
 import java.util.Arrays;
+import java.util.function.IntConsumer;
 
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.ChannelPlan;
@@ -150,12 +151,15 @@ final class JavaBackward {
             float[] w, float[] mean, float[] inv, float[] dx, double[] dScale, double[] dBias) {
         int groups = l.groups();
         int len = l.len();
-        columnBlocks(parallel, scratch, l.rows() / groups, l.channels(), (dx == null ? 2L : 3L) * l.channels(),
+        long cost = (dx == null ? 2L : 3L) * l.channels();
+        if (dx != null && groups == 1 && len > RowKernels.RUN) {
+            columnBlocks(parallel, scratch, l.rows(), l.channels(), cost,
+                    (k, starts, ends, count, fs, fb, flush) -> longRows(k, l, dy, x, w, mean, inv, dx, starts, ends,
+                            count, fs, fb, flush), dScale, dBias);
+            return;
+        }
+        columnBlocks(parallel, scratch, l.rows() / groups, l.channels(), cost,
                 (k, s0, s1, fs, fb) -> {
-                    if (dx != null && groups == 1 && len > RowKernels.RUN) {
-                        longRows(k, l, dy, x, w, mean, inv, dx, s0, s1, fs, fb);
-                        return;
-                    }
                     float[] means = new float[2];
                     if (len < SHORT_ROW) {
                         shortRows(l, dy, x, w, mean, inv, dx, s0 * groups, s1 * groups, fs, fb);
@@ -223,6 +227,27 @@ final class JavaBackward {
     }
 
     /**
+     * A thread's sub-blocks all at once, in order, for a body that pipelines across them: sub-block
+     * i is outer indices {@code [starts[i], ends[i])}; the body calls {@code flush.accept(i)} once
+     * the terms of sub-block i are all in {@code fs} and {@code fb}, before it adds any of the next
+     * one's. The flushes, and so the sums, are those of {@link SubBlock} taken one at a time.
+     */
+    @FunctionalInterface
+    private interface SubBlocks {
+        void run(GradKernels k, int[] starts, int[] ends, int count, float[] fs, float[] fb, IntConsumer flush);
+
+        /** @return {@code body} one sub-block at a time */
+        static SubBlocks each(SubBlock body) {
+            return (k, starts, ends, count, fs, fb, flush) -> {
+                for (int i = 0; i < count; i++) {
+                    body.run(k, starts[i], ends[i], fs, fb);
+                    flush.accept(i);
+                }
+            };
+        }
+    }
+
+    /**
      * A column reduction over {@code outer} indices of {@code channels} entries each, in two stages:
      * {@code body} adds the terms of {@link #SUB_ROWS} outer indices at a time into float32
      * accumulators, which are added in double into the partial sums of a block of outer indices; the
@@ -231,6 +256,12 @@ final class JavaBackward {
      */
     private static void columnBlocks(Parallel parallel, ArrayPool scratch, int outer, int channels, long costPerOuter,
             SubBlock body, double[] s, double[] b) {
+        columnBlocks(parallel, scratch, outer, channels, costPerOuter, SubBlocks.each(body), s, b);
+    }
+
+    /** {@link #columnBlocks} with a body that takes each thread's sub-blocks at once. */
+    private static void columnBlocks(Parallel parallel, ArrayPool scratch, int outer, int channels, long costPerOuter,
+            SubBlocks body, double[] s, double[] b) {
         if (outer == 0) {
             return;
         }
@@ -245,33 +276,55 @@ final class JavaBackward {
             GradKernels k = GradKernels.best().fresh();
             float[] fs = scratch.zeroedFloats(channels);
             float[] fb = scratch.zeroedFloats(channels);
+            // The range's sub-blocks: SUB_ROWS outer indices at a time within each block.
+            int count = 0;
             for (int blk = (int) from; blk < to; blk++) {
-                int o0 = (int) ((long) outer * blk / blocks);
-                int o1 = (int) ((long) outer * (blk + 1) / blocks);
-                for (int s0 = o0; s0 < o1; s0 += SUB_ROWS) {
-                    body.run(k, s0, Math.min(o1, s0 + SUB_ROWS), fs, fb);
-                    int base = blk * channels;
-                    if (s0 == o0) {
-                        for (int c = 0; c < channels; c++) { // as if added to zeros
-                            partS[base + c] = 0.0 + fs[c];
-                            partB[base + c] = 0.0 + fb[c];
-                        }
-                    } else {
-                        for (int c = 0; c < channels; c++) {
-                            partS[base + c] += fs[c];
-                            partB[base + c] += fb[c];
-                        }
-                    }
-                    Arrays.fill(fs, 0f);
-                    Arrays.fill(fb, 0f);
+                count += (blockStart(outer, blocks, blk + 1) - blockStart(outer, blocks, blk) + SUB_ROWS - 1)
+                        / SUB_ROWS;
+            }
+            int[] starts = new int[count];
+            int[] ends = new int[count];
+            int[] blockOf = new int[count];
+            int i = 0;
+            for (int blk = (int) from; blk < to; blk++) {
+                int o1 = blockStart(outer, blocks, blk + 1);
+                for (int s0 = blockStart(outer, blocks, blk); s0 < o1; s0 += SUB_ROWS, i++) {
+                    starts[i] = s0;
+                    ends[i] = Math.min(o1, s0 + SUB_ROWS);
+                    blockOf[i] = blk;
                 }
             }
+            body.run(k, starts, ends, count, fs, fb, sub -> {
+                // Flushed and zeroed in one pass over the accumulators (a separate fill was a second
+                // pass over 512 KiB for 65536 channels).
+                int base = blockOf[sub] * channels;
+                if (starts[sub] == blockStart(outer, blocks, blockOf[sub])) {
+                    for (int c = 0; c < channels; c++) { // as if added to zeros
+                        partS[base + c] = 0.0 + fs[c];
+                        partB[base + c] = 0.0 + fb[c];
+                        fs[c] = 0f;
+                        fb[c] = 0f;
+                    }
+                } else {
+                    for (int c = 0; c < channels; c++) {
+                        partS[base + c] += fs[c];
+                        partB[base + c] += fb[c];
+                        fs[c] = 0f;
+                        fb[c] = 0f;
+                    }
+                }
+            });
             scratch.give(fs);
             scratch.give(fb);
         });
         mergeBlocks(parallel, blocks, channels, partS, partB, s, b);
         scratch.give(partS);
         scratch.give(partB);
+    }
+
+    /** @return the first outer index of block {@code blk} of {@code blocks} (the shape's fixed partition) */
+    private static int blockStart(int outer, int blocks, int blk) {
+        return (int) ((long) outer * blk / blocks);
     }
 
     /** Stores row r's mean(g) and mean(g * xhat) at {@code means[at]} and {@code means[at + 1]}. */
@@ -291,18 +344,21 @@ final class JavaBackward {
     }
 
     /**
-     * Long rows {@code [r0, r1)} of one group (layer/RMS norm) as a software pipeline over pairs of
-     * rows, run by run: step t takes the first pass of pair t (its rows' sums and parameter-gradient
+     * Long rows of one group (layer/RMS norm), a thread's sub-blocks of rows ({@link SubBlocks}) at
+     * once, as a software pipeline over pairs of rows, run by run: step t takes the first pass of pair t (its rows' sums and parameter-gradient
      * terms, dY and X read from memory) and the dx of pair t - 1, whose sums completed one step
      * before (dY and X again, from L2). So dY and X stream in from memory while the other pair's
      * arithmetic runs from cache, and one read of each run's scale and one update of the
      * accumulators serve two rows (512x65536 layer norm: 44 -> 35 ms). Each accumulator still takes
      * the rows in order and each row's sums the runs in order: the same bits as row by row
      * ({@link #rowMeans}, {@link GradKernels#dxAccumulate}), which the parameter-gradient-only pass
-     * takes.
+     * takes. The pipeline runs across the sub-blocks: the dx of a sub-block's last pair overlaps the
+     * sums of the next one's first, which only starts once the accumulators are flushed (it used to
+     * start over every SUB_ROWS rows, one step in nine without overlap).
      */
     private static void longRows(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
-            float[] inv, float[] dx, int r0, int r1, float[] fs, float[] fb) {
+            float[] inv, float[] dx, int[] starts, int[] ends, int subBlocks, float[] fs, float[] fb,
+            IntConsumer flush) {
         final int run = RowKernels.RUN;
         int len = l.len();
         boolean rms = l.rms();
@@ -310,16 +366,31 @@ final class JavaBackward {
         double[] rowSums = new double[4];
         // mean(g) and mean(g * xhat) of the pair taking dx (rows p and p + 1)
         float[] means = new float[4];
-        int pairs = (r1 - r0 + 1) / 2;
+        // The pairs, in order: each sub-block's rows two at a time (its last alone when it has an odd
+        // count), so the accumulators take the rows as one sub-block at a time would.
+        int pairs = 0;
+        for (int i = 0; i < subBlocks; i++) {
+            pairs += (ends[i] - starts[i] + 1) / 2;
+        }
+        int[] first = new int[pairs];
+        int[] second = new int[pairs]; // the pair's second row, or -1
+        int[] flushAfter = new int[pairs]; // the sub-block this pair completes, or -1
+        for (int i = 0, t = 0; i < subBlocks; i++) {
+            for (int a = starts[i]; a < ends[i]; a += 2, t++) {
+                first[t] = a;
+                second[t] = a + 1 < ends[i] ? a + 1 : -1;
+                flushAfter[t] = a + 2 >= ends[i] ? i : -1;
+            }
+        }
         for (int t = 0; t <= pairs; t++) {
-            int a = r0 + 2 * t;
             boolean hasS = t < pairs;
-            boolean twoS = hasS && a + 1 < r1;
+            int a = hasS ? first[t] : 0;
+            boolean twoS = hasS && second[t] >= 0;
             float muA = hasS && !rms ? mean[a] : 0f;
             float muB = twoS && !rms ? mean[a + 1] : 0f;
-            int p = a - 2;
             boolean hasD = t > 0;
-            boolean twoD = hasD && p + 1 < r1;
+            int p = hasD ? first[t - 1] : 0;
+            boolean twoD = hasD && second[t - 1] >= 0;
             float muP = hasD && !rms ? mean[p] : 0f;
             float muQ = twoD && !rms ? mean[p + 1] : 0f;
             Arrays.fill(rowSums, 0);
@@ -343,6 +414,9 @@ final class JavaBackward {
                         k.dx(dy, x, w, dx, (p + 1) * len + q, q, n, muQ, inv[p + 1], means[2], means[3]);
                     }
                 }
+            }
+            if (hasS && flushAfter[t] >= 0) {
+                flush.accept(flushAfter[t]);
             }
             for (int i = 0; i < 4; i += 2) {
                 means[i] = rms ? 0f : (float) (rowSums[i] / len);

@@ -157,6 +157,18 @@ abstract class RowKernels {
             float inv, float[] w, float[] b, int aoff, int sOff, float ks);
 
     /**
+     * {@link #normalizeUniform} over {@code [aOff, aOff + n)} (one scale {@code w} and bias
+     * {@code b}: a run inside one segment of group or instance norm) while reading another run:
+     * returns {@code sumAndSquaresShifted(x, sOff, n, ks)} and sets {@link #squares}, bit for bit,
+     * as {@link #normalizeAffineSumAndSquaresNext} does for per-column parameters.
+     */
+    float normalizeUniformSumAndSquaresNext(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
+            float w, float b, int sOff, float ks) {
+        normalizeUniform(x, y, aOff, n, k, m, inv, w, b);
+        return sumAndSquaresShifted(x, sOff, n, ks);
+    }
+
+    /**
      * Two passes in one loop over {@code n} values: reduces the squared deviations of
      * {@code [qOff, qOff + n)} from {@code (kq, mq)} (as {@link #sumSquaredDeviations}; the result is
      * left in {@link #squaredDeviations}) and returns the sum of {@code [sOff, sOff + n) - ks} (as

@@ -177,6 +177,11 @@ final class RowNorm {
                 float sum = 0f;
                 if (hasA && hasS && fuseApply && ns == na) {
                     sum = normalizeAndReduce(kern, stats, ra, aOff, affineBase(from + ra) + ja * run, na, sOff, ks);
+                } else if (hasA && hasS && !rms && ns == na && ja * run / spatial == (ja * run + na - 1) / spatial) {
+                    // Group and instance norm: a run inside one segment has one scale and bias.
+                    int seg = affineBase(from + ra) + ja * run / spatial;
+                    sum = kern.normalizeUniformSumAndSquaresNext(x, y, aOff, na, stats.shift(ra), stats.mean(ra),
+                            stats.inv(ra), segmentScale(seg), segmentBias(seg), sOff, ks);
                 } else {
                     if (hasA) {
                         stats.apply(kern, from + ra, ra, ja * run, ja * run + na);
@@ -412,11 +417,20 @@ final class RowNorm {
             while (c < c1) {
                 int seg = c / spatial;
                 int end = Math.min(c1, (seg + 1) * spatial);
-                float ws = w != null ? w[affineBase + seg] : 1f;
-                float bs = b != null ? b[affineBase + seg] : 0f;
-                kern.normalizeUniform(x, y, off + c, end - c, shift, mean, inv, ws, bs);
+                kern.normalizeUniform(x, y, off + c, end - c, shift, mean, inv, segmentScale(affineBase + seg),
+                        segmentBias(affineBase + seg));
                 c = end;
             }
+        }
+
+        /** The scale of affine entry {@code e} of a plan with one entry per segment: 1 when absent. */
+        float segmentScale(int e) {
+            return w != null ? w[e] : 1f;
+        }
+
+        /** The bias of affine entry {@code e} of a plan with one entry per segment: 0 when absent. */
+        float segmentBias(int e) {
+            return b != null ? b[e] : 0f;
         }
     }
 }

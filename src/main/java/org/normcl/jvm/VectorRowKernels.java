@@ -375,6 +375,66 @@ final class VectorRowKernels extends RowKernels {
     }
 
     @Override
+    float normalizeUniformSumAndSquaresNext(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
+            float w, float b, int sOff, float ks) {
+        // normalizeAffineSumAndSquaresNext with one scale and bias: no parameter streams to read. A
+        // copy rather than a shared helper: a helper that takes vectors gets them boxed wherever the
+        // JIT does not inline it (see sumLanes).
+        FloatVector wv = FloatVector.broadcast(S, w);
+        FloatVector bv = FloatVector.broadcast(S, b);
+        FloatVector kv = FloatVector.broadcast(S, k);
+        FloatVector mv = FloatVector.broadcast(S, m);
+        FloatVector iv = FloatVector.broadcast(S, inv);
+        FloatVector ksv = FloatVector.broadcast(S, ks);
+        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
+        FloatVector q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+        int i = 0;
+        int bound4 = n - (n % (4 * L));
+        for (; i < bound4; i += 4 * L) {
+            FloatVector d0 = FloatVector.fromArray(S, x, sOff + i).sub(ksv);
+            FloatVector d1 = FloatVector.fromArray(S, x, sOff + i + L).sub(ksv);
+            FloatVector d2 = FloatVector.fromArray(S, x, sOff + i + 2 * L).sub(ksv);
+            FloatVector d3 = FloatVector.fromArray(S, x, sOff + i + 3 * L).sub(ksv);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            s2 = s2.add(d2);
+            s3 = s3.add(d3);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+            q2 = d2.fma(d2, q2);
+            q3 = d3.fma(d3, q3);
+            for (int u = 0; u < 4 * L; u += L) {
+                FloatVector.fromArray(S, x, aOff + i + u).sub(kv).sub(mv).mul(iv)
+                        .fma(wv, bv)
+                        .intoArray(y, aOff + i + u);
+            }
+        }
+        int bound = n - (n % L);
+        for (; i < bound; i += L) {
+            FloatVector d = FloatVector.fromArray(S, x, sOff + i).sub(ksv);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+            FloatVector.fromArray(S, x, aOff + i).sub(kv).sub(mv).mul(iv)
+                    .fma(wv, bv)
+                    .intoArray(y, aOff + i);
+        }
+        s0.add(s1).add(s2.add(s3)).intoArray(lanes, 0);
+        float sum = sumLanes(lanes);
+        q0.add(q1).add(q2.add(q3)).intoArray(lanes, 0);
+        float sq = sumLanes(lanes);
+        for (int j = i; j < n; j++) {
+            float d = x[sOff + j] - ks;
+            sum += d;
+            sq = Math.fma(d, d, sq);
+        }
+        for (; i < n; i++) {
+            y[aOff + i] = Math.fma(((x[aOff + i] - k) - m) * inv, w, b);
+        }
+        squares = sq;
+        return sum;
+    }
+
+    @Override
     float squaredDeviationsSum(float[] x, int n, int qOff, float kq, float mq, int sOff, float ks) {
         FloatVector kqv = FloatVector.broadcast(S, kq);
         FloatVector mqv = FloatVector.broadcast(S, mq);

@@ -139,6 +139,15 @@ class KernelAgreementTest {
                         k.name() + " fused sum n=" + n);
                 assertEquals(Float.floatToIntBits(k.squares), Float.floatToIntBits(squares),
                         k.name() + " fused squares n=" + n);
+                // the same with one scale and bias (group and instance norm)
+                sum = k.normalizeUniformSumAndSquaresNext(x, yFused, 1, n, 2f, 0.1f, 0.9f, 1.25f, -0.5f, s, x[s]);
+                squares = k.squares;
+                k.normalizeUniform(x, ySeparate, 1, n, 2f, 0.1f, 0.9f, 1.25f, -0.5f);
+                assertArrayEquals(ySeparate, yFused, k.name() + " fused uniform apply n=" + n);
+                assertEquals(Float.floatToIntBits(k.sumAndSquaresShifted(x, s, n, x[s])), Float.floatToIntBits(sum),
+                        k.name() + " fused uniform sum n=" + n);
+                assertEquals(Float.floatToIntBits(k.squares), Float.floatToIntBits(squares),
+                        k.name() + " fused uniform squares n=" + n);
                 // squared deviations of [q, q+n) and the sum of [s, s+n) in one loop (batch norm)
                 float sq = k.sumSquaredDeviations(x, q, n, x[q], 0.25f);
                 sum = k.squaredDeviationsSum(x, n, q, x[q], 0.25f, s, x[s]);

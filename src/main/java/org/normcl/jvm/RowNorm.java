@@ -14,7 +14,8 @@ import org.normcl.backend.StatMode;
  * squared deviations in double, with a two-pass redo from L1 when the run's mean is far from its
  * shift ({@link Moments#mergeRunOnePass}). The normalization reads the row again from L1/L2 (a row
  * of up to ~64K floats fits in L2). Rows are processed as a software pipeline ({@link Call#rows}):
- * with one affine entry per column (layer and RMS norm) the statistics of one run and the
+ * with one affine entry per column (layer and RMS norm), or where the normalized run lies inside one
+ * segment of a group or instance norm (one scale and bias), the statistics of one run and the
  * normalization of a run of an earlier row go through one fused kernel, so the next run streams in
  * from memory while the arithmetic of the other runs from cache. Rows of at most
  * {@link #SHORT_ROW} values go through a pipeline over rows instead ({@link Call#shortRows}).
@@ -136,8 +137,9 @@ final class RowNorm {
          * in row order). Step t takes the statistics of run t (read from memory, in one pass:
          * {@link Moments#mergeRunOnePass}) and normalizes run t - D, whose row's statistics were
          * completed at least one step before (D = runs per row). When the two runs have the same
-         * length they go through one fused kernel, so X streams in from memory while the other run
-         * is normalized from cache. The results are those of the unfused passes, bit for bit, merged
+         * length, and the normalized one has per-column parameters or lies inside one segment, they
+         * go through one fused kernel, so X streams in from memory while the other run is normalized
+         * from cache. The results are those of the unfused passes, bit for bit, merged
          * in the same order as {@link #split}.
          */
         void rows(int from, int to) {

@@ -4,15 +4,16 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.StatMode;
+import org.normcl.reference.Reference64;
 import org.normcl.reference.Tolerance;
 
 /**
  * Group and instance norm rows (one scale and bias per segment of {@code spatial} values) against
- * a float64 reference, on both kernel sets and on one and two threads: segments of whole runs
- * (2048 values: every run after a row's first normalized by the fused uniform kernel, {@link
- * RowKernels#normalizeUniformSumAndSquaresNext}), segments that end inside a run (1100, 3136: runs
- * that straddle two segments take the unfused path), scales and biases different for every channel,
- * so a run given its neighbour's parameters fails.
+ * the float64 reference ({@link Reference64#groupNorm}), on both kernel sets and on one and two
+ * threads: segments of whole runs (2048 values: every run after a row's first normalized by the
+ * fused uniform kernel, {@link RowKernels#normalizeUniformSumAndSquaresNext}), segments that end
+ * inside a run (1100, 3136: runs that straddle two segments take the unfused path), scales and
+ * biases different for every channel, so a run given its neighbour's parameters fails.
  *
  * <p>Tolerance: the statistics are float32 runs merged in double (within a few 1e-7 relative of
  * the reference here: X is 3 + N(0, 1)), and y is a handful of float32 operations on values of
@@ -35,24 +36,8 @@ class SegmentAffineTest {
             w[ch] = 0.5f + 0.25f * ch;
             b[ch] = -1f + 0.05f * ch * ch + 0.05f;
         }
-        double[] expected = new double[x.length];
-        for (int r = 0; r < rows; r++) {
-            double s = 0;
-            for (int i = 0; i < cols; i++) {
-                s += x[r * cols + i];
-            }
-            double mean = s / cols;
-            double q = 0;
-            for (int i = 0; i < cols; i++) {
-                double d = x[r * cols + i] - mean;
-                q += d * d;
-            }
-            double inv = 1 / Math.sqrt(q / cols + 1e-5f);
-            for (int i = 0; i < cols; i++) {
-                int ch = (r % g) * cpg + i / spatial;
-                expected[r * cols + i] = (x[r * cols + i] - mean) * inv * w[ch] + b[ch];
-            }
-        }
+        // Rows of (N * G, (C / G) * spatial) are group norm of (N, C, spatial): per-channel parameters.
+        double[] expected = Reference64.groupNorm(x, new long[] {n, c, spatial}, g, 1e-5f, w, b, false).y();
         for (RowKernels k : RowNormDeterminismTest.kernels()) {
             for (int threads : new int[] {1, 2}) {
                 Parallel parallel = new Parallel(threads);

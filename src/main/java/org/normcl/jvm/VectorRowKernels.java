@@ -378,8 +378,9 @@ final class VectorRowKernels extends RowKernels {
     float normalizeUniformSumAndSquaresNext(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
             float w, float b, int sOff, float ks) {
         // normalizeAffineSumAndSquaresNext with one scale and bias: no parameter streams to read. A
-        // copy rather than a shared helper: a helper that takes vectors gets them boxed wherever the
-        // JIT does not inline it (see sumLanes).
+        // copy on purpose: one loop for both, choosing per iteration between the broadcast and the
+        // loaded parameter vector, made C2 box the vectors (JFR allocation samples in the layer-norm
+        // kernel, 168 in a short run), and boxed vectors cost page faults on fresh heap (sumLanes).
         FloatVector wv = FloatVector.broadcast(S, w);
         FloatVector bv = FloatVector.broadcast(S, b);
         FloatVector kv = FloatVector.broadcast(S, k);

@@ -101,7 +101,6 @@ class RowNormDeterminismTest {
     @ParameterizedTest(name = "{0} {1} rows x {2}, bias {3}")
     @MethodSource("shortRowShapes")
     void shortRowsEqualRowByRow(StatMode mode, int rows, int cols, boolean bias) {
-        RowNormPlan p = plan(rows, cols, mode, 1, cols, 1, true, bias);
         String name = mode + " short " + rows + "x" + cols + bias;
         float[] x = data(name, rows * cols, 0.5);
         if (rows > 4) {
@@ -111,6 +110,41 @@ class RowNormDeterminismTest {
                 x[4 * cols + i] += 500f;
             }
         }
+        assertRowByRow(name, mode, rows, cols, bias, x);
+    }
+
+    static Stream<Arguments> shortRowShapes() {
+        return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
+                Arguments.of(mode, 1, 128, false), Arguments.of(mode, RowNorm.SHORT_LAG, 64, false),
+                Arguments.of(mode, RowNorm.SHORT_LAG + 1, 200, true), Arguments.of(mode, 100, 128, false),
+                Arguments.of(mode, 37, RowNorm.SHORT_ROW, true), Arguments.of(mode, 50, 7, false)));
+    }
+
+    /**
+     * Rows of more than one run go through the run pipeline ({@code RowNorm.Call.rows}), which for
+     * layer and RMS norm normalizes {@link RowNorm#APPLY_PHASE} columns behind the run it reduces:
+     * its results are those of the passes taken row by row (runs merged in order into the chunk,
+     * the chunk into the row; then one normalization of the whole row), bit for bit, on widths whose
+     * last run is shorter than the phase, as long, longer, and a whole run.
+     */
+    @ParameterizedTest(name = "{0} {1} rows x {2}, bias {3}")
+    @MethodSource("longRowShapes")
+    void longRowsEqualRowByRow(StatMode mode, int rows, int cols, boolean bias) {
+        String name = mode + " long " + rows + "x" + cols + bias;
+        assertRowByRow(name, mode, rows, cols, bias, data(name, rows * cols, 0.5));
+    }
+
+    /**
+     * Asserts that layer norm (scale per column, bias if asked) or RMS norm of {@code x} gives the
+     * results of the passes taken row by row, bit for bit: each run's statistics in one pass
+     * ({@link Moments#runShift}, {@link RowKernels#sumAndSquaresShifted}, with the two-pass redo of
+     * {@link Moments#mergeRunOnePass}; RMS: {@link Moments#runSumOfSquares}) merged in order (a row
+     * of at most one chunk), the mean applied as its float32 rounding plus the rest, and one
+     * normalization of the whole row.
+     */
+    private static void assertRowByRow(String name, StatMode mode, int rows, int cols, boolean bias, float[] x) {
+        assertTrue(cols <= RowNorm.CHUNK, "the oracle merges the runs of one chunk");
+        RowNormPlan p = plan(rows, cols, mode, 1, cols, 1, true, bias);
         float[] w = data(name + "w", cols, 1);
         float[] b = bias ? data(name + "b", cols, 0) : null;
         for (RowKernels k : kernels()) {
@@ -118,17 +152,24 @@ class RowNormDeterminismTest {
             float[] y = new float[x.length];
             for (int r = 0; r < rows; r++) {
                 int off = r * cols;
+                Moments m = new Moments();
+                double sumOfSquares = 0;
+                for (int q = 0; q < cols; q += RowKernels.RUN) {
+                    int n = Math.min(RowKernels.RUN, cols - q);
+                    if (mode == StatMode.RMS) {
+                        sumOfSquares += Moments.runSumOfSquares(k.sumSquares(x, off + q, n), x, off + q, n);
+                    } else {
+                        float runShift = Moments.runShift(x, off + q, n);
+                        m.mergeRunOnePass(k, x, off + q, n, runShift,
+                                k.sumAndSquaresShifted(x, off + q, n, runShift), k.squares);
+                    }
+                }
                 float shift = 0f;
                 float rest = 0f;
                 float inv;
                 if (mode == StatMode.RMS) {
-                    double ss = Moments.runSumOfSquares(k.sumSquares(x, off, cols), x, off, cols);
-                    inv = RowKernels.invStd(mode, ss / cols, 1e-5f);
+                    inv = RowKernels.invStd(mode, sumOfSquares / cols, 1e-5f);
                 } else {
-                    float runShift = Moments.runShift(x, off, cols);
-                    Moments m = new Moments();
-                    m.mergeRunOnePass(k, x, off, cols, runShift, k.sumAndSquaresShifted(x, off, cols, runShift),
-                            k.squares);
                     inv = RowKernels.invStd(mode, m.variance(), 1e-5f);
                     shift = Float.isFinite((float) m.mean) ? (float) m.mean : 0f;
                     rest = (float) (m.mean - shift);
@@ -143,11 +184,13 @@ class RowNormDeterminismTest {
         }
     }
 
-    static Stream<Arguments> shortRowShapes() {
+    static Stream<Arguments> longRowShapes() {
+        int run = RowKernels.RUN;
+        int phase = RowNorm.APPLY_PHASE;
         return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
-                Arguments.of(mode, 1, 128, false), Arguments.of(mode, RowNorm.SHORT_LAG, 64, false),
-                Arguments.of(mode, RowNorm.SHORT_LAG + 1, 200, true), Arguments.of(mode, 100, 128, false),
-                Arguments.of(mode, 37, RowNorm.SHORT_ROW, true), Arguments.of(mode, 50, 7, false)));
+                Arguments.of(mode, 5, run + 1, true), Arguments.of(mode, 4, run + phase, false),
+                Arguments.of(mode, 5, run + phase + 1, true), Arguments.of(mode, 3, 2 * run, true),
+                Arguments.of(mode, 6, 3 * run - 17, false), Arguments.of(mode, 1, 4 * run + 7, true)));
     }
 
     /** @return the scalar kernels, and the Vector API kernels when this JVM has the module */

@@ -117,6 +117,12 @@ final class RowNorm {
         final float[] b;
         /** Per column: {@code b}, or -0.0f values (the identity) when absent, for the fused kernel. */
         final float[] bOrIdentity;
+        /**
+         * Layer norm with neither scale nor bias: {@link #w} and {@link #bOrIdentity} are the identity
+         * arrays, so the fused step takes the one-scale kernel instead (on long rows the two
+         * parameter streams cost 10-20% of the time; see docs/performance.md).
+         */
+        final boolean identityAffine;
         final float[] meanOut;
         final float[] invOut;
         final int cols;
@@ -133,6 +139,7 @@ final class RowNorm {
             this.w = scale != null || spatial > 1 ? scale : ones(affine);
             this.b = bias;
             this.bOrIdentity = bias != null || spatial > 1 ? bias : negativeZeros(affine);
+            this.identityAffine = scale == null && bias == null && spatial == 1;
             this.meanOut = p.mode() == StatMode.RMS ? null : meanOut;
             this.invOut = invOut;
             this.rms = p.mode() == StatMode.RMS;
@@ -299,6 +306,11 @@ final class RowNorm {
                 float ks) {
             if (rms) {
                 return kern.normalizeAffineSumSquaresNext(x, y, aOff, n, 0f, 0f, stats.inv(i), w, b, aff, sOff);
+            }
+            if (identityAffine) {
+                // fma(v, 1, -0.0f) is v, as the identity arrays give it, without their two streams
+                return kern.normalizeUniformSumAndSquaresNext(x, y, aOff, n, stats.shift(i), stats.mean(i),
+                        stats.inv(i), 1f, -0.0f, sOff, ks);
             }
             return kern.normalizeAffineSumAndSquaresNext(x, y, aOff, n, stats.shift(i), stats.mean(i), stats.inv(i),
                     w, bOrIdentity, aff, sOff, ks);

@@ -110,7 +110,7 @@ class RowNormDeterminismTest {
                 x[4 * cols + i] += 500f;
             }
         }
-        assertRowByRow(name, mode, rows, cols, bias, x);
+        assertRowByRow(name, mode, rows, cols, true, bias, x);
     }
 
     static Stream<Arguments> shortRowShapes() {
@@ -131,21 +131,39 @@ class RowNormDeterminismTest {
     @MethodSource("longRowShapes")
     void longRowsEqualRowByRow(StatMode mode, int rows, int cols, boolean bias) {
         String name = mode + " long " + rows + "x" + cols + bias;
-        assertRowByRow(name, mode, rows, cols, bias, data(name, rows * cols, 0.5));
+        assertRowByRow(name, mode, rows, cols, true, bias, data(name, rows * cols, 0.5));
     }
 
     /**
-     * Asserts that layer norm (scale per column, bias if asked) or RMS norm of {@code x} gives the
+     * Layer norm with neither scale nor bias takes a kernel with one scale (1) and bias (-0.0) for
+     * the row instead of the identity arrays: the same bits as the row-by-row passes with the
+     * identity scale, on short rows and on rows of several runs.
+     */
+    @ParameterizedTest(name = "{0} rows x {1}")
+    @MethodSource("noAffineShapes")
+    void noAffineRowsEqualRowByRow(int rows, int cols) {
+        String name = "no affine " + rows + "x" + cols;
+        assertRowByRow(name, StatMode.MEAN_VAR, rows, cols, false, false, data(name, rows * cols, 0.5));
+    }
+
+    static Stream<Arguments> noAffineShapes() {
+        return Stream.of(Arguments.of(RowNorm.SHORT_LAG + 3, 200), Arguments.of(5, RowKernels.RUN + 1),
+                Arguments.of(3, 2 * RowKernels.RUN), Arguments.of(4, 3 * RowKernels.RUN - 17));
+    }
+
+    /**
+     * Asserts that layer norm (scale per column and bias, each if asked) or RMS norm of {@code x} gives the
      * results of the passes taken row by row, bit for bit: each run's statistics in one pass
      * ({@link Moments#runShift}, {@link RowKernels#sumAndSquaresShifted}, with the two-pass redo of
      * {@link Moments#mergeRunOnePass}; RMS: {@link Moments#runSumOfSquares}) merged in order (a row
      * of at most one chunk), the mean applied as its float32 rounding plus the rest, and one
      * normalization of the whole row.
      */
-    private static void assertRowByRow(String name, StatMode mode, int rows, int cols, boolean bias, float[] x) {
+    private static void assertRowByRow(String name, StatMode mode, int rows, int cols, boolean scale, boolean bias,
+            float[] x) {
         assertTrue(cols <= RowNorm.CHUNK, "the oracle merges the runs of one chunk");
-        RowNormPlan p = plan(rows, cols, mode, 1, cols, 1, true, bias);
-        float[] w = data(name + "w", cols, 1);
+        RowNormPlan p = plan(rows, cols, mode, 1, cols, 1, scale, bias);
+        float[] w = scale ? data(name + "w", cols, 1) : RowNorm.ones(cols);
         float[] b = bias ? data(name + "b", cols, 0) : null;
         for (RowKernels k : kernels()) {
             Out got = run(k, 1, p, x, w, b);

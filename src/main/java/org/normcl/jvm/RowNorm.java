@@ -118,9 +118,10 @@ final class RowNorm {
         /** Per column: {@code b}, or -0.0f values (the identity) when absent, for the fused kernel. */
         final float[] bOrIdentity;
         /**
-         * Layer norm with neither scale nor bias: {@link #w} and {@link #bOrIdentity} are the identity
-         * arrays, so the fused step takes the one-scale kernel instead (on long rows the two
-         * parameter streams cost 10-20% of the time; see docs/performance.md).
+         * Layer norm with neither scale nor bias: every kernel takes one scale (1) and bias (-0.0f),
+         * whose {@code fma(v, 1, -0.0f)} is {@code v}, instead of the identity arrays {@link #w} and
+         * {@link #bOrIdentity} (on long rows the two parameter streams cost 10-20% of the time; see
+         * docs/performance.md).
          */
         final boolean identityAffine;
         final float[] meanOut;
@@ -308,7 +309,6 @@ final class RowNorm {
                 return kern.normalizeAffineSumSquaresNext(x, y, aOff, n, 0f, 0f, stats.inv(i), w, b, aff, sOff);
             }
             if (identityAffine) {
-                // fma(v, 1, -0.0f) is v, as the identity arrays give it, without their two streams
                 return kern.normalizeUniformSumAndSquaresNext(x, y, aOff, n, stats.shift(i), stats.mean(i),
                         stats.inv(i), 1f, -0.0f, sOff, ks);
             }
@@ -441,6 +441,10 @@ final class RowNorm {
         void apply(RowKernels kern, long r, int c0, int c1, float shift, float mean, float inv) {
             int off = (int) (r * cols);
             int affineBase = affineBase(r);
+            if (identityAffine) {
+                kern.normalizeUniform(x, y, off + c0, c1 - c0, shift, mean, inv, 1f, -0.0f);
+                return;
+            }
             if (spatial == 1) {
                 kern.normalizeAffine(x, y, off + c0, c1 - c0, shift, mean, inv, w, b, affineBase + c0);
                 return;

@@ -29,6 +29,8 @@ class RowNormDeterminismTest {
                 Arguments.of("ln 3x100003 (split)", plan(3, 100_003, StatMode.MEAN_VAR, 1, 100_003, 1, true, true)),
                 Arguments.of("ln 1x200000 (split)", plan(1, 200_000, StatMode.MEAN_VAR, 1, 200_000, 1, false, true)),
                 Arguments.of("ln 20x70000", plan(20, 70_000, StatMode.MEAN_VAR, 1, 70_000, 1, true, true)),
+                Arguments.of("ln 2x70000 no affine (split)", plan(2, 70_000, StatMode.MEAN_VAR, 1, 70_000, 1, false,
+                        false)),
                 // RMS
                 Arguments.of("rms 257x64", plan(257, 64, StatMode.RMS, 1, 64, 1, true, false)),
                 Arguments.of("rms 2x99999 (split)", plan(2, 99_999, StatMode.RMS, 1, 99_999, 1, true, false)),

@@ -125,15 +125,23 @@ class RowNormDeterminismTest {
     /**
      * Rows of more than one run go through the run pipeline ({@code RowNorm.Call.rows}), which for
      * layer and RMS norm normalizes {@link RowNorm#APPLY_PHASE} columns behind the run it reduces:
-     * its results are those of the passes taken row by row (runs merged in order into the chunk,
-     * the chunk into the row; then one normalization of the whole row), bit for bit, on widths whose
-     * last run is shorter than the phase, as long, longer, and a whole run.
+     * its results are those of the passes taken row by row ({@link #assertRowByRow}), bit for bit,
+     * on widths whose last run is shorter than the phase, as long, longer, and a whole run.
      */
     @ParameterizedTest(name = "{0} {1} rows x {2}, bias {3}")
     @MethodSource("longRowShapes")
     void longRowsEqualRowByRow(StatMode mode, int rows, int cols, boolean bias) {
         String name = mode + " long " + rows + "x" + cols + bias;
         assertRowByRow(name, mode, rows, cols, true, bias, data(name, rows * cols, 0.5));
+    }
+
+    static Stream<Arguments> longRowShapes() {
+        int run = RowKernels.RUN;
+        int phase = RowNorm.APPLY_PHASE;
+        return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
+                Arguments.of(mode, 5, run + 1, true), Arguments.of(mode, 4, run + phase, false),
+                Arguments.of(mode, 5, run + phase + 1, true), Arguments.of(mode, 3, 2 * run, true),
+                Arguments.of(mode, 6, 3 * run - 17, false), Arguments.of(mode, 1, 4 * run + 7, true)));
     }
 
     /**
@@ -154,8 +162,8 @@ class RowNormDeterminismTest {
     }
 
     /**
-     * Asserts that layer norm (scale per column and bias, each if asked) or RMS norm of {@code x} gives the
-     * results of the passes taken row by row, bit for bit: each run's statistics in one pass
+     * Asserts that layer norm (scale per column and bias, each if asked) or RMS norm of {@code x}
+     * gives the results of the passes taken row by row, bit for bit: each run's statistics in one pass
      * ({@link Moments#runShift}, {@link RowKernels#sumAndSquaresShifted}, with the two-pass redo of
      * {@link Moments#mergeRunOnePass}; RMS: {@link Moments#runSumOfSquares}) merged in order (a row
      * of at most one chunk), the mean applied as its float32 rounding plus the rest, and one
@@ -202,15 +210,6 @@ class RowNormDeterminismTest {
             }
             assertArrayEquals(y, got.y(), name + " " + k.name() + " Y");
         }
-    }
-
-    static Stream<Arguments> longRowShapes() {
-        int run = RowKernels.RUN;
-        int phase = RowNorm.APPLY_PHASE;
-        return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
-                Arguments.of(mode, 5, run + 1, true), Arguments.of(mode, 4, run + phase, false),
-                Arguments.of(mode, 5, run + phase + 1, true), Arguments.of(mode, 3, 2 * run, true),
-                Arguments.of(mode, 6, 3 * run - 17, false), Arguments.of(mode, 1, 4 * run + 7, true)));
     }
 
     /** @return the scalar kernels, and the Vector API kernels when this JVM has the module */

@@ -118,10 +118,11 @@ final class RowNorm {
         /** Per column: {@code b}, or -0.0f values (the identity) when absent, for the fused kernel. */
         final float[] bOrIdentity;
         /**
-         * Layer norm with neither scale nor bias: every kernel takes one scale (1) and bias (-0.0f),
-         * whose {@code fma(v, 1, -0.0f)} is {@code v}, instead of the identity arrays {@link #w} and
-         * {@link #bOrIdentity} (on long rows the two parameter streams cost 10-20% of the time; see
-         * docs/performance.md).
+         * Neither scale nor bias (layer or RMS norm): the normalizations take one scale (1) and bias
+         * (-0.0f), whose {@code fma(v, 1, -0.0f)} is {@code v}, instead of the identity arrays
+         * {@link #w} and {@link #bOrIdentity} (on long rows the two parameter streams cost 10-20% of
+         * the time; see docs/performance.md). RMS norm's fused step keeps its own kernel, which
+         * reads {@link #w}: {@code v * 1} is {@code v} there too.
          */
         final boolean identityAffine;
         final float[] meanOut;

@@ -145,20 +145,21 @@ class RowNormDeterminismTest {
     }
 
     /**
-     * Layer norm with neither scale nor bias takes a kernel with one scale (1) and bias (-0.0) for
-     * the row instead of the identity arrays: the same bits as the row-by-row passes with the
-     * identity scale, on short rows and on rows of several runs.
+     * Layer and RMS norm with neither scale nor bias take a kernel with one scale (1) and bias
+     * (-0.0) for the row instead of the identity arrays: the same bits as the row-by-row passes
+     * with the identity scale, on short rows and on rows of several runs.
      */
-    @ParameterizedTest(name = "{0} rows x {1}")
+    @ParameterizedTest(name = "{0} {1} rows x {2}")
     @MethodSource("noAffineShapes")
-    void noAffineRowsEqualRowByRow(int rows, int cols) {
-        String name = "no affine " + rows + "x" + cols;
-        assertRowByRow(name, StatMode.MEAN_VAR, rows, cols, false, false, data(name, rows * cols, 0.5));
+    void noAffineRowsEqualRowByRow(StatMode mode, int rows, int cols) {
+        String name = mode + " no affine " + rows + "x" + cols;
+        assertRowByRow(name, mode, rows, cols, false, false, data(name, rows * cols, 0.5));
     }
 
     static Stream<Arguments> noAffineShapes() {
-        return Stream.of(Arguments.of(RowNorm.SHORT_LAG + 3, 200), Arguments.of(5, RowKernels.RUN + 1),
-                Arguments.of(3, 2 * RowKernels.RUN), Arguments.of(4, 3 * RowKernels.RUN - 17));
+        return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
+                Arguments.of(mode, RowNorm.SHORT_LAG + 3, 200), Arguments.of(mode, 5, RowKernels.RUN + 1),
+                Arguments.of(mode, 3, 2 * RowKernels.RUN), Arguments.of(mode, 4, 3 * RowKernels.RUN - 17)));
     }
 
     /**

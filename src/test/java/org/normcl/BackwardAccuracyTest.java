@@ -40,10 +40,15 @@ class BackwardAccuracyTest {
         cases.add(new Case("layer hidden 1", "layer", new long[] {6, 1}, -1, false, 0, true, true));
         cases.add(new Case("layer 3x7x9 axis 1 recomputed", "layer", new long[] {3, 7, 9}, 1, false, 0.5, false, true));
         cases.add(new Case("layer long 3x65537", "layer", new long[] {3, 65537}, -1, false, 0, true, true));
+        // One run a row (1024 values), 37 rows: pairs, an odd last row and a flush of the float32
+        // parameter-gradient terms every 16 rows in the Java backend's row pipeline.
+        cases.add(new Case("layer one run 37x1024", "layer", new long[] {37, 1024}, -1, false, 0, true, true));
         cases.add(new Case("layer 300x64 no scale", "layer", new long[] {300, 64}, -1, false, 0, true, false));
         cases.add(new Case("layer offset 1e4", "layer", new long[] {16, 257}, -1, false, 1e4, true, true));
         cases.add(new Case("rms 5x13", "rms", new long[] {5, 13}, -1, false, 0, true, true));
         cases.add(new Case("rms long 2x65537 recomputed", "rms", new long[] {2, 65537}, -1, false, 0, false, true));
+        cases.add(new Case("rms one run 21x1024 recomputed", "rms", new long[] {21, 1024}, -1, false, 0, false,
+                true));
         cases.add(new Case("rms 3x5x7 axis -2", "rms", new long[] {3, 5, 7}, -2, false, 0, true, true));
         cases.add(new Case("group 2x6x5x5 G3", "group", new long[] {2, 6, 5, 5}, 3, false, 0, true, true));
         cases.add(new Case("group per-group", "group", new long[] {3, 4, 2, 2}, 2, true, 0, true, true));

@@ -152,7 +152,10 @@ final class JavaBackward {
         int groups = l.groups();
         int len = l.len();
         long cost = (dx == null ? 2L : 3L) * l.channels();
-        if (dx != null && groups == 1 && len > RowKernels.RUN) {
+        // From one run a row (RUN values) up, the pair pipeline of longRows; shorter rows are slower
+        // there (its per-step bookkeeping is paid per row): 8192x1024 layer norm 7.9 -> 7.2 ms and
+        // RMS norm 8.0 -> 7.0 ms through longRows, 16384x512 7.2 -> 7.7 ms (docs/performance.md).
+        if (dx != null && groups == 1 && len >= RowKernels.RUN) {
             columnBlocks(parallel, scratch, l.rows(), l.channels(), cost,
                     (k, starts, ends, count, fs, fb, flush) -> longRows(k, l, dy, x, w, mean, inv, dx, starts, ends,
                             count, fs, fb, flush), dScale, dBias);
@@ -344,18 +347,18 @@ final class JavaBackward {
     }
 
     /**
-     * Long rows of one group (layer/RMS norm), a thread's sub-blocks of rows ({@link SubBlocks}) at
-     * once, as a software pipeline over pairs of rows, run by run: step t takes the first pass of
-     * pair t (its rows' sums and parameter-gradient terms, dY and X read from memory) and the dx of
-     * pair t - 1, whose sums completed one step before (dY and X again, from L2). So dY and X stream
-     * in from memory while the other pair's arithmetic runs from cache, and one read of each run's
-     * scale and one update of the accumulators serve two rows (512x65536 layer norm: 44 -> 35 ms).
-     * Each accumulator still takes the rows in order and each row's sums the runs in order: the same
-     * bits as row by row ({@link #rowMeans}, {@link GradKernels#dxAccumulate}), which the
-     * parameter-gradient-only pass takes. The pipeline runs across the sub-blocks: the dx of a
-     * sub-block's last pair overlaps the sums of the next one's first, which only starts once the
-     * accumulators are flushed (it used to start over every SUB_ROWS rows, one step in nine without
-     * overlap).
+     * Rows of one group of at least {@link RowKernels#RUN} values (layer/RMS norm), a thread's
+     * sub-blocks of rows ({@link SubBlocks}) at once, as a software pipeline over pairs of rows,
+     * run by run: step t takes the first pass of pair t (its rows' sums and parameter-gradient
+     * terms, dY and X read from memory) and the dx of pair t - 1, whose sums completed one step
+     * before (dY and X again, from L2). So dY and X stream in from memory while the other pair's
+     * arithmetic runs from cache, and one read of each run's scale and one update of the
+     * accumulators serve two rows (512x65536 layer norm: 44 -> 35 ms). Each accumulator still takes
+     * the rows in order and each row's sums the runs in order: the same bits as row by row ({@link
+     * #rowMeans}, {@link GradKernels#dxAccumulate}), which the parameter-gradient-only pass takes.
+     * The pipeline runs across the sub-blocks: the dx of a sub-block's last pair overlaps the sums
+     * of the next one's first, which only starts once the accumulators are flushed (it used to
+     * start over every SUB_ROWS rows, one step in nine without overlap).
      */
     private static void longRows(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
             float[] inv, float[] dx, int[] starts, int[] ends, int subBlocks, float[] fs, float[] fb,

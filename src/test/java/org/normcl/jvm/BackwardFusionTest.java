@@ -76,7 +76,8 @@ class BackwardFusionTest {
     @Test
     void gradientsAreTheSameBitsOnAnyNumberOfThreads() {
         Object[][] cases = {{"layer", new long[] {257, 1031}}, {"layer", new long[] {3000, 64}},
-            {"rms", new long[] {70, 4099}}, {"group", new long[] {5, 8, 30, 31}}, {"group", new long[] {900, 16}},
+            {"rms", new long[] {70, 4099}}, {"layer", new long[] {129, 1024}},
+            {"group", new long[] {5, 8, 30, 31}}, {"group", new long[] {900, 16}},
             {"instance", new long[] {3, 5, 1301}}, {"instance", new long[] {700, 6}},
             {"batch", new long[] {4, 3, 50, 61}}, {"batch", new long[] {3000, 40}}};
         for (Object[] c : cases) {
@@ -97,8 +98,8 @@ class BackwardFusionTest {
     @Test
     void fusedPassGivesTheBitsOfTheTwoCalls() {
         // {outer, groups, channels per group, spatial}: layer norm, short rows, long rows, spatial segments.
-        int[][] layouts = {{97, 1, 300, 1}, {50, 4, 3, 1}, {5, 1, 3000, 1}, {37, 1, 2048, 1}, {6, 5, 1, 77},
-            {3, 2, 3, 40}};
+        int[][] layouts = {{97, 1, 300, 1}, {50, 4, 3, 1}, {5, 1, 3000, 1}, {37, 1, 2048, 1}, {41, 1, 1024, 1},
+            {6, 5, 1, 77}, {3, 2, 3, 40}};
         try (JavaBackend be = new JavaBackend(2)) {
             for (int[] lay : layouts) {
                 for (boolean rms : new boolean[] {false, true}) {

@@ -6,33 +6,41 @@ import java.util.Arrays;
  * An immutable tensor shape in row-major (C) order.
  *
  * <p>Dimensions are {@code long} so that device tensors may exceed 2<sup>31</sup> elements; a
- * dimension may be zero (an empty tensor) but never negative.
+ * dimension may be zero (an empty tensor) but never negative, and the product of the nonzero
+ * dimensions fits a {@code long} (so does every product of a range of dimensions).
  */
 public final class Shape {
     private final long[] dims;
     private final long size;
 
     private Shape(long[] dims) {
-        long n = 1;
+        // The product of the nonzero dimensions must fit a long too: an empty tensor's other
+        // dimensions still make sub-products (a slice, the extent after an axis) that callers take.
+        long nonzero = 1;
+        boolean empty = false;
         for (int i = 0; i < dims.length; i++) {
             if (dims[i] < 0) {
                 throw new IllegalArgumentException(
                         "shape: dimension " + i + " is " + dims[i] + ", expected >= 0 in " + Arrays.toString(dims));
             }
+            empty |= dims[i] == 0;
             try {
-                n = Math.multiplyExact(n, dims[i]);
+                nonzero = Math.multiplyExact(nonzero, Math.max(1, dims[i]));
             } catch (ArithmeticException e) {
-                throw new IllegalArgumentException("shape: " + Arrays.toString(dims) + " has more than 2^63 elements");
+                boolean hasZero = Arrays.stream(dims).anyMatch(d -> d == 0);
+                throw new IllegalArgumentException("shape: " + Arrays.toString(dims) + " has more than 2^63 elements"
+                        + (hasZero ? " in its nonzero dimensions" : ""));
             }
         }
         this.dims = dims;
-        this.size = n;
+        this.size = empty ? 0 : nonzero;
     }
 
     /**
      * @param dims the dimensions, outermost first
      * @return the shape
-     * @throws IllegalArgumentException if a dimension is negative or the element count overflows
+     * @throws IllegalArgumentException if a dimension is negative or the product of the nonzero
+     *     dimensions overflows a {@code long}
      */
     public static Shape of(long... dims) {
         return new Shape(Validation.notNull(dims, "dims", "the dimensions, outermost first").clone());

@@ -381,11 +381,13 @@ final class ClBackend implements Backend {
     @Override
     public Buffer allocate(DType dtype, long elements) {
         checkOpen();
-        long bytes = elements * dtype.byteSize();
+        // Checked: 2^62 + 1 float32 values wrapped to 4 bytes, a buffer the kernels then overran.
+        boolean overflows = elements > Long.MAX_VALUE / dtype.byteSize();
+        long bytes = overflows ? Long.MAX_VALUE : elements * dtype.byteSize();
         if (bytes > maxAllocationBytes()) {
-            throw new IllegalArgumentException("a tensor of " + elements + " " + dtype + " elements (" + bytes
-                    + " bytes) exceeds CL_DEVICE_MAX_MEM_ALLOC_SIZE = " + maxAllocationBytes() + " bytes of "
-                    + info.name() + ": keep it on the host, where operators process it in chunks");
+            throw new IllegalArgumentException("a tensor of " + elements + " " + dtype + " elements ("
+                    + (overflows ? "more than 2^63" : Long.toString(bytes)) + " bytes) exceeds CL_DEVICE_MAX_MEM_ALLOC_SIZE = "
+                    + maxAllocationBytes() + " bytes of " + info.name() + ": keep it on the host, where operators process it in chunks");
         }
         cl_mem mem = null;
         if (elements > 0) {

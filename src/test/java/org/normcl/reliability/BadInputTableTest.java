@@ -218,6 +218,20 @@ class BadInputTableTest {
     void b9_elementCountOverflow() {
         fails(IllegalArgumentException.class, "Shape.of", () -> Shape.of(1L << 40, 1L << 40),
                 "has more than 2^63 elements");
+        // Empty, but its other dimensions' product (the extent of a slice) would wrap.
+        fails(IllegalArgumentException.class, "Shape.of with a zero", () -> Shape.of(0, 1L << 40, 1L << 40),
+                "shape: [0, 1099511627776, 1099511627776] has more than 2^63 elements in its nonzero dimensions");
+        assertEquals(0, Shape.of(0, 1L << 40, 1L << 20).size());
+    }
+
+    @Test
+    void b9_deviceTensorWhoseBytesOverflow() {
+        // 2^62 + 1 float32 values are 2^64 + 4 bytes: wrapped to 4, a buffer the kernels overran.
+        long elements = (1L << 62) + 1;
+        onEveryBackend(b -> fails(IllegalArgumentException.class, b + " full",
+                () -> b.engine().full(Shape.of(elements), 1f), "4611686018427387905", b.name().equals("java")
+                        ? "the Java backend holds at most 2147483639 elements"
+                        : "(more than 2^63 bytes) exceeds CL_DEVICE_MAX_MEM_ALLOC_SIZE"));
     }
 
     @Test

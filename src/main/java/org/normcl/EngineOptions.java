@@ -61,13 +61,19 @@ public final class EngineOptions {
         return new EngineOptions(backend, device, threads);
     }
 
+    /** The most threads a Java engine takes: the limit of {@link java.util.concurrent.ForkJoinPool}. */
+    public static final int MAX_THREADS = 0x7fff;
+
     /**
-     * @param threads threads for the Java backend; 0 means all available processors
+     * @param threads threads for the Java backend, at most {@link #MAX_THREADS}; 0 means all
+     *     available processors
      * @return a copy with that thread count
+     * @throws IllegalArgumentException if {@code threads} is negative or above {@link #MAX_THREADS}
      */
     public EngineOptions withThreads(int threads) {
-        if (threads < 0) {
-            throw new IllegalArgumentException("threads = " + threads + ": expected 0 (all processors) or more");
+        if (threads < 0 || threads > MAX_THREADS) {
+            throw new IllegalArgumentException("threads = " + threads + ": expected 0 (all processors) to "
+                    + MAX_THREADS);
         }
         return new EngineOptions(backend, device, threads);
     }

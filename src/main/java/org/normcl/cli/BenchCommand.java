@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 import org.normcl.DType;
+import org.normcl.EngineOptions;
 import org.normcl.NormEngine;
 
 import picocli.CommandLine.Command;
@@ -202,8 +203,8 @@ final class BenchCommand implements Callable<Integer> {
         if (iterations < 1) {
             throw new UserInputException("--iterations = " + iterations + ": expected 1 or more");
         }
-        if (threads != null && threads < 1) {
-            throw new UserInputException("--threads = " + threads + ": expected 1 or more");
+        if (threads != null && (threads < 1 || threads > EngineOptions.MAX_THREADS)) {
+            throw new UserInputException("--threads = " + threads + ": expected 1 to " + EngineOptions.MAX_THREADS);
         }
         if (groups < 1) {
             throw new UserInputException("--groups = " + groups + ": expected 1 or more");

@@ -173,6 +173,8 @@ class BenchCommandTest {
             {"--backends", "java", "--device", "pocl"},
             {"--dtype", "int8"},
             {"--iterations", "0"},
+            {"--threads", "0"},
+            {"--threads", "40000"},
             {"--plot", "out.svg"},
         };
         for (String[] c : cases) {

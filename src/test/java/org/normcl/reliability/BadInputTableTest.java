@@ -454,7 +454,11 @@ class BadInputTableTest {
     @Test
     void i2_negativeThreadCount() {
         fails(IllegalArgumentException.class, "withThreads(-1)", () -> EngineOptions.java().withThreads(-1),
-                "threads = -1: expected 0 (all processors) or more");
+                "threads = -1: expected 0 (all processors) to 32767");
+        // Above ForkJoinPool's limit: was an IllegalArgumentException without a message, thrown
+        // when the (possibly lazily created) Java backend started its pool.
+        fails(IllegalArgumentException.class, "withThreads(40000)", () -> EngineOptions.java().withThreads(40000),
+                "threads = 40000: expected 0 (all processors) to 32767");
     }
 
     // ------------------------------------------------------------------ CLI: exit code 2, no output file

@@ -1,7 +1,6 @@
 package org.normcl.jvm;
 
 import java.util.Arrays;
-import java.util.function.IntConsumer;
 
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.ChannelPlan;
@@ -152,13 +151,12 @@ final class JavaBackward {
         int groups = l.groups();
         int len = l.len();
         long cost = (dx == null ? 2L : 3L) * l.channels();
-        // From one run a row (RUN values) up, the pair pipeline of longRows; shorter rows are slower
-        // there (its per-step bookkeeping is paid per row): 8192x1024 layer norm 7.9 -> 7.2 ms and
-        // RMS norm 8.0 -> 7.0 ms through longRows, 16384x512 7.2 -> 7.7 ms (docs/performance.md).
+        // From one run a row (RUN values) up, two rows at a time (pairRows); shorter rows are slower
+        // there (its per-pair bookkeeping is paid per row): 8192x1024 layer norm 7.9 -> 7.2 ms and
+        // RMS norm 8.0 -> 7.0 ms in pairs, 16384x512 7.2 -> 7.7 ms (docs/performance.md).
         if (dx != null && groups == 1 && len >= RowKernels.RUN) {
             columnBlocks(parallel, scratch, l.rows(), l.channels(), cost,
-                    (k, starts, ends, count, fs, fb, flush) -> longRows(k, l, dy, x, w, mean, inv, dx, starts, ends,
-                            count, fs, fb, flush), dScale, dBias);
+                    (k, r0, r1, fs, fb) -> pairRows(k, l, dy, x, w, mean, inv, dx, r0, r1, fs, fb), dScale, dBias);
             return;
         }
         columnBlocks(parallel, scratch, l.rows() / groups, l.channels(), cost,
@@ -230,27 +228,6 @@ final class JavaBackward {
     }
 
     /**
-     * A thread's sub-blocks all at once, in order, for a body that pipelines across them: sub-block
-     * i is outer indices {@code [starts[i], ends[i])}; the body calls {@code flush.accept(i)} once
-     * the terms of sub-block i are all in {@code fs} and {@code fb}, before it adds any of the next
-     * one's. The flushes, and so the sums, are those of {@link SubBlock} taken one at a time.
-     */
-    @FunctionalInterface
-    private interface SubBlocks {
-        void run(GradKernels k, int[] starts, int[] ends, int count, float[] fs, float[] fb, IntConsumer flush);
-
-        /** @return {@code body} one sub-block at a time */
-        static SubBlocks each(SubBlock body) {
-            return (k, starts, ends, count, fs, fb, flush) -> {
-                for (int i = 0; i < count; i++) {
-                    body.run(k, starts[i], ends[i], fs, fb);
-                    flush.accept(i);
-                }
-            };
-        }
-    }
-
-    /**
      * A column reduction over {@code outer} indices of {@code channels} entries each, in two stages:
      * {@code body} adds the terms of {@link #SUB_ROWS} outer indices at a time into float32
      * accumulators, which are added in double into the partial sums of a block of outer indices; the
@@ -259,12 +236,6 @@ final class JavaBackward {
      */
     private static void columnBlocks(Parallel parallel, ArrayPool scratch, int outer, int channels, long costPerOuter,
             SubBlock body, double[] s, double[] b) {
-        columnBlocks(parallel, scratch, outer, channels, costPerOuter, SubBlocks.each(body), s, b);
-    }
-
-    /** {@link #columnBlocks} with a body that takes each thread's sub-blocks at once. */
-    private static void columnBlocks(Parallel parallel, ArrayPool scratch, int outer, int channels, long costPerOuter,
-            SubBlocks body, double[] s, double[] b) {
         if (outer == 0) {
             return;
         }
@@ -279,44 +250,31 @@ final class JavaBackward {
             GradKernels k = GradKernels.best().fresh();
             float[] fs = scratch.zeroedFloats(channels);
             float[] fb = scratch.zeroedFloats(channels);
-            // The range's sub-blocks: SUB_ROWS outer indices at a time within each block.
-            int count = 0;
             for (int blk = (int) from; blk < to; blk++) {
-                count += (blockStart(outer, blocks, blk + 1) - blockStart(outer, blocks, blk) + SUB_ROWS - 1)
-                        / SUB_ROWS;
-            }
-            int[] starts = new int[count];
-            int[] ends = new int[count];
-            int[] blockOf = new int[count];
-            int i = 0;
-            for (int blk = (int) from; blk < to; blk++) {
+                int o0 = blockStart(outer, blocks, blk);
                 int o1 = blockStart(outer, blocks, blk + 1);
-                for (int s0 = blockStart(outer, blocks, blk); s0 < o1; s0 += SUB_ROWS, i++) {
-                    starts[i] = s0;
-                    ends[i] = Math.min(o1, s0 + SUB_ROWS);
-                    blockOf[i] = blk;
+                int base = blk * channels;
+                for (int s0 = o0; s0 < o1; s0 += SUB_ROWS) {
+                    body.run(k, s0, Math.min(o1, s0 + SUB_ROWS), fs, fb);
+                    // Flushed and zeroed in one pass over the accumulators (a separate fill was a
+                    // second pass over 512 KiB for 65536 channels).
+                    if (s0 == o0) {
+                        for (int c = 0; c < channels; c++) { // as if added to zeros
+                            partS[base + c] = 0.0 + fs[c];
+                            partB[base + c] = 0.0 + fb[c];
+                            fs[c] = 0f;
+                            fb[c] = 0f;
+                        }
+                    } else {
+                        for (int c = 0; c < channels; c++) {
+                            partS[base + c] += fs[c];
+                            partB[base + c] += fb[c];
+                            fs[c] = 0f;
+                            fb[c] = 0f;
+                        }
+                    }
                 }
             }
-            body.run(k, starts, ends, count, fs, fb, sub -> {
-                // Flushed and zeroed in one pass over the accumulators (a separate fill was a second
-                // pass over 512 KiB for 65536 channels).
-                int base = blockOf[sub] * channels;
-                if (starts[sub] == blockStart(outer, blocks, blockOf[sub])) {
-                    for (int c = 0; c < channels; c++) { // as if added to zeros
-                        partS[base + c] = 0.0 + fs[c];
-                        partB[base + c] = 0.0 + fb[c];
-                        fs[c] = 0f;
-                        fb[c] = 0f;
-                    }
-                } else {
-                    for (int c = 0; c < channels; c++) {
-                        partS[base + c] += fs[c];
-                        partB[base + c] += fb[c];
-                        fs[c] = 0f;
-                        fb[c] = 0f;
-                    }
-                }
-            });
             scratch.give(fs);
             scratch.give(fb);
         });
@@ -347,84 +305,56 @@ final class JavaBackward {
     }
 
     /**
-     * Rows of one group of at least {@link RowKernels#RUN} values (layer/RMS norm), a thread's
-     * sub-blocks of rows ({@link SubBlocks}) at once, as a software pipeline over pairs of rows,
-     * run by run: step t takes the first pass of pair t (its rows' sums and parameter-gradient
-     * terms, dY and X read from memory) and the dx of pair t - 1, whose sums completed one step
-     * before (dY and X again, from L2). So dY and X stream in from memory while the other pair's
-     * arithmetic runs from cache, and one read of each run's scale and one update of the
-     * accumulators serve two rows (512x65536 layer norm: 44 -> 35 ms). Each accumulator still takes
-     * the rows in order and each row's sums the runs in order: the same bits as row by row ({@link
-     * #rowMeans}, {@link GradKernels#dxAccumulate}), which the parameter-gradient-only pass takes.
-     * The pipeline runs across the sub-blocks: the dx of a sub-block's last pair overlaps the sums
-     * of the next one's first, which only starts once the accumulators are flushed (it used to
-     * start over every SUB_ROWS rows, one step in nine without overlap).
+     * Rows {@code [r0, r1)} of one group, of at least {@link RowKernels#RUN} values each (layer/RMS
+     * norm), two rows at a time: the first pass takes both rows' sums and parameter-gradient terms
+     * run by run (dY and X read from memory), so one read of each run's scale and one update of the
+     * accumulators serve two rows; the second pass writes both rows' dx (dY and X again, from L2).
+     * Each accumulator still takes the rows in order and each row's sums the runs in order: the
+     * same bits as row by row ({@link #rowMeans}, {@link GradKernels#dxAccumulate}), which the
+     * parameter-gradient-only pass takes. A software pipeline that overlapped a pair's first pass
+     * with the previous pair's dx was slower: its two pairs (1 MiB of dY and X at 65536 values a
+     * row) crowd L2 (512x65536 layer norm backward 37.3 -> 35.1 ms without it, 8192x1024 6.9 -> 6.6
+     * ms; docs/performance.md).
      */
-    private static void longRows(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
-            float[] inv, float[] dx, int[] starts, int[] ends, int subBlocks, float[] fs, float[] fb,
-            IntConsumer flush) {
+    private static void pairRows(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, int r0, int r1, float[] fs, float[] fb) {
         final int run = RowKernels.RUN;
         int len = l.len();
         boolean rms = l.rms();
         float[] sums = new float[4];
         double[] rowSums = new double[4];
-        // mean(g) and mean(g * xhat) of the pair taking dx (rows p and p + 1)
-        float[] means = new float[4];
-        // The pairs, in order: each sub-block's rows two at a time (its last alone when it has an odd
-        // count), so the accumulators take the rows as one sub-block at a time would.
-        int pairs = 0;
-        for (int i = 0; i < subBlocks; i++) {
-            pairs += (ends[i] - starts[i] + 1) / 2;
-        }
-        int[] first = new int[pairs];
-        int[] second = new int[pairs]; // the pair's second row, or -1
-        int[] flushAfter = new int[pairs]; // the sub-block this pair completes, or -1
-        for (int i = 0, t = 0; i < subBlocks; i++) {
-            for (int a = starts[i]; a < ends[i]; a += 2, t++) {
-                first[t] = a;
-                second[t] = a + 1 < ends[i] ? a + 1 : -1;
-                flushAfter[t] = a + 2 >= ends[i] ? i : -1;
-            }
-        }
-        for (int t = 0; t <= pairs; t++) {
-            boolean hasS = t < pairs;
-            int a = hasS ? first[t] : 0;
-            boolean twoS = hasS && second[t] >= 0;
-            float muA = hasS && !rms ? mean[a] : 0f;
-            float muB = twoS && !rms ? mean[a + 1] : 0f;
-            boolean hasD = t > 0;
-            int p = hasD ? first[t - 1] : 0;
-            boolean twoD = hasD && second[t - 1] >= 0;
-            float muP = hasD && !rms ? mean[p] : 0f;
-            float muQ = twoD && !rms ? mean[p + 1] : 0f;
+        float[] means = new float[4]; // mean(g) and mean(g * xhat) of each row of the pair
+        // The rows two at a time, the last alone when there is an odd count.
+        for (int a = r0; a < r1; a += 2) {
+            boolean two = a + 1 < r1;
+            float muA = rms ? 0f : mean[a];
+            float muB = two && !rms ? mean[a + 1] : 0f;
             Arrays.fill(rowSums, 0);
             for (int q = 0; q < len; q += run) {
                 int n = Math.min(run, len - q);
-                if (twoS) {
+                if (two) {
                     k.pairSumsAccumulate(dy, x, w, a * len + q, (a + 1) * len + q, q, n, muA, inv[a], muB, inv[a + 1],
                             fs, fb, sums);
                     rowSums[0] += sums[0];
                     rowSums[1] += sums[1];
                     rowSums[2] += sums[2];
                     rowSums[3] += sums[3];
-                } else if (hasS) {
+                } else {
                     k.accumulate(dy, x, a * len + q, q, n, muA, inv[a], fs, fb);
                     rowSums[0] += k.rowSums(dy, x, w, a * len + q, q, n, muA, inv[a]);
                     rowSums[1] += k.second;
                 }
-                if (hasD) {
-                    k.dx(dy, x, w, dx, p * len + q, q, n, muP, inv[p], means[0], means[1]);
-                    if (twoD) {
-                        k.dx(dy, x, w, dx, (p + 1) * len + q, q, n, muQ, inv[p + 1], means[2], means[3]);
-                    }
-                }
-            }
-            if (hasS && flushAfter[t] >= 0) {
-                flush.accept(flushAfter[t]);
             }
             for (int i = 0; i < 4; i += 2) {
                 means[i] = rms ? 0f : (float) (rowSums[i] / len);
                 means[i + 1] = (float) (rowSums[i + 1] / len);
+            }
+            for (int q = 0; q < len; q += run) {
+                int n = Math.min(run, len - q);
+                k.dx(dy, x, w, dx, a * len + q, q, n, muA, inv[a], means[0], means[1]);
+                if (two) {
+                    k.dx(dy, x, w, dx, (a + 1) * len + q, q, n, muB, inv[a + 1], means[2], means[3]);
+                }
             }
         }
     }

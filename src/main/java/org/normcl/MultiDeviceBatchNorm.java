@@ -79,8 +79,8 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
     /**
      * Normalizes a batch split along N over the engines.
      *
-     * @param spec must be in training mode
-     * @param x the whole batch (N, C, D1, ...), on the host
+     * @param spec must be in training mode; its layout says where the channels are
+     * @param x the whole batch (N, C, D1, ...) or, channels-last, (N, D1, ..., C), on the host
      * @param scale shape [C], or null
      * @param bias shape [C], or null
      * @param runningMean shape [C], or null
@@ -91,18 +91,19 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
     public NormResult forward(BatchNorm spec, HostTensor x, HostTensor scale, HostTensor bias, HostTensor runningMean,
             HostTensor runningVar) {
         Validation.notNull(spec, "spec", "a BatchNorm in training mode");
-        Validation.notNull(x, "X", "a HostTensor (N, C, D1, ...)");
+        String form = spec.layout() == Layout.CHANNELS_FIRST ? "(N, C, D1, ...)" : "(N, D1, ..., C)";
+        Validation.notNull(x, "X", "a HostTensor " + form);
         if (!spec.training()) {
             throw new IllegalArgumentException("MultiDeviceBatchNorm is for training mode: expected"
                     + " spec.withTraining(true)");
         }
         if (x.shape().rank() < 2) {
-            throw new IllegalArgumentException("X has shape " + x.shape() + ": expected rank >= 2 (N, C, D1, ...)");
+            throw new IllegalArgumentException("X has shape " + x.shape() + ": expected rank >= 2 " + form);
         }
         long n = x.shape().dim(0);
         int shards = (int) Math.max(1, Math.min(engines.size(), n));
         List<HostTensor> parts = split(x, shards);
-        List<ChannelMoments> moments = all(parts, (engine, part) -> engine.batchNormMoments(part));
+        List<ChannelMoments> moments = all(parts, (engine, part) -> engine.batchNormMoments(spec, part));
         ChannelMoments global = ChannelMoments.merge(moments);
         List<NormResult> results = all(parts,
                 (engine, part) -> engine.batchNorm(spec, part, scale, bias, runningMean, runningVar, global));

@@ -12,6 +12,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.normcl.reference.Reference64;
+import org.normcl.reference.Reference64Backward;
 import org.normcl.testing.Backends;
 import org.normcl.testing.Data;
 import org.normcl.testing.Tolerances;
@@ -67,61 +68,118 @@ class MergeableMomentsTest {
         }
     }
 
+    /**
+     * A second engine of the backend's kind (on one OpenCL device: a second context), for the
+     * multi-device helper; the caller closes it.
+     */
+    private static NormEngine secondEngine(Backends.Named backend) {
+        return backend.name().equals("java") ? NormEngine.create(EngineOptions.java())
+                : NormEngine.create(EngineOptions.opencl(backend.engine().device().orElseThrow().index() + ""));
+    }
+
+    /** The data types the multi-device helper is checked on (every type single-engine batchNorm takes). */
+    private static final DType[] MULTI_DEVICE_TYPES = {DType.FLOAT32};
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
-    void multiDeviceEqualsSingleDeviceAndTheOracle(Backends.Named backend) {
-        // Two engines of the same kind (on one OpenCL device: two contexts), as the issue allows.
-        NormEngine second = backend.name().equals("java") ? NormEngine.create(EngineOptions.java())
-                : NormEngine.create(EngineOptions.opencl(backend.engine().device().orElseThrow().index() + ""));
-        try (second) {
-            for (long[] dims : new long[][] {{5, 4, 9, 7}, {1, 3, 10}, {2, 6}}) {
-                float[] x = Data.gaussian("multi" + dims[0], Data.size(dims), 3, 2);
-                int c = (int) dims[1];
-                float[] w = Data.gaussian("multi w", c, 1, 0.3);
-                float[] b = Data.gaussian("multi b", c, 0, 0.3);
-                float[] rm = Data.gaussian("multi rm", c, 0, 1);
-                float[] rv = Data.uniform("multi rv", c, 0.5, 2);
-                HostTensor hx = HostTensor.of(x, dims);
-                BatchNorm spec = BatchNorm.defaults().withTraining(true).withConvention(MomentumConvention.PYTORCH);
-                try (MultiDeviceBatchNorm multi = MultiDeviceBatchNorm.on(List.of(backend.engine(), second));
-                        NormResult m = multi.forward(spec, hx, HostTensor.of(w, c), HostTensor.of(b, c),
-                                HostTensor.of(rm, c), HostTensor.of(rv, c));
-                        NormResult s = backend.engine().batchNorm(spec, hx, HostTensor.of(w, c), HostTensor.of(b, c),
-                                HostTensor.of(rm, c), HostTensor.of(rv, c))) {
-                    Reference64.BatchNormTraining ref = Reference64.batchNormTraining(x, dims, w, b, rm, rv, 1e-5f,
-                            spec.momentum(), true);
-                    int spatial = x.length / (int) dims[0] / c;
-                    double[] bound = new double[x.length];
-                    for (int i = 0; i < x.length; i++) {
-                        int ch = (i / spatial) % c;
-                        double inv = ref.invStd()[ch];
-                        bound[i] = Tolerances.element((x[i] - ref.mean()[ch]) * inv, Math.abs(ref.mean()[ch]) * inv,
-                                w[ch], b[ch], ref.y()[i]);
-                    }
-                    String shape = Arrays.toString(dims);
-                    Tolerances.assertWithin("multi-device Y " + shape, m.y().toHost().data(), ref.y(), bound);
-                    // Against the single-device run: both within the bound of the oracle, so within twice it.
-                    float[] single = s.y().toHost().data();
-                    double[] singleD = new double[single.length];
-                    for (int i = 0; i < single.length; i++) {
-                        singleD[i] = single[i];
-                        bound[i] *= 2;
-                    }
-                    Tolerances.assertWithin("multi vs single Y " + shape, m.y().toHost().data(), singleD, bound);
-                    double[] runBound = new double[c];
-                    double[] meanBound = new double[c];
-                    for (int ch = 0; ch < c; ch++) {
-                        double sigma = 1 / ref.invStd()[ch];
-                        meanBound[ch] = Tolerances.mean(ref.mean()[ch], sigma);
-                        runBound[ch] = 64 * Tolerances.U * (Math.abs(rv[ch]) + Math.abs(ref.newRunningVar()[ch])
-                                + sigma * sigma);
-                    }
-                    Tolerances.assertWithin("multi-device mean " + shape, m.mean().toHost().data(), ref.mean(),
-                            meanBound);
-                    Tolerances.assertWithin("multi-device running var " + shape, m.runningVar().toHost().data(),
-                            ref.newRunningVar(), runBound);
+    void multiDeviceEqualsTheOracleAndSingleDeviceInEveryLayout(Backends.Named backend) {
+        // (4, 3, 5, 3) channels-last has H == C: moments taken channels-first there group the
+        // values by H, in the right number of slices, so only the values show the mistake.
+        // (1, 3, 10) is one shard; (2, 6) two shards of one value per channel.
+        long[][] first = {{5, 4, 9, 7}, {4, 3, 5, 3}, {1, 3, 10}, {2, 6}};
+        long[][] last = {{4, 3, 5, 3}, {4, 2, 5, 3}, {5, 7, 2}};
+        try (NormEngine second = secondEngine(backend)) {
+            for (DType t : MULTI_DEVICE_TYPES) {
+                for (long[] dims : first) {
+                    assertMultiDeviceMatches(backend.engine(), second, Layout.CHANNELS_FIRST, t, dims);
+                }
+                for (long[] dims : last) {
+                    assertMultiDeviceMatches(backend.engine(), second, Layout.CHANNELS_LAST, t, dims);
                 }
             }
+        }
+    }
+
+    /**
+     * The multi-device forward of one batch (split in two along N) against the float64 reference
+     * on the values actually stored, and against a single-engine run of the same call: Y, its
+     * type, the saved mean and inverse standard deviation, and the PyTorch running statistics.
+     * Bounds as in {@code DTypeLayoutTest}: the compute bound with the computation's unit
+     * roundoff plus the rounding of the stored output.
+     */
+    private static void assertMultiDeviceMatches(NormEngine engine, NormEngine second, Layout layout, DType t,
+            long[] dims) {
+        String what = t + " " + layout + " " + Arrays.toString(dims);
+        boolean lastLayout = layout == Layout.CHANNELS_LAST;
+        Reference64Backward.Sliced op = lastLayout ? Reference64Backward.batchChannelsLast(dims, 1e-5f)
+                : Reference64Backward.batch(dims, 1e-5f);
+        int c = op.slices();
+        int n = Data.size(dims);
+        // Channel k centred on 3k, so that values grouped by the wrong axis have other statistics.
+        double[] raw = Data.gaussianDoubles(what, n, 0, 1.5);
+        for (int i = 0; i < n; i++) {
+            raw[i] += 3 * op.slice()[i];
+        }
+        HostTensor x = HostTensor.fromDoubles(raw, t, Shape.of(dims));
+        float[] w = Data.gaussian(what + " w", c, 1, 0.3);
+        float[] b = Data.gaussian(what + " b", c, 0, 0.3);
+        float[] rm = Data.gaussian(what + " rm", c, 0, 1);
+        float[] rv = Data.uniform(what + " rv", c, 0.5, 2);
+        BatchNorm spec = BatchNorm.defaults().withTraining(true).withLayout(layout)
+                .withConvention(MomentumConvention.PYTORCH);
+        try (MultiDeviceBatchNorm multi = MultiDeviceBatchNorm.on(List.of(engine, second));
+                NormResult m = multi.forward(spec, x, HostTensor.of(w, c), HostTensor.of(b, c), HostTensor.of(rm, c),
+                        HostTensor.of(rv, c));
+                NormResult s = engine.batchNorm(spec, x, HostTensor.of(w, c), HostTensor.of(b, c),
+                        HostTensor.of(rm, c), HostTensor.of(rv, c))) {
+            assertEquals(s.y().dtype(), m.y().dtype(), what + ": Y has the single-engine type");
+            assertEquals(t, m.y().dtype(), what + ": Y keeps X's type");
+            assertEquals(s.mean().dtype(), m.mean().dtype(), what + ": mean has the single-engine type");
+            double[] xd = x.toDoubles();
+            double[][] st = Reference64Backward.stats(op, xd);
+            double[] mean = st[0];
+            double[] inv = st[1];
+            double[] xh = Reference64Backward.xhat(op, xd);
+            double uc = Tolerances.computeU(t);
+            double[] yRef = new double[n];
+            double[] bound = new double[n];
+            for (int i = 0; i < n; i++) {
+                int k = op.slice()[i];
+                yRef[i] = xh[i] * w[k] + b[k];
+                bound[i] = Tolerances.element(uc, xh[i], Math.abs(mean[k]) * inv[k], w[k], b[k], yRef[i])
+                        + Tolerances.storeU(t) * Math.abs(yRef[i]) + Tolerances.storeFloor(t);
+            }
+            Tolerances.assertWithin(what + " multi-device Y", m.y().toHost().toDoubles(), yRef, bound);
+            // Both within the bound of the oracle, so within twice it of each other.
+            double[] twice = new double[n];
+            for (int i = 0; i < n; i++) {
+                twice[i] = 2 * bound[i];
+            }
+            Tolerances.assertWithin(what + " multi vs single Y", m.y().toHost().toDoubles(),
+                    s.y().toHost().toDoubles(), twice);
+            long count = n / c;
+            double[] meanBound = new double[c];
+            double[] invBound = new double[c];
+            double[] newRm = new double[c];
+            double[] newRv = new double[c];
+            double[] runBound = new double[c];
+            for (int k = 0; k < c; k++) {
+                double sigma = 1 / inv[k];
+                meanBound[k] = Tolerances.mean(uc, mean[k], sigma);
+                invBound[k] = Tolerances.invStd(uc, inv[k]);
+                double var = 1 / (inv[k] * inv[k]) - 1e-5f;
+                newRm[k] = 0.9 * rm[k] + 0.1 * mean[k];
+                newRv[k] = 0.9 * rv[k] + 0.1 * var * count / (count - 1);
+                runBound[k] = 64 * Tolerances.U * (Math.abs(rm[k]) + Math.abs(rv[k]) + Math.abs(mean[k])
+                        + sigma * sigma);
+            }
+            Tolerances.assertWithin(what + " multi-device mean", m.mean().toHost().toDoubles(), mean, meanBound);
+            Tolerances.assertWithin(what + " multi-device InvStdDev", m.invStdDev().toHost().toDoubles(), inv,
+                    invBound);
+            Tolerances.assertWithin(what + " multi-device running mean", m.runningMean().toHost().toDoubles(), newRm,
+                    runBound);
+            Tolerances.assertWithin(what + " multi-device running var", m.runningVar().toHost().toDoubles(), newRv,
+                    runBound);
         }
     }
 

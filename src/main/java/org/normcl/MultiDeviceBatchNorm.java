@@ -1,7 +1,6 @@
 package org.normcl;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -13,7 +12,8 @@ import java.util.concurrent.Future;
  * device of the process, or engines the caller gives), as SyncBatchNorm does across GPUs: each
  * engine computes the moments of its shard of the batch (split along N), the moments are merged
  * in shard order with {@link ChannelMoments#merge(List)}, and each engine normalizes its shard
- * with the global statistics. The result equals a single-engine run within float32 rounding.
+ * with the global statistics. The result equals a single-engine run within the rounding of the
+ * computation (float32, or float64 for float64 data) and of the stored output.
  *
  * <pre>{@code
  * try (MultiDeviceBatchNorm bn = MultiDeviceBatchNorm.onAllDevices();
@@ -80,13 +80,15 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
      * Normalizes a batch split along N over the engines.
      *
      * @param spec must be in training mode; its layout says where the channels are
-     * @param x the whole batch (N, C, D1, ...) or, channels-last, (N, D1, ..., C), on the host
+     * @param x the whole batch (N, C, D1, ...) or, channels-last, (N, D1, ..., C), on the host, of
+     *     any type single-engine batchNorm takes (FLOAT32, FLOAT16, BFLOAT16, FLOAT64)
      * @param scale shape [C], or null
      * @param bias shape [C], or null
      * @param runningMean shape [C], or null
      * @param runningVar shape [C], or null
-     * @return Y (host), the global mean and inverse standard deviation, and the running statistics
-     *     updated once from the global moments
+     * @return Y (host, X's type), the global mean and inverse standard deviation (the statistics
+     *     type: float32, or float64 for float64 data), and the running statistics updated once
+     *     from the global moments (in their own type), as single-engine batchNorm returns them
      */
     public NormResult forward(BatchNorm spec, HostTensor x, HostTensor scale, HostTensor bias, HostTensor runningMean,
             HostTensor runningVar) {
@@ -107,16 +109,15 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
         ChannelMoments global = ChannelMoments.merge(moments);
         List<NormResult> results = all(parts,
                 (engine, part) -> engine.batchNorm(spec, part, scale, bias, runningMean, runningVar, global));
-        float[] y = new float[x.data().length];
-        int offset = 0;
-        for (NormResult r : results) {
-            float[] py = r.y().toHost().data();
-            System.arraycopy(py, 0, y, offset, py.length);
-            offset += py.length;
-        }
         NormResult first = results.get(0);
-        return new NormResult(HostTensor.of(y, x.shape()), first.mean(), first.invStdDev(), first.runningMean(),
-                first.runningVar());
+        HostTensor y = HostTensor.zeros(first.y().dtype(), x.shape());
+        long offset = 0;
+        for (NormResult r : results) {
+            HostTensor py = r.y().toHost();
+            y.copyFrom(py, offset);
+            offset += py.shape().size();
+        }
+        return new NormResult(y, first.mean(), first.invStdDev(), first.runningMean(), first.runningVar());
     }
 
     /** Splits along N into {@code shards} nearly equal parts, in order. */
@@ -130,8 +131,7 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
             long to = n * (i + 1) / shards;
             long[] d = dims.clone();
             d[0] = to - from;
-            parts.add(HostTensor.of(Arrays.copyOfRange(x.data(), (int) (from * perSample), (int) (to * perSample)),
-                    Shape.of(d)));
+            parts.add(x.range(from * perSample, to * perSample, Shape.of(d)));
         }
         return parts;
     }

@@ -77,19 +77,17 @@ class MergeableMomentsTest {
                 : NormEngine.create(EngineOptions.opencl(backend.engine().device().orElseThrow().index() + ""));
     }
 
-    /** The data types the multi-device helper is checked on (every type single-engine batchNorm takes). */
-    private static final DType[] MULTI_DEVICE_TYPES = {DType.FLOAT32};
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
-    void multiDeviceEqualsTheOracleAndSingleDeviceInEveryLayout(Backends.Named backend) {
+    void multiDeviceEqualsTheOracleAndSingleDeviceInEveryLayoutAndType(Backends.Named backend) {
         // (4, 3, 5, 3) channels-last has H == C: moments taken channels-first there group the
         // values by H, in the right number of slices, so only the values show the mistake.
         // (1, 3, 10) is one shard; (2, 6) two shards of one value per channel.
         long[][] first = {{5, 4, 9, 7}, {4, 3, 5, 3}, {1, 3, 10}, {2, 6}};
         long[][] last = {{4, 3, 5, 3}, {4, 2, 5, 3}, {5, 7, 2}};
         try (NormEngine second = secondEngine(backend)) {
-            for (DType t : MULTI_DEVICE_TYPES) {
+            for (DType t : DType.values()) {
                 for (long[] dims : first) {
                     assertMultiDeviceMatches(backend.engine(), second, Layout.CHANNELS_FIRST, t, dims);
                 }

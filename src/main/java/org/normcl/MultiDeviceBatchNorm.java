@@ -2,10 +2,13 @@ package org.normcl;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Training-mode batch normalization of one batch split across several engines (every OpenCL
@@ -26,6 +29,7 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
     private final List<NormEngine> engines;
     private final boolean ownsEngines;
     private final ExecutorService pool;
+    private final AtomicBoolean closed = new AtomicBoolean();
 
     private MultiDeviceBatchNorm(List<NormEngine> engines, boolean ownsEngines) {
         if (engines.isEmpty()) {
@@ -89,6 +93,7 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
      * @return Y (host, X's type), the global mean and inverse standard deviation (the statistics
      *     type: float32, or float64 for float64 data), and the running statistics updated once
      *     from the global moments (in their own type), as single-engine batchNorm returns them
+     * @throws IllegalStateException if this helper (or one of its engines) is closed
      */
     public NormResult forward(BatchNorm spec, HostTensor x, HostTensor scale, HostTensor bias, HostTensor runningMean,
             HostTensor runningVar) {
@@ -102,6 +107,7 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
         if (x.shape().rank() < 2) {
             throw new IllegalArgumentException("X has shape " + x.shape() + ": expected rank >= 2 " + form);
         }
+        checkOpen();
         long n = x.shape().dim(0);
         int shards = (int) Math.max(1, Math.min(engines.size(), n));
         List<HostTensor> parts = split(x, shards);
@@ -146,12 +152,19 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
         for (int i = 0; i < parts.size(); i++) {
             NormEngine e = engines.get(i);
             HostTensor p = parts.get(i);
-            futures.add(pool.submit(() -> work.run(e, p)));
+            try {
+                futures.add(pool.submit(() -> work.run(e, p)));
+            } catch (RejectedExecutionException closedMeanwhile) {
+                futures.forEach(f -> f.cancel(true));
+                throw closedError();
+            }
         }
         List<T> out = new ArrayList<>();
         for (Future<T> f : futures) {
             try {
                 out.add(f.get());
+            } catch (CancellationException closedMeanwhile) {
+                throw closedError();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new NormException("interrupted while waiting for a shard", e);
@@ -166,12 +179,32 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
         return out;
     }
 
-    /** Stops the worker threads and closes the engines this helper opened. */
+    private void checkOpen() {
+        if (closed.get()) {
+            throw closedError();
+        }
+    }
+
+    private static IllegalStateException closedError() {
+        return new IllegalStateException("this MultiDeviceBatchNorm is closed");
+    }
+
+    /**
+     * Stops the worker threads and closes the engines this helper opened; idempotent. A later
+     * {@link #forward} throws {@link IllegalStateException}.
+     */
     @Override
     public void close() {
-        pool.shutdownNow();
-        if (ownsEngines) {
-            engines.forEach(NormEngine::close);
+        if (closed.compareAndSet(false, true)) {
+            // Shards queued but not started would leave a running forward() waiting: cancel them.
+            for (Runnable queued : pool.shutdownNow()) {
+                if (queued instanceof Future<?> f) {
+                    f.cancel(false);
+                }
+            }
+            if (ownsEngines) {
+                engines.forEach(NormEngine::close);
+            }
         }
     }
 }

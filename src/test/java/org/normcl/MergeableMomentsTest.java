@@ -1,5 +1,6 @@
 package org.normcl;
 
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -95,6 +96,23 @@ class MergeableMomentsTest {
                     assertMultiDeviceMatches(backend.engine(), second, Layout.CHANNELS_LAST, t, dims);
                 }
             }
+        }
+    }
+
+    @Test
+    void multiDeviceHelperAfterCloseSaysItIsClosed() {
+        try (NormEngine a = NormEngine.create(EngineOptions.java());
+                NormEngine b = NormEngine.create(EngineOptions.java())) {
+            MultiDeviceBatchNorm multi = MultiDeviceBatchNorm.on(List.of(a, b));
+            multi.close();
+            multi.close(); // idempotent
+            HostTensor x = HostTensor.of(Data.gaussian("closed helper", 24, 0, 1), 4, 3, 2);
+            BatchNorm spec = BatchNorm.defaults().withTraining(true);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> multi.forward(spec, x, null, null, null, null));
+            assertEquals("this MultiDeviceBatchNorm is closed", e.getMessage());
+            // The caller's engines are the caller's: still open.
+            assertDoesNotThrow(() -> a.batchNorm(spec, x, null, null, null, null).close());
         }
     }
 

@@ -33,10 +33,17 @@ public final class ChannelMoments {
     }
 
     /**
-     * @param count values per slice (the same for every slice)
-     * @param mean the mean of each slice
-     * @param m2 the sum of squared deviations of each slice
+     * Moments from their parts, for example one rank's {@link #count()}, {@link #mean()} and
+     * {@link #m2()} gathered from another process.
+     *
+     * @param count values per slice (the same for every slice), &ge; 0
+     * @param mean the mean of each slice: finite when count &gt; 0 (ignored when count is 0)
+     * @param m2 the sum of squared deviations of each slice: finite and &ge; 0 when count &gt; 0
+     *     (ignored when count is 0)
      * @return the moments (the arrays are copied)
+     * @throws IllegalArgumentException if an argument is null, the lengths differ, count is
+     *     negative, or a mean or M2 of a non-empty slice is out of range (the message names the
+     *     array, the index and the value)
      */
     public static ChannelMoments of(long count, double[] mean, double[] m2) {
         Validation.notNull(mean, "mean", "one mean per slice");
@@ -48,7 +55,25 @@ public final class ChannelMoments {
             throw new IllegalArgumentException("mean has " + mean.length + " slices but m2 has " + m2.length
                     + ": expected the same length");
         }
+        for (int i = 0; count > 0 && i < mean.length; i++) {
+            if (!Double.isFinite(mean[i])) {
+                throw new IllegalArgumentException("mean[" + i + "] = " + mean[i] + ": expected a finite value (count = "
+                        + count + ")");
+            }
+            if (!(m2[i] >= 0) || m2[i] == Double.POSITIVE_INFINITY) {
+                throw new IllegalArgumentException("m2[" + i + "] = " + m2[i] + ": expected a finite value >= 0 (a sum"
+                        + " of squared deviations; count = " + count + ")");
+            }
+        }
         return new ChannelMoments(count, mean.clone(), m2.clone());
+    }
+
+    /**
+     * Moments an engine computed from data, unchecked: data holding NaN or infinities gives such
+     * moments, and normalizing with them propagates them as a single-engine run does.
+     */
+    static ChannelMoments computed(long count, double[] mean, double[] m2) {
+        return new ChannelMoments(count, mean, m2);
     }
 
     /**
@@ -56,10 +81,18 @@ public final class ChannelMoments {
      *
      * @param parts the shards' moments, all with the same number of slices
      * @return the moments of the union
+     * @throws IllegalArgumentException if parts is null or empty, holds null, or the slice counts
+     *     differ
      */
     public static ChannelMoments merge(List<ChannelMoments> parts) {
-        if (parts == null || parts.isEmpty()) {
+        Validation.notNull(parts, "parts", "a list of at least one ChannelMoments");
+        if (parts.isEmpty()) {
             throw new IllegalArgumentException("parts must hold at least one ChannelMoments");
+        }
+        for (int i = 0; i < parts.size(); i++) {
+            if (parts.get(i) == null) {
+                throw new IllegalArgumentException("parts[" + i + "] is null: expected a ChannelMoments");
+            }
         }
         int slices = parts.get(0).slices();
         long n = 0;

@@ -1094,7 +1094,7 @@ public final class NormEngine implements AutoCloseable {
                     Buffer mb = call.temp(st, channels);
                     Buffer qb = call.temp(st, channels);
                     be.channelMoments(new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1f), xb, mb, qb);
-                    return ChannelMoments.of(count, be.read(mb, Shape.of(channels)).toDoubles(),
+                    return ChannelMoments.computed(count, be.read(mb, Shape.of(channels)).toDoubles(),
                             be.read(qb, Shape.of(channels)).toDoubles());
                 }
             });

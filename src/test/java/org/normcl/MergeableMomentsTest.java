@@ -3,6 +3,7 @@ package org.normcl;
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -10,6 +11,7 @@ import java.util.List;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.normcl.reference.Reference64;
@@ -44,6 +46,63 @@ class MergeableMomentsTest {
         assertEquals(3.0, ChannelMoments.merge(List.of(empty, a, b, empty)).mean()[0], 1e-15, "empty shards ignored");
         assertThrows(IllegalArgumentException.class,
                 () -> ChannelMoments.merge(List.of(a, ChannelMoments.of(1, new double[2], new double[2]))));
+    }
+
+    /** Asserts that {@code call} throws IllegalArgumentException whose message contains every part. */
+    private static void rejected(String what, Executable call, String... parts) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call, what);
+        for (String p : parts) {
+            assertTrue(e.getMessage().contains(p), () -> what + ": message '" + e.getMessage() + "' lacks '" + p + "'");
+        }
+    }
+
+    @Test
+    void momentsOutOfRangeAreRejectedNamingTheIndexAndTheValue() {
+        double[] ok = {1, 2, 3};
+        for (double bad : new double[] {-1e9, -Double.MIN_VALUE, Double.NaN, Double.POSITIVE_INFINITY}) {
+            double[] m2 = {0, bad, 4};
+            rejected("m2 " + bad, () -> ChannelMoments.of(5, ok, m2), "m2[1] = " + bad,
+                    "expected a finite value >= 0");
+        }
+        for (double bad : new double[] {Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY}) {
+            double[] mean = {1, 2, bad};
+            rejected("mean " + bad, () -> ChannelMoments.of(5, mean, ok), "mean[2] = " + bad,
+                    "expected a finite value");
+        }
+        rejected("count", () -> ChannelMoments.of(-1, ok, ok), "count = -1", "expected >= 0");
+        rejected("lengths", () -> ChannelMoments.of(2, ok, new double[2]), "mean has 3 slices but m2 has 2");
+        rejected("null mean", () -> ChannelMoments.of(2, null, ok), "mean must not be null");
+        // Zero M2 (constant data) is fine; an empty shard's values are not used, NaN included.
+        assertEquals(0.0, ChannelMoments.of(4, ok, new double[3]).variance(false)[1]);
+        assertEquals(0, ChannelMoments.of(0, new double[] {Double.NaN}, new double[] {Double.NaN}).count());
+        ChannelMoments a = ChannelMoments.of(3, ok, ok);
+        rejected("merge null", () -> ChannelMoments.merge(null), "parts must not be null");
+        rejected("merge empty", () -> ChannelMoments.merge(List.of()), "at least one ChannelMoments");
+        rejected("merge null element", () -> ChannelMoments.merge(Arrays.asList(a, null)),
+                "parts[1] is null: expected a ChannelMoments");
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void nanInTheDataPropagatesThroughMomentsAsInASingleEngineRun(Backends.Named backend) {
+        // Moments of data are not checked like moments given by hand: a NaN value makes its
+        // channel's mean NaN, and Y of that channel NaN, with or without the multi-device split.
+        long[] dims = {4, 3, 5};
+        float[] x = Data.gaussian("nan moments", Data.size(dims), 0, 1);
+        x[2 * 15 + 5 + 1] = Float.NaN; // sample 2, channel 1
+        HostTensor hx = HostTensor.of(x, dims);
+        BatchNorm spec = BatchNorm.defaults().withTraining(true);
+        ChannelMoments m = backend.engine().batchNormMoments(hx);
+        assertTrue(Double.isNaN(m.mean()[1]), "NaN channel's mean");
+        assertTrue(Double.isFinite(m.mean()[0]) && Double.isFinite(m.mean()[2]), "other channels' means");
+        try (NormEngine second = secondEngine(backend);
+                MultiDeviceBatchNorm multi = MultiDeviceBatchNorm.on(List.of(backend.engine(), second));
+                NormResult r = multi.forward(spec, hx, null, null, null, null)) {
+            float[] y = r.y().toHost().data();
+            for (int i = 0; i < y.length; i++) {
+                assertEquals(i / 5 % 3 == 1, Float.isNaN(y[i]), "Y[" + i + "] is NaN exactly in channel 1");
+            }
+        }
     }
 
     @ParameterizedTest(name = "{0}")

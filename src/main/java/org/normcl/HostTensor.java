@@ -30,6 +30,11 @@ public final class HostTensor implements Tensor {
         return new HostTensor(array, dtype, shape);
     }
 
+    /** Checks that an element type is given (the conversions and zeros need one). */
+    private static DType dtype(DType dtype) {
+        return Validation.notNull(dtype, "dtype", "FLOAT32, FLOAT16, BFLOAT16 or FLOAT64");
+    }
+
     /**
      * Wraps a float32 array.
      *
@@ -86,8 +91,11 @@ public final class HostTensor implements Tensor {
      * @param dtype the element type of the result
      * @param dims the dimensions
      * @return a new tensor (its own array)
+     * @throws IllegalArgumentException if an argument is null or the sizes disagree
      */
     public static HostTensor convert(float[] values, DType dtype, long... dims) {
+        Validation.notNull(values, "values", "an array of float32 values");
+        dtype(dtype);
         Shape s = Shape.of(dims);
         switch (dtype) {
             case FLOAT32:
@@ -118,8 +126,12 @@ public final class HostTensor implements Tensor {
      * @param dtype the element type of the result
      * @param shape the shape
      * @return a new tensor (its own array)
+     * @throws IllegalArgumentException if an argument is null or the sizes disagree
      */
     public static HostTensor fromDoubles(double[] values, DType dtype, Shape shape) {
+        Validation.notNull(values, "values", "an array of float64 values");
+        dtype(dtype);
+        Validation.notNull(shape, "shape", "a Shape");
         if (dtype == DType.FLOAT64) {
             return checked(values.clone(), values.length, dtype, shape);
         }
@@ -133,18 +145,22 @@ public final class HostTensor implements Tensor {
     /**
      * @param shape the shape
      * @return a float32 tensor of zeros
+     * @throws IllegalArgumentException if shape is null or has more elements than a Java array holds
      */
     public static HostTensor zeros(Shape shape) {
-        return new HostTensor(new float[shape.intSize()], DType.FLOAT32, shape);
+        return zeros(DType.FLOAT32, shape);
     }
 
     /**
      * @param dtype the element type
      * @param shape the shape
      * @return a tensor of zeros of that type
+     * @throws IllegalArgumentException if an argument is null or the shape has more elements than
+     *     a Java array holds
      */
     public static HostTensor zeros(DType dtype, Shape shape) {
-        int n = shape.intSize();
+        dtype(dtype);
+        int n = Validation.notNull(shape, "shape", "a Shape").intSize();
         switch (dtype) {
             case FLOAT32:
                 return new HostTensor(new float[n], dtype, shape);

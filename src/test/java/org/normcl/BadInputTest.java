@@ -1,5 +1,6 @@
 package org.normcl;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,7 @@ import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -110,6 +112,39 @@ class BadInputTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> HostTensor.of(new float[5], 2, 3));
         assertTrue(e.getMessage().contains("5") && e.getMessage().contains("[2, 3]"), e.getMessage());
+    }
+
+    /** Asserts an IllegalArgumentException whose message is exactly {@code message}. */
+    private static void rejectedWith(String message, Executable call) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call, message);
+        assertEquals(message, e.getMessage());
+    }
+
+    @Test
+    void hostTensorFactoriesNameANullArgument() {
+        String values32 = "values must not be null: expected an array of float32 values";
+        String dtype = "dtype must not be null: expected FLOAT32, FLOAT16, BFLOAT16 or FLOAT64";
+        String shape = "shape must not be null: expected a Shape";
+        String dims = "dims must not be null: expected the dimensions, outermost first";
+        rejectedWith(values32, () -> HostTensor.convert(null, DType.FLOAT16, 2));
+        rejectedWith(dtype, () -> HostTensor.convert(new float[2], null, 2));
+        rejectedWith(dims, () -> HostTensor.convert(new float[2], DType.FLOAT16, (long[]) null));
+        rejectedWith("values must not be null: expected an array of float64 values",
+                () -> HostTensor.fromDoubles(null, DType.FLOAT32, Shape.of(2)));
+        rejectedWith(dtype, () -> HostTensor.fromDoubles(new double[2], null, Shape.of(2)));
+        for (DType t : DType.values()) {
+            rejectedWith(shape, () -> HostTensor.fromDoubles(new double[2], t, null));
+            rejectedWith(shape, () -> HostTensor.zeros(t, null));
+        }
+        rejectedWith(shape, () -> HostTensor.zeros(null));
+        rejectedWith(dtype, () -> HostTensor.zeros(null, Shape.of(2)));
+        rejectedWith("data must not be null: expected an array of FLOAT64 values",
+                () -> HostTensor.ofDoubles(null, 2));
+        rejectedWith(shape, () -> HostTensor.of(new float[2], (Shape) null));
+        // Given arguments still work, with the type and values asked for.
+        assertEquals(DType.BFLOAT16, HostTensor.zeros(DType.BFLOAT16, Shape.of(2, 3)).dtype());
+        assertEquals(6, HostTensor.zeros(Shape.of(2, 3)).data().length);
+        assertEquals(0.5, HostTensor.fromDoubles(new double[] {0.5}, DType.FLOAT16, Shape.of(1)).toDoubles()[0]);
     }
 
     @Test

@@ -35,6 +35,11 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
         if (engines.isEmpty()) {
             throw new IllegalArgumentException("engines is empty: expected at least one engine");
         }
+        for (int i = 0; i < engines.size(); i++) {
+            if (engines.get(i) == null) {
+                throw new IllegalArgumentException("engines[" + i + "] is null: expected a NormEngine");
+            }
+        }
         this.engines = List.copyOf(engines);
         this.ownsEngines = ownsEngines;
         this.pool = Executors.newFixedThreadPool(engines.size(), r -> {
@@ -67,8 +72,10 @@ public final class MultiDeviceBatchNorm implements AutoCloseable {
     }
 
     /**
-     * @param engines the engines to split over, in shard order (the caller keeps and closes them)
+     * @param engines the engines to split over, in shard order (the caller keeps and closes them);
+     *     at least one, none null
      * @return the helper
+     * @throws IllegalArgumentException if engines is null or empty or holds null
      */
     public static MultiDeviceBatchNorm on(List<NormEngine> engines) {
         Validation.notNull(engines, "engines", "a list of engines");

@@ -159,6 +159,16 @@ class MergeableMomentsTest {
     }
 
     @Test
+    void multiDeviceHelperNamesABadEngineList() {
+        rejected("null list", () -> MultiDeviceBatchNorm.on(null), "engines must not be null");
+        rejected("empty list", () -> MultiDeviceBatchNorm.on(List.of()), "engines is empty");
+        try (NormEngine a = NormEngine.create(EngineOptions.java())) {
+            rejected("null engine", () -> MultiDeviceBatchNorm.on(Arrays.asList(a, null)),
+                    "engines[1] is null: expected a NormEngine");
+        }
+    }
+
+    @Test
     void multiDeviceHelperAfterCloseSaysItIsClosed() {
         try (NormEngine a = NormEngine.create(EngineOptions.java());
                 NormEngine b = NormEngine.create(EngineOptions.java())) {

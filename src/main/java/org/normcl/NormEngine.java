@@ -895,27 +895,26 @@ public final class NormEngine implements AutoCloseable {
             dims[0] = s1 - s0;
             chunks.add(x.range(s0 * perSample, s1 * perSample, Shape.of(dims)));
         }
-        ChannelMoments global = null;
         if (spec.training()) {
             List<ChannelMoments> parts = new ArrayList<>();
             for (HostTensor c : chunks) {
                 parts.add(batchNormMoments(spec, c));
             }
-            global = ChannelMoments.merge(parts);
+            // Applies the merged moments chunk by chunk, updating the running statistics once.
+            return batchNorm(spec, x, scale, bias, runningMean, runningVar, ChannelMoments.merge(parts));
         }
         HostTensor y = HostTensor.zeros(x.dtype(), x.shape());
         NormResult first = null;
         long offset = 0;
         for (HostTensor c : chunks) {
-            NormResult r = global == null ? batchNorm(spec, c, scale, bias, runningMean, runningVar)
-                    : batchNorm(spec, c, scale, bias, runningMean, runningVar, global);
+            NormResult r = batchNorm(spec, c, scale, bias, runningMean, runningVar);
             y.copyFrom(r.y().toHost(), offset);
             offset += c.shape().size();
             if (first == null) {
-                first = r; // every chunk has the same statistics and running update
+                first = r; // every chunk has the same running statistics
             }
         }
-        return new NormResult(y, first.mean(), first.invStdDev(), first.runningMean(), first.runningVar());
+        return new NormResult(y, first.mean(), first.invStdDev(), null, null);
     }
 
     /**
@@ -1013,6 +1012,34 @@ public final class NormEngine implements AutoCloseable {
     private static ChannelPlan channelChunk(ChannelPlan plan, long samples, long n) {
         return new ChannelPlan(plan.outer() / n * samples, plan.channels(), plan.inner(), plan.mode(),
                 plan.epsilon());
+    }
+
+    /**
+     * Y of a channel normalization of a host X larger than one device buffer, in chunks of
+     * {@code samplesPerChunk} whole samples, with statistics known for the whole batch (one per
+     * channel of {@code whole}); element-wise, so the bits of one pass.
+     */
+    private HostTensor channelApplyChunked(HostTensor x, ChannelPlan whole, HostTensor mean, HostTensor meanLo,
+            HostTensor invStd, Tensor scale, Tensor bias, long samplesPerChunk) {
+        long n = x.shape().dim(0);
+        long perSample = x.shape().size() / n;
+        HostTensor y = HostTensor.zeros(x.dtype(), x.shape());
+        for (long s0 = 0; s0 < n; s0 += samplesPerChunk) {
+            long s1 = Math.min(n, s0 + samplesPerChunk);
+            HostTensor xc = samples(x, s0, s1, perSample);
+            ChannelPlan plan = channelChunk(whole, s1 - s0, n);
+            HostTensor part = failover(() -> {
+                try (Call call = new Call(null, x.dtype())) {
+                    Backend be = call.backend();
+                    Buffer yb = call.temp(x.dtype(), xc.shape().size());
+                    be.channelApply(plan, call.in(xc, "X"), call.in(mean, "mean"), call.in(meanLo, "meanLo"),
+                            call.in(invStd, "invStd"), call.in(scale, "scale"), call.in(bias, "bias"), yb);
+                    return be.read(yb, xc.shape());
+                }
+            });
+            y.copyFrom(part, s0 * perSample);
+        }
+        return y;
     }
 
     // ---------------------------------------------------------------- mergeable statistics
@@ -1139,6 +1166,16 @@ public final class NormEngine implements AutoCloseable {
         DType pt = paramType(x, "scale", scale, "bias", bias, "runningMean", runningMean, "runningVar", runningVar);
         DType st = x.dtype().statistics();
         Shape cshape = cs.cshape;
+        if (x instanceof HostTensor hx && cs.plan != null && x.shape().dim(0) > 0) {
+            long samples = chunkUnits(hx, x.shape().size() / x.shape().dim(0));
+            if (samples > 0) {
+                // The statistics and the running update once, then Y chunk by chunk.
+                MomentStats ms = momentStats(spec, moments, runningMean, runningVar, st, pt, cshape);
+                HostTensor y = channelApplyChunked(hx, cs.plan, ms.mean(), ms.meanLo(), ms.invStd(), scale, bias,
+                        samples);
+                return new NormResult(y, ms.mean(), ms.invStd(), ms.runningMean(), ms.runningVar());
+            }
+        }
         return failover(() -> {
             try (Call call = new Call(x, x.dtype())) {
                 Backend be = call.backend();
@@ -1152,34 +1189,16 @@ public final class NormEngine implements AutoCloseable {
                 Buffer rmOut = update ? call.out(pt, c) : null;
                 Buffer rvOut = update ? call.out(pt, c) : null;
                 if (c > 0) {
-                    boolean empty = moments.count() == 0;
-                    double[] mean = moments.mean();
-                    double[] inv = moments.invStd(spec.epsilon());
-                    double[] lo = moments.meanLo(st);
-                    if (empty) {
-                        java.util.Arrays.fill(mean, Double.NaN);
-                        java.util.Arrays.fill(inv, Double.NaN);
-                    }
-                    be.write(meanb, HostTensor.fromDoubles(mean, st, cshape));
-                    be.write(invb, HostTensor.fromDoubles(inv, st, cshape));
+                    MomentStats ms = momentStats(spec, moments, runningMean, runningVar, st, pt, cshape);
+                    be.write(meanb, ms.mean());
+                    be.write(invb, ms.invStd());
                     if (update) {
-                        double[] rm = runningMean.toHost().toDoubles();
-                        double[] rv = runningVar.toHost().toDoubles();
-                        if (!empty) {
-                            RunningUpdate u = spec.runningUpdate();
-                            double[] var = moments.variance(u.unbiased());
-                            double w = u.batchWeight();
-                            for (int i = 0; i < rm.length; i++) {
-                                rm[i] = rm[i] * (1 - w) + mean[i] * w;
-                                rv[i] = rv[i] * (1 - w) + var[i] * w;
-                            }
-                        }
-                        be.write(rmOut, HostTensor.fromDoubles(rm, pt, cshape));
-                        be.write(rvOut, HostTensor.fromDoubles(rv, pt, cshape));
+                        be.write(rmOut, ms.runningMean());
+                        be.write(rvOut, ms.runningVar());
                     }
                     if (x.shape().size() > 0) {
                         Buffer lob = call.temp(st, c);
-                        be.write(lob, HostTensor.fromDoubles(lo, st, cshape));
+                        be.write(lob, ms.meanLo());
                         be.channelApply(cs.plan, xb, meanb, lob, invb, sb, bb, yb);
                     }
                 }
@@ -1187,6 +1206,46 @@ public final class NormEngine implements AutoCloseable {
                         new Shape[] {x.shape(), cshape, cshape, cshape, cshape});
             }
         });
+    }
+
+    /** What a batch norm with merged moments normalizes with, and its running update (null without). */
+    private record MomentStats(HostTensor mean, HostTensor meanLo, HostTensor invStd, HostTensor runningMean,
+            HostTensor runningVar) {
+    }
+
+    /**
+     * The statistics of {@link #batchNorm(BatchNorm, Tensor, Tensor, Tensor, Tensor, Tensor, ChannelMoments)}
+     * from the moments, in double, and the running statistics updated once from them.
+     */
+    private static MomentStats momentStats(BatchNorm spec, ChannelMoments moments, Tensor runningMean,
+            Tensor runningVar, DType st, DType pt, Shape cshape) {
+        boolean empty = moments.count() == 0;
+        double[] mean = moments.mean();
+        double[] inv = moments.invStd(spec.epsilon());
+        double[] lo = moments.meanLo(st);
+        if (empty) {
+            java.util.Arrays.fill(mean, Double.NaN);
+            java.util.Arrays.fill(inv, Double.NaN);
+        }
+        HostTensor rmOut = null;
+        HostTensor rvOut = null;
+        if (runningMean != null) {
+            double[] rm = runningMean.toHost().toDoubles();
+            double[] rv = runningVar.toHost().toDoubles();
+            if (!empty) {
+                RunningUpdate u = spec.runningUpdate();
+                double[] var = moments.variance(u.unbiased());
+                double w = u.batchWeight();
+                for (int i = 0; i < rm.length; i++) {
+                    rm[i] = rm[i] * (1 - w) + mean[i] * w;
+                    rv[i] = rv[i] * (1 - w) + var[i] * w;
+                }
+            }
+            rmOut = HostTensor.fromDoubles(rm, pt, cshape);
+            rvOut = HostTensor.fromDoubles(rv, pt, cshape);
+        }
+        return new MomentStats(HostTensor.fromDoubles(mean, st, cshape), HostTensor.fromDoubles(lo, st, cshape),
+                HostTensor.fromDoubles(inv, st, cshape), rmOut, rvOut);
     }
 
     /**

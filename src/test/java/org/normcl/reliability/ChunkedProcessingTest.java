@@ -1,6 +1,7 @@
 package org.normcl.reliability;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
@@ -9,6 +10,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.normcl.BatchNorm;
+import org.normcl.ChannelMoments;
 import org.normcl.DType;
 import org.normcl.EngineOptions;
 import org.normcl.GradResult;
@@ -16,6 +18,7 @@ import org.normcl.GroupNorm;
 import org.normcl.HostTensor;
 import org.normcl.Layout;
 import org.normcl.LayerNorm;
+import org.normcl.MomentumConvention;
 import org.normcl.NormEngine;
 import org.normcl.NormResult;
 import org.normcl.RmsNorm;
@@ -123,6 +126,77 @@ class ChunkedProcessingTest {
             Tolerances.assertWithin("chunked batch norm dBias", g.dBias().toHost().data(), ref.dBias(), gb.dBias());
         }
         unlimit();
+    }
+
+    /** (N, C, H, W) with 672-byte samples: 6 samples per 4096-byte chunk, the last chunk 4 samples. */
+    private static final long[] NCHW = {10, 4, 6, 7};
+
+    private static HostTensor nchw(String name, double mean, double sigma) {
+        return HostTensor.of(Data.gaussian(name, 10 * 4 * 6 * 7, mean, sigma), NCHW);
+    }
+
+    /**
+     * Batch norm with caller-merged moments applies them per chunk: Y, the statistics and the
+     * running statistics are bitwise those of one pass, and the running statistics are updated
+     * once (from the moments), whichever overload merges them.
+     */
+    @Test
+    void batchNormWithMergedMomentsInChunksEqualsOnePass() {
+        HostTensor x = nchw("bn moments chunks", 2, 1.5);
+        HostTensor nhwc = HostTensor.of(Data.gaussian("bn moments nhwc", 10 * 6 * 7 * 4, -1, 2), 10, 6, 7, 4);
+        HostTensor w = HostTensor.of(Data.gaussian("bn moments w", 4, 1, 0.3), 4);
+        HostTensor b = HostTensor.of(Data.gaussian("bn moments b", 4, 0, 0.3), 4);
+        HostTensor rm = HostTensor.of(Data.gaussian("bn moments rm", 4, 0, 1), 4);
+        HostTensor rv = HostTensor.of(new float[] {0.5f, 1f, 2f, 4f}, 4);
+        BatchNorm spec = BatchNorm.defaults().withTraining(true).withConvention(MomentumConvention.PYTORCH);
+        BatchNorm last = spec.withLayout(Layout.CHANNELS_LAST);
+        ChannelMoments m = engine.batchNormMoments(spec, x);
+        ChannelMoments mLast = engine.batchNormMoments(last, nhwc);
+        float[][] one;
+        try (NormResult r = engine.batchNorm(spec, x, w, b, rm, rv, m);
+                NormResult l = engine.batchNorm(last, nhwc, w, b, rm, rv, mLast)) {
+            one = outputs(r, l);
+        }
+        limit();
+        try (NormResult r = engine.batchNorm(spec, x, w, b, rm, rv, m);
+                NormResult l = engine.batchNorm(last, nhwc, w, b, rm, rv, mLast)) {
+            float[][] chunked = outputs(r, l);
+            for (int k = 0; k < one.length; k++) {
+                assertArrayEquals(one[k], chunked[k], "output " + k);
+            }
+        }
+        // Without moments the chunked batch norm merges its own; the running update is still one.
+        ChannelMoments merged = engine.batchNormMoments(spec, x);
+        try (NormResult own = engine.batchNorm(spec, x, w, b, rm, rv);
+                NormResult given = engine.batchNorm(spec, x, w, b, rm, rv, merged)) {
+            assertArrayEquals(given.y().toHost().data(), own.y().toHost().data(), "Y");
+            assertArrayEquals(given.runningMean().toHost().data(), own.runningMean().toHost().data(), "running mean");
+            assertArrayEquals(given.runningVar().toHost().data(), own.runningVar().toHost().data(), "running var");
+            double[] mean = merged.mean();
+            double[] var = merged.variance(true); // PyTorch: the unbiased variance, batch weight 0.1
+            double bw = 0.1f;
+            float[] rmOut = own.runningMean().toHost().data();
+            float[] rvOut = own.runningVar().toHost().data();
+            for (int c = 0; c < 4; c++) {
+                assertEquals((float) (rm.data()[c] * (1 - bw) + mean[c] * bw), rmOut[c], "running mean " + c);
+                assertEquals((float) (rv.data()[c] * (1 - bw) + var[c] * bw), rvOut[c], "running var " + c);
+            }
+        }
+        unlimit();
+    }
+
+    private static float[][] outputs(NormResult... results) {
+        java.util.List<float[]> out = new java.util.ArrayList<>();
+        for (NormResult r : results) {
+            out.add(r.y().toHost().data());
+            out.add(r.mean().toHost().data());
+            out.add(r.invStdDev().toHost().data());
+            if (r.runningMean() != null) {
+                out.add(r.runningMean().toHost().data());
+                out.add(r.runningVar().toHost().data());
+            }
+        }
+        return out.toArray(new float[0][]);
     }
 
     @Test

@@ -1101,7 +1101,41 @@ public final class NormEngine implements AutoCloseable {
         }
         RowSetup setup = groupSetup(spec.numGroups(), false, spec.epsilon(), Layout.CHANNELS_FIRST, x, null, null);
         long rows = setup.statShape().size();
-        return moments(x, 1, rows, setup.plan() == null ? 0 : setup.plan().cols());
+        RowNormPlan plan = setup.plan();
+        checkOpen();
+        if (plan != null && x instanceof HostTensor hx) {
+            long units = chunkUnits(hx, plan.outerStride());
+            if (units > 0) {
+                // Per sample: each chunk's (sample, group) slices, in order.
+                long unit = plan.outerStride();
+                long n = rows / plan.groups();
+                List<ChannelMoments> parts = new ArrayList<>();
+                for (long u0 = 0; u0 < n; u0 += units) {
+                    long u1 = Math.min(n, u0 + units);
+                    parts.add(moments(hx.range(u0 * unit, u1 * unit, Shape.of((u1 - u0) * unit)), 1,
+                            (u1 - u0) * plan.groups(), plan.cols()));
+                }
+                return concat(parts);
+            }
+        }
+        return moments(x, 1, rows, plan == null ? 0 : plan.cols());
+    }
+
+    /** The slices of moments of disjoint parts (the same count per slice), one after another. */
+    private static ChannelMoments concat(List<ChannelMoments> parts) {
+        int slices = 0;
+        for (ChannelMoments p : parts) {
+            slices += p.slices();
+        }
+        double[] mean = new double[slices];
+        double[] m2 = new double[slices];
+        int at = 0;
+        for (ChannelMoments p : parts) {
+            System.arraycopy(p.mean(), 0, mean, at, p.slices());
+            System.arraycopy(p.m2(), 0, m2, at, p.slices());
+            at += p.slices();
+        }
+        return ChannelMoments.of(parts.get(0).count(), mean, m2);
     }
 
     private ChannelMoments moments(Tensor x, long outer, long channels, long inner) {
@@ -1274,6 +1308,13 @@ public final class NormEngine implements AutoCloseable {
         checkOpen();
         paramType(x, "scale", scale, "bias", bias);
         DType st = x.dtype().statistics();
+        if (setup.plan() != null && x instanceof HostTensor hx) {
+            long units = chunkUnits(hx, setup.plan().outerStride());
+            if (units > 0) {
+                return rowApplyChunked(setup.plan(), hx, groupStats(moments, spec.epsilon(), st, statShape), scale,
+                        bias, units);
+            }
+        }
         return failover(() -> {
             try (Call call = new Call(x, x.dtype())) {
                 Backend be = call.backend();
@@ -1284,14 +1325,9 @@ public final class NormEngine implements AutoCloseable {
                 Buffer meanb = call.out(st, statShape.size());
                 Buffer invb = call.out(st, statShape.size());
                 if (statShape.size() > 0) {
-                    double[] m = moments.mean();
-                    double[] inv = moments.invStd(spec.epsilon());
-                    if (moments.count() == 0) {
-                        java.util.Arrays.fill(m, Double.NaN);
-                        java.util.Arrays.fill(inv, Double.NaN);
-                    }
-                    be.write(meanb, HostTensor.fromDoubles(m, st, statShape));
-                    be.write(invb, HostTensor.fromDoubles(inv, st, statShape));
+                    HostTensor[] stats = groupStats(moments, spec.epsilon(), st, statShape);
+                    be.write(meanb, stats[0]);
+                    be.write(invb, stats[1]);
                     if (setup.plan() != null) {
                         be.rowApply(setup.plan(), xb, meanb, invb, sb, bb, yb);
                     }
@@ -1299,6 +1335,48 @@ public final class NormEngine implements AutoCloseable {
                 return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {x.shape(), statShape, statShape});
             }
         });
+    }
+
+    /** The Mean and InvStdDev of a group norm with merged moments (NaN for empty slices). */
+    private static HostTensor[] groupStats(ChannelMoments moments, float epsilon, DType st, Shape statShape) {
+        double[] m = moments.mean();
+        double[] inv = moments.invStd(epsilon);
+        if (moments.count() == 0) {
+            java.util.Arrays.fill(m, Double.NaN);
+            java.util.Arrays.fill(inv, Double.NaN);
+        }
+        return new HostTensor[] {HostTensor.fromDoubles(m, st, statShape), HostTensor.fromDoubles(inv, st, statShape)};
+    }
+
+    /**
+     * A row normalization of a host X larger than one device buffer with known statistics
+     * ({@code stats}: Mean, InvStdDev): chunks of whole units as in {@link #runRowsChunked}, each
+     * applied with its units' statistics. Element-wise, so the bits of one pass.
+     */
+    private NormResult rowApplyChunked(RowNormPlan plan, HostTensor x, HostTensor[] stats, Tensor scale, Tensor bias,
+            long unitsPerChunk) {
+        long unit = plan.outerStride();
+        long totalUnits = plan.rows() / plan.groups();
+        HostTensor y = HostTensor.zeros(x.dtype(), x.shape());
+        for (long u0 = 0; u0 < totalUnits; u0 += unitsPerChunk) {
+            long u1 = Math.min(totalUnits, u0 + unitsPerChunk);
+            long rows = (u1 - u0) * plan.groups();
+            HostTensor xc = x.range(u0 * unit, u1 * unit, Shape.of((u1 - u0) * unit));
+            HostTensor mean = stats[0].range(u0 * plan.groups(), u1 * plan.groups(), Shape.of(rows));
+            HostTensor inv = stats[1].range(u0 * plan.groups(), u1 * plan.groups(), Shape.of(rows));
+            RowNormPlan sub = plan.withRows(rows);
+            HostTensor part = failover(() -> {
+                try (Call call = new Call(null, x.dtype())) {
+                    Backend be = call.backend();
+                    Buffer yb = call.temp(x.dtype(), xc.shape().size());
+                    be.rowApply(sub, call.in(xc, "X"), call.in(mean, "mean"), call.in(inv, "invStd"),
+                            call.in(scale, "scale"), call.in(bias, "bias"), yb);
+                    return be.read(yb, xc.shape());
+                }
+            });
+            y.copyFrom(part, u0 * unit);
+        }
+        return new NormResult(y, stats[0], stats[1], null, null);
     }
 
     // ---------------------------------------------------------------- backward

@@ -199,6 +199,35 @@ class ChunkedProcessingTest {
         return out.toArray(new float[0][]);
     }
 
+    /**
+     * Group-norm moments and the group norm that applies them are per sample: bitwise one pass.
+     * (For the moments as long as the device reduces a slice in one part, as here: OpenCL splits
+     * slices of more than 16384 values into parts by how many slices there are.)
+     */
+    @Test
+    void groupNormMomentsAndTheirApplyInChunksEqualOnePass() {
+        HostTensor x = nchw("gn moments chunks", 1, 2);
+        HostTensor w = HostTensor.of(Data.gaussian("gn moments w", 4, 1, 0.3), 4);
+        GroupNorm spec = GroupNorm.of(2);
+        ChannelMoments m = engine.groupNormMoments(spec, x);
+        float[][] one;
+        try (NormResult r = engine.groupNorm(spec, x, w, w, m)) {
+            one = outputs(r);
+        }
+        limit();
+        ChannelMoments chunkedMoments = engine.groupNormMoments(spec, x);
+        assertEquals(m.count(), chunkedMoments.count(), "count");
+        assertArrayEquals(m.mean(), chunkedMoments.mean(), "mean");
+        assertArrayEquals(m.m2(), chunkedMoments.m2(), "M2");
+        try (NormResult r = engine.groupNorm(spec, x, w, w, m)) {
+            float[][] chunked = outputs(r);
+            for (int k = 0; k < one.length; k++) {
+                assertArrayEquals(one[k], chunked[k], "output " + k);
+            }
+        }
+        unlimit();
+    }
+
     @Test
     void aSliceLargerThanOneBufferIsAClearError() {
         limit();

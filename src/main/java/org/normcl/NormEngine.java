@@ -1066,7 +1066,8 @@ public final class NormEngine implements AutoCloseable {
     public ChannelMoments batchNormMoments(BatchNorm spec, Tensor x) {
         Validation.notNull(spec, "spec", "a BatchNorm (BatchNorm.defaults())");
         ChannelSetup cs = batchSetup(spec, x, null, null, null, null);
-        if (x instanceof HostTensor hx && x.shape().dim(0) > 1) {
+        checkOpen();
+        if (x instanceof HostTensor hx && x.shape().dim(0) > 0) {
             long n = x.shape().dim(0);
             long perSample = x.shape().size() / n;
             long samples = chunkUnits(hx, perSample);

@@ -228,6 +228,18 @@ class ChunkedProcessingTest {
         unlimit();
     }
 
+    /** One sample larger than a buffer: the chunking error, not the device-tensor one. */
+    @Test
+    void aSampleLargerThanOneBufferIsAClearErrorForMoments() {
+        limit();
+        HostTensor x = HostTensor.of(new float[2 * 1000], 1, 2, 1000); // one 8000-byte sample
+        IllegalArgumentException b = assertThrows(IllegalArgumentException.class, () -> engine.batchNormMoments(x));
+        assertTrue(b.getMessage().contains("cannot be processed in chunks"), b.getMessage());
+        IllegalArgumentException g = assertThrows(IllegalArgumentException.class,
+                () -> engine.groupNormMoments(GroupNorm.of(2), x));
+        assertTrue(g.getMessage().contains("cannot be processed in chunks"), g.getMessage());
+    }
+
     @Test
     void aSliceLargerThanOneBufferIsAClearError() {
         limit();

@@ -709,13 +709,25 @@ public final class NormEngine implements AutoCloseable {
         long outer = xs.product(0, keepFrom);
         long channels = xs.product(keepFrom, keepTo);
         long inner = xs.product(keepTo, rank);
+        checkOpen();
+        boolean allReduced = keepTo == 0;
+        if (x instanceof HostTensor hx && xs.size() > 0 && (outer > 1 || allReduced)) {
+            // The statistics reduce over samples (dim 0 is reduced): merged across chunks of samples.
+            long n = xs.dim(0);
+            long samples = chunkUnits(hx, xs.size() / n);
+            if (samples > 0) {
+                ChannelPlan whole = allReduced
+                        ? new ChannelPlan(n, 1, xs.size() / n, StatMode.MEAN_VAR_EPS_OUTSIDE, spec.epsilon())
+                        : new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR_EPS_OUTSIDE, spec.epsilon());
+                return meanVarianceNormChunked(whole, hx, statShape, samples);
+            }
+        }
         if (outer == 1) {
             RowNormPlan plan = inner == 0 || channels == 0 ? null
                     : RowNormPlan.contiguous(channels, inner, StatMode.MEAN_VAR_EPS_OUTSIDE, spec.epsilon(), 1, inner,
                             1, false, false);
             return runRows(new RowSetup(plan, statShape, Shape.of(inner), null, false), x, null, null);
         }
-        checkOpen();
         DType st = x.dtype().statistics();
         return failover(() -> {
             try (Call call = new Call(x, x.dtype())) {
@@ -738,6 +750,36 @@ public final class NormEngine implements AutoCloseable {
                 return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {xs, statShape, statShape});
             }
         });
+    }
+
+    /**
+     * Mean-variance normalization of a host X larger than one device buffer whose statistics reduce
+     * over samples: the moments of each chunk of whole samples merged in double (as for batch
+     * norm), then each chunk normalized with {@code (x - mean) / (sqrt(var) + epsilon)}.
+     *
+     * @param whole the channel view of all of X: N * (outer per sample) outer slices
+     */
+    private NormResult meanVarianceNormChunked(ChannelPlan whole, HostTensor x, Shape statShape, long samplesPerChunk) {
+        long n = x.shape().dim(0);
+        long perSample = x.shape().size() / n;
+        List<ChannelMoments> parts = new ArrayList<>();
+        for (long s0 = 0; s0 < n; s0 += samplesPerChunk) {
+            long s1 = Math.min(n, s0 + samplesPerChunk);
+            ChannelPlan plan = channelChunk(whole, s1 - s0, n);
+            parts.add(moments(samples(x, s0, s1, perSample), plan.outer(), plan.channels(), plan.inner()));
+        }
+        ChannelMoments m = ChannelMoments.merge(parts);
+        double[] var = m.variance(false);
+        double[] inv = new double[var.length];
+        for (int c = 0; c < inv.length; c++) {
+            inv[c] = 1 / (Math.sqrt(var[c]) + whole.epsilon());
+        }
+        DType st = x.dtype().statistics();
+        HostTensor mean = HostTensor.fromDoubles(m.mean(), st, statShape);
+        HostTensor invStd = HostTensor.fromDoubles(inv, st, statShape);
+        HostTensor y = channelApplyChunked(x, whole, mean, HostTensor.fromDoubles(m.meanLo(st), st, statShape), invStd,
+                null, null, samplesPerChunk);
+        return new NormResult(y, mean, invStd, null, null);
     }
 
     /** Runs a row normalization; a null plan means the rows are empty (zero columns). */

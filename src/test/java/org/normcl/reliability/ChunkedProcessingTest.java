@@ -18,11 +18,13 @@ import org.normcl.GroupNorm;
 import org.normcl.HostTensor;
 import org.normcl.Layout;
 import org.normcl.LayerNorm;
+import org.normcl.MeanVarianceNorm;
 import org.normcl.MomentumConvention;
 import org.normcl.NormEngine;
 import org.normcl.NormResult;
 import org.normcl.RmsNorm;
 import org.normcl.SavedStats;
+import org.normcl.reference.Reference64;
 import org.normcl.reference.Reference64Backward;
 import org.normcl.testing.Backends;
 import org.normcl.testing.Data;
@@ -133,6 +135,64 @@ class ChunkedProcessingTest {
 
     private static HostTensor nchw(String name, double mean, double sigma) {
         return HostTensor.of(Data.gaussian(name, 10 * 4 * 6 * 7, mean, sigma), NCHW);
+    }
+
+    /**
+     * Mean-variance normalization over the batch (the default axes [0, 2, 3], axes [0, 1, 3] with
+     * N * C outer slices, every axis) reduces across samples: the chunks' moments are merged, as for
+     * batch norm, and Y, Mean and the inverse scale match the float64 oracle.
+     */
+    @Test
+    void meanVarianceNormOverTheBatchMergesAcrossChunks() {
+        HostTensor x = nchw("mvn chunks", 2, 3);
+        float[] xf = x.data();
+        limit();
+        for (int[] axes : new int[][] {{0, 2, 3}, {0, 1, 3}, {0, 1, 2, 3}}) {
+            String name = "chunked MVN over " + java.util.Arrays.toString(axes);
+            try (NormResult r = engine.meanVarianceNorm(MeanVarianceNorm.defaults().withAxes(axes), x)) {
+                Reference64.Mvn ref = Reference64.meanVarianceNormDetailed(xf, NCHW, axes, Reference64.MVN_DEFAULT_EPS);
+                double[] bound = new double[xf.length];
+                for (int i = 0; i < bound.length; i++) {
+                    double sigma = ref.elementStd()[i];
+                    bound[i] = Tolerances.element(ref.y()[i], Math.abs(ref.elementMean()[i]) / sigma, 1, 0, ref.y()[i]);
+                }
+                Tolerances.assertWithin(name + " Y", r.y().toHost().data(), ref.y(), bound);
+                // The statistics, one per kept index: read them off the first element of each slice.
+                float[] mean = r.mean().toHost().data();
+                float[] inv = r.invStdDev().toHost().data();
+                double[] meanRef = new double[mean.length];
+                double[] invRef = new double[mean.length];
+                double[] meanBound = new double[mean.length];
+                double[] invBound = new double[mean.length];
+                long[] statDims = r.mean().shape().dims();
+                for (int i = 0; i < xf.length; i++) {
+                    int k = statIndex(i, NCHW, statDims);
+                    meanRef[k] = ref.elementMean()[i];
+                    invRef[k] = 1 / (ref.elementStd()[i] + Reference64.MVN_DEFAULT_EPS);
+                    meanBound[k] = Tolerances.mean(meanRef[k], ref.elementStd()[i]);
+                    invBound[k] = Tolerances.invStd(invRef[k]);
+                }
+                Tolerances.assertWithin(name + " Mean", mean, meanRef, meanBound);
+                Tolerances.assertWithin(name + " inverse scale", inv, invRef, invBound);
+            }
+        }
+        unlimit();
+    }
+
+    /** Element i's index in the statistics (X's shape with the reduced axes set to 1). */
+    private static int statIndex(int i, long[] dims, long[] statDims) {
+        int k = 0;
+        int rest = i;
+        int stride = 1;
+        for (int d = dims.length - 1; d >= 0; d--) {
+            int coord = (int) (rest % dims[d]);
+            rest /= (int) dims[d];
+            if (statDims[d] != 1) {
+                k += coord * stride;
+                stride *= (int) statDims[d];
+            }
+        }
+        return k;
     }
 
     /**

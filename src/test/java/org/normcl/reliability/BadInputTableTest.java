@@ -424,9 +424,9 @@ class BadInputTableTest {
     // ------------------------------------------------------------------ H: size limits
 
     /**
-     * A tensor larger than the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE gets an IllegalArgumentException
-     * before any allocation. Issue 6 asks for such tensors to be processed in chunks instead; this
-     * pins today's behaviour (see docs/errors.md, row H1).
+     * A device tensor larger than the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE gets an
+     * IllegalArgumentException before any allocation; host tensors that large are processed in
+     * chunks instead (ChunkedProcessingTest; see docs/errors.md, row H1).
      */
     @Test
     void h1_aTensorLargerThanTheDevicesMaxAllocation() {

@@ -1178,7 +1178,7 @@ public final class NormEngine implements AutoCloseable {
             System.arraycopy(p.m2(), 0, m2, at, p.slices());
             at += p.slices();
         }
-        return ChannelMoments.of(parts.get(0).count(), mean, m2);
+        return ChannelMoments.computed(parts.get(0).count(), mean, m2);
     }
 
     private ChannelMoments moments(Tensor x, long outer, long channels, long inner) {
@@ -1347,6 +1347,12 @@ public final class NormEngine implements AutoCloseable {
         if (moments.slices() != statShape.size()) {
             throw new IllegalArgumentException("moments has " + moments.slices() + " slices: expected N * G = "
                     + statShape.size());
+        }
+        // Each slice is one (sample, group) of X whole, however its parts were merged.
+        long perGroup = statShape.size() == 0 ? 0 : x.shape().size() / statShape.size();
+        if (statShape.size() > 0 && moments.count() != perGroup) {
+            throw new IllegalArgumentException("moments has a count of " + moments.count()
+                    + " values per slice: expected (C / G) * D1 * ... = " + perGroup + " for X of shape " + x.shape());
         }
         checkOpen();
         paramType(x, "scale", scale, "bias", bias);

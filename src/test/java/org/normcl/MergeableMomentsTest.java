@@ -276,12 +276,8 @@ class MergeableMomentsTest {
         float[] x = Data.gaussian("gn split", Data.size(dims), 2, 1.5);
         GroupNorm spec = GroupNorm.of(2);
         // Split along D1 (rows 0..2 and 3..5 of every (n, c) plane): each half is its own tensor.
-        float[] top = new float[x.length / 2];
-        float[] bottom = new float[x.length / 2];
-        for (int plane = 0; plane < 8; plane++) {
-            System.arraycopy(x, plane * 30, top, plane * 15, 15);
-            System.arraycopy(x, plane * 30 + 15, bottom, plane * 15, 15);
-        }
+        float[] top = planeHalf(x, 0);
+        float[] bottom = planeHalf(x, 15);
         ChannelMoments merged = ChannelMoments.merge(List.of(
                 e.groupNormMoments(spec, HostTensor.of(top, 2, 4, 3, 5)),
                 e.groupNormMoments(spec, HostTensor.of(bottom, 2, 4, 3, 5))));
@@ -295,6 +291,31 @@ class MergeableMomentsTest {
             }
             Tolerances.assertWithin("group norm from merged moments", viaMoments.y().toHost().data(), ref.y(), bound);
         }
+    }
+
+    /** Values {@code [from, from + 15)} of each of the 8 planes of 30 values of a 2x4x6x5 tensor. */
+    private static float[] planeHalf(float[] x, int from) {
+        float[] half = new float[x.length / 2];
+        for (int plane = 0; plane < 8; plane++) {
+            System.arraycopy(x, plane * 30 + from, half, plane * 15, 15);
+        }
+        return half;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void groupNormRejectsMomentsOfPartOfEachGroup(Backends.Named backend) {
+        NormEngine e = backend.engine();
+        long[] dims = {2, 4, 6, 5};
+        float[] x = Data.gaussian("gn part", Data.size(dims), 2, 1.5);
+        GroupNorm spec = GroupNorm.of(2);
+        // The moments of the top half only (the first 15 of each plane's 30 values): the right
+        // number of slices, half the values each. Normalizing with them was a silent wrong answer.
+        ChannelMoments half = e.groupNormMoments(spec, HostTensor.of(planeHalf(x, 0), 2, 4, 3, 5));
+        IllegalArgumentException err = assertThrows(IllegalArgumentException.class,
+                () -> e.groupNorm(spec, HostTensor.of(x, dims), null, null, half));
+        assertEquals("moments has a count of 30 values per slice: expected (C / G) * D1 * ... = 60 for X of shape"
+                + " [2, 4, 6, 5]", err.getMessage());
     }
 
     @ParameterizedTest(name = "{0}")

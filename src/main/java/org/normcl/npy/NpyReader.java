@@ -23,8 +23,21 @@ import org.normcl.DType;
  * decodes every supported element type after {@link #checkDataLength} and {@link #intCount}.
  */
 final class NpyReader implements AutoCloseable {
-    /** Largest header accepted: NumPy's own reader refuses more than 10000 bytes by default. */
-    static final int MAX_HEADER_BYTES = 16 << 20;
+    /**
+     * Longest header accepted, in bytes after the header length field: 1 MiB (1048576).
+     *
+     * <p>NumPy's {@code np.load} refuses headers longer than 10000 characters by default
+     * ({@code max_header_size} in {@code numpy.lib.format}, NumPy 1.23.5 and later), because the
+     * time to parse a header can grow faster than its length; it reads longer ones only when told to
+     * trust the file. This reader cannot use that default: format version 2.0 exists for headers
+     * longer than the 65535 bytes that version 1.0 can hold, and {@code np.save} and
+     * {@link NpyHeader#encode} write it for them (a structured dtype of many fields; a shape of more
+     * than about 21800 dimensions). The limit is instead 16 times the version 1.0 maximum. With
+     * integer literals bounded ({@link PyLiteral#MAX_INT_DIGITS}), parsing takes time linear in the
+     * header's length: a header of this size, however crafted, parses in a fraction of a second and
+     * tens of megabytes.
+     */
+    static final int MAX_HEADER_BYTES = 1 << 20;
     /** Largest Java array, as in {@link org.normcl.Shape#intSize()}. */
     static final int MAX_ARRAY = Integer.MAX_VALUE - 8;
     /** Bytes read per call when decoding data. */

@@ -15,11 +15,19 @@ import java.util.Map;
  * string to {@link String}, integer to {@link BigInteger}, float to {@link PyFloat}, booleans to
  * {@link Boolean}, {@code None} to {@link #NONE}. Integers may carry the {@code L} suffix that
  * Python 2 wrote. Nesting is limited to {@value #MAX_DEPTH} levels so that a hostile header cannot
- * overflow the stack.
+ * overflow the stack, and integers to {@value #MAX_INT_DIGITS} digits so that it cannot make the
+ * parse slow: {@link BigInteger}'s decimal parsing takes time quadratic in the number of digits.
  */
 final class PyLiteral {
     /** Deepest nesting of containers accepted. */
     static final int MAX_DEPTH = 32;
+    /**
+     * Most digits accepted in an integer literal: twice the 20 digits of the largest 64-bit value,
+     * so that dimensions just past the range of a {@code long}, or written with leading zeros, still
+     * parse and get a message about their value. Python 3.11 and later refuse integer literals of
+     * more than 4300 digits, for the same reason.
+     */
+    static final int MAX_INT_DIGITS = 40;
 
     /** Python's {@code None}. */
     static final Object NONE = new Object() {
@@ -316,6 +324,11 @@ final class PyLiteral {
                 throw error("malformed number '" + text + "'");
             }
             return new PyFloat(text);
+        }
+        if (body.length() > MAX_INT_DIGITS) {
+            pos = start;
+            throw error("integer literal has " + body.length() + " digits, more than the " + MAX_INT_DIGITS
+                    + " accepted");
         }
         if (pos < s.length() && (s.charAt(pos) == 'L' || s.charAt(pos) == 'l')) {
             pos++; // Python 2 long suffix

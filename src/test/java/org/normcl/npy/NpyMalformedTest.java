@@ -15,9 +15,11 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Arrays;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -117,6 +119,46 @@ class NpyMalformedTest {
                 + " is larger than the " + NpyReader.MAX_HEADER_BYTES + " bytes this reader accepts: corrupt header length?");
     }
 
+    /** {@code GOOD}, padded with spaces and ended by a newline to exactly {@code length} characters. */
+    private static String padded(int length) {
+        return GOOD + " ".repeat(length - GOOD.length() - 1) + "\n";
+    }
+
+    /** NumPy 2.4.6's np.load reads these files, headers of its default limit of 10000 characters. */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3})
+    void headerAsLongAsNumPyReadsByDefault(int major) {
+        NpyArray a = Npy.read(NpyFixtures.file(dir, "ok.npy", NpyFixtures.npy(major, padded(10_000), NpyFixtures.le(6))));
+        assertArrayEquals(new long[] {2, 3}, a.shape());
+        assertArrayEquals(new float[] {0, 1, 2, 3, 4, 5}, a.data());
+    }
+
+    /** The documented limit, 1 MiB: version 2.0 and 3.0 headers up to it read, one byte more does not. */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3})
+    void headerLengthLimitIsOneMebibyte(int major) {
+        NpyArray a = Npy.read(NpyFixtures.file(dir, "ok.npy", NpyFixtures.npy(major, padded(1 << 20), NpyFixtures.le(6))));
+        assertArrayEquals(new float[] {0, 1, 2, 3, 4, 5}, a.data());
+        fails(NpyFixtures.npy(major, padded((1 << 20) + 1), NpyFixtures.le(6)),
+                "header length 1048577 is larger than the 1048576 bytes this reader accepts: corrupt header length?");
+    }
+
+    /**
+     * A shape of one 1.6-million-digit integer once took 45 s to refuse: BigInteger parses in quadratic
+     * time. Now the header length limit refuses it, and within that limit the digit limit.
+     */
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+        "1600000| header length 1600058 is larger than the 1048576 bytes this reader accepts: corrupt header length?",
+        "1040000| header is not a Python dict literal: integer literal has 1040001 digits, more than the 40 accepted"
+                + " at offset 51 in",
+    })
+    @Timeout(value = 10, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void hugeIntegerInShapeIsRefusedWithoutParsingIt(int zeros, String problemStart) {
+        String header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1" + "0".repeat(zeros) + ",), }\n";
+        failsStartingWith(NpyFixtures.npy(2, header, new byte[0]), problemStart);
+    }
+
     @Test
     void invalidUtf8InVersion3Header() {
         byte[] b = NpyFixtures.npy(3, GOOD.replace("'<f4'", "'<f4\u00e9'"), NpyFixtures.le(6));
@@ -147,6 +189,13 @@ class NpyMalformedTest {
     })
     void headerSyntaxErrors(String header, String problem) {
         failsStartingWith(NpyFixtures.npy(header, 6), "header is not a Python dict literal: " + problem + " in ");
+    }
+
+    @Test
+    void integerOfMoreThan40DigitsIsASyntaxError() {
+        failsStartingWith(NpyFixtures.npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1"
+                + "0".repeat(40) + ")}", 0), "header is not a Python dict literal: integer literal has 41 digits,"
+                + " more than the 40 accepted at offset 54 in ");
     }
 
     @Test
@@ -223,6 +272,7 @@ class NpyMalformedTest {
         "((2,), 3)| 0| (2,)| is not an integer",
         "(2, 1e3)| 1| 1e3| is not an integer",
         "(9223372036854775808,)| 0| 9223372036854775808| is larger than 2^63 - 1",
+        "(1000000000000000000000000000000000000000,)| 0| 1000000000000000000000000000000000000000| is larger than 2^63 - 1",
     })
     void badShapeEntry(String shape, int index, String entry, String problem) {
         fails(NpyFixtures.npy("{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + "}", 6),

@@ -7,8 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import java.math.BigInteger;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -65,6 +67,30 @@ class NpyPyLiteralTest {
     void reprPicksDoubleQuotesForASingleQuoteAsPythonDoes() {
         assertEquals("\"it's\"", PyLiteral.repr("it's"));
         assertEquals("'say \"\\'hi\\'\"'", PyLiteral.repr("say \"'hi'\""));
+    }
+
+    @Test
+    void integerLiteralsAreLimitedTo40Digits() throws Exception {
+        BigInteger forty9s = BigInteger.TEN.pow(40).subtract(BigInteger.ONE);
+        assertEquals(forty9s, PyLiteral.parse("9".repeat(40)));
+        assertEquals(forty9s.negate(), PyLiteral.parse("- " + "9".repeat(40) + "L"));
+        assertEquals(BigInteger.valueOf(7), PyLiteral.parse("0".repeat(39) + "7"), "leading zeros count as digits");
+        PyLiteral.SyntaxError e = assertThrows(PyLiteral.SyntaxError.class,
+                () -> PyLiteral.parse("(2, -" + "1".repeat(41) + ")"));
+        assertEquals("integer literal has 41 digits, more than the 40 accepted", e.getMessage());
+        assertEquals(4, e.offset(), "the offset of the literal, sign included");
+        assertEquals(new PyLiteral.PyFloat("1" + "0".repeat(60) + ".5"), PyLiteral.parse("1" + "0".repeat(60) + ".5"),
+                "floats are not integers: kept as text");
+    }
+
+    /** BigInteger parses n digits in time quadratic in n: 2 million would take over a minute. */
+    @Test
+    @Timeout(value = 10, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void hugeIntegerLiteralIsRefusedWithoutParsingIt() {
+        String literal = "(1" + "0".repeat(2_000_000) + ",)";
+        PyLiteral.SyntaxError e = assertThrows(PyLiteral.SyntaxError.class, () -> PyLiteral.parse(literal));
+        assertEquals("integer literal has 2000001 digits, more than the 40 accepted", e.getMessage());
+        assertEquals(1, e.offset());
     }
 
     @Test

@@ -149,8 +149,9 @@ public final class Npy {
      * @param file the target file; its directory must exist
      * @param data the elements in row-major (C) order
      * @param shape the shape, outermost first; empty for a scalar
-     * @throws IllegalArgumentException if a dimension is negative or {@code data.length} is not the
-     *     product of {@code shape}
+     * @throws IllegalArgumentException if a dimension is negative, {@code data.length} is not the
+     *     product of {@code shape}, or {@code shape} has so many dimensions (hundreds of thousands)
+     *     that the header would be longer than the 1 MiB that {@link #read} accepts
      * @throws UncheckedIOException if the file cannot be written, with a message naming it; the
      *     target is then unchanged and no temporary file is left behind
      * @throws NullPointerException if an argument is null
@@ -167,6 +168,8 @@ public final class Npy {
      *
      * @param file the target file; its directory must exist
      * @param tensor the tensor
+     * @throws IllegalArgumentException if the tensor's shape has too many dimensions, as
+     *     {@link #write(Path, float[], long[])}
      * @throws UncheckedIOException as {@link #write(Path, float[], long[])}
      * @throws NullPointerException if an argument is null
      */

@@ -138,6 +138,9 @@ final class NpyHeader {
      * @param descr the type string, such as {@code "<f4"}
      * @param shape the shape
      * @return magic, version, header length and padded header
+     * @throws IllegalArgumentException if the header would be longer than the
+     *     {@value NpyReader#MAX_HEADER_BYTES} bytes that {@link NpyReader} accepts, so that every file
+     *     written reads back
      */
     static byte[] encode(String descr, long[] shape) {
         StringBuilder h = new StringBuilder(64 + 24 * shape.length);
@@ -164,9 +167,10 @@ final class NpyHeader {
         }
         long headerLen = textLen + padLen;
         long total = MAGIC.length + 2 + lenBytes + headerLen;
-        if (headerLen > 0xFFFFFFFFL || total > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("shape has " + shape.length
-                    + " dimensions, too many for a .npy header");
+        if (headerLen > NpyReader.MAX_HEADER_BYTES) {
+            throw new IllegalArgumentException("shape has " + shape.length + " dimensions, too many for a .npy"
+                    + " header: it would be " + headerLen + " bytes, more than the " + NpyReader.MAX_HEADER_BYTES
+                    + " that Npy.read accepts");
         }
         byte[] out = new byte[(int) total];
         System.arraycopy(MAGIC, 0, out, 0, MAGIC.length);

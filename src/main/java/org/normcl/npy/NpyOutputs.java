@@ -49,7 +49,8 @@ public final class NpyOutputs implements AutoCloseable {
      * @param data the elements in row-major (C) order
      * @param shape the shape, outermost first; empty for a scalar
      * @throws IllegalArgumentException if {@code target} is already staged, a dimension is
-     *     negative, or {@code data.length} is not the product of {@code shape}
+     *     negative, {@code data.length} is not the product of {@code shape}, or {@code shape} has too
+     *     many dimensions, as {@link Npy#write}
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
      * @throws UncheckedIOException if the temporary file cannot be written, with a message naming
      *     {@code target}; files staged before are kept until {@link #close()}
@@ -80,7 +81,8 @@ public final class NpyOutputs implements AutoCloseable {
      *
      * @param target the file to create or replace; its directory must exist
      * @param tensor the tensor
-     * @throws IllegalArgumentException if {@code target} is already staged
+     * @throws IllegalArgumentException if {@code target} is already staged, or the tensor's shape has
+     *     too many dimensions, as {@link Npy#write}
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
      * @throws UncheckedIOException if the temporary file cannot be written
      * @throws NullPointerException if an argument is null

@@ -2,6 +2,8 @@ package org.normcl.npy;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.ByteBuffer;
@@ -90,6 +92,43 @@ class NpyHeaderFormatTest {
         assertTrue(headerLen > 65535, "header length " + headerLen);
         assertEquals(0, (12 + headerLen) % 64);
         assertEquals(12 + headerLen + 4, b.length);
+        NpyArray a = Npy.read(dir.resolve("x.npy"));
+        assertArrayEquals(shape, a.shape());
+        assertArrayEquals(new float[] {7f}, a.data());
+    }
+
+    /** The writer refuses a header the reader would refuse, and writes the longest one it accepts. */
+    @Test
+    void widestWritableShapeReadsBack() throws Exception {
+        // "(1, 1, ..., 1)": 3 bytes per dimension; find the largest rank whose header is written.
+        int start = 349_600; // about 1048576 / 3: just past the 1 MiB limit
+        int rank = start;
+        while (true) {
+            long[] shape = new long[rank];
+            Arrays.fill(shape, 1);
+            try {
+                NpyHeader.encode("<f4", shape);
+                break;
+            } catch (IllegalArgumentException e) {
+                rank--;
+            }
+        }
+        assertTrue(rank < start, "the search starts past the limit");
+        long[] tooWide = new long[rank + 1];
+        Arrays.fill(tooWide, 1);
+        Path refused = dir.resolve("refused.npy");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Npy.write(refused, new float[] {7f}, tooWide));
+        assertTrue(e.getMessage().startsWith("shape has " + (rank + 1) + " dimensions, too many for a .npy header: it"
+                + " would be "), e.getMessage());
+        assertTrue(e.getMessage().endsWith(" bytes, more than the 1048576 that Npy.read accepts"), e.getMessage());
+        assertFalse(Files.exists(refused));
+
+        long[] shape = new long[rank];
+        Arrays.fill(shape, 1);
+        byte[] b = written(new float[] {7f}, shape);
+        long headerLen = ByteBuffer.wrap(b, 8, 4).order(ByteOrder.LITTLE_ENDIAN).getInt() & 0xFFFFFFFFL;
+        assertTrue(headerLen > (1 << 20) - 64 - 3 && headerLen <= 1 << 20, "header length " + headerLen);
         NpyArray a = Npy.read(dir.resolve("x.npy"));
         assertArrayEquals(shape, a.shape());
         assertArrayEquals(new float[] {7f}, a.data());

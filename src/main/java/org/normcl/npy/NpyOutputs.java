@@ -24,9 +24,11 @@ import org.normcl.HostTensor;
  * } // an exception before commit() leaves no output file behind
  * }</pre>
  *
- * <p>If a rename fails during {@link #commit()}, the targets already renamed that did not exist
- * before the commit are deleted (best effort), the remaining temporary files are deleted, and the
- * failure is thrown. Targets that existed before have been replaced and are not restored.
+ * <p>If a rename fails during {@link #commit()}, the commit is undone before the failure is thrown:
+ * the targets already placed are deleted, the target files that existed before are moved back from
+ * their backups, and the temporary files are deleted. Undoing is best effort: a step of it that
+ * fails is recorded as a suppressed exception of the rename's failure (the cause of the
+ * {@link UncheckedIOException} thrown).
  *
  * <p>Not thread-safe.
  */

@@ -25,10 +25,10 @@ import org.normcl.HostTensor;
  * }</pre>
  *
  * <p>If a rename fails during {@link #commit()}, the commit is undone before the failure is thrown:
- * the targets already placed are deleted, the target files that existed before are moved back from
- * their backups, and the temporary files are deleted. Undoing is best effort: a step of it that
- * fails is recorded as a suppressed exception of the rename's failure (the cause of the
- * {@link UncheckedIOException} thrown).
+ * the targets already placed are deleted, the targets that existed before (files or symbolic links)
+ * are moved back from their backups, and the temporary files are deleted. Undoing is best effort: a
+ * step of it that fails is recorded as a suppressed exception of the rename's failure (the cause of
+ * the {@link UncheckedIOException} thrown).
  *
  * <p>Not thread-safe.
  */
@@ -106,9 +106,10 @@ public final class NpyOutputs implements AutoCloseable {
 
     /**
      * Renames every staged temporary file onto its target, in staging order, all or nothing: a
-     * target file that already exists is first moved aside to a backup in its directory, and if any
+     * target that already exists is first moved aside to a backup in its directory, and if any
      * rename fails, the targets placed so far are removed, the backups are moved back and no
-     * temporary file is left. On success the backups are deleted.
+     * temporary file is left. On success the backups are deleted. A target that is a symbolic link
+     * is moved aside and replaced itself, not followed: the file it points to is left unchanged.
      *
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
      * @throws UncheckedIOException if a rename fails, with a message naming its target
@@ -122,7 +123,9 @@ public final class NpyOutputs implements AutoCloseable {
         try {
             for (Staged s : staged) {
                 failing = s.target();
-                if (Files.isRegularFile(s.target(), LinkOption.NOFOLLOW_LINKS)) {
+                // Anything there but a directory (onto which the rename fails): a file, or a link.
+                if (Files.exists(s.target(), LinkOption.NOFOLLOW_LINKS)
+                        && !Files.isDirectory(s.target(), LinkOption.NOFOLLOW_LINKS)) {
                     Path backup = s.target().resolveSibling("." + s.target().getFileName() + ".bak-"
                             + Long.toHexString(System.nanoTime()));
                     NpyWriter.moveIntoPlace(s.target(), backup);

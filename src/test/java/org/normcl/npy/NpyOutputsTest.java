@@ -7,11 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.normcl.HostTensor;
@@ -108,6 +110,59 @@ class NpyOutputsTest {
         assertArrayEquals(new String[] {"b.npy", "existing.npy"}, NpyFixtures.list(dir), "no temporary file left");
         assertDoesNotThrow(out::close);
         assertThrows(IllegalStateException.class, out::commit);
+    }
+
+    /** Creates a symbolic link, or skips the test where the file system has none. */
+    private static void symlink(Path link, Path target) {
+        try {
+            Files.createSymbolicLink(link, target);
+        } catch (UnsupportedOperationException | IOException e) {
+            Assumptions.abort("no symbolic links here: " + e);
+        }
+    }
+
+    /** Creates real.npy holding "old" and link.npy, a relative symbolic link to it; returns the link. */
+    private Path linkToOldFile() throws IOException {
+        Files.writeString(dir.resolve("real.npy"), "old");
+        Path link = dir.resolve("link.npy");
+        symlink(link, Path.of("real.npy"));
+        return link;
+    }
+
+    @Test
+    void failedRenameKeepsSymbolicLinks() throws Exception {
+        Path link = linkToOldFile();
+        Path dangling = dir.resolve("dangling.npy");
+        symlink(dangling, dir.resolve("nowhere.npy"));
+        Path b = dir.resolve("b.npy");
+        NpyOutputs out = new NpyOutputs();
+        out.stage(link, new float[] {1}, new long[] {1});
+        out.stage(dangling, new float[] {2}, new long[] {1});
+        out.stage(b, new float[] {3}, new long[] {1});
+        Files.createDirectory(b); // b.npy's rename must fail
+        Files.writeString(b.resolve("keep.txt"), "not ours");
+        UncheckedIOException e = assertThrows(UncheckedIOException.class, out::commit);
+        assertTrue(e.getMessage().startsWith("cannot write " + b + ": "), e.getMessage());
+        assertTrue(Files.isSymbolicLink(link), "the link is put back, not deleted");
+        assertEquals(Path.of("real.npy"), Files.readSymbolicLink(link));
+        assertEquals("old", Files.readString(link), "and the file it points to is untouched");
+        assertTrue(Files.isSymbolicLink(dangling), "a dangling link too");
+        assertEquals(dir.resolve("nowhere.npy"), Files.readSymbolicLink(dangling));
+        assertArrayEquals(new String[] {"b.npy", "dangling.npy", "link.npy", "real.npy"}, NpyFixtures.list(dir),
+                "no temporary or backup file left");
+    }
+
+    @Test
+    void commitReplacesASymbolicLinkNotTheFileItPointsTo() throws Exception {
+        Path link = linkToOldFile();
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(link, new float[] {9}, new long[] {1});
+            out.commit();
+        }
+        assertFalse(Files.isSymbolicLink(link));
+        assertArrayEquals(new float[] {9}, Npy.read(link).data());
+        assertEquals("old", Files.readString(dir.resolve("real.npy")));
+        assertArrayEquals(new String[] {"link.npy", "real.npy"}, NpyFixtures.list(dir), "no backup left");
     }
 
     @Test

@@ -316,8 +316,10 @@ public final class OclgrindWorkload {
 
     /**
      * Batch / group norm from merged moments: the moments of two shards on one engine, merged on
-     * the host, then the normalization of the first shard from them on a fresh engine (its kernels
-     * read only what it uploads, see the class comment of scripts/oclgrind-check).
+     * the host, then a normalization from them on a fresh engine (its kernels read only what it
+     * uploads, see the class comment of scripts/oclgrind-check). Batch norm's shards are two
+     * batches and the first is normalized; group norm's are the two halves of every plane of one
+     * X (a spatial split), and X whole is normalized, since a group's moments must cover it whole.
      */
     private static Extra moments(boolean group) {
         return engines -> {
@@ -340,7 +342,7 @@ public final class OclgrindWorkload {
             out.add(toFloat(m1.mean()));
             out.add(toFloat(m1.m2()));
             try (NormEngine e = engines.get();
-                    DeviceTensor dx = e.upload(x1, d);
+                    DeviceTensor dx = group ? e.upload(planesSideBySide(x1, x2, 21), 2, 4, 6, 7) : e.upload(x1, d);
                     DeviceTensor dw = e.upload(w, 4);
                     DeviceTensor db = e.upload(b, 4);
                     DeviceTensor rm = e.upload(new float[] {0, 1, 2, 3}, 4);
@@ -351,6 +353,16 @@ public final class OclgrindWorkload {
             }
             return out;
         };
+    }
+
+    /** Plane p of the result: plane p of {@code a}, then plane p of {@code b} ({@code plane} values each). */
+    private static float[] planesSideBySide(float[] a, float[] b, int plane) {
+        float[] out = new float[a.length + b.length];
+        for (int p = 0; p < a.length / plane; p++) {
+            System.arraycopy(a, p * plane, out, 2 * p * plane, plane);
+            System.arraycopy(b, p * plane, out, (2 * p + 1) * plane, plane);
+        }
+        return out;
     }
 
     private static float[] toFloat(double[] a) {

@@ -141,7 +141,8 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private BenchRunner.Config config(PrintWriter err) {
-        List<String> opList = ops == null ? List.of("layer-norm", "rms-norm") : normalized(ops);
+        List<String> opList = ops == null ? List.of("layer-norm", "rms-norm") : nonEmpty("--ops", normalized(ops),
+                "an operator such as layer-norm");
         for (String op : opList) {
             if (!BenchRunner.OPS.contains(op)) {
                 throw new UserInputException("--ops: unknown operator '" + op + "': expected one of "
@@ -154,6 +155,7 @@ final class BenchCommand implements Callable<Integer> {
             for (String s : shapes) {
                 shapeList.add(parseShape(s));
             }
+            nonEmpty("--shapes", shapeList, "a shape such as 8192x1024");
             for (String op : opList) {
                 if (!op.equals("layer-norm") && !op.equals("rms-norm")) {
                     for (long[] sh : shapeList) {
@@ -175,7 +177,7 @@ final class BenchCommand implements Callable<Integer> {
                         + NormEngine.openClUnavailableReason().orElse("no device") + "); measuring java only");
             }
         } else {
-            backendList = normalized(backends);
+            backendList = nonEmpty("--backends", normalized(backends), "java, opencl or both");
             for (String b : backendList) {
                 if (!b.equals("java") && !b.equals("opencl")) {
                     throw new UserInputException("--backends: unknown backend '" + b + "': expected java or opencl");
@@ -186,7 +188,7 @@ final class BenchCommand implements Callable<Integer> {
             throw new UserInputException("--device applies to OpenCL: add opencl to --backends or drop --device");
         }
         List<DType> dtypeList = new ArrayList<>();
-        for (String d : normalized(dtypes)) {
+        for (String d : nonEmpty("--dtype", normalized(dtypes), "a type such as float32")) {
             try {
                 dtypeList.add(DType.valueOf(d.toUpperCase(Locale.ROOT)));
             } catch (IllegalArgumentException e) {
@@ -209,12 +211,21 @@ final class BenchCommand implements Callable<Integer> {
         if (groups < 1) {
             throw new UserInputException("--groups = " + groups + ": expected 1 or more");
         }
-        if (plot != null && !plot.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png")) {
+        if (plot != null && (plot.getFileName() == null
+                || !plot.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png"))) {
             throw new UserInputException("--plot " + plot + ": expected a .png file name");
         }
         int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         return new BenchRunner.Config(opList, shapeList, backendList, device, dtypeList, backward, warmup, warmupMs,
                 iterations, t, groups, !noEngine);
+    }
+
+    /** @return {@code values}, or a usage error naming the option when a list such as "," left none */
+    static <T> List<T> nonEmpty(String option, List<T> values, String expected) {
+        if (values.isEmpty()) {
+            throw new UserInputException(option + ": the list is empty: expected " + expected);
+        }
+        return values;
     }
 
     private static List<String> normalized(List<String> values) {
@@ -229,7 +240,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     static long[] parseShape(String s) {
-        String[] parts = s.trim().toLowerCase(Locale.ROOT).split("x");
+        String[] parts = s.trim().toLowerCase(Locale.ROOT).split("x", -1); // -1: "8192x" has an empty last part
         long[] dims = new long[parts.length];
         long size = 1;
         for (int i = 0; i < parts.length; i++) {
@@ -242,11 +253,18 @@ final class BenchCommand implements Callable<Integer> {
                 throw new UserInputException("--shapes: '" + s + "': expected dimensions >= 1 joined by 'x', such as"
                         + " 8192x1024");
             }
-            size = Math.multiplyExact(size, dims[i]);
+            if (size >= 0) {
+                try {
+                    size = Math.multiplyExact(size, dims[i]);
+                } catch (ArithmeticException e) {
+                    size = -1; // more than a long holds; the other dimensions are still checked
+                }
+            }
         }
-        if (size > Integer.MAX_VALUE - 8) {
-            throw new UserInputException("--shapes: '" + s + "' has " + size + " elements: expected at most "
-                    + (Integer.MAX_VALUE - 8) + " (the Java backend's limit per tensor)");
+        if (size < 0 || size > Integer.MAX_VALUE - 8) {
+            throw new UserInputException("--shapes: '" + s + "' has " + (size < 0 ? "more than 2^63 - 1"
+                    : Long.toString(size)) + " elements: expected at most " + (Integer.MAX_VALUE - 8)
+                    + " (the Java backend's limit per tensor)");
         }
         return dims;
     }

@@ -177,8 +177,11 @@ final class TuneCommand implements Callable<Integer> {
                 list.add(new Tuner.Workload(op, shape, rowBytes));
             }
         }
+        if (given != null) {
+            BenchCommand.nonEmpty("--shapes", given, "a shape such as 8192x1024");
+        }
         if (list.isEmpty()) {
-            throw new UserInputException("--ops: expected at least one operator");
+            throw new UserInputException("--ops: the list is empty: expected an operator such as layer-norm");
         }
         return list;
     }

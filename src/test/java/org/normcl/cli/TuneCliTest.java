@@ -119,6 +119,9 @@ class TuneCliTest {
     @CsvSource(delimiter = '|', value = {
         "--ops=layer-norm,softmax | --ops: unknown operator 'softmax'",
         "--shapes=8x0 | --shapes: '8x0'",
+        "--ops=layer-norm --shapes=8192x | --shapes: '8192x'",
+        "--shapes=9223372036854775807x2 | --shapes: '9223372036854775807x2' has more than",
+        "--shapes=, | --shapes: the list is empty",
         "--ops=batch-norm --shapes=64 | --shapes: batch-norm needs shapes of rank >= 2",
         "--budget-s=0 | --budget-s = 0.0",
         "--budget-s=soon | --budget-s",

@@ -1,12 +1,8 @@
 package org.normcl.cli;
 
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -111,32 +107,31 @@ final class BenchCommand implements Callable<Integer> {
         report.put("warmup_ms", config.warmupMs());
         report.put("iterations", config.iterations());
         report.put("records", records);
-        if (json != null) {
-            String text = Json.write(report);
-            if (json.equals("-")) {
-                out.print(text);
-            } else {
-                writeAtomically(Path.of(json), text.getBytes(StandardCharsets.UTF_8));
+        boolean failed = records.stream().anyMatch(r -> "error".equals(r.get("status")));
+        if (plot != null && records.stream().noneMatch(r -> "ok".equals(r.get("status")))) {
+            if (json == null || !json.equals("-")) {
+                printTable(out, records);
             }
+            out.flush();
+            throw new IllegalStateException("--plot " + plot + ": nothing to plot: no measurement succeeded (each"
+                    + " record's note says why); no file written");
         }
-        if (plot != null) {
-            try {
-                Path tmp = tempBeside(plot);
-                try {
-                    BenchPlot.write(records, tmp);
-                    Files.move(tmp, plot, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-                } finally {
-                    Files.deleteIfExists(tmp);
-                }
-            } catch (IOException e) {
-                throw new UncheckedIOException("--plot " + plot + ": " + e.getMessage(), e);
+        try (StagedFiles files = new StagedFiles()) {
+            if (json != null && !json.equals("-")) {
+                files.stage("--json", Path.of(json), Json.write(report).getBytes(StandardCharsets.UTF_8));
             }
+            if (plot != null) {
+                files.stage("--plot", plot, tmp -> BenchPlot.write(records, tmp));
+            }
+            files.commit();
+        }
+        if (json != null && json.equals("-")) {
+            out.print(Json.write(report));
         }
         if (json == null || !json.equals("-")) {
             printTable(out, records);
         }
         out.flush();
-        boolean failed = records.stream().anyMatch(r -> "error".equals(r.get("status")));
         return failed ? ExitCodes.FAILURE : ExitCodes.OK;
     }
 
@@ -215,6 +210,9 @@ final class BenchCommand implements Callable<Integer> {
                 || !plot.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".png"))) {
             throw new UserInputException("--plot " + plot + ": expected a .png file name");
         }
+        // Before measuring (which may take minutes), as apply checks its outputs before computing.
+        OperatorOptions.checkOutputPaths(new String[] {"--json", "--plot"},
+                new Path[] {json == null || json.equals("-") ? null : Path.of(json), plot});
         int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         return new BenchRunner.Config(opList, shapeList, backendList, device, dtypeList, backward, warmup, warmupMs,
                 iterations, t, groups, !noEngine);
@@ -295,25 +293,5 @@ final class BenchCommand implements Callable<Integer> {
         out.println("GB/s: the fewest bytes the operator must move over the median time; copy: the same bytes copied"
                 + " on the same device in the same loop; ratio = GB/s / copy GB/s; engine ms: through NormEngine"
                 + " (outputs allocated per call).");
-    }
-
-    private static Path tempBeside(Path target) throws IOException {
-        Path dir = target.toAbsolutePath().getParent();
-        return Files.createTempFile(dir, "." + target.getFileName(), ".tmp");
-    }
-
-    /** Writes a temporary file beside {@code target}, then moves it over {@code target}. */
-    static void writeAtomically(Path target, byte[] bytes) {
-        try {
-            Path tmp = tempBeside(target);
-            try {
-                Files.write(tmp, bytes);
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("--json " + target + ": " + e.getMessage(), e);
-        }
     }
 }

@@ -38,7 +38,7 @@ final class BenchPlot {
     private BenchPlot() {
     }
 
-    /** Writes the plot of the records with status ok; throws if there is nothing to plot. */
+    /** Writes the plot of the records with status ok (the caller checks that there is one). */
     static void write(List<Map<String, Object>> records, Path file) throws IOException {
         System.setProperty("java.awt.headless", "true");
         List<String> shapes = new ArrayList<>();

@@ -2,7 +2,8 @@ package org.normcl.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
@@ -96,6 +97,9 @@ final class TuneCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         List<Tuner.Workload> workloads = workloads();
         checkNumbers();
+        // Before measuring (minutes), as apply checks its outputs before computing.
+        OperatorOptions.checkOutputPaths(new String[] {"--json"},
+                new Path[] {json == null || json.equals("-") ? null : Path.of(json)});
         if (NormEngine.openClUnavailableReason().isPresent()) {
             throw new IllegalStateException("OpenCL is not available ("
                     + NormEngine.openClUnavailableReason().get() + "): there is nothing to tune");
@@ -122,22 +126,26 @@ final class TuneCommand implements Callable<Integer> {
                     err.flush();
                 });
         Path file = dir.map(d -> Tuning.file(d, info)).orElse(null);
-        if (!dryRun) {
-            try {
-                result.tuning().write(file, info, "Measured by normcl " + Main.version() + " tune on "
-                        + Instant.now().truncatedTo(ChronoUnit.SECONDS) + " over " + labels(workloads) + ".");
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot write the tuning file " + file + ": " + e.getMessage(), e);
-            }
-        }
         Map<String, Object> report = report(result, file);
-        if (json != null) {
-            String text = Json.write(report);
-            if (json.equals("-")) {
-                out.print(text);
-            } else {
-                BenchCommand.writeAtomically(Path.of(json), text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        // The tuning file and --json FILE together or neither: a failure leaves the cache as it was.
+        try (StagedFiles files = new StagedFiles()) {
+            if (json != null && !json.equals("-")) {
+                files.stage("--json", Path.of(json), Json.write(report).getBytes(StandardCharsets.UTF_8));
             }
+            if (!dryRun) {
+                try {
+                    Files.createDirectories(file.getParent());
+                } catch (IOException e) {
+                    throw StagedFiles.failure("the tuning file", file, e);
+                }
+                files.stage("the tuning file", file, tmp -> result.tuning().write(tmp, info, "Measured by normcl "
+                        + Main.version() + " tune on " + Instant.now().truncatedTo(ChronoUnit.SECONDS) + " over "
+                        + labels(workloads) + "."));
+            }
+            files.commit();
+        }
+        if (json != null && json.equals("-")) {
+            out.print(Json.write(report));
         }
         if (json == null || !json.equals("-")) {
             printTable(out, result, workloads, file);

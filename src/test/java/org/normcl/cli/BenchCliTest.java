@@ -3,20 +3,35 @@ package org.normcl.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystems;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * {@code normcl bench}'s usage errors, beside {@code jvm.BenchCommandTest} (records and
- * arithmetic): malformed or empty lists exit 2 naming the option, before anything is measured.
+ * {@code normcl bench}'s usage errors and its output files, beside {@code jvm.BenchCommandTest}
+ * (records and arithmetic): malformed or empty lists exit 2 naming the option; {@code --json} and
+ * {@code --plot} paths are checked before anything is measured, and are written all or nothing.
  * Runs are tiny (4x4, one iteration, no warm-up).
  */
 class BenchCliTest {
+    @TempDir
+    Path dir;
+
     /** Quick settings; an option the case gives itself is left out (list options accumulate). */
     private static final String[][] QUICK = {{"--ops", "layer-norm"}, {"--shapes", "4x4"}, {"--backends", "java"},
         {"--warmup", "0"}, {"--warmup-ms", "0"}, {"--iterations", "1"}, {"--no-engine"}};
@@ -55,5 +70,80 @@ class BenchCliTest {
         assertTrue(r.err().contains(message.trim()), r::toString);
         assertFalse(r.err().contains("bench: [1/"), () -> "nothing is measured\n" + r);
         r.assertNoStackTrace();
+    }
+
+    @Test
+    void outputDirectoriesAreCheckedBeforeMeasuring() {
+        Map<String, byte[]> before = CliTestSupport.snapshot(dir);
+        String missing = dir.resolve("nodir").toString();
+        CliTestSupport.Result json = CliTestSupport.run(bench("--json", missing + "/b.json"));
+        assertEquals(2, json.code(), json::toString);
+        assertTrue(json.err().contains("--json") && json.err().contains("directory " + missing + " does not exist"),
+                json::toString);
+        assertFalse(json.err().contains("bench: [1/"), () -> "checked before measuring\n" + json);
+        json.assertNoStackTrace();
+
+        // A good --json with a bad --plot: this used to write the JSON, measure, then fail on the plot (exit 1).
+        CliTestSupport.Result plot = CliTestSupport.run(bench("--json", dir.resolve("ok.json").toString(), "--plot",
+                missing + "/x.png"));
+        assertEquals(2, plot.code(), plot::toString);
+        assertTrue(plot.err().contains("--plot") && plot.err().contains("directory " + missing + " does not exist"),
+                plot::toString);
+        assertFalse(plot.err().contains("bench: [1/"), () -> "checked before measuring\n" + plot);
+        CliTestSupport.assertUnchanged(before, dir, plot);
+    }
+
+    /**
+     * The plot's name is too long for the file system (255 bytes), which shows only when it is
+     * renamed into place, after the JSON: the JSON must not stay, and an existing one keeps its bytes.
+     */
+    @Test
+    void aFailureWritingThePlotLeavesTheJsonAsItWas() throws IOException {
+        String longPlot = dir.resolve("p".repeat(300) + ".png").toString();
+        Map<String, byte[]> before = CliTestSupport.snapshot(dir);
+        CliTestSupport.Result r = CliTestSupport.run(bench("--json", dir.resolve("ok.json").toString(), "--plot",
+                longPlot));
+        assertEquals(1, r.code(), r::toString);
+        assertTrue(r.err().contains("--plot") && r.err().contains("cannot write"), r::toString);
+        r.assertNoStackTrace();
+        CliTestSupport.assertUnchanged(before, dir, r);
+
+        Files.writeString(dir.resolve("ok.json"), "previous", StandardCharsets.UTF_8);
+        Map<String, byte[]> withJson = CliTestSupport.snapshot(dir);
+        CliTestSupport.Result again = CliTestSupport.run(bench("--json", dir.resolve("ok.json").toString(), "--plot",
+                longPlot));
+        assertEquals(1, again.code(), again::toString);
+        CliTestSupport.assertUnchanged(withJson, dir, again);
+    }
+
+    /**
+     * Every measurement fails (a 120 MB tensor in a 64 MiB heap, in a child JVM): there is nothing
+     * to plot, so neither the plot (it used to be an empty chart) nor the JSON is written.
+     */
+    @Test
+    void nothingToPlotWritesNoFile() {
+        Map<String, byte[]> before = CliTestSupport.snapshot(dir);
+        CliTestSupport.Result r = CliTestSupport.runInChildJvm(Map.of("JAVA_TOOL_OPTIONS", "-Xmx64m"), bench(
+                "--shapes", "30000000", "--json", dir.resolve("b.json").toString(), "--plot",
+                dir.resolve("b.png").toString()));
+        assertEquals(1, r.code(), r::toString);
+        assertTrue(r.out().contains("error"), () -> "the table shows why\n" + r);
+        assertTrue(r.err().contains("--plot") && r.err().contains("nothing to plot"), r::toString);
+        r.assertNoStackTrace();
+        CliTestSupport.assertUnchanged(before, dir, r);
+    }
+
+    /** The JSON was created owner-only (a temporary file's mode) while .npy and .png follow the umask. */
+    @Test
+    void outputsGetTheUmasksPermissions() throws IOException {
+        assumeTrue(FileSystems.getDefault().supportedFileAttributeViews().contains("posix"), "POSIX permissions");
+        Set<PosixFilePermission> umask = Files.getPosixFilePermissions(Files.createFile(dir.resolve("reference")));
+        Path json = dir.resolve("b.json");
+        Path png = dir.resolve("b.png");
+        CliTestSupport.run(bench("--json", json.toString(), "--plot", png.toString())).assertOk();
+        assertEquals(umask, Files.getPosixFilePermissions(json), "--json");
+        assertEquals(umask, Files.getPosixFilePermissions(png), "--plot");
+        assertEquals(Set.of("b.json", "b.png", "reference"), Set.copyOf(CliTestSupport.names(dir)),
+                "no temporary file left");
     }
 }

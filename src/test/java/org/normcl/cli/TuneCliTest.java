@@ -143,6 +143,39 @@ class TuneCliTest {
         assertEquals(List.of(), CliTestSupport.names(dir));
     }
 
+    /**
+     * A --json in a missing directory is a usage error found before measuring; it used to come
+     * after the measurements and after the tuning file was written (exit 1).
+     */
+    @Test
+    void jsonDirectoryIsCheckedBeforeMeasuring() {
+        CliTestSupport.Result r = CliTestSupport.run(tune("--json", dir.resolve("nodir/t.json").toString()));
+        assertEquals(2, r.code(), r.toString());
+        assertTrue(r.err().contains("--json") && r.err().contains("does not exist"), r.toString());
+        assertTrue(r.err().lines().noneMatch(l -> l.startsWith("tune: ")), "nothing measured: " + r);
+        r.assertNoStackTrace();
+        assertEquals(List.of(), CliTestSupport.names(dir));
+    }
+
+    /**
+     * The JSON cannot be renamed into place (a name over the file system's 255 bytes): neither it
+     * nor the tuning file is written, so the engines' tuning stays as it was.
+     */
+    @Test
+    void aJsonThatCannotBeWrittenLeavesNoTuningFile() throws IOException {
+        CliTestSupport.requireOpenCl();
+        Path out = Files.createDirectory(dir.resolve("out"));
+        CliTestSupport.Result r = CliTestSupport.run(tune("--json", out.resolve("t".repeat(300) + ".json")
+                .toString()));
+        assertEquals(1, r.code(), r.toString());
+        assertTrue(r.err().contains("--json") && r.err().contains("cannot write"), r.toString());
+        r.assertNoStackTrace();
+        assertEquals(List.of(), CliTestSupport.names(out));
+        Path tuning = dir.resolve("tuning");
+        assertTrue(Files.notExists(tuning) || CliTestSupport.names(tuning).isEmpty(),
+                () -> "no tuning file: " + CliTestSupport.names(tuning));
+    }
+
     @Test
     void withTheCacheDirectoryOffOnlyADryRunMakesSense() {
         CliTestSupport.requireOpenCl();

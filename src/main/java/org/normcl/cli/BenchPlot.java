@@ -21,8 +21,10 @@ import javax.imageio.ImageIO;
 
 /**
  * Draws {@code normcl bench} records as a PNG: GB/s (y) against shape (x, in the order measured),
- * one solid line per operator and backend, and one dashed line per backend for its copy (the
- * median of that backend's copies at each shape). Headless: plain {@link BufferedImage} drawing.
+ * one solid line per operator, pass, element type and backend, and one dashed line per element
+ * type and backend for its copy (the median of those copies at each shape: a float16 copy moves
+ * half the bytes of a float32 one, so types are never merged). Headless: plain
+ * {@link BufferedImage} drawing.
  */
 final class BenchPlot {
     private static final int W = 1100;
@@ -38,12 +40,42 @@ final class BenchPlot {
     private BenchPlot() {
     }
 
+    /**
+     * What is drawn.
+     *
+     * @param shapes the x axis, in the order measured
+     * @param series legend label ({@code "layer-norm backward float16 (java)"}) to shape to GB/s
+     * @param copies copy group ({@code "float16 (java)"}) to shape to the copies' GB/s
+     */
+    record Data(List<String> shapes, Map<String, Map<String, Double>> series,
+            Map<String, Map<String, List<Double>>> copies) {
+    }
+
     /** Writes the plot of the records with status ok (the caller checks that there is one). */
     static void write(List<Map<String, Object>> records, Path file) throws IOException {
         System.setProperty("java.awt.headless", "true");
+        Data data = collect(records);
+        BufferedImage img = new BufferedImage(W, H, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = img.createGraphics();
+        try {
+            g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
+            g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
+            g.setColor(Color.WHITE);
+            g.fillRect(0, 0, W, H);
+            draw(g, data.shapes(), data.series(), data.copies());
+        } finally {
+            g.dispose();
+        }
+        if (!ImageIO.write(img, "png", file.toFile())) {
+            throw new IOException("no PNG writer in this JVM");
+        }
+    }
+
+    /** @return the lines to draw from the records with status ok */
+    static Data collect(List<Map<String, Object>> records) {
         List<String> shapes = new ArrayList<>();
-        Map<String, Map<String, Double>> series = new LinkedHashMap<>(); // label -> shape -> GB/s
-        Map<String, Map<String, List<Double>>> copies = new LinkedHashMap<>(); // backend -> shape -> copy GB/s
+        Map<String, Map<String, Double>> series = new LinkedHashMap<>();
+        Map<String, Map<String, List<Double>>> copies = new LinkedHashMap<>();
         for (Map<String, Object> r : records) {
             if (!"ok".equals(r.get("status"))) {
                 continue;
@@ -54,26 +86,13 @@ final class BenchPlot {
             if (!shapes.contains(shape)) {
                 shapes.add(shape);
             }
-            String label = r.get("op") + (r.get("pass").equals("forward") ? "" : " " + r.get("pass")) + " ("
-                    + r.get("backend") + ")";
+            String group = r.get("dtype") + " (" + r.get("backend") + ")";
+            String label = r.get("op") + (r.get("pass").equals("forward") ? "" : " " + r.get("pass")) + " " + group;
             series.computeIfAbsent(label, k -> new LinkedHashMap<>()).put(shape, (Double) r.get("gbps"));
-            copies.computeIfAbsent((String) r.get("backend"), k -> new LinkedHashMap<>())
+            copies.computeIfAbsent(group, k -> new LinkedHashMap<>())
                     .computeIfAbsent(shape, k -> new ArrayList<>()).add((Double) r.get("copy_gbps"));
         }
-        BufferedImage img = new BufferedImage(W, H, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g = img.createGraphics();
-        try {
-            g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
-            g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
-            g.setColor(Color.WHITE);
-            g.fillRect(0, 0, W, H);
-            draw(g, shapes, series, copies);
-        } finally {
-            g.dispose();
-        }
-        if (!ImageIO.write(img, "png", file.toFile())) {
-            throw new IOException("no PNG writer in this JVM");
-        }
+        return new Data(shapes, series, copies);
     }
 
     private static void draw(Graphics2D g, List<String> shapes, Map<String, Map<String, Double>> series,
@@ -131,12 +150,15 @@ final class BenchPlot {
         // Series.
         int legendY = TOP + 10;
         int colorIndex = 0;
-        Map<String, Color> backendColors = new LinkedHashMap<>();
+        Map<String, Color> groupColors = new LinkedHashMap<>(); // a copy line takes its group's first color
         Stroke solid = new BasicStroke(2.2f);
         for (Map.Entry<String, Map<String, Double>> e : series.entrySet()) {
             Color c = PALETTE[colorIndex++ % PALETTE.length];
-            String backend = e.getKey().substring(e.getKey().lastIndexOf('(') + 1, e.getKey().length() - 1);
-            backendColors.putIfAbsent(backend, c);
+            for (String group : copies.keySet()) {
+                if (e.getKey().endsWith(" " + group)) {
+                    groupColors.putIfAbsent(group, c);
+                }
+            }
             plotLine(g, shapes, e.getValue(), c, solid, top, x0, x1, y0, y1, true);
             legendY = legend(g, e.getKey(), c, solid, x1 + 20, legendY);
         }
@@ -146,9 +168,9 @@ final class BenchPlot {
             Map<String, Double> med = new LinkedHashMap<>();
             e.getValue().forEach((shape, l) -> med.put(shape,
                     BenchRunner.median(l.stream().mapToDouble(Double::doubleValue).toArray())));
-            Color c = backendColors.getOrDefault(e.getKey(), Color.GRAY).darker();
+            Color c = groupColors.getOrDefault(e.getKey(), Color.GRAY).darker();
             plotLine(g, shapes, med, c, dashed, top, x0, x1, y0, y1, false);
-            legendY = legend(g, "copy (" + e.getKey() + ")", c, dashed, x1 + 20, legendY);
+            legendY = legend(g, "copy " + e.getKey(), c, dashed, x1 + 20, legendY);
         }
     }
 

@@ -2,6 +2,7 @@ package org.normcl.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -13,9 +14,12 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+
+import javax.imageio.ImageIO;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -25,8 +29,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * {@code normcl bench}'s usage errors and its output files, beside {@code jvm.BenchCommandTest}
  * (records and arithmetic): malformed or empty lists exit 2 naming the option; {@code --json} and
- * {@code --plot} paths are checked before anything is measured, and are written all or nothing.
- * Runs are tiny (4x4, one iteration, no warm-up).
+ * {@code --plot} paths are checked before anything is measured, and are written all or nothing;
+ * the plot keeps element types apart. Runs are tiny (4x4, one iteration, no warm-up).
  */
 class BenchCliTest {
     @TempDir
@@ -145,5 +149,43 @@ class BenchCliTest {
         assertEquals(umask, Files.getPosixFilePermissions(png), "--plot");
         assertEquals(Set.of("b.json", "b.png", "reference"), Set.copyOf(CliTestSupport.names(dir)),
                 "no temporary file left");
+    }
+
+    /**
+     * Two element types on one backend: one line each, with its own values, and one copy line
+     * each (a float16 copy moves half the bytes). The series key used to leave the type out, so the
+     * last type's values overwrote the first's and the copies of both were merged.
+     */
+    @Test
+    void thePlotKeepsElementTypesApart() throws IOException {
+        List<Map<String, Object>> records = List.of(record("float32", 4, 10.0, 20.0), record("float16", 4, 5.0, 8.0),
+                record("float32", 8, 12.0, 22.0), record("float16", 8, 6.0, 9.0));
+        BenchPlot.Data d = BenchPlot.collect(records);
+        assertEquals(List.of("4x4", "8x8"), d.shapes());
+        assertEquals(Map.of("4x4", 10.0, "8x8", 12.0), d.series().get("layer-norm float32 (java)"), d.toString());
+        assertEquals(Map.of("4x4", 5.0, "8x8", 6.0), d.series().get("layer-norm float16 (java)"), d.toString());
+        assertEquals(2, d.series().size(), d.toString());
+        assertEquals(Map.of("4x4", List.of(20.0), "8x8", List.of(22.0)), d.copies().get("float32 (java)"),
+                d.toString());
+        assertEquals(Map.of("4x4", List.of(8.0), "8x8", List.of(9.0)), d.copies().get("float16 (java)"),
+                d.toString());
+        assertEquals(2, d.copies().size(), d.toString());
+
+        Path png = dir.resolve("dt.png");
+        BenchPlot.write(records, png);
+        assertNotNull(ImageIO.read(png.toFile()));
+    }
+
+    private static Map<String, Object> record(String dtype, long side, double gbps, double copyGbps) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("op", "layer-norm");
+        r.put("pass", "forward");
+        r.put("dtype", dtype);
+        r.put("shape", List.of(side, side));
+        r.put("backend", "java");
+        r.put("status", "ok");
+        r.put("gbps", gbps);
+        r.put("copy_gbps", copyGbps);
+        return r;
     }
 }

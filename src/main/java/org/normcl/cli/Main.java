@@ -1,6 +1,7 @@
 package org.normcl.cli;
 
 import java.io.PrintWriter;
+import java.util.Locale;
 
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -47,25 +48,72 @@ public final class Main implements Runnable {
      * @param out standard output
      * @param err standard error
      * @param args command-line arguments
-     * @return the exit code: 0 success, 1 runtime failure, 2 bad usage or input
+     * @return the exit code: 0 success, 1 runtime failure (running out of Java heap included), 2 bad
+     *     usage or input
      */
     public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cl = new CommandLine(new Main());
         cl.setOut(out);
         cl.setErr(err);
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
-            String name = commandLine.getCommandSpec().qualifiedName();
-            commandLine.getErr().println(name + ": error: " + ExitCodes.message(ex));
-            if (Boolean.getBoolean("normcl.debug") || System.getenv("NORMCL_DEBUG") != null) {
-                ex.printStackTrace(commandLine.getErr());
+            Throwable oom = ex;
+            while (oom != null && !(oom instanceof OutOfMemoryError)) {
+                oom = oom.getCause(); // one a worker thread threw, wrapped
             }
-            commandLine.getErr().flush();
+            report(commandLine.getErr(), commandLine.getCommandSpec().qualifiedName(), oom != null
+                    ? outOfMemory((OutOfMemoryError) oom, Runtime.getRuntime().maxMemory()) : ExitCodes.message(ex), ex);
             return ExitCodes.of(ex);
         });
-        int code = cl.execute(args);
+        int code;
+        try {
+            code = cl.execute(args);
+        } catch (OutOfMemoryError e) {
+            // Picocli hands only Exceptions to the handler above; an Error would end the JVM with a
+            // stack trace. The commands' try-with-resources have removed their temporary files.
+            report(cl.getErr(), commandName(cl), outOfMemory(e, Runtime.getRuntime().maxMemory()), e);
+            code = ExitCodes.FAILURE;
+        }
         out.flush();
         err.flush();
         return code;
+    }
+
+    /** Prints {@code NAME: error: MESSAGE}, and the stack trace only when debugging is on. */
+    private static void report(PrintWriter err, String name, String message, Throwable t) {
+        err.println(name + ": error: " + message);
+        if (Boolean.getBoolean("normcl.debug") || System.getenv("NORMCL_DEBUG") != null) {
+            t.printStackTrace(err);
+        }
+        err.flush();
+    }
+
+    /** @return the qualified name of the (sub)command that ran, such as {@code normcl apply} */
+    private static String commandName(CommandLine cl) {
+        CommandLine.ParseResult pr = cl.getParseResult();
+        while (pr != null && pr.subcommand() != null) {
+            pr = pr.subcommand();
+        }
+        return pr != null ? pr.commandSpec().qualifiedName() : cl.getCommandSpec().qualifiedName();
+    }
+
+    /**
+     * @param e the error
+     * @param maxHeap the JVM's maximum heap in bytes ({@link Runtime#maxMemory})
+     * @return one line: what ran out and how to raise it ({@code scripts/normcl} passes
+     *     {@code JAVA_OPTS} to {@code java})
+     */
+    static String outOfMemory(OutOfMemoryError e, long maxHeap) {
+        String what = e.getMessage() == null || e.getMessage().isBlank() ? "out of memory" : e.getMessage();
+        long suggested = Math.max(1, (4 * maxHeap + (1L << 30) - 1) >> 30); // 4x, in whole GiB
+        String how = " (scripts/normcl passes JAVA_OPTS to java)";
+        // "Direct buffer memory" (Java 11), "Cannot reserve N bytes of direct buffer memory" (17): its
+        // limit is the maximum heap unless set.
+        if (what.toLowerCase(Locale.ROOT).contains("direct buffer memory")) {
+            return "not enough direct buffer memory (" + what + "): raise it with JAVA_OPTS=-XX:MaxDirectMemorySize="
+                    + suggested + "g" + how;
+        }
+        return "not enough Java heap (" + what + "; the maximum is " + (maxHeap >> 20) + " MiB): raise it with"
+                + " JAVA_OPTS=-Xmx" + suggested + "g" + how;
     }
 
     static String version() {

@@ -291,6 +291,30 @@ class ApplyErrorsTest {
         CliTestSupport.assertUnchanged(before, dir, r);
     }
 
+    /**
+     * An input larger than the heap (a child JVM with 32 MiB and a 48 MB X): one line saying to
+     * raise the heap with JAVA_OPTS (what scripts/normcl passes to java), exit 1, no output. It
+     * used to end the JVM with an OutOfMemoryError's stack trace.
+     */
+    @Test
+    void outOfHeapSaysHowToRaiseItAndWritesNothing() throws IOException {
+        Path big = dir.resolve("big.npy");
+        Files.write(big, rawNpy("{'descr': '<f4', 'fortran_order': False, 'shape': (12000000,), }", new byte[0]));
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(big.toFile(), "rw")) {
+            f.setLength(f.length() + 4L * 12_000_000); // zeros, sparse
+        }
+        Map<String, byte[]> before = CliTestSupport.snapshot(dir);
+        CliTestSupport.Result r = CliTestSupport.runInChildJvm(Map.of("JAVA_TOOL_OPTIONS", "-Xmx32m"),
+                argv("layer-norm --input big.npy --output y.npy --save-mean m.npy --backend java"));
+        assertEquals(1, r.code(), r::toString);
+        r.assertNoStackTrace();
+        List<String> errors = r.err().lines().filter(l -> l.contains("error")).toList();
+        assertEquals(1, errors.size(), r::toString);
+        assertTrue(errors.get(0).startsWith("normcl apply: error: not enough Java heap"), r::toString);
+        assertTrue(errors.get(0).contains("JAVA_OPTS=-Xmx"), r::toString);
+        CliTestSupport.assertUnchanged(before, dir, r);
+    }
+
     /** A successful run after failures still works in the same directory (no leftover state). */
     @Test
     void successAfterFailureInSameDirectory() {

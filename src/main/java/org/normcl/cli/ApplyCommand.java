@@ -59,9 +59,13 @@ final class ApplyCommand implements Callable<Integer> {
         OperatorOptions.onlyFor(which, saveMean != null, "--save-mean", Op.LAYER_NORM, Op.BATCH_NORM, Op.GROUP_NORM,
                 Op.INSTANCE_NORM, Op.MVN);
         if (which == Op.BATCH_NORM) {
-            if (!op.training && (outputMean != null || outputVar != null || op.momentum != null)) {
+            // --momentum and --convention say how training updates the running statistics: inference
+            // would ignore them, so they are rejected rather than silently dropped.
+            if (!op.training && (outputMean != null || outputVar != null || op.momentum != null
+                    || op.convention != null)) {
                 throw new UserInputException((outputMean != null ? "--output-mean" : outputVar != null
-                        ? "--output-var" : "--momentum") + " applies only with --training");
+                        ? "--output-var" : op.momentum != null ? "--momentum" : "--convention")
+                        + " applies only with --training (inference does not update the running statistics)");
             }
             if (op.training && (outputMean != null || outputVar != null) && op.mean == null) {
                 throw new UserInputException("--output-mean/--output-var need the running statistics to update:"

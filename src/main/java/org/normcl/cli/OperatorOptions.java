@@ -97,11 +97,16 @@ final class OperatorOptions {
     @Option(names = "--training", description = "batch-norm: use batch statistics (and update the running ones).")
     boolean training;
 
-    @Option(names = "--momentum", paramLabel = "M", description = "batch-norm training momentum. Default: 0.9.")
+    @Option(names = "--momentum", paramLabel = "M",
+            description = "batch-norm --training: momentum of the running statistics, read as --convention says."
+                    + " Default: 0.9 with onnx (the weight of the running value), 0.1 with pytorch (the weight of"
+                    + " the new batch); either way the batch gets 0.1.")
     Double momentum;
 
     @Option(names = "--convention", paramLabel = "onnx|pytorch",
-            description = "batch-norm running-statistic update convention. Default: onnx.")
+            description = "batch-norm --training: how the running statistics are updated (onnx: biased batch"
+                    + " variance, momentum weights the running value; pytorch: unbiased, momentum weights the batch)."
+                    + " Default: onnx.")
     String convention;
 
     @Option(names = "--bf16",

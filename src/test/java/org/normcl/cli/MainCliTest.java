@@ -3,12 +3,13 @@ package org.normcl.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import org.junit.jupiter.api.Test;
 
-/** What {@link Main} says itself: an exhausted heap. */
+/** What {@link Main} says itself: an exhausted heap, and help texts. */
 class MainCliTest {
     /** The suggested -Xmx is more than the heap that ran out (whole GiB, as java reads "-Xmx2g"). */
     @Test
@@ -24,5 +25,26 @@ class MainCliTest {
         String direct = Main.outOfMemory(new OutOfMemoryError("Cannot reserve 8 bytes of direct buffer memory"
                 + " (allocated: 0, limit: 0)"), 1L << 30);
         assertTrue(direct.contains("JAVA_OPTS=-XX:MaxDirectMemorySize="), direct);
+    }
+
+    /**
+     * --momentum's default depends on --convention: 0.9 for ONNX (weight of the running value),
+     * 0.1 for PyTorch (weight of the batch); the help used to give only 0.9.
+     */
+    @Test
+    void momentumHelpGivesBothDefaults() {
+        CliTestSupport.Result r = CliTestSupport.run("apply", "--help").assertOk();
+        List<String> lines = r.out().lines().toList();
+        int at = 0;
+        while (at < lines.size() && !lines.get(at).trim().startsWith("--momentum=")) {
+            at++;
+        }
+        assertTrue(at < lines.size(), r::toString);
+        StringBuilder entry = new StringBuilder(lines.get(at).trim());
+        for (int i = at + 1; i < lines.size() && !lines.get(i).trim().startsWith("-"); i++) {
+            entry.append(' ').append(lines.get(i).trim()); // the description's continuation lines
+        }
+        String text = entry.toString();
+        assertTrue(text.contains("0.9 with onnx") && text.contains("0.1 with pytorch"), text);
     }
 }

@@ -1,6 +1,8 @@
 package org.normcl.cli;
 
 import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
 import picocli.CommandLine;
@@ -22,10 +24,14 @@ public final class Main implements Runnable {
     @Spec
     CommandSpec spec;
 
-    /** Runs without a subcommand: a usage error. */
+    /** Runs without a subcommand: a usage error listing the commands there are. */
     @Override
     public void run() {
-        throw new ParameterException(spec.commandLine(), "missing command: expected probe, apply or demo");
+        List<String> names = new ArrayList<>(spec.subcommands().keySet());
+        names.remove("help");
+        String last = names.remove(names.size() - 1);
+        throw new ParameterException(spec.commandLine(), "missing command: expected " + String.join(", ", names)
+                + " or " + last + " ('normcl help COMMAND' describes one)");
     }
 
     /**

@@ -9,8 +9,22 @@ import java.util.regex.Pattern;
 
 import org.junit.jupiter.api.Test;
 
-/** What {@link Main} says itself: an exhausted heap, and help texts. */
+/** What {@link Main} says itself: a missing command, an exhausted heap, and help texts. */
 class MainCliTest {
+    /** The commands README.md documents. */
+    private static final List<String> COMMANDS = List.of("probe", "apply", "grad", "demo", "bench", "tune");
+
+    @Test
+    void noCommandListsEveryCommand() {
+        CliTestSupport.Result r = CliTestSupport.run();
+        assertEquals(2, r.code(), r::toString);
+        String line = r.err().lines().filter(l -> l.contains("missing command")).findFirst().orElse("");
+        for (String c : COMMANDS) {
+            assertTrue(line.matches(".*\\b" + c + "\\b.*"), () -> "the message does not name " + c + "\n" + r);
+        }
+        r.assertNoStackTrace();
+    }
+
     /** The suggested -Xmx is more than the heap that ran out (whole GiB, as java reads "-Xmx2g"). */
     @Test
     void outOfMemorySuggestsALargerHeap() {

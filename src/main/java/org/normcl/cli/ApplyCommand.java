@@ -106,7 +106,14 @@ final class ApplyCommand implements Callable<Integer> {
                     return engine.batchNorm(op.batchNorm(), in.x(), in.scale(), in.bias(), in.mean(), in.var());
             }
         } catch (IllegalArgumentException e) {
-            throw new UserInputException(CliNames.translate(e.getMessage()), e);
+            String message = CliNames.translate(e.getMessage());
+            if (which == Op.MVN && op.axes == null && message.startsWith("--axes")) {
+                // The user gave no --axes: say that the default is what does not fit.
+                message = "--axes not given: its default 0,2,3 (N, H, W of an (N, C, H, W) input) does not fit"
+                        + " --input: " + message.substring("--".length()) + "; give --axes (for example --axes -1"
+                        + " for the last axis)";
+            }
+            throw new UserInputException(message, e);
         }
     }
 

@@ -189,6 +189,8 @@ class ApplyErrorsTest {
                 bad("--convention without --training",
                         "batch-norm --input x.npy --output y.npy --mean m6.npy --var v6.npy --convention pytorch",
                         "--convention", "--training"),
+                bad("mvn default axes on rank 2", "mvn --input r2.npy --output y.npy", "--axes not given",
+                        "0,2,3", "rank 2"),
                 bad("momentum out of range",
                         "batch-norm --training --input x.npy --output y.npy --momentum 1.5", "--momentum", "1.5"),
                 bad("bad convention", "batch-norm --training --input x.npy --output y.npy --convention keras",

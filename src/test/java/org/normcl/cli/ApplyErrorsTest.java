@@ -281,10 +281,9 @@ class ApplyErrorsTest {
     }
 
     /**
-     * The same late failure with an {@code --output} that existed before. Disabled: NpyOutputs.commit
-     * renames the staged outputs one by one and, when a later rename fails, deletes only the targets
-     * it created; a target that existed has already been replaced and is not restored, so this run
-     * exits 1 but leaves {@code y.npy} holding the new result. See the report for the suggested fix.
+     * The same late failure with an {@code --output} that existed before: NpyOutputs.commit moves an
+     * existing target aside before replacing it and moves it back when a later rename fails, so
+     * {@code y.npy} keeps its previous bytes.
      */
     @Test
     void lateWriteFailureLeavesExistingOutputUntouched() throws IOException {

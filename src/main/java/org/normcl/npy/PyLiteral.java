@@ -14,7 +14,8 @@ import java.util.Map;
  * repeated key keeps its last value as Python does), list to {@link List}, tuple to {@link Tuple},
  * string to {@link String}, integer to {@link BigInteger}, float to {@link PyFloat}, booleans to
  * {@link Boolean}, {@code None} to {@link #NONE}. Integers may carry the {@code L} suffix that
- * Python 2 wrote. Nesting is limited to {@value #MAX_DEPTH} levels so that a hostile header cannot
+ * Python 2 wrote; an integer with a leading zero ({@code 010}) is a syntax error, as in Python 3
+ * (Python 2 read it as octal), while zero may be written {@code 00} and floats may start with zeros. Nesting is limited to {@value #MAX_DEPTH} levels so that a hostile header cannot
  * overflow the stack, and integers to {@value #MAX_INT_DIGITS} digits so that it cannot make the
  * parse slow: {@link BigInteger}'s decimal parsing takes time quadratic in the number of digits.
  */
@@ -23,8 +24,8 @@ final class PyLiteral {
     static final int MAX_DEPTH = 32;
     /**
      * Most digits accepted in an integer literal: twice the 20 digits of the largest 64-bit value,
-     * so that dimensions just past the range of a {@code long}, or written with leading zeros, still
-     * parse and get a message about their value. Python 3.11 and later refuse integer literals of
+     * so that dimensions just past the range of a {@code long} still parse and get a message about
+     * their value. Python 3.11 and later refuse integer literals of
      * more than 4300 digits, for the same reason.
      */
     static final int MAX_INT_DIGITS = 40;
@@ -329,6 +330,13 @@ final class PyLiteral {
             pos = start;
             throw error("integer literal has " + body.length() + " digits, more than the " + MAX_INT_DIGITS
                     + " accepted");
+        }
+        if (body.length() > 1 && body.charAt(0) == '0' && !body.chars().allMatch(ch -> ch == '0')) {
+            // Python 3: a SyntaxError ("leading zeros in decimal integer literals are not permitted");
+            // Python 2 read 010 as octal 8. Only zero may be written with several zeros.
+            pos = start;
+            throw error("integer literal '" + text + "' has a leading zero: expected no leading zeros"
+                    + " (Python 3 refuses them; Python 2 read them as octal)");
         }
         if (pos < s.length() && (s.charAt(pos) == 'L' || s.charAt(pos) == 'l')) {
             pos++; // Python 2 long suffix

@@ -186,6 +186,8 @@ class NpyMalformedTest {
         "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3) @}| expected ',', found character '@' at offset 57",
         "{'descr': '<f\\x4', 'fortran_order': False, 'shape': (2, 3)}| invalid escape sequence in string at offset 16",
         "{'descr': '<f4'| unexpected end of text at offset 15",
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (010,)}| integer literal '010' has a leading zero:"
+                + " expected no leading zeros (Python 3 refuses them; Python 2 read them as octal) at offset 51",
     })
     void headerSyntaxErrors(String header, String problem) {
         failsStartingWith(NpyFixtures.npy(header, 6), "header is not a Python dict literal: " + problem + " in ");

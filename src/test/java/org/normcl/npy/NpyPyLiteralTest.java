@@ -74,13 +74,51 @@ class NpyPyLiteralTest {
         BigInteger forty9s = BigInteger.TEN.pow(40).subtract(BigInteger.ONE);
         assertEquals(forty9s, PyLiteral.parse("9".repeat(40)));
         assertEquals(forty9s.negate(), PyLiteral.parse("- " + "9".repeat(40) + "L"));
-        assertEquals(BigInteger.valueOf(7), PyLiteral.parse("0".repeat(39) + "7"), "leading zeros count as digits");
+        assertEquals(BigInteger.ZERO, PyLiteral.parse("0".repeat(40)), "zeros count as digits");
         PyLiteral.SyntaxError e = assertThrows(PyLiteral.SyntaxError.class,
                 () -> PyLiteral.parse("(2, -" + "1".repeat(41) + ")"));
         assertEquals("integer literal has 41 digits, more than the 40 accepted", e.getMessage());
         assertEquals(4, e.offset(), "the offset of the literal, sign included");
         assertEquals(new PyLiteral.PyFloat("1" + "0".repeat(60) + ".5"), PyLiteral.parse("1" + "0".repeat(60) + ".5"),
                 "floats are not integers: kept as text");
+    }
+
+    /**
+     * Python 3 refuses a decimal integer with a leading zero ({@code ast.literal_eval("010")} raises
+     * SyntaxError "leading zeros in decimal integer literals are not permitted"; Python 2 read it as
+     * octal 8), so numpy cannot have written one; zero itself may be written with several zeros, and
+     * floats may have leading zeros. Expectations from Python 3.11's {@code ast.literal_eval}.
+     */
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', quoteCharacter = '"', value = {
+        "010| 0| '010'",
+        "(2, 007)| 4| '007'",
+        "-010| 0| '-010'",
+        "- 01| 0| '-01'",
+        "010L| 0| '010'",
+        "00000000000000000000000000000000000001| 0| '00000000000000000000000000000000000001'",
+    })
+    void integerWithALeadingZeroIsASyntaxErrorAsInPython3(String literal, int offset, String quoted) {
+        PyLiteral.SyntaxError e = assertThrows(PyLiteral.SyntaxError.class, () -> PyLiteral.parse(literal));
+        assertEquals("integer literal " + quoted + " has a leading zero: expected no leading zeros"
+                + " (Python 3 refuses them; Python 2 read them as octal)", e.getMessage());
+        assertEquals(offset, e.offset(), "the offset of the literal, sign included");
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+        "0| 0",
+        "00| 0",
+        "-00| 0",
+        "- 000| 0",
+        "(0, 00)| (0, 0)",
+        "00.5| 00.5",
+        "010.5| 010.5",
+        "010e1| 010e1",
+        "0e5| 0e5",
+    })
+    void zeroAndFloatsMayHaveLeadingZerosAsInPython3(String literal, String repr) throws Exception {
+        assertEquals(repr, PyLiteral.repr(PyLiteral.parse(literal)));
     }
 
     /** BigInteger parses n digits in time quadratic in n: 2 million would take over a minute. */

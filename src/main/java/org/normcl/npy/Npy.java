@@ -40,7 +40,9 @@ import org.normcl.Shape;
  * data starts at a multiple of 64 bytes. The file is written to a temporary file in the same
  * directory ({@code .<name>.tmp-<random>}) and renamed onto the target, atomically where the file
  * system supports it, so the target is never seen half written; if the target is a symbolic link,
- * the link itself is replaced. To write several files all-or-nothing, use {@link NpyOutputs}.
+ * the link itself is replaced. A target that is neither a regular file nor a link to one (a
+ * directory, a named pipe, a device such as {@code /dev/null}, a socket) is refused, not replaced.
+ * To write several files all-or-nothing, use {@link NpyOutputs}.
  *
  * <p>All methods are thread-safe (they share no state).
  */
@@ -149,7 +151,9 @@ public final class Npy {
      * @param file the target file; its directory must exist
      * @param data the elements in row-major (C) order
      * @param shape the shape, outermost first; empty for a scalar
-     * @throws IllegalArgumentException if a dimension is negative, {@code data.length} is not the
+     * @throws IllegalArgumentException if {@code file} exists and is not a regular file or a
+     *     symbolic link to one (a directory, a named pipe, a device, ...: see
+     *     {@link NpyOutputs#checkTarget}), a dimension is negative, {@code data.length} is not the
      *     product of {@code shape}, or {@code shape} has so many dimensions (hundreds of thousands)
      *     that the header would be longer than the 1 MiB that {@link #read} accepts
      * @throws UncheckedIOException if the file cannot be written, with a message naming it; the
@@ -168,8 +172,8 @@ public final class Npy {
      *
      * @param file the target file; its directory must exist
      * @param tensor the tensor
-     * @throws IllegalArgumentException if the tensor's shape has too many dimensions, as
-     *     {@link #write(Path, float[], long[])}
+     * @throws IllegalArgumentException if {@code file} is not a file, or the tensor's shape has too
+     *     many dimensions, as {@link #write(Path, float[], long[])}
      * @throws UncheckedIOException as {@link #write(Path, float[], long[])}
      * @throws NullPointerException if an argument is null
      */
@@ -181,6 +185,7 @@ public final class Npy {
 
     private static void place(Path file, Path tmp) {
         try {
+            NpyWriter.recheckTarget(file);
             NpyWriter.moveIntoPlace(tmp, file);
         } catch (IOException e) {
             NpyWriter.deleteQuietly(tmp, e);

@@ -50,7 +50,8 @@ public final class NpyOutputs implements AutoCloseable {
      * @param target the file to create or replace; its directory must exist
      * @param data the elements in row-major (C) order
      * @param shape the shape, outermost first; empty for a scalar
-     * @throws IllegalArgumentException if {@code target} is already staged, a dimension is
+     * @throws IllegalArgumentException if {@code target} is already staged, exists and is not a
+     *     regular file or a symbolic link to one (see {@link #checkTarget}), a dimension is
      *     negative, {@code data.length} is not the product of {@code shape}, or {@code shape} has too
      *     many dimensions, as {@link Npy#write}
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
@@ -83,7 +84,8 @@ public final class NpyOutputs implements AutoCloseable {
      *
      * @param target the file to create or replace; its directory must exist
      * @param tensor the tensor
-     * @throws IllegalArgumentException if {@code target} is already staged, or the tensor's shape has
+     * @throws IllegalArgumentException if {@code target} is already staged, exists and is not a
+     *     regular file or a symbolic link to one (see {@link #checkTarget}), or the tensor's shape has
      *     too many dimensions, as {@link Npy#write}
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
      * @throws UncheckedIOException if the temporary file cannot be written
@@ -93,6 +95,25 @@ public final class NpyOutputs implements AutoCloseable {
         Path key = newKey(target);
         byte[] header = NpyWriter.header(tensor);
         staged.add(new Staged(target, key, NpyWriter.writeTemp(target, header, tensor.array(), tensor.dtype())));
+    }
+
+    /**
+     * Checks that a file may be written to {@code target}, as {@link #stage} does before it writes
+     * anything: for a caller that wants to refuse a bad target before it computes the data.
+     * {@code target} may name nothing yet, a regular file, or a symbolic link that points to a
+     * regular file or to nothing (the link itself is replaced, see {@link #commit()}). Anything else
+     * is refused, since replacing it would destroy or bypass it: a directory, a named pipe, a
+     * character or block device ({@code /dev/null}), a socket, or a symbolic link to one of these.
+     * Whether the directory exists, and permissions, are left to the write.
+     *
+     * @param target the file to check
+     * @throws IllegalArgumentException if {@code target} is refused, with a message naming it, what
+     *     it is and what is expected: {@code "cannot write p: it is a named pipe (FIFO): expected a
+     *     new file name, a regular file or a symbolic link to one"}
+     * @throws NullPointerException if {@code target} is null
+     */
+    public static void checkTarget(Path target) {
+        NpyWriter.checkTarget(Objects.requireNonNull(target, "target"));
     }
 
     /** @return the staged targets, in staging order */
@@ -110,9 +131,13 @@ public final class NpyOutputs implements AutoCloseable {
      * rename fails, the targets placed so far are removed, the backups are moved back and no
      * temporary file is left. On success the backups are deleted. A target that is a symbolic link
      * is moved aside and replaced itself, not followed: the file it points to is left unchanged.
+     * Each target is checked again before its rename, as {@link #checkTarget}: one that has become a
+     * directory, a named pipe, a device, ... since it was staged fails the commit, and is left as it
+     * is.
      *
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
-     * @throws UncheckedIOException if a rename fails, with a message naming its target
+     * @throws UncheckedIOException if a rename fails or a target is now refused, with a message
+     *     naming the target
      */
     public void commit() {
         checkOpen("commit");
@@ -123,6 +148,7 @@ public final class NpyOutputs implements AutoCloseable {
         try {
             for (Staged s : staged) {
                 failing = s.target();
+                NpyWriter.recheckTarget(s.target());
                 // Anything there but a directory (onto which the rename fails): a file, or a link.
                 if (Files.exists(s.target(), LinkOption.NOFOLLOW_LINKS)
                         && !Files.isDirectory(s.target(), LinkOption.NOFOLLOW_LINKS)) {

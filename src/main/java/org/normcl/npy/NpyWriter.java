@@ -10,10 +10,12 @@ import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.concurrent.ThreadLocalRandom;
@@ -30,6 +32,9 @@ final class NpyWriter {
     private static final int CHUNK = 1 << 20;
     /** Longest piece of the target's name kept in a temporary file's name. */
     private static final int MAX_NAME_IN_TEMP = 100;
+    /** What a target may be, for messages. */
+    private static final String EXPECTED_TARGET =
+            ": expected a new file name, a regular file or a symbolic link to one";
 
     private NpyWriter() {
     }
@@ -98,6 +103,8 @@ final class NpyWriter {
      * @param data the elements: {@code float[]}, {@code double[]} or {@code short[]} (16-bit
      *     patterns) as {@code dtype} needs, written little-endian bit for bit
      * @return the temporary file
+     * @throws IllegalArgumentException if {@code target} exists and is not a regular file or a
+     *     symbolic link to one, as {@link #checkTarget}; nothing is written then
      * @throws UncheckedIOException naming {@code target} if writing fails; no temporary file is left
      */
     static Path writeTemp(Path target, byte[] header, Object data, DType dtype) {
@@ -108,9 +115,7 @@ final class NpyWriter {
             if (name == null) {
                 throw new FileSystemException(target.toString(), null, "not a file name");
             }
-            if (Files.isDirectory(target)) {
-                throw new FileSystemException(target.toString(), null, "is a directory");
-            }
+            checkTarget(target);
             Path dir = abs.getParent();
             if (dir != null && !Files.isDirectory(dir)) {
                 throw new NoSuchFileException(target.toString(), null, "directory " + dir + " does not exist");
@@ -163,6 +168,99 @@ final class NpyWriter {
             deleteQuietly(tmp, e);
             throw e;
         }
+    }
+
+    /**
+     * Checks that {@code target} may be replaced by a written file; see
+     * {@link NpyOutputs#checkTarget(Path)}.
+     *
+     * @throws IllegalArgumentException naming {@code target} and what it is, if it is neither absent,
+     *     a regular file, nor a symbolic link to one (or to nothing)
+     */
+    static void checkTarget(Path target) {
+        String problem = targetProblem(target);
+        if (problem != null) {
+            throw new IllegalArgumentException("cannot write " + target + ": it is " + problem + EXPECTED_TARGET);
+        }
+    }
+
+    /**
+     * Checks again, just before a rename, that {@code target} may be replaced: it may have become a
+     * directory, a named pipe, ... since it was checked before the temporary file was written.
+     *
+     * @throws FileSystemException naming {@code target} and what it is now
+     */
+    static void recheckTarget(Path target) throws FileSystemException {
+        String problem = targetProblem(target);
+        if (problem != null) {
+            throw new FileSystemException(target.toString(), null, "it is now " + problem + EXPECTED_TARGET);
+        }
+    }
+
+    /**
+     * Says what is at {@code target} if a written file must not replace it ("a directory", "a named
+     * pipe (FIFO)", "a symbolic link to a character device (/dev/null)", ...), or null if it may.
+     * It may replace nothing, a regular file, or a symbolic link (which is replaced itself, not
+     * followed) that is dangling, a loop, or points to a regular file. Anything else is refused: a
+     * directory (a rename onto it fails), a named pipe, a device or a socket (a rename would replace
+     * the special file with a regular one: {@code /dev/null} for a root user), and a symbolic link to
+     * one of these (whoever pointed a name at {@code /dev/null} or a pipe expects the data to go
+     * there, and the link would be replaced instead). What cannot be examined (a failure other than
+     * "no such file") is let through: the write itself then reports any problem.
+     */
+    private static String targetProblem(Path target) {
+        BasicFileAttributes own;
+        try {
+            own = Files.readAttributes(target, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        } catch (IOException | RuntimeException e) {
+            return null; // nothing there (or nothing to tell)
+        }
+        if (own.isRegularFile()) {
+            return null;
+        }
+        if (!own.isSymbolicLink()) {
+            return kind(target, own, LinkOption.NOFOLLOW_LINKS);
+        }
+        BasicFileAttributes resolved;
+        try {
+            resolved = Files.readAttributes(target, BasicFileAttributes.class);
+        } catch (IOException | RuntimeException e) {
+            return null; // dangling, a loop, or unreadable: nothing behind the link is touched
+        }
+        if (resolved.isRegularFile()) {
+            return null;
+        }
+        String to;
+        try {
+            to = " (" + Files.readSymbolicLink(target) + ")";
+        } catch (IOException | RuntimeException e) {
+            to = "";
+        }
+        return "a symbolic link to " + kind(target, resolved) + to;
+    }
+
+    /** @return "a directory", "a named pipe (FIFO)", ... for a file that is not a regular file */
+    private static String kind(Path file, BasicFileAttributes attributes, LinkOption... options) {
+        if (attributes.isDirectory()) {
+            return "a directory";
+        }
+        try {
+            switch ((Integer) Files.getAttribute(file, "unix:mode", options) & 0170000) { // S_IFMT
+                case 0010000:
+                    return "a named pipe (FIFO)";
+                case 0020000:
+                    return "a character device";
+                case 0060000:
+                    return "a block device";
+                case 0140000:
+                    return "a socket";
+                default:
+                    break;
+            }
+        } catch (IOException | RuntimeException e) {
+            // no "unix" attribute view here, or the file is gone: say less
+        }
+        return "something other than a regular file";
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer buf) throws IOException {

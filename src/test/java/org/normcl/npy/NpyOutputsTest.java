@@ -9,6 +9,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -16,6 +20,8 @@ import java.util.List;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.normcl.HostTensor;
 
 class NpyOutputsTest {
@@ -163,6 +169,128 @@ class NpyOutputsTest {
         assertArrayEquals(new float[] {9}, Npy.read(link).data());
         assertEquals("old", Files.readString(dir.resolve("real.npy")));
         assertArrayEquals(new String[] {"link.npy", "real.npy"}, NpyFixtures.list(dir), "no backup left");
+    }
+
+    private static final String EXPECTED_TARGET = ": expected a new file name, a regular file or a symbolic link to one";
+
+    /**
+     * Creates at {@code p} a file of the POSIX type named by {@code kind} ({@code mkfifo(1)},
+     * {@code mknod(1)} for a character device like /dev/null, a bound Unix-domain socket, a directory,
+     * symbolic links to some of these), or skips the test where that cannot be made here; returns
+     * how the error should describe it.
+     */
+    static String makeSpecial(String kind, Path p) throws Exception {
+        switch (kind) {
+            case "fifo":
+                run("mkfifo", p.toString());
+                return "a named pipe (FIFO)";
+            case "char device":
+                run("mknod", p.toString(), "c", "1", "3"); // /dev/null's numbers; needs root
+                return "a character device";
+            case "socket":
+                try (ServerSocketChannel ch = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+                    ch.bind(UnixDomainSocketAddress.of(p)); // the socket file stays after close
+                } catch (UnsupportedOperationException | IOException e) {
+                    Assumptions.abort("no Unix-domain sockets here: " + e);
+                }
+                return "a socket";
+            case "directory":
+                Files.createDirectory(p);
+                return "a directory";
+            case "link to fifo":
+                run("mkfifo", p.resolveSibling("real-fifo").toString());
+                symlink(p, Path.of("real-fifo"));
+                return "a symbolic link to a named pipe (FIFO) (real-fifo)";
+            case "link to directory":
+                Files.createDirectory(p.resolveSibling("real-dir"));
+                symlink(p, Path.of("real-dir"));
+                return "a symbolic link to a directory (real-dir)";
+            case "link to /dev/null":
+                Assumptions.assumeTrue(Files.exists(Path.of("/dev/null")), "no /dev/null here");
+                symlink(p, Path.of("/dev/null"));
+                return "a symbolic link to a character device (/dev/null)";
+            default:
+                throw new IllegalArgumentException(kind);
+        }
+    }
+
+    private static void run(String... command) throws Exception {
+        Process proc;
+        try {
+            proc = new ProcessBuilder(command).redirectErrorStream(true).start();
+        } catch (IOException e) {
+            Assumptions.abort(command[0] + " cannot run here: " + e);
+            return;
+        }
+        String output = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        Assumptions.assumeTrue(proc.waitFor() == 0, () -> String.join(" ", command) + " failed here: " + output);
+    }
+
+    /** @return the POSIX file type as stat(1) prints it (%F), the link itself not followed */
+    static String fileType(Path p) throws Exception {
+        Process proc = new ProcessBuilder("stat", "-c", "%F", p.toString()).redirectErrorStream(true).start();
+        String output = new String(proc.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+        assertEquals(0, proc.waitFor(), output);
+        return output;
+    }
+
+    /**
+     * A rename onto a named pipe, a device or a socket replaced it with a regular file ({@code
+     * --output /dev/null} as root replaced the system's /dev/null); a link to one of them would be
+     * replaced instead of being written through. All are refused before anything is written.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"fifo", "char device", "socket", "directory", "link to fifo", "link to directory",
+        "link to /dev/null"})
+    void stageRefusesATargetThatIsNotAFile(String kind) throws Exception {
+        Path t = dir.resolve("t.npy");
+        String what = makeSpecial(kind, t);
+        String type = fileType(t);
+        String[] files = NpyFixtures.list(dir);
+        String expected = "cannot write " + t + ": it is " + what + EXPECTED_TARGET;
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(dir.resolve("y.npy"), new float[] {1}, new long[] {1});
+            assertEquals(expected, assertThrows(IllegalArgumentException.class,
+                    () -> out.stage(t, new float[] {2}, new long[] {1})).getMessage());
+            assertEquals(expected, assertThrows(IllegalArgumentException.class,
+                    () -> out.stage(t, HostTensor.of(new float[] {2}, 1))).getMessage());
+            assertEquals(List.of(dir.resolve("y.npy")), out.targets());
+        }
+        assertEquals(expected, assertThrows(IllegalArgumentException.class,
+                () -> Npy.write(t, new float[] {2}, new long[] {1})).getMessage());
+        assertEquals(expected, assertThrows(IllegalArgumentException.class,
+                () -> Npy.writeTensor(t, HostTensor.of(new float[] {2}, 1))).getMessage());
+        assertEquals(expected, assertThrows(IllegalArgumentException.class, () -> NpyOutputs.checkTarget(t))
+                .getMessage());
+        assertEquals(type, fileType(t), "left as it was");
+        assertArrayEquals(files, NpyFixtures.list(dir), "no temporary file left");
+    }
+
+    @Test
+    void fileAndLinksToAFileOrToNothingAreAccepted() throws Exception {
+        linkToOldFile();
+        symlink(dir.resolve("dangling.npy"), dir.resolve("nowhere.npy"));
+        symlink(dir.resolve("loop.npy"), Path.of("loop.npy"));
+        for (String name : new String[] {"new.npy", "real.npy", "link.npy", "dangling.npy", "loop.npy"}) {
+            assertDoesNotThrow(() -> NpyOutputs.checkTarget(dir.resolve(name)), name);
+        }
+        assertEquals("target", assertThrows(NullPointerException.class, () -> NpyOutputs.checkTarget(null))
+                .getMessage());
+    }
+
+    /** A target that becomes a named pipe after staging is refused by commit, and kept. */
+    @Test
+    void commitRefusesATargetThatBecameAFifo() throws Exception {
+        Path a = dir.resolve("a.npy");
+        Path p = dir.resolve("p.npy");
+        NpyOutputs out = new NpyOutputs();
+        out.stage(a, new float[] {1}, new long[] {1});
+        out.stage(p, new float[] {2}, new long[] {1});
+        makeSpecial("fifo", p);
+        UncheckedIOException e = assertThrows(UncheckedIOException.class, out::commit);
+        assertEquals("cannot write " + p + ": it is now a named pipe (FIFO)" + EXPECTED_TARGET, e.getMessage());
+        assertEquals("fifo", fileType(p), "the pipe is left as it was");
+        assertArrayEquals(new String[] {"p.npy"}, NpyFixtures.list(dir), "a.npy undone, no temporary file left");
     }
 
     @Test

@@ -164,9 +164,10 @@ class NpyRoundTripTest {
     @Test
     void writeOntoADirectoryFails() throws Exception {
         Path d = Files.createDirectory(dir.resolve("x.npy"));
-        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> Npy.write(d, new float[1], new long[] {1}));
-        assertEquals("cannot write " + d + ": is a directory", e.getMessage());
+        assertEquals("cannot write " + d + ": it is a directory: expected a new file name, a regular file"
+                + " or a symbolic link to one", e.getMessage());
         assertTrue(Files.isDirectory(d));
         assertArrayEquals(new String[] {"x.npy"}, NpyFixtures.list(dir));
     }

@@ -42,9 +42,13 @@ import org.normcl.Shape;
  * system supports it, so the target is never seen half written; if the target is a symbolic link,
  * the link itself is replaced. A target that is neither a regular file nor a link to one (a
  * directory, a named pipe, a device such as {@code /dev/null}, a socket) is refused, not replaced.
- * To write several files all-or-nothing, use {@link NpyOutputs}.
+ * If the JVM shuts down (SIGINT, SIGTERM, {@link System#exit}) while the temporary file exists, a
+ * shutdown hook deletes it, before or after the rename, never during it; only SIGKILL or a crash can
+ * leave it behind (see {@link NpyOutputs}). To write several files all-or-nothing, use
+ * {@link NpyOutputs}.
  *
- * <p>All methods are thread-safe (they share no state).
+ * <p>All methods are thread-safe (they share no state but the synchronized record of temporary files
+ * that the shutdown hook deletes).
  */
 public final class Npy {
     /** Longest piece of a header quoted in a message. */
@@ -184,15 +188,19 @@ public final class Npy {
     }
 
     private static void place(Path file, Path tmp) {
-        try {
-            NpyWriter.recheckTarget(file);
-            NpyWriter.moveIntoPlace(tmp, file);
-        } catch (IOException e) {
-            NpyWriter.deleteQuietly(tmp, e);
-            throw ioFailure("write", file, e);
-        } catch (RuntimeException | Error e) {
-            NpyWriter.deleteQuietly(tmp, e);
-            throw e;
+        synchronized (PendingFiles.LOCK) { // the shutdown hook deletes tmp before or after, not during
+            try {
+                PendingFiles.checkRunning(file);
+                NpyWriter.recheckTarget(file);
+                NpyWriter.moveIntoPlace(tmp, file);
+                PendingFiles.forget(tmp);
+            } catch (IOException e) {
+                NpyWriter.discard(tmp, e);
+                throw ioFailure("write", file, e);
+            } catch (RuntimeException | Error e) {
+                NpyWriter.discard(tmp, e);
+                throw e;
+            }
         }
     }
 

@@ -30,6 +30,19 @@ import org.normcl.HostTensor;
  * step of it that fails is recorded as a suppressed exception of the rename's failure (the cause of
  * the {@link UncheckedIOException} thrown).
  *
+ * <p><b>Interruption.</b> While a temporary file exists, a JVM shutdown hook is registered that
+ * deletes it if the JVM shuts down before the file is renamed or deleted: on {@link System#exit},
+ * or on SIGINT, SIGTERM or SIGHUP (Ctrl-C, {@code kill}). The hook and {@link #commit()} exclude each
+ * other, so a commit is never cut in half by it: the hook runs either after the commit has finished
+ * (its targets are in place, its backups deleted) or before it has started, and then the commit
+ * fails with {@code "cannot write <target>: the JVM is shutting down"} and changes no target. After
+ * the hook has run, {@link #stage} fails the same way and creates nothing. The hook is removed when
+ * no temporary file is left. SIGKILL ({@code kill -9}), a JVM crash or a power loss run no hook: a
+ * temporary file {@code .<name>.tmp-<random>} may then remain next to its target (and if it came
+ * during a commit, a backup {@code .<name>.bak-<hex>}, with some targets replaced and others not).
+ * Leftovers are not deleted by a later run, since a file of that name may belong to another process
+ * writing to the same directory at that moment; they can be deleted by hand.
+ *
  * <p>Not thread-safe.
  */
 public final class NpyOutputs implements AutoCloseable {
@@ -55,8 +68,9 @@ public final class NpyOutputs implements AutoCloseable {
      *     negative, {@code data.length} is not the product of {@code shape}, or {@code shape} has too
      *     many dimensions, as {@link Npy#write}
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
-     * @throws UncheckedIOException if the temporary file cannot be written, with a message naming
-     *     {@code target}; files staged before are kept until {@link #close()}
+     * @throws UncheckedIOException if the temporary file cannot be written, or the JVM is shutting
+     *     down, with a message naming {@code target}; files staged before are kept until
+     *     {@link #close()}
      * @throws NullPointerException if an argument is null
      */
     public void stage(Path target, float[] data, long[] shape) {
@@ -136,18 +150,25 @@ public final class NpyOutputs implements AutoCloseable {
      * is.
      *
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
-     * @throws UncheckedIOException if a rename fails or a target is now refused, with a message
-     *     naming the target
+     * @throws UncheckedIOException if a rename fails, a target is now refused, or the JVM is
+     *     shutting down (see the class comment), with a message naming the target
      */
     public void commit() {
         checkOpen("commit");
         finished = true;
+        synchronized (PendingFiles.LOCK) { // the shutdown hook runs before or after all this, not during
+            renameAll();
+        }
+    }
+
+    private void renameAll() {
         List<Path[]> backups = new ArrayList<>(); // {target, backup}
         List<Path> placed = new ArrayList<>();
         Path failing = null;
         try {
             for (Staged s : staged) {
                 failing = s.target();
+                PendingFiles.checkRunning(s.target());
                 NpyWriter.recheckTarget(s.target());
                 // Anything there but a directory (onto which the rename fails): a file, or a link.
                 if (Files.exists(s.target(), LinkOption.NOFOLLOW_LINKS)
@@ -172,7 +193,7 @@ public final class NpyOutputs implements AutoCloseable {
                 }
             }
             for (Staged s : staged) {
-                NpyWriter.deleteQuietly(s.tmp(), e);
+                NpyWriter.discard(s.tmp(), e);
             }
             staged.clear();
             if (e instanceof IOException io) {
@@ -185,6 +206,9 @@ public final class NpyOutputs implements AutoCloseable {
         }
         for (Path[] b : backups) {
             NpyWriter.deleteQuietly(b[1], null);
+        }
+        for (Staged s : staged) {
+            PendingFiles.forget(s.tmp());
         }
         staged.clear();
     }
@@ -200,7 +224,7 @@ public final class NpyOutputs implements AutoCloseable {
         }
         finished = true;
         for (Staged s : staged) {
-            NpyWriter.deleteQuietly(s.tmp(), null);
+            NpyWriter.discard(s.tmp(), null);
         }
         staged.clear();
     }

@@ -14,7 +14,6 @@ import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Arrays;
 import java.util.Objects;
@@ -128,7 +127,7 @@ final class NpyWriter {
             for (int attempt = 0; ch == null; attempt++) {
                 tmp = abs.resolveSibling("." + base + ".tmp-" + Long.toHexString(ThreadLocalRandom.current().nextLong()));
                 try {
-                    ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+                    ch = PendingFiles.create(tmp); // deleted by a shutdown hook until it is forgotten
                 } catch (FileAlreadyExistsException e) {
                     tmp = null;
                     if (attempt >= 100) {
@@ -162,10 +161,10 @@ final class NpyWriter {
             }
             return tmp;
         } catch (IOException e) {
-            deleteQuietly(tmp, e);
+            discard(tmp, e);
             throw Npy.ioFailure("write", target, e);
         } catch (RuntimeException | Error e) {
-            deleteQuietly(tmp, e);
+            discard(tmp, e);
             throw e;
         }
     }
@@ -279,6 +278,20 @@ final class NpyWriter {
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {
             Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    /**
+     * Deletes a temporary file made by {@link #writeTemp} and stops tracking it for the shutdown
+     * hook, recording a failure on {@code inFlight} rather than throwing.
+     *
+     * @param tmp the file, or null for nothing to do
+     * @param inFlight the exception being thrown, or null
+     */
+    static void discard(Path tmp, Throwable inFlight) {
+        if (tmp != null) {
+            deleteQuietly(tmp, inFlight);
+            PendingFiles.forget(tmp); // after the delete: the hook covers the file until it is gone
         }
     }
 

@@ -19,6 +19,7 @@ import org.normcl.MeanVarianceNorm;
 import org.normcl.MomentumConvention;
 import org.normcl.RmsNorm;
 import org.normcl.npy.Npy;
+import org.normcl.npy.NpyOutputs;
 import org.normcl.npy.NpyUnsupportedDTypeException;
 
 import picocli.CommandLine.Mixin;
@@ -256,6 +257,12 @@ final class OperatorOptions {
             }
             if (Files.isDirectory(p)) {
                 throw new UserInputException(names[i] + " = " + paths[i] + " is a directory: expected a file path");
+            }
+            try {
+                // A named pipe, a device (/dev/null), a socket: refused before any work, not replaced.
+                NpyOutputs.checkTarget(p);
+            } catch (IllegalArgumentException e) {
+                throw new UserInputException(names[i] + " = " + paths[i] + ": " + e.getMessage());
             }
             if (outs.contains(p)) {
                 throw new UserInputException(names[i] + " = " + paths[i] + " is also given for another output");

@@ -70,7 +70,7 @@ class OutputTargetsCliTest {
         }
     }
 
-    private void refused(Path pipe, String... args) throws Exception {
+    private void refused(Path pipe, String option, String... args) throws Exception {
         List<String> before = names();
         List<String> argv = new ArrayList<>();
         for (String a : args) {
@@ -81,8 +81,9 @@ class OutputTargetsCliTest {
         r.assertNoStackTrace();
         assertEquals("", r.out(), () -> "nothing belongs on stdout\n" + r);
         String err = r.err().toLowerCase(Locale.ROOT);
-        assertTrue(err.contains(pipe.toString().toLowerCase(Locale.ROOT)) && err.contains("named pipe")
-                && err.contains("expected"), () -> "the message names the path, what it is and what is expected\n" + r);
+        assertTrue(err.contains(option + " = ") && err.contains(pipe.toString().toLowerCase(Locale.ROOT))
+                && err.contains("named pipe") && err.contains("expected"),
+                () -> "the message names the option, the path, what it is and what is expected\n" + r);
         assertEquals("fifo", fileType(pipe), "the pipe is left alone");
         assertEquals(before, names(), "no output or temporary file");
     }
@@ -90,20 +91,20 @@ class OutputTargetsCliTest {
     @Test
     void applyOutputOntoANamedPipeExitsTwo() throws Exception {
         Path p3 = fifo("p3");
-        refused(p3, "apply", "layer-norm", "--backend", "java", "--input", "x.npy", "--output", "p3");
+        refused(p3, "--output", "apply", "layer-norm", "--backend", "java", "--input", "x.npy", "--output", "p3");
     }
 
     @Test
     void applyStatisticOntoANamedPipeWritesNoOutputEither() throws Exception {
         Path p = fifo("mean");
-        refused(p, "apply", "layer-norm", "--backend", "java", "--input", "x.npy", "--output", "y.npy",
+        refused(p, "--save-mean", "apply", "layer-norm", "--backend", "java", "--input", "x.npy", "--output", "y.npy",
                 "--save-mean", "mean");
     }
 
     @Test
     void gradOutputOntoANamedPipeExitsTwo() throws Exception {
         Path p = fifo("dx");
-        refused(p, "grad", "layer-norm", "--backend", "java", "--input", "x.npy", "--grad-output", "dy.npy",
+        refused(p, "--output-grad-input", "grad", "layer-norm", "--backend", "java", "--input", "x.npy", "--grad-output", "dy.npy",
                 "--output-grad-input", "dx");
     }
 }

@@ -36,14 +36,18 @@ public final class ChannelMoments {
      * Moments from their parts, for example one rank's {@link #count()}, {@link #mean()} and
      * {@link #m2()} gathered from another process.
      *
+     * <p>A NaN or infinite mean or M2 is accepted: it is what {@code batchNormMoments} returns for
+     * a shard whose data holds NaN or an infinity, and normalizing with it gives NaN, as a single
+     * engine does on that data. A negative M2, which no data gives, is refused.
+     *
      * @param count values per slice (the same for every slice), &ge; 0
-     * @param mean the mean of each slice: finite when count &gt; 0 (ignored when count is 0)
-     * @param m2 the sum of squared deviations of each slice: finite and &ge; 0 when count &gt; 0
-     *     (ignored when count is 0)
+     * @param mean the mean of each slice (ignored when count is 0)
+     * @param m2 the sum of squared deviations of each slice: not negative when count &gt; 0 (ignored
+     *     when count is 0)
      * @return the moments (the arrays are copied)
      * @throws IllegalArgumentException if an argument is null, the lengths differ, count is
-     *     negative, or a mean or M2 of a non-empty slice is out of range (the message names the
-     *     array, the index and the value)
+     *     negative, or an M2 of a non-empty slice is negative (the message names the index and the
+     *     value)
      */
     public static ChannelMoments of(long count, double[] mean, double[] m2) {
         Validation.notNull(mean, "mean", "one mean per slice");
@@ -55,25 +59,13 @@ public final class ChannelMoments {
             throw new IllegalArgumentException("mean has " + mean.length + " slices but m2 has " + m2.length
                     + ": expected the same length");
         }
-        for (int i = 0; count > 0 && i < mean.length; i++) {
-            if (!Double.isFinite(mean[i])) {
-                throw new IllegalArgumentException("mean[" + i + "] = " + mean[i] + ": expected a finite value (count = "
-                        + count + ")");
-            }
-            if (!(m2[i] >= 0) || m2[i] == Double.POSITIVE_INFINITY) {
-                throw new IllegalArgumentException("m2[" + i + "] = " + m2[i] + ": expected a finite value >= 0 (a sum"
-                        + " of squared deviations; count = " + count + ")");
+        for (int i = 0; count > 0 && i < m2.length; i++) {
+            if (m2[i] < 0) {
+                throw new IllegalArgumentException("m2[" + i + "] = " + m2[i] + ": expected a value >= 0 (a sum of"
+                        + " squared deviations; count = " + count + ")");
             }
         }
         return new ChannelMoments(count, mean.clone(), m2.clone());
-    }
-
-    /**
-     * Moments an engine computed from data, unchecked: data holding NaN or infinities gives such
-     * moments, and normalizing with them propagates them as a single-engine run does.
-     */
-    static ChannelMoments computed(long count, double[] mean, double[] m2) {
-        return new ChannelMoments(count, mean, m2);
     }
 
     /**

@@ -1178,7 +1178,7 @@ public final class NormEngine implements AutoCloseable {
             System.arraycopy(p.m2(), 0, m2, at, p.slices());
             at += p.slices();
         }
-        return ChannelMoments.computed(parts.get(0).count(), mean, m2);
+        return ChannelMoments.of(parts.get(0).count(), mean, m2);
     }
 
     private ChannelMoments moments(Tensor x, long outer, long channels, long inner) {
@@ -1198,7 +1198,7 @@ public final class NormEngine implements AutoCloseable {
                     Buffer mb = call.temp(st, channels);
                     Buffer qb = call.temp(st, channels);
                     be.channelMoments(new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1f), xb, mb, qb);
-                    return ChannelMoments.computed(count, be.read(mb, Shape.of(channels)).toDoubles(),
+                    return ChannelMoments.of(count, be.read(mb, Shape.of(channels)).toDoubles(),
                             be.read(qb, Shape.of(channels)).toDoubles());
                 }
             });
@@ -1348,11 +1348,13 @@ public final class NormEngine implements AutoCloseable {
             throw new IllegalArgumentException("moments has " + moments.slices() + " slices: expected N * G = "
                     + statShape.size());
         }
-        // Each slice is one (sample, group) of X whole, however its parts were merged.
+        // A slice covers at least the (sample, group) of X: all of it, or, when X is one part of a
+        // spatially split image, all parts merged. Fewer values are the moments of part of X.
         long perGroup = statShape.size() == 0 ? 0 : x.shape().size() / statShape.size();
-        if (statShape.size() > 0 && moments.count() != perGroup) {
-            throw new IllegalArgumentException("moments has a count of " + moments.count()
-                    + " values per slice: expected (C / G) * D1 * ... = " + perGroup + " for X of shape " + x.shape());
+        if (statShape.size() > 0 && moments.count() < perGroup) {
+            throw new IllegalArgumentException("moments has a count of " + moments.count() + " values per slice:"
+                    + " expected at least (C / G) * D1 * ... = " + perGroup + " for X of shape " + x.shape()
+                    + " (more when X is one part of a spatially split image)");
         }
         checkOpen();
         paramType(x, "scale", scale, "bias", bias);

@@ -84,6 +84,20 @@ abstract class GradKernels {
         sums[3] = second;
     }
 
+    /**
+     * Adds the float32 parameter-gradient terms {@code fs[0, n)} and {@code fb[0, n)} into the
+     * double partial sums at {@code ps[base, base + n)} and {@code pb[...]} ({@code first}: stores
+     * them, as if added to zeros) and zeroes {@code fs} and {@code fb}, in one pass.
+     */
+    void flushTerms(float[] fs, float[] fb, double[] ps, double[] pb, int base, int n, boolean first) {
+        for (int c = 0; c < n; c++) {
+            ps[base + c] = (first ? 0.0 : ps[base + c]) + fs[c];
+            pb[base + c] = (first ? 0.0 : pb[base + c]) + fb[c];
+            fs[c] = 0f;
+            fb[c] = 0f;
+        }
+    }
+
     /** The dx of {@link #dxAccumulate} alone (no accumulators), bit for bit. */
     abstract void dx(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu, float is,
             float meanG, float meanGx);

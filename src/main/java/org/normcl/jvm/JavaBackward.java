@@ -258,21 +258,7 @@ final class JavaBackward {
                     body.run(k, s0, Math.min(o1, s0 + SUB_ROWS), fs, fb);
                     // Flushed and zeroed in one pass over the accumulators (a separate fill was a
                     // second pass over 512 KiB for 65536 channels).
-                    if (s0 == o0) {
-                        for (int c = 0; c < channels; c++) { // as if added to zeros
-                            partS[base + c] = 0.0 + fs[c];
-                            partB[base + c] = 0.0 + fb[c];
-                            fs[c] = 0f;
-                            fb[c] = 0f;
-                        }
-                    } else {
-                        for (int c = 0; c < channels; c++) {
-                            partS[base + c] += fs[c];
-                            partB[base + c] += fb[c];
-                            fs[c] = 0f;
-                            fb[c] = 0f;
-                        }
-                    }
+                    k.flushTerms(fs, fb, partS, partB, base, channels, s0 == o0);
                 }
             }
             scratch.give(fs);

@@ -24,9 +24,9 @@ final class VectorRowKernels extends RowKernels {
     /** The species every Vector API kernel of the backend uses (also {@link VectorGradKernels}). */
     static final VectorSpecies<Float> S = species(Integer.getInteger(VECTOR_BITS_PROPERTY, 0));
     private static final int L = S.length();
-    /** Doubles in a vector of {@link #S}'s size, and the floats that widen into them. */
-    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED.withShape(S.vectorShape());
-    private static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class,
+    /** Doubles in a vector of {@link #S}'s size, and the floats that widen into them (also {@link VectorGradKernels}). */
+    static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED.withShape(S.vectorShape());
+    static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class,
             VectorShape.forBitSize(S.vectorBitSize() / 2));
 
     /** @return the species of {@code bits} (128, 256 or 512) when supported, else the preferred one */

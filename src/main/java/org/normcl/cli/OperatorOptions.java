@@ -239,13 +239,13 @@ final class OperatorOptions {
     }
 
     /**
-     * Checks output paths: distinct, in existing directories, not directories themselves.
+     * Checks output paths: in existing directories, not directories, pipes or devices themselves, and
+     * distinct files (as {@link NpyOutputs#sameTarget}: not one entry spelt twice, nor hard links).
      *
      * @param names the options
      * @param paths their values (null when not given)
      */
     static void checkOutputPaths(String[] names, Path[] paths) {
-        List<Path> outs = new ArrayList<>();
         for (int i = 0; i < paths.length; i++) {
             if (paths[i] == null) {
                 continue;
@@ -264,10 +264,14 @@ final class OperatorOptions {
             } catch (IllegalArgumentException e) {
                 throw new UserInputException(names[i] + " = " + paths[i] + ": " + e.getMessage());
             }
-            if (outs.contains(p)) {
-                throw new UserInputException(names[i] + " = " + paths[i] + " is also given for another output");
+            for (int j = 0; j < i; j++) {
+                // The same directory entry by another spelling (alias/y.npy, alias -> .) or a hard
+                // link: a commit would back the file up twice, and undoing it would lose the user's.
+                if (paths[j] != null && NpyOutputs.sameTarget(paths[j], paths[i])) {
+                    throw new UserInputException(names[i] + " = " + paths[i] + " is also given for another output: "
+                            + names[j] + " = " + paths[j] + " names the same file");
+                }
             }
-            outs.add(p);
         }
     }
 

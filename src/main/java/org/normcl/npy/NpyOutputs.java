@@ -26,9 +26,9 @@ import org.normcl.HostTensor;
  *
  * <p>If a rename fails during {@link #commit()}, the commit is undone before the failure is thrown:
  * the targets already placed are deleted, the targets that existed before (files or symbolic links)
- * are moved back from their backups, and the temporary files are deleted. Undoing is best effort: a
- * step of it that fails is recorded as a suppressed exception of the rename's failure (the cause of
- * the {@link UncheckedIOException} thrown).
+ * are moved back from their backups, the last one moved aside first, and the temporary files are
+ * deleted. Undoing is best effort: a step of it that fails is recorded as a suppressed exception of
+ * the rename's failure (the cause of the {@link UncheckedIOException} thrown).
  *
  * <p><b>Interruption.</b> While a temporary file exists, a JVM shutdown hook is registered that
  * deletes it if the JVM shuts down before the file is renamed or deleted: on {@link System#exit},
@@ -63,7 +63,8 @@ public final class NpyOutputs implements AutoCloseable {
      * @param target the file to create or replace; its directory must exist
      * @param data the elements in row-major (C) order
      * @param shape the shape, outermost first; empty for a scalar
-     * @throws IllegalArgumentException if {@code target} is already staged, exists and is not a
+     * @throws IllegalArgumentException if {@code target} is already staged (or is the same file as a
+     *     staged target, see {@link #sameTarget}), exists and is not a
      *     regular file or a symbolic link to one (see {@link #checkTarget}), a dimension is
      *     negative, {@code data.length} is not the product of {@code shape}, or {@code shape} has too
      *     many dimensions, as {@link Npy#write}
@@ -85,8 +86,9 @@ public final class NpyOutputs implements AutoCloseable {
         checkOpen("stage");
         Path key = target.toAbsolutePath().normalize();
         for (Staged s : staged) {
-            if (s.key().equals(key)) {
-                throw new IllegalArgumentException("target " + target + " is already staged");
+            if (NpyWriter.sameTarget(s.target(), target)) {
+                throw new IllegalArgumentException("target " + target + " is already staged"
+                        + (s.key().equals(key) ? "" : " as " + s.target() + " (the same file)"));
             }
         }
         return key;
@@ -98,7 +100,8 @@ public final class NpyOutputs implements AutoCloseable {
      *
      * @param target the file to create or replace; its directory must exist
      * @param tensor the tensor
-     * @throws IllegalArgumentException if {@code target} is already staged, exists and is not a
+     * @throws IllegalArgumentException if {@code target} is already staged (or is the same file as a
+     *     staged target, see {@link #sameTarget}), exists and is not a
      *     regular file or a symbolic link to one (see {@link #checkTarget}), or the tensor's shape has
      *     too many dimensions, as {@link Npy#write}
      * @throws IllegalStateException after {@link #commit()} or {@link #close()}
@@ -128,6 +131,22 @@ public final class NpyOutputs implements AutoCloseable {
      */
     public static void checkTarget(Path target) {
         NpyWriter.checkTarget(Objects.requireNonNull(target, "target"));
+    }
+
+    /**
+     * Says whether two targets would be the same file for a commit, as {@link #stage} refuses them:
+     * the same directory entry however spelt (the real path of the existing parent directory plus the
+     * file name: {@code alias/y.npy} with {@code alias -> .} is {@code y.npy}), or two names of one
+     * existing file (hard links). A symbolic link to a file is not the file: a commit replaces the
+     * link itself. For a caller that wants to refuse aliased outputs before it computes the data.
+     *
+     * @param a a target
+     * @param b another target
+     * @return whether staging both would write one file twice
+     * @throws NullPointerException if an argument is null
+     */
+    public static boolean sameTarget(Path a, Path b) {
+        return NpyWriter.sameTarget(Objects.requireNonNull(a, "a"), Objects.requireNonNull(b, "b"));
     }
 
     /** @return the staged targets, in staging order */
@@ -185,7 +204,10 @@ public final class NpyOutputs implements AutoCloseable {
             for (Path p : placed) {
                 NpyWriter.deleteQuietly(p, e);
             }
-            for (Path[] b : backups) {
+            // Newest first: should two backups be of one file after all (an alias made after
+            // staging), the oldest, the user's own file, is the one put back last.
+            for (int i = backups.size() - 1; i >= 0; i--) {
+                Path[] b = backups.get(i);
                 try {
                     NpyWriter.moveIntoPlace(b[1], b[0]);
                 } catch (IOException | RuntimeException restore) {

@@ -184,6 +184,46 @@ final class NpyWriter {
     }
 
     /**
+     * Says whether two targets are the same file for a commit: the same directory entry (compared
+     * through the real path of the existing parent directory, so that {@code alias/y.npy} with
+     * {@code alias -> .} is {@code y.npy}), or two names of one existing file (hard links, compared
+     * by file key without following a final symbolic link: a link to {@code y.npy} is a different
+     * target, since a commit replaces the link itself). Staging both would make the second backup
+     * hold the first output's new bytes.
+     */
+    static boolean sameTarget(Path a, Path b) {
+        if (entry(a).equals(entry(b))) {
+            return true;
+        }
+        Object ka = fileKey(a);
+        return ka != null && ka.equals(fileKey(b));
+    }
+
+    /** @return the directory entry {@code target} names: real parent directory plus file name */
+    static Path entry(Path target) {
+        Path abs = target.toAbsolutePath();
+        Path name = abs.getFileName();
+        Path dir = abs.getParent();
+        if (name != null && dir != null) {
+            try {
+                return dir.toRealPath().resolve(name).normalize();
+            } catch (IOException | RuntimeException e) {
+                // no such directory (yet): the write reports it; compare the path as given
+            }
+        }
+        return abs.normalize();
+    }
+
+    /** @return the identity (device and inode) of what {@code target} names, not following a link; null if none */
+    private static Object fileKey(Path target) {
+        try {
+            return Files.readAttributes(target, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    /**
      * Checks again, just before a rename, that {@code target} may be replaced: it may have become a
      * directory, a named pipe, ... since it was checked before the temporary file was written.
      *

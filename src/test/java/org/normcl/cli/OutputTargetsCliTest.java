@@ -107,4 +107,33 @@ class OutputTargetsCliTest {
         refused(p, "--output-grad-input", "grad", "layer-norm", "--backend", "java", "--input", "x.npy", "--grad-output", "dy.npy",
                 "--output-grad-input", "dx");
     }
+
+    /**
+     * Two output options naming one file by different spellings: {@code alias/y.npy} with
+     * {@code alias -> .}, or a hard link. Were both staged, a failed commit restored the second
+     * backup (the first output's new bytes) over the user's file; now it is bad input naming both.
+     */
+    @Test
+    void applyRefusesTwoOutputsThatAreOneFile() throws Exception {
+        Path y = dir.resolve("y.npy");
+        Files.writeString(y, "user data");
+        try {
+            Files.createSymbolicLink(dir.resolve("alias"), Path.of("."));
+        } catch (UnsupportedOperationException | IOException e) {
+            Assumptions.abort("no symbolic links here: " + e);
+        }
+        Files.createLink(dir.resolve("hard.npy"), y);
+        for (String other : new String[] {"alias/y.npy", "hard.npy"}) {
+            List<String> before = names();
+            CliTestSupport.Result r = CliTestSupport.run("apply", "layer-norm", "--backend", "java", "--input",
+                    dir.resolve("x.npy").toString(), "--output", y.toString(), "--save-mean",
+                    dir.resolve(other).toString(), "--save-inv-std", dir.resolve("s".repeat(300) + ".npy").toString());
+            assertEquals(2, r.code(), () -> other + ": expected exit 2 (bad usage)\n" + r);
+            r.assertNoStackTrace();
+            assertTrue(r.err().contains("--save-mean = ") && r.err().contains("--output = " + y)
+                    && r.err().contains("the same file"), () -> "names both options\n" + r);
+            assertEquals("user data", Files.readString(y), other);
+            assertEquals(before, names(), "no output or temporary file");
+        }
+    }
 }

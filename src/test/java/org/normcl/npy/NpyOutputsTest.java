@@ -293,6 +293,67 @@ class NpyOutputsTest {
         assertArrayEquals(new String[] {"p.npy"}, NpyFixtures.list(dir), "a.npy undone, no temporary file left");
     }
 
+    /**
+     * One file named twice (through a symbolic link to the directory, or a hard link) is refused
+     * by stage: a commit would back it up twice. A symbolic link to a staged file is a target of its
+     * own (the link is replaced).
+     */
+    @Test
+    void stageRefusesAnotherNameOfAStagedFile() throws Exception {
+        Path y = dir.resolve("y.npy");
+        Files.writeString(y, "old");
+        symlink(dir.resolve("alias"), Path.of("."));
+        Files.createLink(dir.resolve("hard.npy"), y);
+        symlink(dir.resolve("link.npy"), Path.of("y.npy"));
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(y, new float[] {1}, new long[] {1});
+            for (String alias : new String[] {"alias/y.npy", "hard.npy"}) {
+                Path p = dir.resolve(alias);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> out.stage(p, new float[] {2}, new long[] {1}), alias);
+                assertEquals("target " + p + " is already staged as " + y + " (the same file)", e.getMessage());
+                assertTrue(NpyOutputs.sameTarget(y, p), alias);
+            }
+            assertFalse(NpyOutputs.sameTarget(y, dir.resolve("link.npy")));
+            out.stage(dir.resolve("link.npy"), new float[] {3}, new long[] {1});
+        }
+        assertEquals("old", Files.readString(y));
+        assertArrayEquals(new String[] {"alias", "hard.npy", "link.npy", "y.npy"}, NpyFixtures.list(dir));
+    }
+
+    /**
+     * Two staged targets that became one file after staging (a directory replaced by a link to the
+     * other's): undoing the commit puts back the newest backup first, so the oldest, the user's
+     * file, ends up in place rather than the first output's new bytes.
+     */
+    @Test
+    void failedRenameRestoresAnAliasedTargetsOriginal() throws Exception {
+        Path y = dir.resolve("y.npy");
+        Files.writeString(y, "old");
+        Path alias = dir.resolve("alias");
+        Files.createDirectory(alias);
+        Path c = dir.resolve("c.npy");
+        NpyOutputs out = new NpyOutputs();
+        out.stage(y, new float[] {1}, new long[] {1});
+        out.stage(alias.resolve("y.npy"), new float[] {2}, new long[] {1});
+        out.stage(c, new float[] {3}, new long[] {1});
+        // alias/ becomes a link to dir, its temporary file moved along so that its path still holds.
+        try (java.util.stream.Stream<Path> s = Files.list(alias)) {
+            for (Path t : s.toList()) {
+                Files.move(t, dir.resolve(t.getFileName()));
+            }
+        }
+        Files.delete(alias);
+        symlink(alias, Path.of("."));
+        Files.createDirectory(c); // c.npy's rename must fail
+        Files.writeString(c.resolve("keep.txt"), "not ours");
+        assertThrows(UncheckedIOException.class, out::commit);
+        assertEquals("old", new String(Files.readAllBytes(y), StandardCharsets.ISO_8859_1),
+                "the user's file is put back, not the first output's bytes");
+        assertArrayEquals(new String[] {"alias", "c.npy", "y.npy"}, NpyFixtures.list(dir),
+                "no temporary or backup file left");
+    }
+
     @Test
     void failedStageKeepsEarlierStagesUntilClose() {
         Path missing = dir.resolve("missing").resolve("x.npy");

@@ -4,6 +4,7 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -116,15 +117,10 @@ final class BenchCommand implements Callable<Integer> {
             throw new IllegalStateException("--plot " + plot + ": nothing to plot: no measurement succeeded (each"
                     + " record's note says why); no file written");
         }
-        try (StagedFiles files = new StagedFiles()) {
-            if (json != null && !json.equals("-")) {
-                files.stage("--json", Path.of(json), Json.write(report).getBytes(StandardCharsets.UTF_8));
-            }
-            if (plot != null) {
-                files.stage("--plot", plot, tmp -> BenchPlot.write(records, tmp));
-            }
-            files.commit();
-        }
+        OperatorOptions.writeAll(Arrays.asList(
+                json == null || json.equals("-") ? null : new OperatorOptions.OutputFile("--json", Path.of(json),
+                        o -> o.write(Json.write(report).getBytes(StandardCharsets.UTF_8))),
+                plot == null ? null : new OperatorOptions.OutputFile("--plot", plot, o -> BenchPlot.write(records, o))));
         if (json != null && json.equals("-")) {
             out.print(Json.write(report));
         }

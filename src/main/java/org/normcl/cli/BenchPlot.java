@@ -10,7 +10,7 @@ import java.awt.Stroke;
 import java.awt.geom.AffineTransform;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.nio.file.Path;
+import java.io.OutputStream;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -52,7 +52,7 @@ final class BenchPlot {
     }
 
     /** Writes the plot of the records with status ok (the caller checks that there is one). */
-    static void write(List<Map<String, Object>> records, Path file) throws IOException {
+    static void write(List<Map<String, Object>> records, OutputStream out) throws IOException {
         System.setProperty("java.awt.headless", "true");
         Data data = collect(records);
         BufferedImage img = new BufferedImage(W, H, BufferedImage.TYPE_INT_RGB);
@@ -66,7 +66,7 @@ final class BenchPlot {
         } finally {
             g.dispose();
         }
-        if (!ImageIO.write(img, "png", file.toFile())) {
+        if (!ImageIO.write(img, "png", out)) {
             throw new IOException("no PNG writer in this JVM");
         }
     }

@@ -275,6 +275,45 @@ final class OperatorOptions {
         }
     }
 
+    /** An output file of a command, named in messages by its option ({@code --json}). */
+    record OutputFile(String option, Path target, NpyOutputs.Content content) {
+    }
+
+    /**
+     * Writes a command's output files all or nothing, through {@link NpyOutputs} (backups, undo,
+     * the shutdown hook's cleanup): a failure names the file's option, {@code "--plot: cannot write
+     * p.png: File name too long"}, and leaves every target as it was.
+     *
+     * @param files the files, null entries for files not asked for
+     */
+    static void writeAll(List<OutputFile> files) {
+        OutputFile current = null;
+        try (NpyOutputs out = new NpyOutputs()) {
+            for (OutputFile f : files) {
+                if (f != null) {
+                    current = f;
+                    out.stage(f.target(), f.content());
+                }
+            }
+            current = null;
+            out.commit();
+        } catch (UncheckedIOException | IllegalArgumentException e) {
+            OutputFile failed = current;
+            for (OutputFile f : files) {
+                // commit's failures name the target first: "cannot write <target>: <reason>"
+                if (failed == null && f != null && e.getMessage().startsWith("cannot write " + f.target() + ": ")) {
+                    failed = f;
+                }
+            }
+            if (failed == null) {
+                throw e;
+            }
+            String message = failed.option() + ": " + e.getMessage();
+            throw e instanceof UncheckedIOException u ? new UncheckedIOException(message, u.getCause())
+                    : new IllegalArgumentException(message, e);
+        }
+    }
+
     // ---------------------------------------------------------------- specs
 
     /** @return the layout {@code --channels-last} selects */

@@ -2,12 +2,14 @@ package org.normcl.cli;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -128,22 +130,21 @@ final class TuneCommand implements Callable<Integer> {
         Path file = dir.map(d -> Tuning.file(d, info)).orElse(null);
         Map<String, Object> report = report(result, file);
         // The tuning file and --json FILE together or neither: a failure leaves the cache as it was.
-        try (StagedFiles files = new StagedFiles()) {
-            if (json != null && !json.equals("-")) {
-                files.stage("--json", Path.of(json), Json.write(report).getBytes(StandardCharsets.UTF_8));
+        if (!dryRun) {
+            try {
+                Files.createDirectories(file.getParent());
+            } catch (IOException e) {
+                throw new UncheckedIOException("the tuning file: cannot create the directory " + file.getParent()
+                        + ": " + e, e);
             }
-            if (!dryRun) {
-                try {
-                    Files.createDirectories(file.getParent());
-                } catch (IOException e) {
-                    throw StagedFiles.failure("the tuning file", file, e);
-                }
-                files.stage("the tuning file", file, tmp -> result.tuning().write(tmp, info, "Measured by normcl "
-                        + Main.version() + " tune on " + Instant.now().truncatedTo(ChronoUnit.SECONDS) + " over "
-                        + labels(workloads) + "."));
-            }
-            files.commit();
         }
+        String comment = "Measured by normcl " + Main.version() + " tune on "
+                + Instant.now().truncatedTo(ChronoUnit.SECONDS) + " over " + labels(workloads) + ".";
+        OperatorOptions.writeAll(Arrays.asList(
+                json == null || json.equals("-") ? null : new OperatorOptions.OutputFile("--json", Path.of(json),
+                        o -> o.write(Json.write(report).getBytes(StandardCharsets.UTF_8))),
+                dryRun ? null : new OperatorOptions.OutputFile("the tuning file", file,
+                        o -> o.write(result.tuning().text(info, comment).getBytes(StandardCharsets.UTF_8)))));
         if (json != null && json.equals("-")) {
             out.print(Json.write(report));
         }

@@ -1,6 +1,7 @@
 package org.normcl.npy;
 
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -12,9 +13,12 @@ import java.util.Objects;
 import org.normcl.HostTensor;
 
 /**
- * Writes several {@code .npy} files all-or-nothing: each {@link #stage staged} array goes to a
- * temporary file next to its target, {@link #commit()} renames them all into place, and
+ * Writes several files all-or-nothing: each {@link #stage staged} array ({@code .npy}), or other
+ * content ({@link #stage(Path, byte[])}, {@link #stage(Path, Content)}: a JSON report, an image),
+ * goes to a temporary file next to its target, {@link #commit()} renames them all into place, and
  * {@link #close()} without a commit deletes the temporary files, leaving the targets untouched.
+ * Temporary files are created with the permissions of any new file (from the umask), which the
+ * targets keep.
  *
  * <pre>{@code
  * try (NpyOutputs out = new NpyOutputs()) {
@@ -46,6 +50,20 @@ import org.normcl.HostTensor;
  * <p>Not thread-safe.
  */
 public final class NpyOutputs implements AutoCloseable {
+    /**
+     * Writes the content of a file staged by {@link #stage(Path, Content)}.
+     */
+    @FunctionalInterface
+    public interface Content {
+        /**
+         * Writes the whole content.
+         *
+         * @param out the temporary file, open and empty, buffered; it may be closed or left open
+         * @throws IOException if the content cannot be written: the stage fails, naming the target
+         */
+        void writeTo(OutputStream out) throws IOException;
+    }
+
     private record Staged(Path target, Path key, Path tmp) {
     }
 
@@ -78,6 +96,48 @@ public final class NpyOutputs implements AutoCloseable {
         Path key = newKey(target);
         byte[] header = NpyWriter.header(data, shape);
         staged.add(new Staged(target, key, NpyWriter.writeTemp(target, header, data)));
+    }
+
+    /**
+     * Writes bytes to a temporary file next to {@code target}, to be renamed onto it by
+     * {@link #commit()}; see {@link #stage(Path, Content)}.
+     *
+     * @param target the file to create or replace; its directory must exist
+     * @param bytes the file's whole content
+     * @throws IllegalArgumentException if {@code target} is already staged (or is the same file as a
+     *     staged target, see {@link #sameTarget}), or exists and is not a regular file or a symbolic
+     *     link to one (see {@link #checkTarget})
+     * @throws IllegalStateException after {@link #commit()} or {@link #close()}
+     * @throws UncheckedIOException if the temporary file cannot be written, or the JVM is shutting
+     *     down, with a message naming {@code target}; files staged before are kept until
+     *     {@link #close()}
+     * @throws NullPointerException if an argument is null
+     */
+    public void stage(Path target, byte[] bytes) {
+        Objects.requireNonNull(bytes, "bytes");
+        stage(target, out -> out.write(bytes));
+    }
+
+    /**
+     * Has {@code content} write a temporary file next to {@code target}, to be renamed onto it by
+     * {@link #commit()}: for a file that is not an array, such as a JSON report or an image. The
+     * temporary file is tracked as the others (deleted by {@link #close()}, or by the shutdown hook).
+     *
+     * @param target the file to create or replace; its directory must exist
+     * @param content writes the file's whole content
+     * @throws IllegalArgumentException if {@code target} is already staged (or is the same file as a
+     *     staged target, see {@link #sameTarget}), or exists and is not a regular file or a symbolic
+     *     link to one (see {@link #checkTarget}); nothing is written then
+     * @throws IllegalStateException after {@link #commit()} or {@link #close()}
+     * @throws UncheckedIOException if the temporary file cannot be created, {@code content} throws
+     *     an {@link IOException}, or the JVM is shutting down, with a message naming {@code target};
+     *     no temporary file of it is left, and files staged before are kept until {@link #close()}
+     * @throws NullPointerException if an argument is null
+     */
+    public void stage(Path target, Content content) {
+        Objects.requireNonNull(content, "content");
+        Path key = newKey(target);
+        staged.add(new Staged(target, key, NpyWriter.writeTemp(target, content)));
     }
 
     /** Checks that outputs are still open and {@code target} is not staged yet; returns its key. */

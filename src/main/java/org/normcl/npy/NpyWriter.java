@@ -1,10 +1,13 @@
 package org.normcl.npy;
 
+import java.io.BufferedOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.lang.reflect.Array;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileAlreadyExistsException;
@@ -23,8 +26,9 @@ import org.normcl.DType;
 import org.normcl.HostTensor;
 
 /**
- * Writes {@code .npy} files (float32, float16, bfloat16 as {@code <u2}, float64) through a temporary file in the target's directory, so that
- * a reader never sees a half-written file under the target name.
+ * Writes {@code .npy} files (float32, float16, bfloat16 as {@code <u2}, float64), and files of any
+ * content for {@link NpyOutputs}, through a temporary file in the target's directory, so that a
+ * reader never sees a half-written file under the target name.
  */
 final class NpyWriter {
     /** Bytes written per call. */
@@ -107,6 +111,62 @@ final class NpyWriter {
      * @throws UncheckedIOException naming {@code target} if writing fails; no temporary file is left
      */
     static Path writeTemp(Path target, byte[] header, Object data, DType dtype) {
+        return fillTemp(target, out -> {
+            writeFully(out, ByteBuffer.wrap(header));
+            int size = dtype.byteSize();
+            int length = Array.getLength(data);
+            ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(8L, (long) size * length)))
+                    .order(ByteOrder.LITTLE_ENDIAN);
+            for (int done = 0; done < length; ) {
+                int n = Math.min(length - done, buf.capacity() / size);
+                buf.clear();
+                switch (dtype) {
+                    case FLOAT32:
+                        buf.asFloatBuffer().put((float[]) data, done, n);
+                        break;
+                    case FLOAT64:
+                        buf.asDoubleBuffer().put((double[]) data, done, n);
+                        break;
+                    default:
+                        buf.asShortBuffer().put((short[]) data, done, n);
+                }
+                buf.limit(size * n);
+                writeFully(out, buf);
+                done += n;
+            }
+        });
+    }
+
+    /**
+     * Writes a file of any content to a new temporary file next to {@code target}, through a
+     * buffered stream that {@code content} may close or leave open.
+     *
+     * @return the temporary file
+     * @throws IllegalArgumentException as {@link #writeTemp(Path, byte[], Object, DType)}
+     * @throws UncheckedIOException naming {@code target} if writing fails; no temporary file is left
+     */
+    static Path writeTemp(Path target, NpyOutputs.Content content) {
+        return fillTemp(target, ch -> {
+            OutputStream out = new BufferedOutputStream(Channels.newOutputStream(ch), CHUNK);
+            content.writeTo(out);
+            out.flush();
+        });
+    }
+
+    /** Writes a temporary file's bytes to its (open, empty) channel. */
+    private interface Body {
+        void writeTo(FileChannel out) throws IOException;
+    }
+
+    /**
+     * Checks {@code target}, creates a temporary file next to it (tracked by {@link PendingFiles})
+     * and has {@code body} fill it.
+     *
+     * @return the temporary file
+     * @throws IllegalArgumentException if {@code target} is refused, as {@link #checkTarget}
+     * @throws UncheckedIOException naming {@code target} if writing fails; no temporary file is left
+     */
+    private static Path fillTemp(Path target, Body body) {
         Path tmp = null;
         try {
             Path abs = target.toAbsolutePath();
@@ -136,28 +196,7 @@ final class NpyWriter {
                 }
             }
             try (FileChannel out = ch) {
-                writeFully(out, ByteBuffer.wrap(header));
-                int size = dtype.byteSize();
-                int length = Array.getLength(data);
-                ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(8L, (long) size * length)))
-                        .order(ByteOrder.LITTLE_ENDIAN);
-                for (int done = 0; done < length; ) {
-                    int n = Math.min(length - done, buf.capacity() / size);
-                    buf.clear();
-                    switch (dtype) {
-                        case FLOAT32:
-                            buf.asFloatBuffer().put((float[]) data, done, n);
-                            break;
-                        case FLOAT64:
-                            buf.asDoubleBuffer().put((double[]) data, done, n);
-                            break;
-                        default:
-                            buf.asShortBuffer().put((short[]) data, done, n);
-                    }
-                    buf.limit(size * n);
-                    writeFully(out, buf);
-                    done += n;
-                }
+                body.writeTo(out);
             }
             return tmp;
         } catch (IOException e) {

@@ -309,19 +309,12 @@ public record Tuning(int vectorWidth, int serialGroupCap, long pipelineMinRowByt
      * @throws IOException if the directory or the file cannot be written
      */
     public void write(Path file, DeviceInfo device, String comment) throws IOException {
-        StringBuilder sb = new StringBuilder();
-        sb.append("# NormCL kernel tuning. ").append(comment.replace('\n', ' ')).append('\n');
-        sb.append("# Ignored when any field above the parameters differs from the device in use.\n");
-        sb.append("format=").append(FORMAT).append('\n');
-        for (String[] field : identity(device)) {
-            sb.append(field[0]).append('=').append(escape(field[1])).append('\n');
-        }
-        parameters().forEach((k, v) -> sb.append(k).append('=').append(v).append('\n'));
+        String content = text(device, comment);
         Path dir = file.toAbsolutePath().getParent();
         Files.createDirectories(dir);
         Path tmp = Files.createTempFile(dir, "." + file.getFileName(), ".tmp");
         try {
-            Files.writeString(tmp, sb, StandardCharsets.UTF_8);
+            Files.writeString(tmp, content, StandardCharsets.UTF_8);
             try {
                 Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {
@@ -330,6 +323,26 @@ public record Tuning(int vectorWidth, int serialGroupCap, long pipelineMinRowByt
         } finally {
             Files.deleteIfExists(tmp);
         }
+    }
+
+    /**
+     * The content of the file {@link #write} writes, for a caller that writes it itself (the
+     * {@code tune} command, with its other output files, all or nothing).
+     *
+     * @param device the device the parameters were measured on
+     * @param comment a line for the file's header (what measured it, when)
+     * @return the file's text, lines ending in {@code \n}, to be encoded as UTF-8
+     */
+    public String text(DeviceInfo device, String comment) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("# NormCL kernel tuning. ").append(comment.replace('\n', ' ')).append('\n');
+        sb.append("# Ignored when any field above the parameters differs from the device in use.\n");
+        sb.append("format=").append(FORMAT).append('\n');
+        for (String[] field : identity(device)) {
+            sb.append(field[0]).append('=').append(escape(field[1])).append('\n');
+        }
+        parameters().forEach((k, v) -> sb.append(k).append('=').append(v).append('\n'));
+        return sb.toString();
     }
 
     /** @return {@code s} escaped as a properties value (Properties.load reads it back unchanged) */

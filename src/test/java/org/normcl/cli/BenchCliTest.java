@@ -137,6 +137,31 @@ class BenchCliTest {
         CliTestSupport.assertUnchanged(before, dir, r);
     }
 
+    /**
+     * An existing {@code --json} output that is a symbolic link survives a failed commit: only
+     * regular files were moved aside, so the link was replaced by the new JSON and then deleted by
+     * the undo. It is put back, pointing where it did, and the file it points to keeps its bytes.
+     */
+    @Test
+    void aFailedCommitKeepsASymbolicLinkOutput() throws IOException {
+        Files.writeString(dir.resolve("real.json"), "previous", StandardCharsets.UTF_8);
+        Path link = dir.resolve("report.json");
+        try {
+            Files.createSymbolicLink(link, Path.of("real.json"));
+        } catch (UnsupportedOperationException e) {
+            org.junit.jupiter.api.Assumptions.abort("no symbolic links here: " + e);
+        }
+        CliTestSupport.Result r = CliTestSupport.run(bench("--json", link.toString(), "--plot",
+                dir.resolve("p".repeat(300) + ".png").toString()));
+        assertEquals(1, r.code(), r::toString);
+        assertTrue(r.err().contains("--plot") && r.err().contains("cannot write"), r::toString);
+        r.assertNoStackTrace();
+        assertTrue(Files.isSymbolicLink(link), "the link is still there");
+        assertEquals(Path.of("real.json"), Files.readSymbolicLink(link));
+        assertEquals("previous", Files.readString(dir.resolve("real.json"), StandardCharsets.UTF_8));
+        assertEquals(List.of("real.json", "report.json"), CliTestSupport.names(dir), "no temporary or backup file");
+    }
+
     /** The JSON was created owner-only (a temporary file's mode) while .npy and .png follow the umask. */
     @Test
     void outputsGetTheUmasksPermissions() throws IOException {
@@ -172,7 +197,9 @@ class BenchCliTest {
         assertEquals(2, d.copies().size(), d.toString());
 
         Path png = dir.resolve("dt.png");
-        BenchPlot.write(records, png);
+        try (java.io.OutputStream o = Files.newOutputStream(png)) {
+            BenchPlot.write(records, o);
+        }
         assertNotNull(ImageIO.read(png.toFile()));
     }
 

@@ -115,6 +115,21 @@ class TuneCliTest {
         assertTrue(Tuning.read(file, device).isPresent());
     }
 
+    /**
+     * The tuning file follows the umask like every other output: it was written through an
+     * owner-only temporary file of {@code Tuning.write} and ended up 0600.
+     */
+    @Test
+    void theTuningFileGetsTheUmasksPermissions() throws IOException {
+        CliTestSupport.requireOpenCl();
+        org.junit.jupiter.api.Assumptions.assumeTrue(
+                java.nio.file.FileSystems.getDefault().supportedFileAttributeViews().contains("posix"), "POSIX");
+        Path reference = Files.createFile(dir.resolve("reference"));
+        CliTestSupport.run(tune()).assertOk();
+        Path file = Tuning.file(dir.resolve("tuning"), ClRuntime.device(null));
+        assertEquals(Files.getPosixFilePermissions(reference), Files.getPosixFilePermissions(file));
+    }
+
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
         "--ops=layer-norm,softmax | --ops: unknown operator 'softmax'",

@@ -354,6 +354,54 @@ class NpyOutputsTest {
                 "no temporary or backup file left");
     }
 
+    /**
+     * Files of any content (a JSON report, an image) go through the same staging as arrays: placed
+     * together, a symbolic link among them kept on a failed commit, a target that became a pipe
+     * refused, a failing writer leaving no temporary file.
+     */
+    @Test
+    void stagesBytesAndContentAllOrNothing() throws Exception {
+        Path json = dir.resolve("r.json");
+        Path png = dir.resolve("p.png");
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(json, "{}".getBytes(StandardCharsets.UTF_8));
+            out.stage(png, o -> o.write(new byte[] {1, 2, 3}));
+            assertEquals(2, NpyFixtures.list(dir).length, "two temporary files");
+            out.commit();
+        }
+        assertEquals("{}", Files.readString(json));
+        assertArrayEquals(new byte[] {1, 2, 3}, Files.readAllBytes(png));
+
+        Path link = linkToOldFile();
+        Path b = dir.resolve("b.txt");
+        NpyOutputs out = new NpyOutputs();
+        out.stage(link, "new".getBytes(StandardCharsets.UTF_8));
+        out.stage(b, o -> o.write('b'));
+        Files.createDirectory(b);
+        Files.writeString(b.resolve("keep.txt"), "not ours");
+        assertThrows(UncheckedIOException.class, out::commit);
+        assertTrue(Files.isSymbolicLink(link));
+        assertEquals("old", Files.readString(link));
+
+        Path p = dir.resolve("pipe.txt");
+        NpyOutputs later = new NpyOutputs();
+        later.stage(p, new byte[] {1});
+        makeSpecial("fifo", p);
+        assertEquals("cannot write " + p + ": it is now a named pipe (FIFO)" + EXPECTED_TARGET,
+                assertThrows(UncheckedIOException.class, later::commit).getMessage());
+
+        Path failing = dir.resolve("failing.txt");
+        try (NpyOutputs more = new NpyOutputs()) {
+            UncheckedIOException e = assertThrows(UncheckedIOException.class, () -> more.stage(failing, o -> {
+                o.write(1);
+                throw new IOException("disk full");
+            }));
+            assertEquals("cannot write " + failing + ": disk full", e.getMessage());
+        }
+        assertArrayEquals(new String[] {"b.txt", "link.npy", "p.png", "pipe.txt", "r.json", "real.npy"},
+                NpyFixtures.list(dir), "no temporary or backup file left");
+    }
+
     @Test
     void failedStageKeepsEarlierStagesUntilClose() {
         Path missing = dir.resolve("missing").resolve("x.npy");

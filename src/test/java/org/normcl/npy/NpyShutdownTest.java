@@ -101,6 +101,17 @@ class NpyShutdownTest {
         }
     }
 
+    /** A file of other content (a report, an image) is covered as well, while it is being written. */
+    @Test
+    void aContentBeingWrittenIsDeletedOnSigterm() throws Exception {
+        try (Running child = new Running("content")) {
+            assertEquals("writing", child.line());
+            assertEquals(2, files().length, "two temporary files");
+            child.terminate();
+            assertArrayEquals(new String[0], files(), "no temporary file left");
+        }
+    }
+
     @Test
     void committedFilesAreKeptOnSigterm() throws Exception {
         try (Running child = new Running("committed")) {
@@ -182,6 +193,11 @@ class NpyShutdownTest {
             assertTrue(PendingFiles.hookRegistered());
         }
         assertFalse(PendingFiles.hookRegistered(), "removed after a close without commit");
+        try (NpyOutputs out = new NpyOutputs()) {
+            out.stage(dir.resolve("d.json"), new byte[] {'{', '}'});
+            assertTrue(PendingFiles.hookRegistered(), "files of any content too");
+        }
+        assertFalse(PendingFiles.hookRegistered());
         Npy.write(dir.resolve("c.npy"), new float[] {1}, new long[] {1});
         assertFalse(PendingFiles.hookRegistered(), "removed after a write");
         assertArrayEquals(new String[] {"a.npy", "c.npy"}, files());
@@ -202,6 +218,16 @@ class NpyShutdownTest {
                     out.stage(a, new float[] {1, 2}, new long[] {2});
                     out.stage(b, new float[] {3}, new long[] {1});
                     say("staged");
+                    break;
+                }
+                case "content": {
+                    NpyOutputs out = new NpyOutputs();
+                    out.stage(dir.resolve("r.json"), "{}".getBytes(StandardCharsets.UTF_8));
+                    out.stage(dir.resolve("p.png"), o -> {
+                        o.write(1);
+                        say("writing");
+                        System.in.read(); // until terminated
+                    });
                     break;
                 }
                 case "committed": {

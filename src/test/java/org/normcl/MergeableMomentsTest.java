@@ -294,16 +294,10 @@ class MergeableMomentsTest {
             // Each device normalizes its own half with the merged moments: the matching half of the
             // whole's reference (the values [from, from + 15) of each plane).
             for (int from : new int[] {0, 15}) {
-                double[] refHalf = new double[x.length / 2];
-                double[] boundHalf = new double[x.length / 2];
-                for (int plane = 0; plane < 8; plane++) {
-                    System.arraycopy(ref.y(), plane * 30 + from, refHalf, plane * 15, 15);
-                    System.arraycopy(bound, plane * 30 + from, boundHalf, plane * 15, 15);
-                }
                 try (NormResult half = e.groupNorm(spec, HostTensor.of(planeHalf(x, from), 2, 4, 3, 5), null, null,
                         merged)) {
-                    Tolerances.assertWithin("half " + from + " from merged moments", half.y().toHost().data(), refHalf,
-                            boundHalf);
+                    Tolerances.assertWithin("half " + from + " from merged moments", half.y().toHost().data(),
+                            planeHalf(ref.y(), from), planeHalf(bound, from));
                 }
             }
         }
@@ -312,10 +306,22 @@ class MergeableMomentsTest {
     /** Values {@code [from, from + 15)} of each of the 8 planes of 30 values of a 2x4x6x5 tensor. */
     private static float[] planeHalf(float[] x, int from) {
         float[] half = new float[x.length / 2];
+        planeHalf(x, from, half);
+        return half;
+    }
+
+    /** {@link #planeHalf(float[], int)} of float64 values (a reference, its bounds). */
+    private static double[] planeHalf(double[] x, int from) {
+        double[] half = new double[x.length / 2];
+        planeHalf(x, from, half);
+        return half;
+    }
+
+    /** Copies values {@code [from, from + 15)} of each plane of 30 of {@code x} into {@code half}. */
+    private static void planeHalf(Object x, int from, Object half) {
         for (int plane = 0; plane < 8; plane++) {
             System.arraycopy(x, plane * 30 + from, half, plane * 15, 15);
         }
-        return half;
     }
 
     @ParameterizedTest(name = "{0}")

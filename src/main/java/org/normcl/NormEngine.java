@@ -9,6 +9,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Function;
 
 import org.normcl.backend.AffineGradPlan;
@@ -58,6 +59,13 @@ public final class NormEngine implements AutoCloseable {
     /** Set once an AUTO engine's device failed: every later call runs on the Java fallback. */
     private volatile boolean degraded;
     private final AtomicBoolean closed = new AtomicBoolean();
+    /**
+     * Calls that reach a backend hold the read lock; {@link #close()} takes the write lock, so it
+     * waits for the calls in flight on other threads instead of releasing the device's context,
+     * queue and buffers under them (PoCL aborted the JVM: "can_run_command: Assertion
+     * pocl_refcount > 0 failed"), and a call that starts after it finds the engine closed.
+     */
+    private final ReentrantReadWriteLock life = new ReentrantReadWriteLock();
     private final Object asyncLock = new Object();
     /** The thread of {@link #submit}, started on first use. */
     private ExecutorService async;
@@ -217,19 +225,38 @@ public final class NormEngine implements AutoCloseable {
      * throw. Bad arguments are never retried.
      */
     private <T> T failover(java.util.function.Supplier<T> operation) {
-        try {
-            return operation.get();
-        } catch (ClException | DeviceLostException e) {
-            if (!mayFallBack || degraded) {
-                throw e;
-            }
-            synchronized (this) {
-                if (!degraded) {
-                    LOG.warn("AUTO: the OpenCL device failed ({}); continuing on the Java backend", e.getMessage());
-                    degraded = true;
+        return whileOpen(() -> {
+            try {
+                return operation.get();
+            } catch (ClException | DeviceLostException e) {
+                if (!mayFallBack || degraded) {
+                    throw e;
                 }
+                synchronized (this) {
+                    if (!degraded) {
+                        LOG.warn("AUTO: the OpenCL device failed ({}); continuing on the Java backend",
+                                e.getMessage());
+                        degraded = true;
+                    }
+                }
+                return operation.get();
             }
+        });
+    }
+
+    /**
+     * Runs {@code operation} holding {@link #life}'s read lock, once the engine is known to be
+     * open: {@link #close()} cannot release the backend while it runs.
+     *
+     * @throws IllegalStateException if the engine is closed
+     */
+    private <T> T whileOpen(java.util.function.Supplier<T> operation) {
+        life.readLock().lock();
+        try {
+            checkOpen();
             return operation.get();
+        } finally {
+            life.readLock().unlock();
         }
     }
 
@@ -384,12 +411,13 @@ public final class NormEngine implements AutoCloseable {
     }
 
     HostTensor download(DeviceTensor t) {
-        checkOpen();
-        Buffer b = t.buffer();
-        if (t.shape().size() == 0) {
-            return HostTensor.zeros(t.dtype(), t.shape());
-        }
-        return t.backend().read(b, t.shape());
+        return whileOpen(() -> {
+            Buffer b = t.buffer();
+            if (t.shape().size() == 0) {
+                return HostTensor.zeros(t.dtype(), t.shape());
+            }
+            return t.backend().read(b, t.shape());
+        });
     }
 
     // ---------------------------------------------------------------- operators
@@ -1850,16 +1878,24 @@ public final class NormEngine implements AutoCloseable {
         }
     }
 
-    /** Releases the backend and every tensor this engine still owns; idempotent. */
+    /**
+     * Releases the backend and every tensor this engine still owns; idempotent. Calls running on
+     * other threads finish first; calls made after it throw {@link IllegalStateException}.
+     */
     @Override
     public void close() {
         stopAsync();
-        if (closed.compareAndSet(false, true)) {
-            backend.close();
-            Backend f = fallback;
-            if (f != null) {
-                f.close();
+        life.writeLock().lock();
+        try {
+            if (closed.compareAndSet(false, true)) {
+                backend.close();
+                Backend f = fallback;
+                if (f != null) {
+                    f.close();
+                }
             }
+        } finally {
+            life.writeLock().unlock();
         }
     }
 }

@@ -431,10 +431,15 @@ final class ClBackend implements Backend {
         if (mem == null) {
             return;
         }
-        if (closed) {
-            clReleaseMemObject(mem);
-        } else {
-            cache.give(mem, b.bytes());
+        // Under the lock close() sets `closed` with: a buffer closed on another thread while the
+        // backend closes is either cached before the cache is emptied or released here, never
+        // cached after it.
+        synchronized (lock) {
+            if (closed) {
+                clReleaseMemObject(mem);
+            } else {
+                cache.give(mem, b.bytes());
+            }
         }
     }
 

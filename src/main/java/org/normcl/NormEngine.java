@@ -604,6 +604,8 @@ public final class NormEngine implements AutoCloseable {
                     + " shape " + x.shape() + " (N * D1 * ... = 1)");
         }
         checkOpen();
+        // Checked before the chunked path too, which computes the batch's moments on the device.
+        DType pt = paramType(x, "scale", scale, "bias", bias, "runningMean", runningMean, "runningVar", runningVar);
         if (x instanceof HostTensor hx && x.shape().dim(0) > 0) {
             long samples = chunkUnits(hx, x.shape().size() / x.shape().dim(0));
             if (samples > 0) {
@@ -611,7 +613,6 @@ public final class NormEngine implements AutoCloseable {
             }
         }
         long c = cs.cshape.size();
-        DType pt = paramType(x, "scale", scale, "bias", bias, "runningMean", runningMean, "runningVar", runningVar);
         DType st = x.dtype().statistics();
         return failover(() -> {
             try (Call call = new Call(x, x.dtype())) {

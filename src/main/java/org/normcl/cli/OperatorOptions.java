@@ -19,6 +19,7 @@ import org.normcl.MeanVarianceNorm;
 import org.normcl.MomentumConvention;
 import org.normcl.RmsNorm;
 import org.normcl.npy.Npy;
+import org.normcl.npy.NpyIOException;
 import org.normcl.npy.NpyOutputs;
 import org.normcl.npy.NpyUnsupportedDTypeException;
 
@@ -298,10 +299,11 @@ final class OperatorOptions {
             current = null;
             out.commit();
         } catch (UncheckedIOException | IllegalArgumentException e) {
+            // A staging failure is the file being staged; a commit's names its file.
             OutputFile failed = current;
+            Path file = e instanceof NpyIOException io ? io.file() : null;
             for (OutputFile f : files) {
-                // commit's failures name the target first: "cannot write <target>: <reason>"
-                if (failed == null && f != null && e.getMessage().startsWith("cannot write " + f.target() + ": ")) {
+                if (failed == null && f != null && file != null && sameFile(f.target(), file)) {
                     failed = f;
                 }
             }
@@ -312,6 +314,10 @@ final class OperatorOptions {
             throw e instanceof UncheckedIOException u ? new UncheckedIOException(message, u.getCause())
                     : new IllegalArgumentException(message, e);
         }
+    }
+
+    private static boolean sameFile(Path a, Path b) {
+        return a.toAbsolutePath().normalize().equals(b.toAbsolutePath().normalize());
     }
 
     // ---------------------------------------------------------------- specs

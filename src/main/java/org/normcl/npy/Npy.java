@@ -30,7 +30,8 @@ import org.normcl.Shape;
  * message starts with the file's path and says what is wrong; a well-formed file of another dtype
  * gets its subclass {@link NpyUnsupportedDTypeException} ({@code "x.npy: dtype <i4 is not
  * supported: expected float32 ('<f4'), float16 ('<f2'), float64 ('<f8') or bfloat16 bits
- * ('<u2')"}). I/O failures get an {@link UncheckedIOException} whose message names the file
+ * ('<u2')"}). I/O failures get an {@link UncheckedIOException} (an {@link NpyIOException}, whose
+ * {@link NpyIOException#file()} is the file) whose message names the file
  * ({@code "cannot read x.npy: no such file"}). Nothing else is thrown for bad input.
  *
  * <p><b>Writing</b> produces the same bytes as NumPy's {@code np.save} for a C-contiguous array of
@@ -209,7 +210,7 @@ public final class Npy {
      *
      * @param verb "read" or "write"
      */
-    static UncheckedIOException ioFailure(String verb, Path file, IOException e) {
+    static NpyIOException ioFailure(String verb, Path file, IOException e) {
         String reason;
         if (e instanceof FileSystemException fse && fse.getReason() != null) {
             reason = fse.getReason();
@@ -223,7 +224,7 @@ public final class Npy {
         } else {
             reason = e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
         }
-        return new UncheckedIOException("cannot " + verb + " " + file + ": " + reason, e);
+        return new NpyIOException(file, "cannot " + verb + " " + file + ": " + reason, e);
     }
 
     /** Shortens a text for quoting in a message. */

@@ -1356,14 +1356,19 @@ public final class NormEngine implements AutoCloseable {
 
     /**
      * Group normalization with statistics merged by the caller (see
-     * {@link #groupNormMoments(GroupNorm, Tensor)}). Channels-first.
+     * {@link #groupNormMoments(GroupNorm, Tensor)}, which computes them channels-first). X may be
+     * in either layout ({@code spec.layout()}); the slices are the (sample, group) pairs in order.
      *
-     * @param spec groups, epsilon and affine layout
-     * @param x the input (N, C, D1, ...)
+     * @param spec groups, epsilon, affine and memory layout
+     * @param x the input (N, C, D1, ...), or (N, D1, ..., C) channels-last; when X is one part of
+     *     a spatially split image, that part
      * @param scale per the affine layout, or null
      * @param bias per the affine layout, or null
-     * @param moments N * G slices
+     * @param moments N * G slices, each with a count of at least X's values per group (the whole
+     *     image's when X is one part of it)
      * @return Y, and the Mean and InvStdDev used, shape (N, G)
+     * @throws IllegalArgumentException if the moments have another number of slices or fewer
+     *     values per slice than X has per group
      */
     public NormResult groupNorm(GroupNorm spec, Tensor x, Tensor scale, Tensor bias, ChannelMoments moments) {
         Validation.notNull(spec, "spec", "a GroupNorm (GroupNorm.of(numGroups))");

@@ -284,12 +284,7 @@ class MergeableMomentsTest {
                 e.groupNormMoments(spec, HostTensor.of(bottom, 2, 4, 3, 5))));
         try (NormResult viaMoments = e.groupNorm(spec, HostTensor.of(x, dims), null, null, merged)) {
             Reference64.Normalized ref = Reference64.groupNorm(x, dims, 2, 1e-5f, null, null, false);
-            double[] bound = new double[x.length];
-            for (int i = 0; i < x.length; i++) {
-                int slice = i / 60;
-                bound[i] = Tolerances.element((x[i] - ref.mean()[slice]) * ref.invStd()[slice],
-                        Math.abs(ref.mean()[slice]) * ref.invStd()[slice], 1, 0, ref.y()[i]);
-            }
+            double[] bound = groupBound(x, ref, 60);
             Tolerances.assertWithin("group norm from merged moments", viaMoments.y().toHost().data(), ref.y(), bound);
             // Each device normalizes its own half with the merged moments: the matching half of the
             // whole's reference (the values [from, from + 15) of each plane).
@@ -298,6 +293,61 @@ class MergeableMomentsTest {
                         merged)) {
                     Tolerances.assertWithin("half " + from + " from merged moments", half.y().toHost().data(),
                             planeHalf(ref.y(), from), planeHalf(bound, from));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void groupNormFromMomentsTakesChannelsLastX(Backends.Named backend) {
+        // The moments of the channels-first tensor (groupNormMoments' layout) normalize the same
+        // data stored channels-last: the float64 reference of the channels-first data, transposed.
+        NormEngine e = backend.engine();
+        long[] dims = {2, 4, 3, 5};
+        float[] x = Data.gaussian("gn moments nhwc", Data.size(dims), 2, 1.5);
+        GroupNorm spec = GroupNorm.of(2);
+        ChannelMoments m = e.groupNormMoments(spec, HostTensor.of(x, dims));
+        Reference64.Normalized ref = Reference64.groupNorm(x, dims, 2, 1e-5f, null, null, false);
+        double[] bound = groupBound(x, ref, 30);
+        try (NormResult r = e.groupNorm(spec.withLayout(Layout.CHANNELS_LAST),
+                HostTensor.of(channelsLast(x, 2, 4, 15), 2, 3, 5, 4), null, null, m)) {
+            Tolerances.assertWithin("channels-last group norm from moments", r.y().toHost().data(),
+                    channelsLast(ref.y(), 2, 4, 15), channelsLast(bound, 2, 4, 15));
+        }
+    }
+
+    /** Per-value bounds of group norm Y (no affine) against its float64 reference, slices of {@code slice} values. */
+    private static double[] groupBound(float[] x, Reference64.Normalized ref, int slice) {
+        double[] bound = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            int g = i / slice;
+            bound[i] = Tolerances.element((x[i] - ref.mean()[g]) * ref.invStd()[g],
+                    Math.abs(ref.mean()[g]) * ref.invStd()[g], 1, 0, ref.y()[i]);
+        }
+        return bound;
+    }
+
+    /** (n, c, s) to (n, s, c): a channels-first tensor of {@code c} channels and {@code s} values each. */
+    private static float[] channelsLast(float[] x, int n, int c, int s) {
+        float[] out = new float[x.length];
+        channelsLast(x, out, n, c, s);
+        return out;
+    }
+
+    /** {@link #channelsLast(float[], int, int, int)} of float64 values. */
+    private static double[] channelsLast(double[] x, int n, int c, int s) {
+        double[] out = new double[x.length];
+        channelsLast(x, out, n, c, s);
+        return out;
+    }
+
+    /** Copies the (n, c, s) array {@code x} into the (n, s, c) array {@code out}, value by value. */
+    private static void channelsLast(Object x, Object out, int n, int c, int s) {
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < c; j++) {
+                for (int k = 0; k < s; k++) {
+                    System.arraycopy(x, (i * c + j) * s + k, out, (i * s + k) * c + j, 1);
                 }
             }
         }

@@ -1,13 +1,13 @@
 package org.normcl.cli;
 
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.concurrent.Callable;
 
 import org.normcl.NormEngine;
 import org.normcl.NormResult;
 import org.normcl.Tensor;
 import org.normcl.cli.OperatorOptions.Op;
-import org.normcl.npy.NpyOutputs;
 
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -76,14 +76,13 @@ final class ApplyCommand implements Callable<Integer> {
                 new String[] {"--output", "--save-mean", "--save-inv-std", "--output-mean", "--output-var"},
                 new Path[] {output, saveMean, saveInvStd, outputMean, outputVar});
         OperatorOptions.Inputs in = op.read();
-        try (NormEngine engine = op.backend.createEngine(); NormResult r = run(engine, which, in);
-                NpyOutputs out = new NpyOutputs()) {
-            out.stage(output, r.y().toHost());
-            stageIfWanted(out, saveMean, r.mean(), "--save-mean");
-            stageIfWanted(out, saveInvStd, r.invStdDev(), "--save-inv-std");
-            stageIfWanted(out, outputMean, r.runningMean(), "--output-mean");
-            stageIfWanted(out, outputVar, r.runningVar(), "--output-var");
-            out.commit();
+        try (NormEngine engine = op.backend.createEngine(); NormResult r = run(engine, which, in)) {
+            OperatorOptions.writeAll(Arrays.asList(
+                    OperatorOptions.OutputFile.of("--output", output, r.y().toHost()),
+                    wanted("--save-mean", saveMean, r.mean()),
+                    wanted("--save-inv-std", saveInvStd, r.invStdDev()),
+                    wanted("--output-mean", outputMean, r.runningMean()),
+                    wanted("--output-var", outputVar, r.runningVar())));
         }
         return ExitCodes.OK;
     }
@@ -117,13 +116,14 @@ final class ApplyCommand implements Callable<Integer> {
         }
     }
 
-    static void stageIfWanted(NpyOutputs out, Path target, Tensor t, String option) {
+    /** @return {@code t} to write at {@code target} for {@code option}, or null when not asked for */
+    static OperatorOptions.OutputFile wanted(String option, Path target, Tensor t) {
         if (target == null) {
-            return;
+            return null;
         }
         if (t == null) {
             throw new UserInputException(option + " has nothing to write for this operator");
         }
-        out.stage(target, t.toHost());
+        return OperatorOptions.OutputFile.of(option, target, t.toHost());
     }
 }

@@ -118,9 +118,9 @@ final class BenchCommand implements Callable<Integer> {
                     + " record's note says why); no file written");
         }
         OperatorOptions.writeAll(Arrays.asList(
-                json == null || json.equals("-") ? null : new OperatorOptions.OutputFile("--json", Path.of(json),
+                json == null || json.equals("-") ? null : OperatorOptions.OutputFile.of("--json", Path.of(json),
                         o -> o.write(Json.write(report).getBytes(StandardCharsets.UTF_8))),
-                plot == null ? null : new OperatorOptions.OutputFile("--plot", plot, o -> BenchPlot.write(records, o))));
+                plot == null ? null : OperatorOptions.OutputFile.of("--plot", plot, o -> BenchPlot.write(records, o))));
         if (json != null && json.equals("-")) {
             out.print(Json.write(report));
         }

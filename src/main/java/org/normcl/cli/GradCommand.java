@@ -1,6 +1,7 @@
 package org.normcl.cli;
 
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.concurrent.Callable;
 
 import org.normcl.GradResult;
@@ -8,7 +9,6 @@ import org.normcl.HostTensor;
 import org.normcl.NormEngine;
 import org.normcl.SavedStats;
 import org.normcl.cli.OperatorOptions.Op;
-import org.normcl.npy.NpyOutputs;
 
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -88,12 +88,11 @@ final class GradCommand implements Callable<Integer> {
         HostTensor sm = op.read("--saved-mean", savedMean);
         HostTensor si = op.read("--saved-inv-std", savedInvStd);
         SavedStats saved = si == null ? null : new SavedStats(sm, si);
-        try (NormEngine engine = op.backend.createEngine(); GradResult g = run(engine, which, in, dy, saved);
-                NpyOutputs out = new NpyOutputs()) {
-            out.stage(outputGradInput, g.dx().toHost());
-            ApplyCommand.stageIfWanted(out, outputGradScale, g.dScale(), "--output-grad-scale");
-            ApplyCommand.stageIfWanted(out, outputGradBias, g.dBias(), "--output-grad-bias");
-            out.commit();
+        try (NormEngine engine = op.backend.createEngine(); GradResult g = run(engine, which, in, dy, saved)) {
+            OperatorOptions.writeAll(Arrays.asList(
+                    OperatorOptions.OutputFile.of("--output-grad-input", outputGradInput, g.dx().toHost()),
+                    ApplyCommand.wanted("--output-grad-scale", outputGradScale, g.dScale()),
+                    ApplyCommand.wanted("--output-grad-bias", outputGradBias, g.dBias())));
         }
         return ExitCodes.OK;
     }

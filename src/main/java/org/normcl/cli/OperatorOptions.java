@@ -276,8 +276,20 @@ final class OperatorOptions {
         }
     }
 
-    /** An output file of a command, named in messages by its option ({@code --json}). */
-    record OutputFile(String option, Path target, NpyOutputs.Content content) {
+    /**
+     * An output file of a command, named in messages by its option ({@code --json}), and how to
+     * stage it.
+     */
+    record OutputFile(String option, Path target, java.util.function.Consumer<NpyOutputs> stager) {
+        /** @return bytes a command writes ({@code --json}, {@code --plot}, the tuning file) */
+        static OutputFile of(String option, Path target, NpyOutputs.Content content) {
+            return new OutputFile(option, target, out -> out.stage(target, content));
+        }
+
+        /** @return a tensor written as {@code .npy} ({@code --output}, {@code --save-mean}, ...) */
+        static OutputFile of(String option, Path target, HostTensor tensor) {
+            return new OutputFile(option, target, out -> out.stage(target, tensor));
+        }
     }
 
     /**
@@ -293,7 +305,7 @@ final class OperatorOptions {
             for (OutputFile f : files) {
                 if (f != null) {
                     current = f;
-                    out.stage(f.target(), f.content());
+                    f.stager().accept(out);
                 }
             }
             current = null;

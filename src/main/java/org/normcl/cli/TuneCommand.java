@@ -141,9 +141,9 @@ final class TuneCommand implements Callable<Integer> {
         String comment = "Measured by normcl " + Main.version() + " tune on "
                 + Instant.now().truncatedTo(ChronoUnit.SECONDS) + " over " + labels(workloads) + ".";
         OperatorOptions.writeAll(Arrays.asList(
-                json == null || json.equals("-") ? null : new OperatorOptions.OutputFile("--json", Path.of(json),
+                json == null || json.equals("-") ? null : OperatorOptions.OutputFile.of("--json", Path.of(json),
                         o -> o.write(Json.write(report).getBytes(StandardCharsets.UTF_8))),
-                dryRun ? null : new OperatorOptions.OutputFile("the tuning file", file,
+                dryRun ? null : OperatorOptions.OutputFile.of("the tuning file", file,
                         o -> o.write(result.tuning().text(info, comment).getBytes(StandardCharsets.UTF_8)))));
         if (json != null && json.equals("-")) {
             out.print(Json.write(report));

@@ -106,27 +106,106 @@ class MergeableMomentsTest {
         }
     }
 
+    /**
+     * Moments of the whole batch and of three shards merged, each against the float64 two-pass
+     * moments of the same values. Bounds: a mean within {@link Tolerances#mean} (32u of |mean| +
+     * sigma); M2 within 129u relative: the saved inverse standard deviation is held to 64u relative
+     * ({@link Tolerances#invStd}), which is 128u on the variance it is the inverse square root of,
+     * plus one rounding to store M2 as float32. The merged M2 adds each shard's bound and the
+     * error of the between-shard term {@code sum n_i (m_i - m)^2} of Chan's formula when each shard
+     * mean m_i is off by d_i (at most b_i, its mean bound) and m by their weighted average d:
+     * exactly {@code sum n_i (2 (m_i - m) d_i + (d_i - d)^2)} (the terms in d cancel, as
+     * {@code sum n_i (m_i - m) = 0}), so at most {@code sum n_i (2 |m_i - m| b_i + (2 max b)^2)}.
+     */
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
     void shardMomentsMergeToTheWholeBatch(Backends.Named backend) {
         NormEngine e = backend.engine();
         long[] dims = {7, 3, 11, 13};
+        int channels = 3;
+        int per = 3 * 11 * 13;
         float[] x = Data.gaussian("moments", Data.size(dims), 1e3, 2);
         HostTensor whole = HostTensor.of(x, dims);
         ChannelMoments all = e.batchNormMoments(whole);
+        double[][] ref = oracleMoments(x, 0, 7, channels, 11 * 13);
         List<ChannelMoments> parts = new ArrayList<>();
-        int per = 3 * 11 * 13;
+        List<double[][]> shardRefs = new ArrayList<>();
         for (int[] r : new int[][] {{0, 2}, {2, 3}, {3, 7}}) {
             parts.add(e.batchNormMoments(HostTensor.of(Arrays.copyOfRange(x, r[0] * per, r[1] * per), r[1] - r[0], 3,
                     11, 13)));
+            shardRefs.add(oracleMoments(x, r[0], r[1], channels, 11 * 13));
+        }
+        double[] maxMeanBound = new double[channels];
+        for (int s = 0; s < parts.size(); s++) {
+            double[][] sr = shardRefs.get(s);
+            assertMoments("shard " + s, parts.get(s), sr, m2Bounds(sr));
+            for (int c = 0; c < channels; c++) {
+                maxMeanBound[c] = Math.max(maxMeanBound[c], meanBounds(sr, parts.get(s).count())[c]);
+            }
+        }
+        double[] mergedBound = new double[channels];
+        for (int s = 0; s < parts.size(); s++) {
+            double[][] sr = shardRefs.get(s);
+            long count = parts.get(s).count();
+            for (int c = 0; c < channels; c++) {
+                double between = 2 * Math.abs(sr[0][c] - ref[0][c]) * meanBounds(sr, count)[c]
+                        + 4 * maxMeanBound[c] * maxMeanBound[c];
+                mergedBound[c] += m2Bounds(sr)[c] + count * between;
+            }
         }
         ChannelMoments merged = ChannelMoments.merge(parts);
         assertEquals(7 * 11 * 13, merged.count());
-        for (int c = 0; c < 3; c++) {
-            // float32 moments of each shard: the mean within a few ulps of 1e3, M2 within float32 rounding.
-            assertEquals(all.mean()[c], merged.mean()[c], 8 * Math.ulp(1e3f), "mean of channel " + c);
-            assertEquals(all.m2()[c], merged.m2()[c], 1e-5 * all.m2()[c], "M2 of channel " + c);
+        assertEquals(7 * 11 * 13, all.count());
+        assertMoments("whole batch", all, ref, m2Bounds(ref));
+        assertMoments("merged shards", merged, ref, mergedBound);
+    }
+
+    /** @return {mean, M2} per channel of samples [from, to) of (N, channels, inner) data, in float64, two passes */
+    private static double[][] oracleMoments(float[] x, int from, int to, int channels, int inner) {
+        double[] mean = new double[channels];
+        double[] m2 = new double[channels];
+        long count = (long) (to - from) * inner;
+        for (int c = 0; c < channels; c++) {
+            double s = 0;
+            for (int n = from; n < to; n++) {
+                for (int i = 0; i < inner; i++) {
+                    s += x[(n * channels + c) * inner + i];
+                }
+            }
+            mean[c] = s / count;
+            double q = 0;
+            for (int n = from; n < to; n++) {
+                for (int i = 0; i < inner; i++) {
+                    double d = x[(n * channels + c) * inner + i] - mean[c];
+                    q += d * d;
+                }
+            }
+            m2[c] = q;
         }
+        return new double[][] {mean, m2};
+    }
+
+    /** 128u relative on M2 (the invStd bound squared) plus u to store it. */
+    private static double[] m2Bounds(double[][] ref) {
+        double[] b = new double[ref[1].length];
+        for (int c = 0; c < b.length; c++) {
+            b[c] = 129 * Tolerances.U * ref[1][c];
+        }
+        return b;
+    }
+
+    /** {@link Tolerances#mean} of each channel's reference mean, sigma from its M2 over {@code count} values. */
+    private static double[] meanBounds(double[][] ref, long count) {
+        double[] b = new double[ref[0].length];
+        for (int c = 0; c < b.length; c++) {
+            b[c] = Tolerances.mean(ref[0][c], Math.sqrt(ref[1][c] / count));
+        }
+        return b;
+    }
+
+    private static void assertMoments(String what, ChannelMoments m, double[][] ref, double[] m2Bound) {
+        Tolerances.assertWithin(what + " mean", m.mean(), ref[0], meanBounds(ref, m.count()));
+        Tolerances.assertWithin(what + " M2", m.m2(), ref[1], m2Bound);
     }
 
     /**
@@ -403,12 +482,19 @@ class MergeableMomentsTest {
                     HostTensor.of(rv, 3))) {
                 Reference64.BatchNormTraining ref = Reference64.batchNormTraining(x, dims, null, null, rm, rv, 1e-5f,
                         (float) (1.0 / n), true);
-                double[] bound = new double[3];
-                Arrays.fill(bound, 1e-5);
+                // As OperatorAccuracyTest: the batch statistic's bound, weighted, plus the update's roundings.
+                double[] meanBound = new double[3];
+                double[] varBound = new double[3];
+                for (int c = 0; c < 3; c++) {
+                    double var = 1 / (ref.invStd()[c] * ref.invStd()[c]);
+                    meanBound[c] = Tolerances.mean(ref.mean()[c], Math.sqrt(var)) + 4 * Tolerances.U
+                            * (Math.abs(rm[c]) + Math.abs(ref.newRunningMean()[c]));
+                    varBound[c] = 64 * Tolerances.U * (Math.abs(rv[c]) + Math.abs(ref.newRunningVar()[c]) + var);
+                }
                 Tolerances.assertWithin("running mean n=" + n, r.runningMean().toHost().data(), ref.newRunningMean(),
-                        bound);
+                        meanBound);
                 Tolerances.assertWithin("running var n=" + n, r.runningVar().toHost().data(), ref.newRunningVar(),
-                        bound);
+                        varBound);
             }
         }
         assertThrows(IllegalArgumentException.class, () -> BatchNorm.defaults().withCumulativeAverage(0));

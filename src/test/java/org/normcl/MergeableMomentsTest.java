@@ -482,14 +482,13 @@ class MergeableMomentsTest {
                     HostTensor.of(rv, 3))) {
                 Reference64.BatchNormTraining ref = Reference64.batchNormTraining(x, dims, null, null, rm, rv, 1e-5f,
                         (float) (1.0 / n), true);
-                // As OperatorAccuracyTest: the batch statistic's bound, weighted, plus the update's roundings.
                 double[] meanBound = new double[3];
                 double[] varBound = new double[3];
                 for (int c = 0; c < 3; c++) {
                     double var = 1 / (ref.invStd()[c] * ref.invStd()[c]);
-                    meanBound[c] = Tolerances.mean(ref.mean()[c], Math.sqrt(var)) + 4 * Tolerances.U
-                            * (Math.abs(rm[c]) + Math.abs(ref.newRunningMean()[c]));
-                    varBound[c] = 64 * Tolerances.U * (Math.abs(rv[c]) + Math.abs(ref.newRunningVar()[c]) + var);
+                    meanBound[c] = Tolerances.runningMean(ref.mean()[c], Math.sqrt(var), rm[c],
+                            ref.newRunningMean()[c]);
+                    varBound[c] = Tolerances.runningVar(var, rv[c], ref.newRunningVar()[c]);
                 }
                 Tolerances.assertWithin("running mean n=" + n, r.runningMean().toHost().data(), ref.newRunningMean(),
                         meanBound);

@@ -191,9 +191,7 @@ class ChannelAndEdgeCaseTest {
                 assertEquals(inv, one.inv()[c], 64 * 0x1p-24 * inv, k.name() + " inv " + c);
                 double unbiased = m2 / (n - 1);
                 double rvRef = 0.9 * 1 + 0.1 * unbiased;
-                // As OperatorAccuracyTest: the variance's 128u (the inverse's 64u, squared) weighted by 0.1,
-                // within 64u of the update's terms and result.
-                assertEquals(rvRef, one.rv()[c], 64 * 0x1p-24 * (1 + Math.abs(rvRef) + var), k.name() + " running var");
+                assertEquals(rvRef, one.rv()[c], Tolerances.runningVar(var, 1, rvRef), k.name() + " running var");
                 // Y: every element of the channel, within the accuracy tests' bound (Tolerances.element).
                 int count = 0;
                 double[] yRef = new double[n];

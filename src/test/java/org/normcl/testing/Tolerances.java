@@ -73,6 +73,32 @@ public final class Tolerances {
     }
 
     /**
+     * Bound for an updated running mean (docs/tolerances.md, running statistics): the batch mean's
+     * bound ({@link #mean(double, double)}), weighted by at most 1, plus two roundings of the update.
+     *
+     * @param batchMean the reference batch mean
+     * @param sigma the batch's standard deviation
+     * @param before the running mean given
+     * @param after the reference updated running mean
+     */
+    public static double runningMean(double batchMean, double sigma, double before, double after) {
+        return mean(batchMean, sigma) + 4 * U * (Math.abs(before) + Math.abs(after));
+    }
+
+    /**
+     * Bound for an updated running variance: the batch variance's 128u (twice {@link #invStd}'s
+     * relative 64u), weighted by at most 1, and the roundings of the update, all within 64u of the
+     * terms.
+     *
+     * @param batchVar the reference batch variance (biased: 1 / invStd^2)
+     * @param before the running variance given
+     * @param after the reference updated running variance
+     */
+    public static double runningVar(double batchVar, double before, double after) {
+        return 64 * U * (Math.abs(before) + Math.abs(after) + batchVar);
+    }
+
+    /**
      * The unit roundoff of computing on data of a type: float32 for float32, float16 and bfloat16
      * (all computed in float32), float64 for float64.
      */

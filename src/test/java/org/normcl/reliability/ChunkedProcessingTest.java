@@ -232,15 +232,23 @@ class ChunkedProcessingTest {
             assertArrayEquals(given.y().toHost().data(), own.y().toHost().data(), "Y");
             assertArrayEquals(given.runningMean().toHost().data(), own.runningMean().toHost().data(), "running mean");
             assertArrayEquals(given.runningVar().toHost().data(), own.runningVar().toHost().data(), "running var");
-            double[] mean = merged.mean();
-            double[] var = merged.variance(true); // PyTorch: the unbiased variance, batch weight 0.1
-            double bw = 0.1f;
-            float[] rmOut = own.runningMean().toHost().data();
-            float[] rvOut = own.runningVar().toHost().data();
+            // One update (PyTorch: the unbiased variance, batch weight 0.1) from the whole batch's
+            // statistics, against the float64 oracle; bounds as in OperatorAccuracyTest. An update
+            // per chunk, or from one chunk's statistics, is off by far more.
+            Reference64.BatchNormTraining ref = Reference64.batchNormTraining(x.data(), NCHW, w.data(), b.data(),
+                    rm.data(), rv.data(), 1e-5f, spec.momentum(), true);
+            double[] meanBound = new double[4];
+            double[] varBound = new double[4];
             for (int c = 0; c < 4; c++) {
-                assertEquals((float) (rm.data()[c] * (1 - bw) + mean[c] * bw), rmOut[c], "running mean " + c);
-                assertEquals((float) (rv.data()[c] * (1 - bw) + var[c] * bw), rvOut[c], "running var " + c);
+                double var = 1 / (ref.invStd()[c] * ref.invStd()[c]);
+                meanBound[c] = Tolerances.runningMean(ref.mean()[c], Math.sqrt(var), rm.data()[c],
+                        ref.newRunningMean()[c]);
+                varBound[c] = Tolerances.runningVar(var, rv.data()[c], ref.newRunningVar()[c]);
             }
+            Tolerances.assertWithin("chunked running mean", own.runningMean().toHost().data(), ref.newRunningMean(),
+                    meanBound);
+            Tolerances.assertWithin("chunked running var", own.runningVar().toHost().data(), ref.newRunningVar(),
+                    varBound);
         }
         unlimit();
     }

@@ -225,17 +225,26 @@ class DTypeLayoutTest {
             double[] dyd = dy.toDoubles();
             Reference64Backward.Grads ref = Reference64Backward.backward(op, xd, dyd, wd);
             GradBounds.Bounds gb = GradBounds.of(op, xd, dyd, wd, uc);
-            double[] dxb = gb.dx().clone();
-            for (int i = 0; i < n; i++) {
-                dxb[i] += Tolerances.storeU(t) * Math.abs(ref.dx()[i]) + Tolerances.storeFloor(t);
+            Tolerances.assertWithin(c + " dX", g.dx().toHost().toDoubles(), ref.dx(), stored(gb.dx(), ref.dx(), t));
+            Tolerances.assertWithin(c + " dScale", g.dScale().toHost().toDoubles(), ref.dScale(),
+                    stored(gb.dScale(), ref.dScale(), pt));
+            if (ref.dBias() == null) {
+                assertEquals(null, g.dBias(), "RMS norm has no dBias");
+            } else {
+                assertEquals(pt, g.dBias().dtype(), "dBias has the parameter type");
+                Tolerances.assertWithin(c + " dBias", g.dBias().toHost().toDoubles(), ref.dBias(),
+                        stored(gb.dBias(), ref.dBias(), pt));
             }
-            Tolerances.assertWithin(c + " dX", g.dx().toHost().toDoubles(), ref.dx(), dxb);
-            double[] dsb = gb.dScale().clone();
-            for (int k = 0; k < dsb.length; k++) {
-                dsb[k] += Tolerances.storeU(pt) * Math.abs(ref.dScale()[k]) + Tolerances.storeFloor(pt);
-            }
-            Tolerances.assertWithin(c + " dScale", g.dScale().toHost().toDoubles(), ref.dScale(), dsb);
         }
+    }
+
+    /** A compute bound plus the rounding of storing the result in {@code type} (see the class comment). */
+    private static double[] stored(double[] bound, double[] ref, DType type) {
+        double[] b = bound.clone();
+        for (int i = 0; i < b.length; i++) {
+            b[i] += Tolerances.storeU(type) * Math.abs(ref[i]) + Tolerances.storeFloor(type);
+        }
+        return b;
     }
 
     private static GroupNorm groupSpec(Case c) {

@@ -70,6 +70,7 @@ class OperatorAccuracyTest {
         cases.add(group("gn group > local memory 1x4x512x512 G1", new long[] {1, 4, 512, 512}, 1, false, 2, 1, true));
         cases.add(group("gn offset 1e4", new long[] {2, 8, 9, 9}, 4, false, 1e4, 1, true));
         cases.add(group("gn no affine", new long[] {2, 8, 9, 9}, 2, false, 0, 1, false));
+        cases.add(group("gn NaN confined to its group", new long[] {2, 6, 5, 5}, 3, false, 0, 1, true));
         // ---- instance norm
         cases.add(instance("in 2x3x4x5", new long[] {2, 3, 4, 5}, 0, 1, true));
         cases.add(instance("in spatial 1", new long[] {4, 3, 1}, 0, 1, true));

@@ -105,6 +105,14 @@ public final class ChannelMoments {
                     m2[c] = p.m2[c];
                     continue;
                 }
+                if (!Double.isFinite(mean[c]) || !Double.isFinite(p.mean[c])) {
+                    // An infinity or NaN in the data, as a single pass merges it (jvm.Moments,
+                    // common.cl): the mean is the sum (inf + finite = inf, inf - inf = NaN), the
+                    // variance undefined. The formula below would turn inf + (finite - inf) * w into NaN.
+                    mean[c] += p.mean[c];
+                    m2[c] = Double.NaN;
+                    continue;
+                }
                 double delta = p.mean[c] - mean[c];
                 mean[c] += delta * ((double) p.count / total);
                 m2[c] += p.m2[c] + delta * delta * ((double) n * p.count / total);

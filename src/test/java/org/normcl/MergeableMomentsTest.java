@@ -119,6 +119,38 @@ class MergeableMomentsTest {
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
+    void infinityInTheFirstShardKeepsTheMeanInfiniteAsInASingleEngineRun(Backends.Named backend) {
+        // The oracle: a channel holding +inf has mean +inf (not NaN) and running mean
+        // 0.9 * rm + 0.1 * inf = +inf; its variance is NaN (inf - inf). Chan's delta (finite - inf)
+        // times a weight below 1, added to +inf, gave NaN when the infinity was in the first shard.
+        long[] dims = {4, 3, 5};
+        float[] x = Data.gaussian("inf moments", Data.size(dims), 0, 1);
+        x[5 + 2] = Float.POSITIVE_INFINITY; // sample 0 (the first shard), channel 1
+        float[] rm = {0.5f, 0.5f, 0.5f};
+        float[] rv = {1f, 1f, 1f};
+        BatchNorm spec = BatchNorm.defaults().withTraining(true);
+        Reference64.BatchNormTraining ref = Reference64.batchNormTraining(x, dims, null, null, rm, rv, spec.epsilon(),
+                spec.momentum(), false);
+        assertEquals(Double.POSITIVE_INFINITY, ref.mean()[1], "the oracle's mean");
+        assertEquals(Double.POSITIVE_INFINITY, ref.newRunningMean()[1], "the oracle's running mean");
+        HostTensor hx = HostTensor.of(x, dims);
+        try (NormEngine second = secondEngine(backend);
+                MultiDeviceBatchNorm multi = MultiDeviceBatchNorm.on(List.of(backend.engine(), second));
+                NormResult single = backend.engine().batchNorm(spec, hx, null, null, HostTensor.of(rm, 3),
+                        HostTensor.of(rv, 3));
+                NormResult r = multi.forward(spec, hx, null, null, HostTensor.of(rm, 3), HostTensor.of(rv, 3))) {
+            for (NormResult res : List.of(single, r)) {
+                String which = res == single ? "single engine " : "two shards ";
+                assertEquals(Float.POSITIVE_INFINITY, res.mean().toHost().data()[1], which + "mean of channel 1");
+                assertEquals(Float.POSITIVE_INFINITY, res.runningMean().toHost().data()[1],
+                        which + "running mean of channel 1");
+                assertTrue(Float.isNaN(res.runningVar().toHost().data()[1]), which + "running variance of channel 1");
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
     void shardMomentsMergeToTheWholeBatch(Backends.Named backend) {
         NormEngine e = backend.engine();
         long[] dims = {7, 3, 11, 13};

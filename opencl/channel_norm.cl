@@ -406,14 +406,20 @@ __kernel void channel_norm_serial(const __global real_t *x, const __global param
 
 /* Moments only (for merging across devices): mean and M2 per channel, merged in a fixed order. */
 __kernel void channel_moments(const __global real_t *x, const __global acc_t *partials, __global acc_t *mean_out,
-        __global acc_t *m2_out, ulong channels, ulong inner, ulong parts) {
+        __global acc_t *mean_lo_out, __global acc_t *m2_out, ulong channels, ulong inner, ulong parts,
+        int write_mean_lo) {
     ulong c = get_global_id(0);
     if (c >= channels) {
         return;
     }
     acc_t m, m2;
     channel_merge(partials, c, parts, &m, &m2);
-    mean_out[c] = shift_of(LOADX(x, c * inner)) + m;
+    acc_t k = shift_of(LOADX(x, c * inner));
+    acc_t mean = k + m;
+    mean_out[c] = mean;
+    if (write_mean_lo != 0) {
+        mean_lo_out[c] = (k - mean) + m; /* as channel_finalize */
+    }
     m2_out[c] = m2;
 }
 

@@ -151,6 +151,33 @@ class MergeableMomentsTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
+    void shardsKeepTheDigitsOfALargeOffsetAsASingleEngineDoes(Backends.Named backend) {
+        // 1e4 + 0.01 N(0, 1): ulp(1e4) / 2 = 4.9e-4 is 5% of the spread. A shard's mean rounded to
+        // float32 put up to that error into the merged mean, 0.05 into Y; one engine is within 1e-6.
+        long[] dims = {4, 3, 50};
+        float[] x = Data.gaussian("offset moments", Data.size(dims), 1e4, 1e-2);
+        HostTensor hx = HostTensor.of(x, dims);
+        BatchNorm spec = BatchNorm.defaults().withTraining(true);
+        Reference64.BatchNormTraining ref = Reference64.batchNormTraining(x, dims, null, null, new float[3],
+                new float[3], spec.epsilon(), spec.momentum(), false);
+        ChannelMoments m = backend.engine().batchNormMoments(HostTensor.of(Arrays.copyOf(x, 150), 1, 3, 50));
+        double[] firstSample = Reference64.batchNormTraining(Arrays.copyOf(x, 150), new long[] {1, 3, 50}, null, null,
+                new float[3], new float[3], spec.epsilon(), spec.momentum(), false).mean();
+        for (int c = 0; c < 3; c++) {
+            assertEquals(firstSample[c], m.mean()[c], 1e-6, "a shard's mean of channel " + c);
+        }
+        try (NormEngine second = secondEngine(backend);
+                MultiDeviceBatchNorm multi = MultiDeviceBatchNorm.on(List.of(backend.engine(), second));
+                NormResult r = multi.forward(spec, hx, null, null, null, null)) {
+            double[] y = r.y().toHost().toDoubles();
+            for (int i = 0; i < y.length; i++) {
+                assertEquals(ref.y()[i], y[i], 1e-4, "Y[" + i + "] of two shards");
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
     void shardMomentsMergeToTheWholeBatch(Backends.Named backend) {
         NormEngine e = backend.engine();
         long[] dims = {7, 3, 11, 13};

@@ -120,9 +120,12 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Per-channel moments only: the mean and M2 (sum of squared deviations) of each channel. The
-     * counts are all {@code plan.perChannel()}.
+     * counts are all {@code plan.perChannel()}. When {@code meanLo} is not null it receives the
+     * rounding error of each mean, as in {@link #channelStats}: moments are merged across shards in
+     * double precision, where a float32 mean alone would round away the digits a large common
+     * offset leaves to the spread.
      */
-    void channelMoments(ChannelPlan plan, Buffer x, Buffer mean, Buffer m2);
+    void channelMoments(ChannelPlan plan, Buffer x, Buffer mean, Buffer meanLo, Buffer m2);
 
     /**
      * Normalizes each row with given statistics: {@code y = (x - mean[row]) * invStd[row] * w + b}

@@ -176,10 +176,14 @@ final class FloatKernels {
     }
 
     /** Per-channel mean and M2 (float32). */
-    static void channelMoments(Parallel parallel, ChannelPlan p, float[] x, float[] meanOut, float[] m2Out) {
+    static void channelMoments(Parallel parallel, ChannelPlan p, float[] x, float[] meanOut, float[] meanLoOut,
+            float[] m2Out) {
         Moments[] m = channelMoments(parallel, p, x);
         for (int c = 0; c < m.length; c++) {
             meanOut[c] = (float) m[c].mean;
+            if (meanLoOut != null) {
+                meanLoOut[c] = (float) (m[c].mean - meanOut[c]);
+            }
             m2Out[c] = (float) m[c].m2;
         }
     }

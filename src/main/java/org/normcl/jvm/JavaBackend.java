@@ -321,12 +321,14 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
-    public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
+    public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer m2) {
         try (Views v = new Views()) {
             if (f64(x)) {
-                DoubleKernels.channelMoments(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(m2), null);
+                DoubleKernels.channelMoments(parallel, p, v.doubles(x), v.doublesOut(mean), v.doublesOut(m2),
+                        v.doublesOut(meanLo));
             } else {
-                FloatKernels.channelMoments(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(m2));
+                FloatKernels.channelMoments(parallel, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
+                        v.floatsOut(m2));
             }
         }
     }

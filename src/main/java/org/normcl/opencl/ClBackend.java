@@ -733,15 +733,16 @@ final class ClBackend implements Backend {
     }
 
     @Override
-    public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer m2) {
+    public void channelMoments(ChannelPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer m2) {
         Program prog = program(x.dtype(), DType.FLOAT32);
         long parts = channelParts(prog, p, x.dtype());
         try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * parts * 3);
                 Buffer acc = channelRowScratch(p, x.dtype(), parts)) {
             synchronized (lock) {
                 enqueueChannelPartials(prog, p, x, partials, acc, parts);
-                args(prog, "channel_moments").mem(x).mem(partials).mem(mean).mem(m2).ulong(p.channels())
-                        .ulong(p.inner()).ulong(parts).launch(new long[] {p.channels()}, null);
+                args(prog, "channel_moments").mem(x).mem(partials).mem(mean).mem(meanLo).mem(m2)
+                        .ulong(p.channels()).ulong(p.inner()).ulong(parts).i32(meanLo != null ? 1 : 0)
+                        .launch(new long[] {p.channels()}, null);
                 finish();
             }
         }

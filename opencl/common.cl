@@ -140,7 +140,7 @@ typedef float param_t;
 #define WRITE_MEAN 4
 #define WRITE_INVSTD 8
 #define SKIP_APPLY 16   /* statistics only: y is not written */
-#define HAS_MEAN_LO 32  /* channel_apply: subtract the mean's rounding error too */
+#define HAS_MEAN_LO 32  /* channel_apply, row_apply: subtract the mean's rounding error too */
 
 /*
  * Row addressing. A row (one normalized slice) is `segs` segments of `len` contiguous values;

@@ -251,17 +251,18 @@ __kernel void row_norm_group(const __global real_t *x, const __global param_t *s
 }
 
 /* Normalization with given statistics (e.g. moments merged across devices). NDRange (cols, rows).
- * mean is not read for RMS. */
-__kernel void row_apply(const __global real_t *x, const __global acc_t *mean, const __global acc_t *inv,
-        const __global param_t *scale, const __global param_t *bias, __global real_t *y, ROW_LAYOUT_ARGS, int rms,
-        int flags) {
+ * mean is not read for RMS; mean_lo (the mean's rounding error) only with HAS_MEAN_LO. */
+__kernel void row_apply(const __global real_t *x, const __global acc_t *mean, const __global acc_t *mean_lo,
+        const __global acc_t *inv, const __global param_t *scale, const __global param_t *bias, __global real_t *y,
+        ROW_LAYOUT_ARGS, int rms, int flags) {
     ulong t = get_global_id(0);
     ulong row = get_global_id(1);
     const row_layout l = ROW_LAYOUT_INIT;
     ulong i = row_offset(&l, row_base(&l, row), t);
     ulong a = row_affine(&l, row, t);
     acc_t mu = rms != 0 ? ZERO : mean[row];
+    acc_t lo = (flags & HAS_MEAN_LO) != 0 ? mean_lo[row] : ZERO;
     acc_t w = (flags & HAS_SCALE) != 0 ? LOADP(scale, a) : ONE;
     acc_t b = (flags & HAS_BIAS) != 0 ? LOADP(bias, a) : ZERO;
-    STOREX(y, i, (LOADX(x, i) - mu) * inv[row] * w + b);
+    STOREX(y, i, ((LOADX(x, i) - mu) - lo) * inv[row] * w + b);
 }

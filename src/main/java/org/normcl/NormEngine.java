@@ -1424,7 +1424,9 @@ public final class NormEngine implements AutoCloseable {
                     be.write(meanb, stats[0]);
                     be.write(invb, stats[1]);
                     if (setup.plan() != null) {
-                        be.rowApply(setup.plan(), xb, meanb, invb, sb, bb, yb);
+                        Buffer lob = call.temp(st, statShape.size());
+                        be.write(lob, stats[2]);
+                        be.rowApply(setup.plan(), xb, meanb, lob, invb, sb, bb, yb);
                     }
                 }
                 return call.result(new Buffer[] {yb, meanb, invb}, new Shape[] {x.shape(), statShape, statShape});
@@ -1432,7 +1434,10 @@ public final class NormEngine implements AutoCloseable {
         });
     }
 
-    /** The Mean and InvStdDev of a group norm with merged moments (NaN for empty slices). */
+    /**
+     * The Mean and InvStdDev of a group norm with merged moments (NaN for empty slices), and what
+     * rounding the means to the statistics type lost, for the apply (as batch norm's channelApply).
+     */
     private static HostTensor[] groupStats(ChannelMoments moments, float epsilon, DType st, Shape statShape) {
         double[] m = moments.mean();
         double[] inv = moments.invStd(epsilon);
@@ -1440,7 +1445,8 @@ public final class NormEngine implements AutoCloseable {
             java.util.Arrays.fill(m, Double.NaN);
             java.util.Arrays.fill(inv, Double.NaN);
         }
-        return new HostTensor[] {HostTensor.fromDoubles(m, st, statShape), HostTensor.fromDoubles(inv, st, statShape)};
+        return new HostTensor[] {HostTensor.fromDoubles(m, st, statShape), HostTensor.fromDoubles(inv, st, statShape),
+                HostTensor.fromDoubles(moments.meanLo(st), st, statShape)};
     }
 
     /**
@@ -1458,14 +1464,15 @@ public final class NormEngine implements AutoCloseable {
             long rows = (u1 - u0) * plan.groups();
             HostTensor xc = x.range(u0 * unit, u1 * unit, Shape.of((u1 - u0) * unit));
             HostTensor mean = stats[0].range(u0 * plan.groups(), u1 * plan.groups(), Shape.of(rows));
+            HostTensor meanLo = stats[2].range(u0 * plan.groups(), u1 * plan.groups(), Shape.of(rows));
             HostTensor inv = stats[1].range(u0 * plan.groups(), u1 * plan.groups(), Shape.of(rows));
             RowNormPlan sub = plan.withRows(rows);
             HostTensor part = failover(() -> {
                 try (Call call = new Call(null, x.dtype())) {
                     Backend be = call.backend();
                     Buffer yb = call.temp(x.dtype(), xc.shape().size());
-                    be.rowApply(sub, call.in(xc, "X"), call.in(mean, "mean"), call.in(inv, "invStd"),
-                            call.in(scale, "scale"), call.in(bias, "bias"), yb);
+                    be.rowApply(sub, call.in(xc, "X"), call.in(mean, "mean"), call.in(meanLo, "meanLo"),
+                            call.in(inv, "invStd"), call.in(scale, "scale"), call.in(bias, "bias"), yb);
                     return be.read(yb, xc.shape());
                 }
             });

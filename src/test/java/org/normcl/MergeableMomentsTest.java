@@ -178,6 +178,26 @@ class MergeableMomentsTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
+    void groupNormFromMomentsKeepsTheDigitsOfALargeOffset(Backends.Named backend) {
+        // As above for group norm: Y applied with the moments' mean rounded to float32 and nothing
+        // of its rounding error was off by 0.05 on 1e4 + 0.01 N(0, 1).
+        long[] dims = {2, 4, 60};
+        float[] x = Data.gaussian("offset group moments", Data.size(dims), 1e4, 1e-2);
+        float[] w = {0.5f, 1f, 1.5f, 2f};
+        HostTensor hx = HostTensor.of(x, dims);
+        GroupNorm spec = GroupNorm.of(2);
+        Reference64.Normalized ref = Reference64.groupNorm(x, dims, 2, spec.epsilon(), w, null, false);
+        NormEngine e = backend.engine();
+        try (NormResult r = e.groupNorm(spec, hx, HostTensor.of(w, 4), null, e.groupNormMoments(spec, hx))) {
+            double[] y = r.y().toHost().toDoubles();
+            for (int i = 0; i < y.length; i++) {
+                assertEquals(ref.y()[i], y[i], 1e-4, "Y[" + i + "] from moments");
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
     void shardMomentsMergeToTheWholeBatch(Backends.Named backend) {
         NormEngine e = backend.engine();
         long[] dims = {7, 3, 11, 13};

@@ -128,10 +128,13 @@ public interface Backend extends AutoCloseable {
     void channelMoments(ChannelPlan plan, Buffer x, Buffer mean, Buffer meanLo, Buffer m2);
 
     /**
-     * Normalizes each row with given statistics: {@code y = (x - mean[row]) * invStd[row] * w + b}
-     * ({@code mean} is ignored, and may be null, for RMS).
+     * Normalizes each row with given statistics:
+     * {@code y = ((x - mean[row]) - meanLo[row]) * invStd[row] * w + b} ({@code mean} and
+     * {@code meanLo} are ignored, and may be null, for RMS; {@code meanLo}, the rounding error of
+     * each mean as in {@link #channelStats}, may be null).
      */
-    void rowApply(RowNormPlan plan, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y);
+    void rowApply(RowNormPlan plan, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale, Buffer bias,
+            Buffer y);
 
     // ---------------------------------------------------------------- backward
 

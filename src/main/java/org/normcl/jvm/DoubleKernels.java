@@ -77,12 +77,13 @@ final class DoubleKernels {
         }
     }
 
-    static void rowApply(Parallel parallel, RowNormPlan p, double[] x, double[] mean, double[] inv, double[] scale,
-            double[] bias, double[] y) {
+    static void rowApply(Parallel parallel, RowNormPlan p, double[] x, double[] mean, double[] meanLo, double[] inv,
+            double[] scale, double[] bias, double[] y) {
         boolean rms = p.mode() == StatMode.RMS;
         parallel.forRange(p.rows(), p.cols(), (from, to) -> {
             for (long r = from; r < to; r++) {
-                apply(p, x, y, r, 0, rms ? 0 : mean[(int) r], inv[(int) r], p.hasScale() ? scale : null,
+                apply(p, x, y, r, rms ? 0 : mean[(int) r], rms || meanLo == null ? 0 : meanLo[(int) r], inv[(int) r],
+                        p.hasScale() ? scale : null,
                         p.hasBias() ? bias : null);
             }
         });

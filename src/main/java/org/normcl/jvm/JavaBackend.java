@@ -334,14 +334,15 @@ public final class JavaBackend implements Backend {
     }
 
     @Override
-    public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y) {
+    public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale, Buffer bias,
+            Buffer y) {
         try (Views v = new Views()) {
             if (f64(x)) {
-                DoubleKernels.rowApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(invStd), v.doubles(scale),
-                        v.doubles(bias), v.doublesOut(y));
+                DoubleKernels.rowApply(parallel, p, v.doubles(x), v.doubles(mean), v.doubles(meanLo), v.doubles(invStd),
+                        v.doubles(scale), v.doubles(bias), v.doublesOut(y));
             } else {
-                JavaBackward.rowApply(parallel, p, v.floats(x), v.floats(mean), v.floats(invStd), v.floats(scale),
-                        v.floats(bias), v.floatsOut(y));
+                JavaBackward.rowApply(parallel, p, v.floats(x), v.floats(mean), v.floats(meanLo), v.floats(invStd),
+                        v.floats(scale), v.floats(bias), v.floatsOut(y));
             }
         }
     }

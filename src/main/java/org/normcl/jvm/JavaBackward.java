@@ -757,9 +757,9 @@ final class JavaBackward {
         });
     }
 
-    /** y = (x - mean[row]) * invStd[row] * w + b, with given statistics. */
-    static void rowApply(Parallel parallel, RowNormPlan p, float[] x, float[] mean, float[] inv, float[] scale,
-            float[] bias, float[] y) {
+    /** y = ((x - mean[row]) - meanLo[row]) * invStd[row] * w + b, with given statistics (meanLo may be null). */
+    static void rowApply(Parallel parallel, RowNormPlan p, float[] x, float[] mean, float[] meanLo, float[] inv,
+            float[] scale, float[] bias, float[] y) {
         int segs = (int) p.segments();
         int len = (int) p.segmentLength();
         boolean rms = p.mode() == StatMode.RMS;
@@ -770,8 +770,8 @@ final class JavaBackward {
                 int base = (int) p.rowBase(r);
                 int aff = (int) ((r % p.groups()) * p.channelsPerGroup());
                 for (int i = 0; i < segs; i++) {
-                    FloatKernels.applySegment(x, y, base + i * (int) p.segmentStride(), len, aff, (int) p.spatial(), 0f,
-                            rms ? 0f : mean[r], inv[r], w, b);
+                    FloatKernels.applySegment(x, y, base + i * (int) p.segmentStride(), len, aff, (int) p.spatial(),
+                            rms ? 0f : mean[r], rms || meanLo == null ? 0f : meanLo[r], inv[r], w, b);
                 }
             }
         });

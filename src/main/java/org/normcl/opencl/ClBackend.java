@@ -848,13 +848,17 @@ final class ClBackend implements Backend {
     }
 
     @Override
-    public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer invStd, Buffer scale, Buffer bias, Buffer y) {
-        int flags = (p.hasScale() && scale != null ? HAS_SCALE : 0) | (p.hasBias() && bias != null ? HAS_BIAS : 0);
-        Program prog = program(x.dtype(), paramType(scale, bias));
+    public void rowApply(RowNormPlan p, Buffer x, Buffer mean, Buffer meanLo, Buffer invStd, Buffer scale, Buffer bias,
+            Buffer y) {
         boolean rms = p.mode() == StatMode.RMS;
+        boolean lo = !rms && meanLo != null;
+        int flags = (p.hasScale() && scale != null ? HAS_SCALE : 0) | (p.hasBias() && bias != null ? HAS_BIAS : 0)
+                | (lo ? HAS_MEAN_LO : 0);
+        Program prog = program(x.dtype(), paramType(scale, bias));
         synchronized (lock) {
-            args(prog, "row_apply").mem(x).mem(rms ? null : mean).mem(invStd).mem(scale).mem(bias).mem(y).layout(p)
-                    .i32(rms ? 1 : 0).i32(flags).launch(new long[] {p.cols(), p.rows()}, null);
+            args(prog, "row_apply").mem(x).mem(rms ? null : mean).mem(lo ? meanLo : null).mem(invStd).mem(scale)
+                    .mem(bias).mem(y).layout(p).i32(rms ? 1 : 0).i32(flags)
+                    .launch(new long[] {p.cols(), p.rows()}, null);
             finish();
         }
     }

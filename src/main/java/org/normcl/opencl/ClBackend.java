@@ -906,7 +906,7 @@ final class ClBackend implements Backend {
         }
         boolean rms = plan.mode() == StatMode.RMS;
         Program prog = program(x.dtype(), paramType(scale, dScale, dBias));
-        long parts = Math.min(maxParts, sizing.rowParts(grad.outer()));
+        long parts = Math.min(maxParts, sizing.gradRowParts(grad.outer()));
         DType st = x.dtype().statistics();
         try (Buffer partials = scratch(st, grad.channels() * parts * 2);
                 Buffer acc = scratch(st, grad.channels() * parts * 4)) {
@@ -974,7 +974,7 @@ final class ClBackend implements Backend {
                 : sizing.serial() ? "affine_grad_serial" : "affine_grad_group";
         Program prog = program(x.dtype(), paramType(dScale, dBias));
         int wg = name.equals("affine_grad_group") ? prog.groupSizes.get(name) : 1;
-        long parts = byRows ? Math.min(maxParts, sizing.rowParts(p.outer()))
+        long parts = byRows ? Math.min(maxParts, sizing.gradRowParts(p.outer()))
                 : cols ? sizing.rowBlocks(p.outer(), p.channels())
                 : sizing.partsPerChannel(p.channels(), p.outer() * p.inner(), wg);
         Buffer m = p.rms() ? null : mean;

@@ -189,15 +189,32 @@ final class WorkSizing {
     }
 
     /**
-     * Row blocks for affine_grad_rows and channel_partial_rows: about 8 per compute unit, each at
-     * least 64 rows (every block adds a pass over the columns' accumulators and a partial per
-     * column to merge).
+     * Row blocks for channel_partial_rows: about 8 per compute unit, each at least 64 rows (every
+     * block adds a pass over the columns' accumulators and a partial per column to merge).
      *
      * @param rows rows to reduce
      * @return blocks, at least 1
      */
     long rowParts(long rows) {
         long wanted = 8 * Math.max(1, device.computeUnits());
+        return Math.max(1, Math.min(wanted, rows / 64));
+    }
+
+    /**
+     * Row blocks for the layer/RMS-norm parameter gradients, row_backward_affine_rows and
+     * affine_grad_rows (the two must agree for dScale and dBias to keep their bits): two per
+     * compute unit, each at least 64 rows. Each block zeroes, updates and stores accumulators of
+     * its own (16 bytes a column: 1 MiB at 65536 columns) and starts its pipeline with a pass of
+     * its own. On PoCL (2 compute units) 4 blocks instead of {@link #rowParts}' 8-16 took the
+     * backward pass from 0.62-0.80 to 0.77-0.94 of the copy at 1024x8192 and from 0.54-0.60 to
+     * 0.63-0.64 at 512x65536, the other shapes unchanged (docs/performance.md); one block per
+     * unit was slower when the host slowed a core, since nothing was left to balance the other.
+     *
+     * @param rows rows to reduce
+     * @return blocks, at least 1
+     */
+    long gradRowParts(long rows) {
+        long wanted = 2 * Math.max(1, device.computeUnits());
         return Math.max(1, Math.min(wanted, rows / 64));
     }
 

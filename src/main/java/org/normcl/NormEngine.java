@@ -1055,21 +1055,36 @@ public final class NormEngine implements AutoCloseable {
             HostTensor dyc = samples(dy, s0, s1, perSample);
             ChannelPlan plan = channelChunk(cs.plan, s1 - s0, n);
             ChannelPlan whole = cs.plan;
-            HostTensor part = failover(() -> {
-                try (Call call = new Call(null, x.dtype())) {
-                    Backend be = call.backend();
-                    Buffer dxb = call.temp(x.dtype(), xc.shape().size());
-                    // The chunk's plan, but the whole batch's count M in the training formula.
-                    be.channelBackward(plan, whole.perChannel(), call.in(dyc, "dY"), call.in(xc, "X"),
-                            call.in(meanT, "mean"), call.in(invT, "invStd"), call.in(scale, "scale"),
-                            spec.training() ? call.in(sumsT, "sums") : null, dxb);
-                    return be.read(dxb, xc.shape());
-                }
-            });
+            // The chunk's plan, but the whole batch's count M in the training formula.
+            HostTensor part = chunkOutput(xc, (call, be, dxb) -> be.channelBackward(plan, whole.perChannel(),
+                    call.in(dyc, "dY"), call.in(xc, "X"), call.in(meanT, "mean"), call.in(invT, "invStd"),
+                    call.in(scale, "scale"), spec.training() ? call.in(sumsT, "sums") : null, dxb));
             dx.copyFrom(part, s0 * perSample);
         }
         return new GradResult(dx, HostTensor.fromDoubles(dScale, pt, cshape), HostTensor.fromDoubles(dBias, pt,
                 cshape));
+    }
+
+    /** Writes one chunk's output (X's type and size) into {@code out} on {@code be}. */
+    @FunctionalInterface
+    private interface ChunkKernel {
+        void run(Call call, Backend be, Buffer out);
+    }
+
+    /**
+     * One chunk of a host tensor too large for one device buffer: {@code kernel} writes the
+     * chunk's X-shaped output (Y or dX) on a call of its own, with {@link #failover} like any
+     * call, and it comes back to the host for the caller to place.
+     */
+    private HostTensor chunkOutput(HostTensor xc, ChunkKernel kernel) {
+        return failover(() -> {
+            try (Call call = new Call(null, xc.dtype())) {
+                Backend be = call.backend();
+                Buffer out = call.temp(xc.dtype(), xc.shape().size());
+                kernel.run(call, be, out);
+                return be.read(out, xc.shape());
+            }
+        });
     }
 
     /** Samples {@code [s0, s1)} of X (N first), as a copy with the same trailing dimensions. */
@@ -1099,15 +1114,9 @@ public final class NormEngine implements AutoCloseable {
             long s1 = Math.min(n, s0 + samplesPerChunk);
             HostTensor xc = samples(x, s0, s1, perSample);
             ChannelPlan plan = channelChunk(whole, s1 - s0, n);
-            HostTensor part = failover(() -> {
-                try (Call call = new Call(null, x.dtype())) {
-                    Backend be = call.backend();
-                    Buffer yb = call.temp(x.dtype(), xc.shape().size());
-                    be.channelApply(plan, call.in(xc, "X"), call.in(mean, "mean"), call.in(meanLo, "meanLo"),
-                            call.in(invStd, "invStd"), call.in(scale, "scale"), call.in(bias, "bias"), yb);
-                    return be.read(yb, xc.shape());
-                }
-            });
+            HostTensor part = chunkOutput(xc, (call, be, yb) -> be.channelApply(plan, call.in(xc, "X"),
+                    call.in(mean, "mean"), call.in(meanLo, "meanLo"), call.in(invStd, "invStd"),
+                    call.in(scale, "scale"), call.in(bias, "bias"), yb));
             y.copyFrom(part, s0 * perSample);
         }
         return y;
@@ -1467,15 +1476,9 @@ public final class NormEngine implements AutoCloseable {
             HostTensor meanLo = stats[2].range(u0 * plan.groups(), u1 * plan.groups(), Shape.of(rows));
             HostTensor inv = stats[1].range(u0 * plan.groups(), u1 * plan.groups(), Shape.of(rows));
             RowNormPlan sub = plan.withRows(rows);
-            HostTensor part = failover(() -> {
-                try (Call call = new Call(null, x.dtype())) {
-                    Backend be = call.backend();
-                    Buffer yb = call.temp(x.dtype(), xc.shape().size());
-                    be.rowApply(sub, call.in(xc, "X"), call.in(mean, "mean"), call.in(meanLo, "meanLo"),
-                            call.in(inv, "invStd"), call.in(scale, "scale"), call.in(bias, "bias"), yb);
-                    return be.read(yb, xc.shape());
-                }
-            });
+            HostTensor part = chunkOutput(xc, (call, be, yb) -> be.rowApply(sub, call.in(xc, "X"),
+                    call.in(mean, "mean"), call.in(meanLo, "meanLo"), call.in(inv, "invStd"), call.in(scale, "scale"),
+                    call.in(bias, "bias"), yb));
             y.copyFrom(part, u0 * unit);
         }
         return new NormResult(y, stats[0], stats[1], null, null);

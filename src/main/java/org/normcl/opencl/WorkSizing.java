@@ -196,8 +196,7 @@ final class WorkSizing {
      * @return blocks, at least 1
      */
     long rowParts(long rows) {
-        long wanted = 8 * Math.max(1, device.computeUnits());
-        return Math.max(1, Math.min(wanted, rows / 64));
+        return rowBlocksPerUnit(rows, 8);
     }
 
     /**
@@ -214,8 +213,12 @@ final class WorkSizing {
      * @return blocks, at least 1
      */
     long gradRowParts(long rows) {
-        long wanted = 2 * Math.max(1, device.computeUnits());
-        return Math.max(1, Math.min(wanted, rows / 64));
+        return rowBlocksPerUnit(rows, 2);
+    }
+
+    /** @return {@code perUnit} blocks per compute unit, each at least 64 rows, at least 1 */
+    private long rowBlocksPerUnit(long rows, long perUnit) {
+        return Math.max(1, Math.min(perUnit * Math.max(1, device.computeUnits()), rows / 64));
     }
 
     /**

@@ -62,6 +62,8 @@ class BenchCommandTest {
         List<Object> records = TestJson.array(report.get("records"));
         // 5 ops x 2 shapes x 2 dtypes, forward and backward
         assertEquals(40, records.size());
+        // The processor the ratios were measured on: never empty (os.arch where /proc/cpuinfo lacks it).
+        assertTrue(report.get("cpu") instanceof String && !((String) report.get("cpu")).isBlank(), report.toString());
         int ok = 0;
         for (Object o : records) {
             Map<String, Object> rec = TestJson.object(o);

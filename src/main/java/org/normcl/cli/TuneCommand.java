@@ -264,8 +264,9 @@ final class TuneCommand implements Callable<Integer> {
         out.println("device: " + r.device().label() + ", driver " + r.device().driverVersion() + " ("
                 + (r.serial() ? "one-work-item-per-row" : "work-group") + " kernels)");
         out.println("workloads: " + labels(workloads));
-        out.println("score: mean over the workloads of a candidate's median ms over the incumbent's (lower is"
-                + " faster); total ms: the sum of the medians");
+        out.println("score: mean over the workloads a candidate changes (all but where a note says 'over N of M')"
+                + " of its median ms over the incumbent's (lower is faster); total ms: the sum of the medians of"
+                + " the workloads timed (a confirm row's: those the candidate changes)");
         out.println("defaults: " + r.defaults());
         out.println("tuned:    " + r.tuning());
         out.println(dryRun ? "dry run: nothing written" + (file == null ? "" : " (would write " + file + ")")

@@ -7,6 +7,7 @@ import java.util.TreeSet;
 import java.util.function.BiPredicate;
 import java.util.function.Consumer;
 import java.util.function.IntFunction;
+import java.util.function.Predicate;
 
 import org.normcl.DeviceInfo;
 import org.normcl.backend.Backend;
@@ -24,8 +25,8 @@ import org.normcl.backend.Backend;
  * noise). A control, the incumbent's parameters on a second backend, measures the run's own noise:
  * on that machine two identical configurations scored from 0.92 to 1.15 against each other. A
  * candidate replaces the incumbent only when it scores at most {@code 1 - max(margin, 2 |1 -
- * control|)}, the control scored on the same workloads, and again when timed a second time with a
- * fresh control. What is timed is the caller's
+ * control|)}, the control scored on the same workloads, and again when timed a second time, on
+ * those workloads, with a fresh control. What is timed is the caller's
  * {@link Workbench}: the search only opens backends with candidate parameters.
  *
  * <p>The parameters tried depend on the kernel family the device gets: the vector width always;
@@ -82,10 +83,12 @@ public final class Tuner {
      * @param workloads the workloads timed, in order
      * @param ms the time of each workload
      * @param score mean of this candidate's time over the incumbent's, over the workloads it changes
-     *     (all of them, except for a pipelining threshold)
+     *     (all of them, except for a pipelining threshold); a control's and a second look's, over the
+     *     workloads timed
      * @param note "chosen", "kept", "confirm", "control: bar B" (the incumbent on a second backend, and
-     *     the score a candidate had to reach), "bar B over N of M workloads" (a candidate that changes
-     *     only some workloads: its score and bar are over those) or empty
+     *     the score a candidate that changes every workload had to reach), "bar B over N of M
+     *     workloads" (a candidate that changes only some workloads: its score and bar are over those;
+     *     after "chosen, " where it won) or empty
      */
     public record Trial(String parameter, String value, boolean incumbent, List<String> workloads, List<Double> ms,
             double score, String note) {
@@ -290,7 +293,7 @@ public final class Tuner {
         return configs.get(best);
     }
 
-    private static boolean[] changed(List<Workload> workloads, java.util.function.Predicate<Workload> changes) {
+    private static boolean[] changed(List<Workload> workloads, Predicate<Workload> changes) {
         boolean[] c = new boolean[workloads.size()];
         for (int i = 0; i < c.length; i++) {
             c[i] = changes.test(workloads.get(i));
@@ -323,10 +326,11 @@ public final class Tuner {
         return 1 - Math.max(margin, 2 * Math.abs(1 - control));
     }
 
+    /** Puts {@code note} before the trial's own, which says what its score and bar are over. */
     private void mark(Trial trial, String note) {
         int i = trials.indexOf(trial);
         trials.set(i, new Trial(trial.parameter(), trial.value(), trial.incumbent(), trial.workloads(), trial.ms(),
-                trial.score(), note));
+                trial.score(), trial.note().isEmpty() ? note : note + ", " + trial.note()));
     }
 
     /**

@@ -32,15 +32,25 @@ class TunerTest {
 
     /** A workbench whose call sleeps {@code micros(sizing)} microseconds. */
     private static Tuner.Workbench sleeping(ToLongFunction<WorkSizing> micros) {
-        return (be, w) -> {
-            long us = micros.applyAsLong(((ClBackend) be).sizing());
-            return new Tuner.Prepared(() -> {
-                long end = System.nanoTime() + us * 1000;
-                while (System.nanoTime() < end) {
-                    Thread.onSpinWait();
-                }
-            }, () -> { });
-        };
+        return (be, w) -> spinning(micros.applyAsLong(((ClBackend) be).sizing()));
+    }
+
+    /**
+     * A workbench whose call sleeps 1200 microseconds, or {@code micros(workload)} where the
+     * workload's rows (64 of them) are pipelined.
+     */
+    private static Tuner.Workbench pipelining(ToLongFunction<Tuner.Workload> micros) {
+        return (be, w) -> spinning(((ClBackend) be).sizing().pipelinedRowsPerItem(64, w.rowBytes()) > 0
+                ? micros.applyAsLong(w) : 1200);
+    }
+
+    private static Tuner.Prepared spinning(long us) {
+        return new Tuner.Prepared(() -> {
+            long end = System.nanoTime() + us * 1000;
+            while (System.nanoTime() < end) {
+                Thread.onSpinWait();
+            }
+        }, () -> { });
     }
 
     private Tuner.Result run(Tuner.Workbench bench, double budget) {
@@ -85,17 +95,8 @@ class TunerTest {
         }
         Tuner.Workload wide = new Tuner.Workload("rms-norm", new long[] {64, 8192}, 32768);
         loads.add(wide);
-        Tuner.Workbench bench = (be, w) -> {
-            WorkSizing s = ((ClBackend) be).sizing();
-            long us = w == wide && s.pipelinedRowsPerItem(64, w.rowBytes()) > 0 ? 1500 : 1200;
-            return new Tuner.Prepared(() -> {
-                long end = System.nanoTime() + us * 1000;
-                while (System.nanoTime() < end) {
-                    Thread.onSpinWait();
-                }
-            }, () -> { });
-        };
-        Tuner.Result r = Tuner.run(selector, loads, bench, 1, 5, 0.03, 120, line -> { });
+        Tuner.Result r = Tuner.run(selector, loads, pipelining(w -> w == wide ? 1500 : 1200), 1, 5, 0.03, 120,
+                line -> { });
         assertTrue(r.tuning().pipelineMinRowBytes() > 32768, r.trials().toString());
         Tuner.Trial chosen = r.trials().stream()
                 .filter(t -> t.parameter().equals("pipelineMinRowBytes") && t.note().startsWith("chosen"))
@@ -106,6 +107,24 @@ class TunerTest {
         assertTrue(r.trials().stream().anyMatch(t -> t.parameter().equals("pipelineMinRowBytes")
                 && t.note().equals("confirm") && t.workloads().equals(List.of(wide.label()))),
                 "the second look times the one workload the winner changes: " + r.trials());
+    }
+
+    /**
+     * Rows of 4, 16 and 32 KiB; unpipelined, the 16 KiB ones run 25% faster and the 32 KiB ones
+     * 14%. 32768 (unpipelining the 16 KiB rows) scores 0.75 over the one workload it changes, never
+     * about 0.80 over two: the lower mean would keep the 32 KiB rows on their slower kernel, and
+     * never, which saves more over the three, wins.
+     */
+    @Test
+    void theThresholdThatSavesTheMostWins() {
+        assumeTrue(new WorkSizing(device, 0, Tuning.defaults()).serial(), "pipelining is tuned on CPU drivers only");
+        Tuner.Workload mid = new Tuner.Workload("layer-norm", new long[] {64, 4096}, 16384);
+        Tuner.Workload wide = new Tuner.Workload("layer-norm", new long[] {64, 8192}, 32768);
+        List<Tuner.Workload> loads = List.of(new Tuner.Workload("layer-norm", new long[] {64, 1024}, 4096), mid,
+                wide);
+        Tuner.Result r = Tuner.run(selector, loads, pipelining(w -> w == mid ? 1600 : w == wide ? 1400 : 1200), 1,
+                5, 0.03, 120, line -> { });
+        assertEquals(Tuning.NEVER, r.tuning().pipelineMinRowBytes(), r.trials().toString());
     }
 
     @Test

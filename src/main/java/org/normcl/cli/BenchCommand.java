@@ -8,11 +8,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.Stream;
 
 import org.normcl.DType;
 import org.normcl.EngineOptions;
@@ -299,42 +301,53 @@ final class BenchCommand implements Callable<Integer> {
      * The processor, for the report: the copy ratios depend on it (the same build measured 0.85-0.96
      * of the copy for 8192x1024 layer norm on an Intel host and 0.61-0.77 on an AMD Zen 5 one).
      *
-     * @return /proc/cpuinfo's first {@code model name} with its {@code cpu family} and {@code model}
-     *     numbers (a virtual machine may show only "AMD EPYC"), or {@code os.arch} elsewhere
+     * @return {@link #cpu(Iterator)} of /proc/cpuinfo, or {@code os.arch} where that names nothing
      */
     static String cpu() {
-        Path info = Path.of("/proc/cpuinfo");
-        if (Files.isReadable(info)) {
-            try {
-                String name = null;
-                String family = null;
-                String model = null;
-                for (String line : Files.readAllLines(info, StandardCharsets.UTF_8)) {
-                    int colon = line.indexOf(':');
-                    if (colon < 0) {
-                        if (name != null) {
-                            break; // the end of the first processor's block
-                        }
-                        continue;
-                    }
-                    String key = line.substring(0, colon).trim();
-                    String value = line.substring(colon + 1).trim();
-                    if (key.equals("model name") && name == null) {
-                        name = value;
-                    } else if (key.equals("cpu family") && family == null) {
-                        family = value;
-                    } else if (key.equals("model") && model == null) {
-                        model = value;
-                    }
-                }
-                if (name != null) {
-                    return family != null && model != null ? name + " (family " + family + ", model " + model + ")"
-                            : name;
-                }
-            } catch (IOException | UncheckedIOException e) {
-                // fall through: the architecture is better than nothing
+        // Read lazily: the first processor's block is enough, and a large host lists hundreds.
+        try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"), StandardCharsets.UTF_8)) {
+            String cpu = cpu(lines.iterator());
+            if (cpu != null) {
+                return cpu;
             }
+        } catch (IOException | UncheckedIOException e) {
+            // fall through: the architecture is better than nothing
         }
         return System.getProperty("os.arch");
+    }
+
+    /**
+     * @param cpuinfo the lines of /proc/cpuinfo
+     * @return the first processor's non-empty {@code model name} with its {@code cpu family} and
+     *     {@code model} numbers (a virtual machine may show only "AMD EPYC"), or null where it has
+     *     none (ARM and others name the processor differently)
+     */
+    static String cpu(Iterator<String> cpuinfo) {
+        String name = null;
+        String family = null;
+        String model = null;
+        while (cpuinfo.hasNext()) {
+            String line = cpuinfo.next();
+            int colon = line.indexOf(':');
+            if (colon < 0) {
+                if (line.isBlank() && (name != null || family != null || model != null)) {
+                    break; // the end of the first processor's block
+                }
+                continue;
+            }
+            String key = line.substring(0, colon).trim();
+            String value = line.substring(colon + 1).trim();
+            if (key.equals("model name") && name == null && !value.isEmpty()) {
+                name = value;
+            } else if (key.equals("cpu family") && family == null) {
+                family = value;
+            } else if (key.equals("model") && model == null) {
+                model = value;
+            }
+        }
+        if (name == null) {
+            return null;
+        }
+        return family != null && model != null ? name + " (family " + family + ", model " + model + ")" : name;
     }
 }

@@ -215,4 +215,20 @@ class BenchCliTest {
         r.put("copy_gbps", copyGbps);
         return r;
     }
+
+    /** The report's {@code cpu}: the first processor's model name, and null where there is none. */
+    @Test
+    void cpuNamesTheFirstProcessorFromCpuinfo() {
+        List<String> x86 = List.of("processor\t: 0", "vendor_id\t: AuthenticAMD", "cpu family\t: 26", "model\t\t: 2",
+                "model name\t: AMD EPYC", "flags\t\t: fpu", "", "processor\t: 1", "cpu family\t: 6", "model\t\t: 85",
+                "model name\t: Other", "");
+        assertEquals("AMD EPYC (family 26, model 2)", BenchCommand.cpu(x86.iterator()));
+        assertEquals("AMD EPYC", BenchCommand.cpu(List.of("model name\t: AMD EPYC", "").iterator()));
+        // An empty name is no name (the report falls back to os.arch).
+        assertEquals(null, BenchCommand.cpu(List.of("model name\t:", "cpu family\t: 6", "model\t\t: 85").iterator()));
+        // ARM: no "model name" line.
+        assertEquals(null, BenchCommand.cpu(List.of("processor\t: 0", "BogoMIPS\t: 50.00", "CPU implementer\t: 0x41",
+                "CPU part\t: 0xd0c", "").iterator()));
+        assertFalse(BenchCommand.cpu().isBlank());
+    }
 }

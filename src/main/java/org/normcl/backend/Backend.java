@@ -1,5 +1,6 @@
 package org.normcl.backend;
 
+import java.util.Map;
 import java.util.Optional;
 
 import org.normcl.BackendKind;
@@ -196,6 +197,15 @@ public interface Backend extends AutoCloseable {
     /** @return the largest single buffer in bytes; larger host tensors are processed in chunks */
     default long maxAllocationBytes() {
         return Long.MAX_VALUE;
+    }
+
+    /**
+     * @return the launch parameters this backend's kernels use, by name (OpenCL: the tuning in
+     *     effect, {@code normcl tune}'s file or the defaults, and the kernel family), for reports
+     *     such as {@code normcl bench}; empty where there are none
+     */
+    default Map<String, String> kernelParameters() {
+        return Map.of();
     }
 
     /** @return whether the device stopped answering, so that every further call fails */

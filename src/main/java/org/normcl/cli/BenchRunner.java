@@ -323,6 +323,12 @@ final class BenchRunner {
         r.put("backend", side.name);
         r.put("device", side.isJava() ? side.backend.description() + ", " + JavaKernelInfo.kernels() + " kernels"
                 : side.backend.description());
+        Map<String, String> params = side.backend.kernelParameters();
+        if (!params.isEmpty()) {
+            // Which tuning the numbers were measured with: normcl tune's file changes them (PoCL on
+            // a Zen 5 host: 8-wide vectors took the acceptance records from 7 of 12 to 10 of 12 at 0.7).
+            r.put("kernel_parameters", TuneCommand.numbers(params));
+        }
         return r;
     }
 

@@ -245,8 +245,17 @@ final class TuneCommand implements Callable<Integer> {
 
     /** @return the parameters with numbers as JSON numbers ({@code never} stays a string) */
     private static Map<String, Object> numbers(Tuning t) {
+        return numbers(t.parameters());
+    }
+
+    /**
+     * @return the named parameters with the numeric ones as JSON numbers (names such as
+     *     {@code never} or a kernel family stay strings): the form of {@code normcl tune --json}
+     *     and of {@code normcl bench}'s {@code kernel_parameters}
+     */
+    static Map<String, Object> numbers(Map<String, String> parameters) {
         Map<String, Object> m = new LinkedHashMap<>();
-        t.parameters().forEach((k, v) -> m.put(k, v.matches("\\d+") ? (Object) Long.valueOf(v) : v));
+        parameters.forEach((k, v) -> m.put(k, v.matches("\\d+") ? (Object) Long.valueOf(v) : v));
         return m;
     }
 

@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -295,6 +296,14 @@ final class ClBackend implements Backend {
     /** @return the work sizes this backend launches with (for tests) */
     WorkSizing sizing() {
         return sizing;
+    }
+
+    @Override
+    public Map<String, String> kernelParameters() {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("kernels", sizing.serial() ? "one-work-item-per-row" : "work-group");
+        m.putAll(sizing.tuning().parameters());
+        return m;
     }
 
     /** @return how many programs this backend loaded from the on-disk cache instead of compiling */

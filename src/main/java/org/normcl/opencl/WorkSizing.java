@@ -66,6 +66,11 @@ final class WorkSizing {
         this.maxItemsDim0 = maxItemsDim0;
     }
 
+    /** @return the parameters these sizes come from, the vector width resolved for the device */
+    Tuning tuning() {
+        return tuning.resolvedFor(device);
+    }
+
     /** @return true for one-work-item-per-row kernels (CPU), false for work-group kernels */
     boolean serial() {
         return serial;

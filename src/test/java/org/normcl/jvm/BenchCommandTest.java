@@ -67,6 +67,7 @@ class BenchCommandTest {
         int ok = 0;
         for (Object o : records) {
             Map<String, Object> rec = TestJson.object(o);
+            assertFalse(rec.containsKey("kernel_parameters"), "the Java backend has no launch parameters: " + rec);
             for (String key : new String[] {"op", "pass", "dtype", "shape", "backend", "device", "median_ms", "gbps",
                 "copy_gbps", "ratio", "status"}) {
                 assertTrue(rec.containsKey(key), "record has " + key + ": " + rec);
@@ -202,6 +203,10 @@ class BenchCommandTest {
             assertEquals("ok", rec.get("status"), rec.toString());
             assertEquals("opencl", rec.get("backend"));
             assertTrue(TestJson.asDouble(rec.get("transfer_ms")) >= 0, rec.toString());
+            // The tuning the numbers were measured with (normcl tune's file or the defaults).
+            Map<String, Object> params = TestJson.object(rec.get("kernel_parameters"));
+            assertTrue(List.of("one-work-item-per-row", "work-group").contains(params.get("kernels")), rec.toString());
+            assertTrue(List.of(4.0, 8.0, 16.0).contains(TestJson.asDouble(params.get("vectorWidth"))), rec.toString());
         }
     }
 }

@@ -11,6 +11,7 @@ import java.util.concurrent.Callable;
 import org.normcl.DeviceInfo;
 import org.normcl.EngineOptions;
 import org.normcl.NormEngine;
+import org.normcl.opencl.Tuning;
 
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -113,6 +114,11 @@ final class ProbeCommand implements Callable<Integer> {
         widths.put("double", d.preferredVectorWidthDouble());
         m.put("preferred_vector_width", widths);
         m.put("extensions", d.extensions());
+        // The launch parameters an engine on this device will use: normcl tune's file changes them
+        // (8-wide vectors on PoCL on a Zen 5 host: 0.7 of the copy in 10 of 12 records, not 7).
+        Tuning tuning = Tuning.forDevice(d).resolvedFor(d);
+        m.put("kernel_tuning", TuneCommand.numbers(tuning.parameters()));
+        m.put("kernel_tuning_source", tuning.equals(Tuning.defaults().resolvedFor(d)) ? "defaults" : "normcl tune");
         return m;
     }
 
@@ -139,6 +145,11 @@ final class ProbeCommand implements Callable<Integer> {
                     d.fp16() ? "yes" : "no", d.fp64() ? "yes" : "no", d.preferredVectorWidthFloat(),
                     d.preferredVectorWidthHalf(), d.preferredVectorWidthDouble());
             out.printf("    extensions: %s%n", String.join(" ", d.extensions()));
+            Map<String, Object> dev = devs.get(i);
+            StringBuilder tuning = new StringBuilder();
+            ((Map<?, ?>) dev.get("kernel_tuning")).forEach((k, v) -> tuning.append(k).append('=').append(v).append(' '));
+            out.printf("    kernel tuning: %s(%s)%n", tuning, "defaults".equals(dev.get("kernel_tuning_source"))
+                    ? "defaults; 'normcl tune' measures this device" : "from normcl tune's file");
             Object tests = devs.get(i).get("self_test");
             if (tests instanceof List<?> l) {
                 out.printf("    self-test against the Java backend (tolerance %.0e):%n", SelfTest.TOLERANCE);

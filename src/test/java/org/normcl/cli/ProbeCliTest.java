@@ -67,6 +67,10 @@ class ProbeCliTest {
             TestJson.bool(d.get("fp16"));
             TestJson.bool(d.get("fp64"));
             TestJson.object(d.get("preferred_vector_width"));
+            // The launch parameters an engine here would use, and whether normcl tune chose them.
+            Map<String, Object> tuning = TestJson.object(d.get("kernel_tuning"));
+            assertTrue(List.of(4L, 8L, 16L).contains(TestJson.asLong(tuning.get("vectorWidth"))), label + ": " + tuning);
+            assertTrue(List.of("defaults", "normcl tune").contains(d.get("kernel_tuning_source")), label);
             List<Object> extensions = TestJson.array(d.get("extensions"));
             assertEquals(TestJson.bool(d.get("fp64")), extensions.contains("cl_khr_fp64"),
                     label + ": fp64 agrees with cl_khr_fp64");
@@ -109,6 +113,8 @@ class ProbeCliTest {
         for (DeviceInfo d : NormEngine.devices()) {
             assertTrue(r.out().contains(d.name()), r::toString);
         }
+        assertEquals(NormEngine.devices().size(), r.out().lines().filter(l -> l.contains("kernel tuning: vectorWidth="))
+                .count(), () -> "one kernel tuning line per device: " + r);
         assertTrue(r.out().contains("PASS"), r::toString);
         assertFalse(r.out().contains("FAIL"), r::toString);
         for (String op : OPS) {

@@ -118,7 +118,7 @@ final class ProbeCommand implements Callable<Integer> {
         // (8-wide vectors on PoCL on a Zen 5 host: 0.7 of the copy in 10 of 12 records, not 7).
         Tuning tuning = Tuning.forDevice(d).resolvedFor(d);
         m.put("kernel_tuning", TuneCommand.numbers(tuning.parameters()));
-        m.put("kernel_tuning_source", tuning.equals(Tuning.defaults().resolvedFor(d)) ? "defaults" : "normcl tune");
+        m.put("kernel_tuning_source", tuning.isDefaultFor(d) ? "defaults" : "normcl tune");
         return m;
     }
 

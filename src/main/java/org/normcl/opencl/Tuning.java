@@ -122,6 +122,15 @@ public record Tuning(int vectorWidth, int serialGroupCap, long pipelineMinRowByt
     }
 
     /**
+     * @param device the device
+     * @return whether these parameters are the built-in ones on {@code device} (the vector width
+     *     resolved for it): no tuning file, or one in which {@code normcl tune} kept every default
+     */
+    public boolean isDefaultFor(DeviceInfo device) {
+        return resolvedFor(device).equals(defaults().resolvedFor(device));
+    }
+
+    /**
      * @param w the vector width
      * @return a copy with that vector width
      */

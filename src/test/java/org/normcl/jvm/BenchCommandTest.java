@@ -19,8 +19,10 @@ import javax.imageio.ImageIO;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.normcl.DeviceInfo;
 import org.normcl.NormEngine;
 import org.normcl.cli.Main;
+import org.normcl.opencl.Tuning;
 import org.normcl.reference.TestJson;
 
 /**
@@ -197,6 +199,8 @@ class BenchCommandTest {
         Run r = normcl("bench", "--ops", "layer-norm,batch-norm", "--shapes", "8x16x4", "--backends", "opencl",
                 "--warmup", "1", "--warmup-ms", "0", "--iterations", "2", "--json", "-");
         assertEquals(0, r.code(), r.toString());
+        // The tests' cache directory holds no tuning file: the bench says what the tuner is for.
+        assertTrue(r.err().contains("runs the default kernel parameters: 'normcl tune'"), r.err());
         Map<String, Object> report = TestJson.object(TestJson.parse(r.out()));
         for (Object o : TestJson.array(report.get("records"))) {
             Map<String, Object> rec = TestJson.object(o);
@@ -207,6 +211,34 @@ class BenchCommandTest {
             Map<String, Object> params = TestJson.object(rec.get("kernel_parameters"));
             assertTrue(List.of("one-work-item-per-row", "work-group").contains(params.get("kernels")), rec.toString());
             assertTrue(List.of(4.0, 8.0, 16.0).contains(TestJson.asDouble(params.get("vectorWidth"))), rec.toString());
+        }
+    }
+
+    /** With a tuning file for the device, the records carry its parameters and the bench does not suggest tuning. */
+    @Test
+    void aTuningFileIsReportedNotSuggested(@TempDir Path tmp) throws Exception {
+        assumeTrue(!NormEngine.devices().isEmpty(), "no OpenCL device here");
+        DeviceInfo device = NormEngine.devices().get(0);
+        Path file = tmp.resolve("tuned.properties");
+        int other = Tuning.defaults().resolvedFor(device).vectorWidth() == 8 ? 4 : 8;
+        Tuning.defaults().withVectorWidth(other).write(file, device, "BenchCommandTest");
+        String before = System.getProperty(Tuning.PROPERTY);
+        System.setProperty(Tuning.PROPERTY, file.toString());
+        try {
+            Run r = normcl("bench", "--ops", "rms-norm", "--shapes", "8x64", "--backends", "opencl", "--device", "0",
+                    "--warmup", "1", "--warmup-ms", "0", "--iterations", "1", "--no-engine", "--json", "-");
+            assertEquals(0, r.code(), r.toString());
+            assertFalse(r.err().contains("runs the default kernel parameters"), r.err());
+            Map<String, Object> rec = TestJson.object(TestJson.array(TestJson.object(TestJson.parse(r.out()))
+                    .get("records")).get(0));
+            assertEquals(other, TestJson.asLong(TestJson.object(rec.get("kernel_parameters")).get("vectorWidth")),
+                    rec.toString());
+        } finally {
+            if (before == null) {
+                System.clearProperty(Tuning.PROPERTY);
+            } else {
+                System.setProperty(Tuning.PROPERTY, before);
+            }
         }
     }
 }

@@ -200,9 +200,10 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * @return the launch parameters this backend's kernels use, by name (OpenCL: the tuning in
-     *     effect, {@code normcl tune}'s file or the defaults, and the kernel family), for reports
-     *     such as {@code normcl bench}; empty where there are none
+     * @return the launch parameters this backend's kernels use, by name (OpenCL: the kernel family
+     *     and the tuning, {@code normcl tune}'s file or the defaults, with -Dnormcl.kernels and
+     *     -Dnormcl.vectorWidth applied), for reports such as {@code normcl bench}; empty where there
+     *     are none
      */
     default Map<String, String> kernelParameters() {
         return Map.of();

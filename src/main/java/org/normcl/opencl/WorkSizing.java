@@ -66,9 +66,14 @@ final class WorkSizing {
         this.maxItemsDim0 = maxItemsDim0;
     }
 
-    /** @return the parameters these sizes come from, the vector width resolved for the device */
+    /**
+     * @return the parameters the kernels run with: the tuning with the overrides applied (the
+     *     vector width as {@link #vectorWidth()} resolves it, -Dnormcl.vectorWidth included, and
+     *     {@code pipelineMinRowBytes} 0 under -Dnormcl.kernels=pipelined), so that a report of
+     *     them (bench's {@code kernel_parameters}) says what ran, not what the file said
+     */
     Tuning tuning() {
-        return tuning.resolvedFor(device);
+        return tuning.withVectorWidth(vectorWidth()).withPipelineMinRowBytes(pipelineMinRowBytes);
     }
 
     /** @return true for one-work-item-per-row kernels (CPU), false for work-group kernels */

@@ -74,6 +74,25 @@ class TuningTest {
         assertEquals(64, s.groupSize(1024, 4));
     }
 
+    /** What bench reports as kernel_parameters is what the kernels take, overrides included. */
+    @Test
+    void reportedParametersAreTheOverriddenOnes() {
+        assertEquals(TUNED, new WorkSizing(CPU, 4096, TUNED).tuning());
+        assertEquals(16, new WorkSizing(CPU, 4096, Tuning.defaults()).tuning().vectorWidth(), "resolved");
+        String widthBefore = System.getProperty("normcl.vectorWidth");
+        String kernelsBefore = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
+        try {
+            System.setProperty("normcl.vectorWidth", "8");
+            System.setProperty(WorkSizing.STRATEGY_PROPERTY, "pipelined");
+            WorkSizing s = new WorkSizing(CPU, 4096, TUNED);
+            assertEquals(TUNED.withVectorWidth(8).withPipelineMinRowBytes(0), s.tuning());
+            assertEquals(s.vectorWidth(), s.tuning().vectorWidth());
+        } finally {
+            set("normcl.vectorWidth", widthBefore);
+            set(WorkSizing.STRATEGY_PROPERTY, kernelsBefore);
+        }
+    }
+
     @Test
     void aWrittenFileReadsBackAndLeavesNoTemporaryFile() throws IOException {
         Path file = Tuning.file(dir.resolve("tuning"), CPU);

@@ -300,7 +300,7 @@ final class BenchRunner {
                             : null);
         }
         Backend cl = ClRuntime.open(config.device());
-        cl.device().filter(d -> Tuning.forDevice(d).isDefaultFor(d)).ifPresent(d -> {
+        cl.device().filter(d -> Tuning.stored(d).isEmpty()).ifPresent(d -> {
             // The defaults were set on one machine; on another the tuner's file can decide the result
             // (PoCL on a Zen 5 host: 0.7 of the copy in 10 of 12 acceptance records tuned, 7 untuned).
             progress.println("bench: " + d.label() + " runs the default kernel parameters: 'normcl tune' measures"

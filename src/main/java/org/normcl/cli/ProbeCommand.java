@@ -116,9 +116,9 @@ final class ProbeCommand implements Callable<Integer> {
         m.put("extensions", d.extensions());
         // The launch parameters an engine on this device will use: normcl tune's file changes them
         // (8-wide vectors on PoCL on a Zen 5 host: 0.7 of the copy in 10 of 12 records, not 7).
-        Tuning tuning = Tuning.forDevice(d).resolvedFor(d);
-        m.put("kernel_tuning", TuneCommand.numbers(tuning.parameters()));
-        m.put("kernel_tuning_source", tuning.isDefaultFor(d) ? "defaults" : "normcl tune");
+        Optional<Tuning> stored = Tuning.stored(d);
+        m.put("kernel_tuning", TuneCommand.numbers(stored.orElse(Tuning.defaults()).resolvedFor(d).parameters()));
+        m.put("kernel_tuning_source", stored.isPresent() ? "normcl tune" : "defaults");
         return m;
     }
 

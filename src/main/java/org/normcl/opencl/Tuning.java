@@ -122,15 +122,6 @@ public record Tuning(int vectorWidth, int serialGroupCap, long pipelineMinRowByt
     }
 
     /**
-     * @param device the device
-     * @return whether these parameters are the built-in ones on {@code device} (the vector width
-     *     resolved for it): no tuning file, or one in which {@code normcl tune} kept every default
-     */
-    public boolean isDefaultFor(DeviceInfo device) {
-        return resolvedFor(device).equals(defaults().resolvedFor(device));
-    }
-
-    /**
      * @param w the vector width
      * @return a copy with that vector width
      */
@@ -213,6 +204,20 @@ public record Tuning(int vectorWidth, int serialGroupCap, long pipelineMinRowByt
      * @return the parameters to use
      */
     public static Tuning forDevice(DeviceInfo device) {
+        return stored(device).orElse(defaults());
+    }
+
+    /**
+     * The tuning file's parameters for this device, as {@link #forDevice} finds them: empty where
+     * it takes the defaults (no file, {@code normcl.tuning=off}, no cache directory, or a file
+     * that is malformed or foreign, which logs a warning). Whether a device was tuned is whether
+     * this is present, not whether the values differ from the defaults: a file in which
+     * {@code normcl tune} kept every default is a tuned device.
+     *
+     * @param device the device
+     * @return the stored parameters, or empty
+     */
+    public static Optional<Tuning> stored(DeviceInfo device) {
         String setting = System.getProperty(PROPERTY);
         if (setting == null || setting.isBlank()) {
             setting = System.getenv(ENV);
@@ -220,25 +225,25 @@ public record Tuning(int vectorWidth, int serialGroupCap, long pipelineMinRowByt
         setting = setting == null ? "auto" : setting.trim();
         if (setting.equalsIgnoreCase("off")) {
             LOG.debug("kernel tuning is off ({}=off): defaults on {}", PROPERTY, device.name());
-            return defaults();
+            return Optional.empty();
         }
         Path file;
         if (setting.isEmpty() || setting.equalsIgnoreCase("auto")) {
             Optional<Path> dir = directory();
             if (dir.isEmpty()) {
-                return defaults();
+                return Optional.empty();
             }
             file = file(dir.get(), device);
             if (!Files.isRegularFile(file)) {
                 LOG.debug("no kernel tuning for {} ({}): defaults; 'normcl tune' measures one", device.name(), file);
-                return defaults();
+                return Optional.empty();
             }
         } else {
             file = Path.of(setting);
         }
         Optional<Tuning> t = read(file, device);
         t.ifPresent(v -> LOG.info("kernel tuning for {} from {}: {}", device.name(), file, v));
-        return t.orElse(defaults());
+        return t;
     }
 
     /**

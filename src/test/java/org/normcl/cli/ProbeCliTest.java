@@ -19,6 +19,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.normcl.DeviceInfo;
 import org.normcl.NormEngine;
+import org.normcl.opencl.Tuning;
 import org.normcl.reference.TestJson;
 import org.normcl.reference.TestNpy;
 
@@ -32,6 +33,44 @@ class ProbeCliTest {
 
     @TempDir
     Path dir;
+
+    /**
+     * The tuning source is whether the device's file was read: one that kept every default counts
+     * as tuned; a malformed one only logs, and probe still exits 0 with valid JSON.
+     */
+    @Test
+    void kernelTuningSourceIsTheFileNotItsValues() throws Exception {
+        DeviceInfo device = CliTestSupport.requireOpenCl().get(0);
+        String before = System.getProperty("normcl.cacheDir");
+        String tuningBefore = System.getProperty(Tuning.PROPERTY);
+        System.setProperty("normcl.cacheDir", dir.toString());
+        System.clearProperty(Tuning.PROPERTY);
+        try {
+            Path file = Tuning.file(dir.resolve("tuning"), device);
+            Tuning.defaults().write(file, device, "ProbeCliTest");
+            assertEquals("normcl tune", probedSource(device), "a file that kept the defaults");
+            Files.writeString(file, "format=normcl-tuning-v1\nvectorWidth=5\n");
+            assertEquals("defaults", probedSource(device), "a malformed file");
+        } finally {
+            restore("normcl.cacheDir", before);
+            restore(Tuning.PROPERTY, tuningBefore);
+        }
+    }
+
+    private static void restore(String key, String value) {
+        if (value == null) {
+            System.clearProperty(key);
+        } else {
+            System.setProperty(key, value);
+        }
+    }
+
+    private static Object probedSource(DeviceInfo device) {
+        CliTestSupport.Result r = CliTestSupport.run("probe", "--json", "--no-self-test").assertOk();
+        Map<String, Object> d = TestJson.object(TestJson.array(TestJson.object(TestJson.parse(r.out()))
+                .get("devices")).get(device.index()));
+        return d.get("kernel_tuning_source");
+    }
 
     @Test
     void jsonReportListsEveryDeviceWithCapabilitiesAndPassingSelfTests() {

@@ -125,6 +125,19 @@ class TuningTest {
         assertEquals(Tuning.defaults(), Tuning.forDevice(CPU), "no cache directory: defaults");
     }
 
+    /** A device is tuned when its file is read, also when the tuner kept every default (probe and bench ask this). */
+    @Test
+    void aFileThatKeptTheDefaultsIsStored() throws IOException {
+        System.setProperty("normcl.cacheDir", dir.toString());
+        System.clearProperty(Tuning.PROPERTY);
+        assertEquals(Optional.empty(), Tuning.stored(CPU), "no file");
+        Tuning.defaults().write(Tuning.file(dir.resolve("tuning"), CPU), CPU, "test");
+        assertEquals(Optional.of(Tuning.defaults()), Tuning.stored(CPU));
+        assertEquals(Tuning.defaults(), Tuning.forDevice(CPU));
+        System.setProperty(Tuning.PROPERTY, "off");
+        assertEquals(Optional.empty(), Tuning.stored(CPU), "normcl.tuning=off");
+    }
+
     @Test
     void eachDeviceDriverAndKernelSourceHasItsOwnFile() {
         Path a = Tuning.file(dir, CPU);

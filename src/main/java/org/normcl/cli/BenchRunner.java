@@ -7,12 +7,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 import org.normcl.BatchNorm;
 import org.normcl.DType;
+import org.normcl.DeviceInfo;
 import org.normcl.DeviceTensor;
 import org.normcl.EngineOptions;
 import org.normcl.GradResult;
@@ -299,14 +301,18 @@ final class BenchRunner {
                     config.engineCalls() ? NormEngine.create(EngineOptions.java().withThreads(config.threads()))
                             : null);
         }
-        Backend cl = ClRuntime.open(config.device());
-        cl.device().filter(d -> Tuning.stored(d).isEmpty()).ifPresent(d -> {
+        // The tuning file is read once, here, and the backend opened with what it gave: reading it
+        // again for the hint repeated a malformed file's warning.
+        DeviceInfo device = ClRuntime.device(config.device());
+        Optional<Tuning> stored = Tuning.stored(device);
+        if (stored.isEmpty()) {
             // The defaults were set on one machine; on another the tuner's file can decide the result
             // (PoCL on a Zen 5 host: 0.7 of the copy in 10 of 12 acceptance records tuned, 7 untuned).
-            progress.println("bench: " + d.label() + " runs the default kernel parameters: 'normcl tune' measures"
-                    + " this device's (docs/tuning.md)");
+            progress.println("bench: " + device.label() + " runs the default kernel parameters: 'normcl tune'"
+                    + " measures this device's (docs/tuning.md)");
             progress.flush();
-        });
+        }
+        Backend cl = ClRuntime.open(config.device(), stored.orElse(Tuning.defaults()));
         try {
             NormEngine engine = config.engineCalls() ? NormEngine.create(EngineOptions.opencl(config.device())) : null;
             return new Side(name, cl, engine);

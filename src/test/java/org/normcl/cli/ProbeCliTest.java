@@ -22,6 +22,7 @@ import org.normcl.NormEngine;
 import org.normcl.opencl.Tuning;
 import org.normcl.reference.TestJson;
 import org.normcl.reference.TestNpy;
+import org.normcl.testing.SystemProperties;
 
 /**
  * {@code normcl probe}: lists every platform and device with its capabilities and a self-test,
@@ -41,27 +42,12 @@ class ProbeCliTest {
     @Test
     void kernelTuningSourceIsTheFileNotItsValues() throws Exception {
         DeviceInfo device = CliTestSupport.requireOpenCl().get(0);
-        String before = System.getProperty("normcl.cacheDir");
-        String tuningBefore = System.getProperty(Tuning.PROPERTY);
-        System.setProperty("normcl.cacheDir", dir.toString());
-        System.clearProperty(Tuning.PROPERTY);
-        try {
+        try (SystemProperties p = SystemProperties.set("normcl.cacheDir", dir.toString()).and(Tuning.PROPERTY, null)) {
             Path file = Tuning.file(dir.resolve("tuning"), device);
             Tuning.defaults().write(file, device, "ProbeCliTest");
             assertEquals("normcl tune", probedSource(device), "a file that kept the defaults");
             Files.writeString(file, "format=normcl-tuning-v1\nvectorWidth=5\n");
             assertEquals("defaults", probedSource(device), "a malformed file");
-        } finally {
-            restore("normcl.cacheDir", before);
-            restore(Tuning.PROPERTY, tuningBefore);
-        }
-    }
-
-    private static void restore(String key, String value) {
-        if (value == null) {
-            System.clearProperty(key);
-        } else {
-            System.setProperty(key, value);
         }
     }
 

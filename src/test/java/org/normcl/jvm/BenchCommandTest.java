@@ -24,6 +24,7 @@ import org.normcl.NormEngine;
 import org.normcl.cli.Main;
 import org.normcl.opencl.Tuning;
 import org.normcl.reference.TestJson;
+import org.normcl.testing.SystemProperties;
 
 /**
  * {@code normcl bench} on tiny shapes: the JSON records' structure and arithmetic (bytes of each
@@ -222,9 +223,7 @@ class BenchCommandTest {
         Path file = tmp.resolve("tuned.properties");
         int other = Tuning.defaults().resolvedFor(device).vectorWidth() == 8 ? 4 : 8;
         Tuning.defaults().withVectorWidth(other).write(file, device, "BenchCommandTest");
-        String before = System.getProperty(Tuning.PROPERTY);
-        System.setProperty(Tuning.PROPERTY, file.toString());
-        try {
+        try (SystemProperties p = SystemProperties.set(Tuning.PROPERTY, file.toString())) {
             Run r = normcl("bench", "--ops", "rms-norm", "--shapes", "8x64", "--backends", "opencl", "--device", "0",
                     "--warmup", "1", "--warmup-ms", "0", "--iterations", "1", "--no-engine", "--json", "-");
             assertEquals(0, r.code(), r.toString());
@@ -233,12 +232,6 @@ class BenchCommandTest {
                     .get("records")).get(0));
             assertEquals(other, TestJson.asLong(TestJson.object(rec.get("kernel_parameters")).get("vectorWidth")),
                     rec.toString());
-        } finally {
-            if (before == null) {
-                System.clearProperty(Tuning.PROPERTY);
-            } else {
-                System.setProperty(Tuning.PROPERTY, before);
-            }
         }
     }
 }

@@ -18,6 +18,7 @@ import org.normcl.Shape;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.StatMode;
+import org.normcl.testing.SystemProperties;
 
 /**
  * Host-array transfers, both ways: every element comes back with the same bits (NaN payloads,
@@ -102,21 +103,13 @@ class HostTransfersTest {
                 "an integrated GPU shares host memory");
         assertEquals(HostTransfers.Mode.DIRECT, HostTransfers.choose(like(device, "Oclgrind", "GPU"), false),
                 "the simulator reports a GPU without unified memory, but gets direct transfers");
-        String old = System.getProperty(HostTransfers.PROPERTY);
-        try {
-            System.setProperty(HostTransfers.PROPERTY, "staged");
+        try (SystemProperties p = SystemProperties.set(HostTransfers.PROPERTY, "staged")) {
             assertEquals(HostTransfers.Mode.STAGED, HostTransfers.choose(withType(device, "CPU"), true));
             System.setProperty(HostTransfers.PROPERTY, "pinned");
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> HostTransfers.choose(device, false));
             assertTrue(e.getMessage().contains("normcl.transfers") && e.getMessage().contains("auto, direct or staged"),
                     e.getMessage());
-        } finally {
-            if (old == null) {
-                System.clearProperty(HostTransfers.PROPERTY);
-            } else {
-                System.setProperty(HostTransfers.PROPERTY, old);
-            }
         }
     }
 

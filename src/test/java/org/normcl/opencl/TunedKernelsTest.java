@@ -24,6 +24,7 @@ import org.normcl.RmsNorm;
 import org.normcl.reference.Reference64;
 import org.normcl.testing.Backends;
 import org.normcl.testing.Data;
+import org.normcl.testing.SystemProperties;
 import org.normcl.testing.Tolerances;
 
 /**
@@ -60,17 +61,11 @@ class TunedKernelsTest {
     void tunedKernelsMatchTheFloat64Reference(DeviceInfo device, String family, Tuning tuning) throws IOException {
         Path file = dir.resolve("t" + Integer.toHexString(tuning.hashCode()) + ".properties");
         tuning.write(file, device, "test");
-        String before = System.getProperty(Tuning.PROPERTY);
-        String kernelsBefore = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
         NormEngine engine;
-        try {
-            System.setProperty(Tuning.PROPERTY, file.toString());
-            System.setProperty(WorkSizing.STRATEGY_PROPERTY, family);
+        try (SystemProperties p = SystemProperties.set(Tuning.PROPERTY, file.toString())
+                .and(WorkSizing.STRATEGY_PROPERTY, family)) {
             assertEquals(tuning, Tuning.forDevice(device), "the file is read back for the device");
             engine = NormEngine.create(EngineOptions.opencl(Integer.toString(device.index())));
-        } finally {
-            TuningTest.set(Tuning.PROPERTY, before);
-            TuningTest.set(WorkSizing.STRATEGY_PROPERTY, kernelsBefore);
         }
         try (engine) {
             layerNorm(engine, tuning + " ln rows of 20 KiB + 4", 37, 5001);

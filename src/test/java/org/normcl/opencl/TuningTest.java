@@ -15,6 +15,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.normcl.DeviceInfo;
+import org.normcl.testing.SystemProperties;
 
 /**
  * The tuning file: defaults equal the untuned work sizes, a written file reads back, and a
@@ -33,16 +34,8 @@ class TuningTest {
 
     @AfterEach
     void restore() {
-        set("normcl.cacheDir", cacheDirBefore);
-        set(Tuning.PROPERTY, tuningBefore);
-    }
-
-    static void set(String key, String value) {
-        if (value == null) {
-            System.clearProperty(key);
-        } else {
-            System.setProperty(key, value);
-        }
+        SystemProperties.put("normcl.cacheDir", cacheDirBefore);
+        SystemProperties.put(Tuning.PROPERTY, tuningBefore);
     }
 
     static DeviceInfo device(String name, String driver, String type, int vectorWidth) {
@@ -79,17 +72,11 @@ class TuningTest {
     void reportedParametersAreTheOverriddenOnes() {
         assertEquals(TUNED, new WorkSizing(CPU, 4096, TUNED).tuning());
         assertEquals(16, new WorkSizing(CPU, 4096, Tuning.defaults()).tuning().vectorWidth(), "resolved");
-        String widthBefore = System.getProperty("normcl.vectorWidth");
-        String kernelsBefore = System.getProperty(WorkSizing.STRATEGY_PROPERTY);
-        try {
-            System.setProperty("normcl.vectorWidth", "8");
-            System.setProperty(WorkSizing.STRATEGY_PROPERTY, "pipelined");
+        try (SystemProperties p = SystemProperties.set("normcl.vectorWidth", "8")
+                .and(WorkSizing.STRATEGY_PROPERTY, "pipelined")) {
             WorkSizing s = new WorkSizing(CPU, 4096, TUNED);
             assertEquals(TUNED.withVectorWidth(8).withPipelineMinRowBytes(0), s.tuning());
             assertEquals(s.vectorWidth(), s.tuning().vectorWidth());
-        } finally {
-            set("normcl.vectorWidth", widthBefore);
-            set(WorkSizing.STRATEGY_PROPERTY, kernelsBefore);
         }
     }
 

@@ -25,7 +25,10 @@ abstract class RowKernels {
     /** System property: {@code false} forces the scalar kernels even when the Vector API is present. */
     static final String VECTOR_PROPERTY = "normcl.vector";
 
-    /** System property: the Vector API kernels' width in bits (128, 256 or 512); default the JVM's preferred. */
+    /**
+     * System property: the Vector API kernels' width in bits (128, 256 or 512); default the JVM's
+     * preferred width, at most 256 bits (VectorRowKernels.DEFAULT_MAX_BITS says why).
+     */
     static final String VECTOR_BITS_PROPERTY = "normcl.vector.bits";
 
     /** Whether the JVM compiles {@code Math.fma} to a fused multiply-add instruction (HotSpot's UseFMA). */
@@ -95,7 +98,7 @@ abstract class RowKernels {
     /** @return a new instance of the same implementation, for one task */
     abstract RowKernels fresh();
 
-    /** @return a short name for logs and benchmark reports, e.g. {@code vector-16} or {@code scalar} */
+    /** @return a short name for logs and benchmark reports, e.g. {@code vector-8} or {@code scalar} */
     abstract String name();
 
     /** @return float lanes per vector (1 for the scalar kernels) */

@@ -8,9 +8,10 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Kernels on the Vector API ({@code jdk.incubator.vector}), at the JVM's preferred width (16 float
- * lanes with AVX-512, 8 with AVX2). Loaded by {@link RowKernels#vectorOrNull()} only when the module
- * is in the boot layer, so the rest of the backend never links against it.
+ * Kernels on the Vector API ({@code jdk.incubator.vector}), at most 256 bits wide by default (8
+ * float lanes with AVX2 or AVX-512; {@link #DEFAULT_MAX_BITS} says why) or at the width
+ * {@code -Dnormcl.vector.bits} names. Loaded by {@link RowKernels#vectorOrNull()} only when the
+ * module is in the boot layer, so the rest of the backend never links against it.
  *
  * <p>The kernels are bound by floating-point throughput once the data is in cache, so they use
  * fused multiply-adds ({@code fma}: one rounding instead of two, never less accurate) and skip the
@@ -29,14 +30,32 @@ final class VectorRowKernels extends RowKernels {
     static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class,
             VectorShape.forBitSize(S.vectorBitSize() / 2));
 
-    /** @return the species of {@code bits} (128, 256 or 512) when supported, else the preferred one */
+    /**
+     * The widest vectors the kernels use unless {@code -Dnormcl.vector.bits} asks for more. Large
+     * Java arrays start 16 bytes past a 64-byte cache line (G1 puts them at a region's start, after
+     * the 16-byte header), so every 512-bit load and store of a row splits two lines, where half of
+     * the 256-bit ones do; the kernels are bound by the loads and stores, not the arithmetic. On an
+     * AVX-512 host (AMD EPYC, Zen 5, 2026-11-27) 256-bit kernels were faster in 30 of 35 paired
+     * measurements of layer and RMS norm forward (JVMs alternating; 10-30% less time at 8192x1024
+     * on two threads), in 10 of 12 of group and instance norm and in most of the backward passes;
+     * batch norm was mixed. See docs/performance.md, "2026-11-27, 14:40-15:00 UTC".
+     */
+    static final int DEFAULT_MAX_BITS = 256;
+
+    /** @return the species of {@code bits} (128, 256 or 512) when supported, else {@link #defaultSpecies} */
     private static VectorSpecies<Float> species(int bits) {
         VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
         if (bits == 128 || bits == 256 || (bits == 512 && preferred.vectorBitSize() >= 512)) {
             return bits == 128 ? FloatVector.SPECIES_128
                     : bits == 256 ? FloatVector.SPECIES_256 : FloatVector.SPECIES_512;
         }
-        return preferred;
+        return defaultSpecies(preferred);
+    }
+
+    /** @return {@code preferred}, or the 256-bit species where that is wider ({@link #DEFAULT_MAX_BITS}) */
+    static VectorSpecies<Float> defaultSpecies(VectorSpecies<Float> preferred) {
+        return preferred.vectorBitSize() > DEFAULT_MAX_BITS
+                ? VectorSpecies.of(float.class, VectorShape.forBitSize(DEFAULT_MAX_BITS)) : preferred;
     }
 
     /** Scratch for the horizontal sums; this is why an instance belongs to one thread. */

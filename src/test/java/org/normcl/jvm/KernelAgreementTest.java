@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.normcl.backend.RowNormPlan;
@@ -15,9 +16,11 @@ import org.normcl.testing.Tolerances;
 /**
  * The Vector API kernels against the scalar ones. Elementwise kernels and column-wise reductions
  * do the same float operations in the same order, so they must agree bit for bit; row reductions
- * add in a different order (16-lane trees against 8 accumulators), so they must agree within float
+ * add in a different order (8- or 16-lane trees against 8 accumulators), so they must agree within float
  * rounding; fused kernels must return exactly what their two separate passes return. Runs where
- * the JVM has {@code jdk.incubator.vector} (the build adds it to the test JVM).
+ * the JVM has {@code jdk.incubator.vector} (the build adds it to the test JVM). The build runs this
+ * package's tests twice, at the default width (at most 256 bits) and with {@code -Dnormcl.vector.bits=512}
+ * (the execution {@code vector-512} in pom.xml), so both widths are checked on an AVX-512 host.
  */
 class KernelAgreementTest {
     private static RowKernels vector;
@@ -36,6 +39,18 @@ class KernelAgreementTest {
     void bestIsVectorWhenTheModuleIsPresent() {
         assertEquals(vector.name(), RowKernels.best().name(), "RowKernels.best() picks the Vector API kernels");
         assertNotNull(RowKernels.best().fresh());
+    }
+
+    @Test
+    void widthIsAtMost256BitsUnlessThePropertyAsksForMore() {
+        assertEquals(FloatVector.SPECIES_256, VectorRowKernels.defaultSpecies(FloatVector.SPECIES_512));
+        assertEquals(FloatVector.SPECIES_256, VectorRowKernels.defaultSpecies(FloatVector.SPECIES_256));
+        assertEquals(FloatVector.SPECIES_128, VectorRowKernels.defaultSpecies(FloatVector.SPECIES_128));
+        int preferred = FloatVector.SPECIES_PREFERRED.length();
+        String bits = System.getProperty(RowKernels.VECTOR_BITS_PROPERTY);
+        int expected = "512".equals(bits) ? preferred : Math.min(preferred, 8);
+        assertEquals(expected, vector.lanes(), "lanes with -D" + RowKernels.VECTOR_BITS_PROPERTY + "=" + bits);
+        assertEquals("vector-" + expected, vector.name());
     }
 
     @Test

@@ -53,6 +53,30 @@ class KernelAgreementTest {
         assertEquals("vector-" + expected, vector.name());
     }
 
+    /**
+     * The horizontal sum, unrolled per width, against the pairwise loop it stands for (written out
+     * here): float addition is not associative, so random lanes tell any other order apart.
+     */
+    @Test
+    void sumLanesAddsInThePairwiseLoopsOrder() {
+        java.util.Random random = new java.util.Random(5);
+        int lanes = vector.lanes();
+        for (int trial = 0; trial < 1000; trial++) {
+            float[] t = new float[lanes];
+            for (int i = 0; i < lanes; i++) {
+                t[i] = (float) (random.nextGaussian() * Math.pow(10, random.nextInt(9) - 4));
+            }
+            float[] loop = t.clone();
+            for (int h = lanes >> 1; h > 0; h >>= 1) {
+                for (int i = 0; i < h; i++) {
+                    loop[i] += loop[i + h];
+                }
+            }
+            assertEquals(Float.floatToRawIntBits(loop[0]), Float.floatToRawIntBits(VectorRowKernels.sumLanes(t)),
+                    "lanes " + lanes + ", trial " + trial);
+        }
+    }
+
     @Test
     void reductionsAgreeWithinRounding() {
         for (int n : LENGTHS) {

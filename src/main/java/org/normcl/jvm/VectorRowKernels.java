@@ -31,14 +31,14 @@ final class VectorRowKernels extends RowKernels {
             VectorShape.forBitSize(S.vectorBitSize() / 2));
 
     /**
-     * The widest vectors the kernels use unless {@code -Dnormcl.vector.bits} asks for more. Large
-     * Java arrays start 16 bytes past a 64-byte cache line (G1 puts them at a region's start, after
-     * the 16-byte header), so every 512-bit load and store of a row splits two lines, where half of
-     * the 256-bit ones do; the kernels are bound by the loads and stores, not the arithmetic. On an
-     * AVX-512 host (AMD EPYC, Zen 5, 2026-11-27) 256-bit kernels were faster in 30 of 35 paired
-     * measurements of layer and RMS norm forward (JVMs alternating; 10-30% less time at 8192x1024
-     * on two threads), in 10 of 12 of group and instance norm and in most of the backward passes;
-     * batch norm was mixed. See docs/performance.md, "2026-11-27, 14:40-15:00 UTC".
+     * The widest vectors the kernels use unless {@code -Dnormcl.vector.bits} asks for more: a
+     * measured choice. On an AVX-512 host (AMD EPYC, Zen 5, 2026-11-27) 256-bit kernels were faster
+     * in 30 of 35 paired measurements of layer and RMS norm forward (JVMs alternating; 10-30% less
+     * time at 8192x1024 on two threads), in 10 of 12 of group and instance norm and in most of the
+     * backward passes; batch norm was mixed. A likely part of the reason: large Java arrays start 16
+     * bytes past a 64-byte cache line (G1 puts them at a region's start, after the 16-byte header),
+     * so every 512-bit load and store of a row splits two lines, where half of the 256-bit ones do.
+     * See docs/performance.md, "2026-11-27, 14:40-15:00 UTC".
      */
     static final int DEFAULT_MAX_BITS = 256;
 

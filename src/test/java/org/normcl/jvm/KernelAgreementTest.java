@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.util.Random;
+
 import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -16,11 +18,12 @@ import org.normcl.testing.Tolerances;
 /**
  * The Vector API kernels against the scalar ones. Elementwise kernels and column-wise reductions
  * do the same float operations in the same order, so they must agree bit for bit; row reductions
- * add in a different order (8- or 16-lane trees against 8 accumulators), so they must agree within float
- * rounding; fused kernels must return exactly what their two separate passes return. Runs where
- * the JVM has {@code jdk.incubator.vector} (the build adds it to the test JVM). The build runs this
- * package's tests twice, at the default width (at most 256 bits) and with {@code -Dnormcl.vector.bits=512}
- * (the execution {@code vector-512} in pom.xml), so both widths are checked on an AVX-512 host.
+ * add in a different order (8- or 16-lane trees against 8 accumulators), so they must agree within
+ * float rounding; fused kernels must return exactly what their two separate passes return. Runs
+ * where the JVM has {@code jdk.incubator.vector} (the build adds it to the test JVM). The build
+ * runs this package's tests twice, at the default width (at most 256 bits) and with
+ * {@code -Dnormcl.vector.bits=512} (the execution {@code vector-512} in pom.xml), so both widths are
+ * checked on an AVX-512 host.
  */
 class KernelAgreementTest {
     private static RowKernels vector;
@@ -59,7 +62,7 @@ class KernelAgreementTest {
      */
     @Test
     void sumLanesAddsInThePairwiseLoopsOrder() {
-        java.util.Random random = new java.util.Random(5);
+        Random random = new Random(5);
         int lanes = vector.lanes();
         for (int trial = 0; trial < 1000; trial++) {
             float[] t = new float[lanes];

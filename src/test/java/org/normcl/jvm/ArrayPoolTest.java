@@ -10,11 +10,14 @@ import org.junit.jupiter.api.Test;
 import org.normcl.DType;
 import org.normcl.DeviceTensor;
 import org.normcl.EngineOptions;
+import org.normcl.HalfFloats;
 import org.normcl.HostTensor;
 import org.normcl.NormEngine;
 import org.normcl.NormResult;
 import org.normcl.Shape;
 import org.normcl.backend.Buffer;
+import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.StatMode;
 import org.normcl.reference.Reference64;
 import org.normcl.testing.Data;
 
@@ -105,6 +108,80 @@ class ArrayPoolTest {
             }
             assertArrayEquals(firstCopy, first.data(), "a host result is not overwritten by later calls");
         }
+    }
+
+    /**
+     * 16-bit data is widened into float32 copies that the backend keeps for the next call: calls on
+     * different data in one backend give each input's own layer norm (against float64 of the
+     * decoded input, within the 16-bit format's rounding) and the bits a fresh backend gives.
+     */
+    @Test
+    void sixteenBitCallsInReusedCopiesMatchAFreshBackend() {
+        int rows = 64;
+        int cols = 4096; // 1 MiB of floats: large enough for the pools
+        RowNormPlan p = RowNormPlan.contiguous(rows, cols, StatMode.MEAN_VAR, 1e-5f, 1, cols, 1, true, true);
+        for (DType dtype : new DType[] {DType.FLOAT16, DType.BFLOAT16}) {
+            float[] scale = Data.gaussian("scale", cols, 1, 0.1);
+            float[] bias = Data.gaussian("bias", cols, 0, 0.1);
+            try (JavaBackend be = new JavaBackend(2)) {
+                for (int call = 0; call < 3; call++) {
+                    float[] x = Data.gaussian(dtype + " input " + call % 2, rows * cols, call, 1 + call);
+                    short[] got = sixteenBitLayerNorm(be, p, dtype, x, scale, bias);
+                    short[] fresh;
+                    try (JavaBackend other = new JavaBackend(2)) {
+                        fresh = sixteenBitLayerNorm(other, p, dtype, x, scale, bias);
+                    }
+                    String what = dtype + " call " + call;
+                    assertArrayEquals(fresh, got, what + ": the bits of a fresh backend");
+                    float[] decoded = decode(dtype, encode(dtype, x));
+                    double[] ref = Reference64.layerNorm(decoded, new long[] {rows, cols}, -1, 1e-5f,
+                            decode(dtype, encode(dtype, scale)), decode(dtype, encode(dtype, bias))).y();
+                    float[] y = decode(dtype, got);
+                    // One rounding to the 16-bit format (half an ulp: 2^-11 relative for float16,
+                    // 2^-8 for bfloat16) on top of float32 arithmetic.
+                    double ulp = dtype == DType.FLOAT16 ? 0x1p-11 : 0x1p-8;
+                    for (int i = 0; i < y.length; i++) {
+                        assertEquals(ref[i], y[i], ulp * Math.abs(ref[i]) + 1e-5, what + " element " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    private static short[] sixteenBitLayerNorm(JavaBackend be, RowNormPlan p, DType dtype, float[] x, float[] scale,
+            float[] bias) {
+        int rows = (int) p.rows();
+        try (Buffer xb = sixteenBit(be, dtype, encode(dtype, x));
+                Buffer sb = sixteenBit(be, dtype, encode(dtype, scale));
+                Buffer bb = sixteenBit(be, dtype, encode(dtype, bias));
+                Buffer yb = be.allocate(dtype, x.length);
+                Buffer mean = be.allocate(DType.FLOAT32, rows);
+                Buffer inv = be.allocate(DType.FLOAT32, rows)) {
+            be.rowNorm(p, xb, sb, bb, yb, mean, inv);
+            return ((short[]) ((JavaBuffer) yb).array()).clone();
+        }
+    }
+
+    private static Buffer sixteenBit(JavaBackend be, DType dtype, short[] bits) {
+        Buffer b = be.allocate(dtype, bits.length);
+        System.arraycopy(bits, 0, (short[]) ((JavaBuffer) b).array(), 0, bits.length);
+        return b;
+    }
+
+    private static short[] encode(DType dtype, float[] v) {
+        short[] bits = new short[v.length];
+        for (int i = 0; i < v.length; i++) {
+            bits[i] = dtype == DType.FLOAT16 ? HalfFloats.floatToHalf(v[i]) : HalfFloats.floatToBfloat16(v[i]);
+        }
+        return bits;
+    }
+
+    private static float[] decode(DType dtype, short[] bits) {
+        float[] v = new float[bits.length];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = dtype == DType.FLOAT16 ? HalfFloats.halfToFloat(bits[i]) : HalfFloats.bfloat16ToFloat(bits[i]);
+        }
+        return v;
     }
 
     private static void assertClose(double[] ref, float[] got, String what) {

@@ -28,6 +28,9 @@ import org.normcl.backend.RunningUpdate;
  * back, as the kernels do; float64 runs on {@link DoubleKernels}.
  */
 public final class JavaBackend implements Backend {
+    /** The 16-bit conversions of the fastest kernels (stateless, shared by every thread). */
+    private static final RowKernels CONVERSIONS = RowKernels.best();
+
     private final Parallel parallel;
     /** Buffers handed out and not yet closed: closing the backend closes them, as the OpenCL backend does. */
     private final Set<JavaBuffer> live = ConcurrentHashMap.newKeySet();
@@ -198,12 +201,12 @@ public final class JavaBackend implements Backend {
             boolean half = jb.dtype() == DType.FLOAT16;
             float[] f = take(DType.FLOAT32, bits.length, float[]::new);
             if (!output) {
-                parallel.forRange(f.length, 1, (from, to) -> widen(bits, f, (int) from, (int) to, half));
+                parallel.forRange(f.length, 1, (from, to) -> CONVERSIONS.widen(bits, f, (int) from, (int) to, half));
             } else {
                 // Zeroed, as a new array was: the primitive's results start from nothing.
                 parallel.forRange(f.length, 1, (from, to) -> Arrays.fill(f, (int) from, (int) to, 0f));
                 writeBacks.add(() -> parallel.forRange(f.length, 1,
-                        (from, to) -> round(f, bits, (int) from, (int) to, half)));
+                        (from, to) -> CONVERSIONS.round(f, bits, (int) from, (int) to, half)));
             }
             return f;
         }
@@ -269,32 +272,6 @@ public final class JavaBackend implements Backend {
                 for (Object a : taken) {
                     views.give(DType.FLOAT32, a, ((float[]) a).length);
                 }
-            }
-        }
-    }
-
-    /** {@code f[i]} = the float32 value of 16-bit {@code bits[i]} (float16 or bfloat16), i in [from, to). */
-    private static void widen(short[] bits, float[] f, int from, int to, boolean half) {
-        if (half) {
-            for (int i = from; i < to; i++) {
-                f[i] = HalfFloats.halfToFloat(bits[i]);
-            }
-        } else {
-            for (int i = from; i < to; i++) {
-                f[i] = HalfFloats.bfloat16ToFloat(bits[i]);
-            }
-        }
-    }
-
-    /** {@code bits[i]} = {@code f[i]} rounded to nearest even (float16 or bfloat16), i in [from, to). */
-    private static void round(float[] f, short[] bits, int from, int to, boolean half) {
-        if (half) {
-            for (int i = from; i < to; i++) {
-                bits[i] = HalfFloats.floatToHalf(f[i]);
-            }
-        } else {
-            for (int i = from; i < to; i++) {
-                bits[i] = HalfFloats.floatToBfloat16(f[i]);
             }
         }
     }

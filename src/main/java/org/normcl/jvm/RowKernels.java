@@ -2,6 +2,7 @@ package org.normcl.jvm;
 
 import java.util.Locale;
 
+import org.normcl.HalfFloats;
 import org.normcl.backend.StatMode;
 
 /**
@@ -139,6 +140,29 @@ abstract class RowKernels {
     /** {@code y = fma(((x - k) - m) * inv, w, b)} with one {@code w} and {@code b} for the range. */
     abstract void normalizeUniform(float[] x, float[] y, int off, int n, float k, float m, float inv, float w,
             float b);
+
+    // ------------------------------------------------------------------ 16-bit conversions
+
+    /**
+     * {@code f[i]} = the float32 value of the 16-bit {@code bits[i]} (float16 when {@code half}, else
+     * bfloat16) for i in {@code [from, to)}, as {@link HalfFloats} converts one value. Stateless:
+     * callable on the shared {@link #best()} instance from any thread.
+     */
+    void widen(short[] bits, float[] f, int from, int to, boolean half) {
+        for (int i = from; i < to; i++) {
+            f[i] = half ? HalfFloats.halfToFloat(bits[i]) : HalfFloats.bfloat16ToFloat(bits[i]);
+        }
+    }
+
+    /**
+     * {@code bits[i]} = {@code f[i]} rounded to nearest even (float16 when {@code half}, else
+     * bfloat16) for i in {@code [from, to)}, as {@link HalfFloats} rounds one value. Stateless.
+     */
+    void round(float[] f, short[] bits, int from, int to, boolean half) {
+        for (int i = from; i < to; i++) {
+            bits[i] = half ? HalfFloats.floatToHalf(f[i]) : HalfFloats.floatToBfloat16(f[i]);
+        }
+    }
 
     // ------------------------------------------------------------------ fused: normalize one row, reduce the next
 

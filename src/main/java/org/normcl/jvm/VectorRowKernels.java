@@ -114,6 +114,24 @@ final class VectorRowKernels extends RowKernels {
         return Float.floatToRawIntBits(k) == 0 && Float.floatToRawIntBits(m) == 0;
     }
 
+    @Override
+    void widen(short[] bits, float[] f, int from, int to, boolean half) {
+        if (half) {
+            VectorHalfConversions.widenHalf(bits, f, from, to);
+        } else {
+            VectorHalfConversions.widenBfloat16(bits, f, from, to);
+        }
+    }
+
+    @Override
+    void round(float[] f, short[] bits, int from, int to, boolean half) {
+        if (half) {
+            VectorHalfConversions.roundHalf(f, bits, from, to);
+        } else {
+            VectorHalfConversions.roundBfloat16(f, bits, from, to);
+        }
+    }
+
     // ------------------------------------------------------------------ reductions
 
     @Override

@@ -32,6 +32,8 @@ public final class JavaBackend implements Backend {
     private static final RowKernels CONVERSIONS = RowKernels.best();
 
     private final Parallel parallel;
+    /** Whether 16-bit row normalizations go a block of rows at a time ({@link #rowNormInBlocks}). */
+    private final boolean rowBlocks;
     /** Buffers handed out and not yet closed: closing the backend closes them, as the OpenCL backend does. */
     private final Set<JavaBuffer> live = ConcurrentHashMap.newKeySet();
     /** Arrays of closed buffers, for the next allocation of the same size. */
@@ -57,10 +59,16 @@ public final class JavaBackend implements Backend {
      * @param threads worker threads (1 runs on the caller's thread)
      */
     public JavaBackend(int threads) {
+        this(threads, true);
+    }
+
+    /** @param rowBlocks false converts 16-bit tensors whole (tests compare the two: the same bits) */
+    JavaBackend(int threads, boolean rowBlocks) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads = " + threads + ": expected >= 1");
         }
         this.parallel = new Parallel(threads);
+        this.rowBlocks = rowBlocks;
     }
 
     @Override
@@ -201,12 +209,13 @@ public final class JavaBackend implements Backend {
             boolean half = jb.dtype() == DType.FLOAT16;
             float[] f = take(DType.FLOAT32, bits.length, float[]::new);
             if (!output) {
-                parallel.forRange(f.length, 1, (from, to) -> CONVERSIONS.widen(bits, f, (int) from, (int) to, half));
+                parallel.forRange(f.length, 1,
+                        (from, to) -> CONVERSIONS.widen(bits, (int) from, f, (int) from, (int) (to - from), half));
             } else {
                 // Zeroed, as a new array was: the primitive's results start from nothing.
                 parallel.forRange(f.length, 1, (from, to) -> Arrays.fill(f, (int) from, (int) to, 0f));
                 writeBacks.add(() -> parallel.forRange(f.length, 1,
-                        (from, to) -> CONVERSIONS.round(f, bits, (int) from, (int) to, half)));
+                        (from, to) -> CONVERSIONS.round(f, (int) from, bits, (int) from, (int) (to - from), half)));
             }
             return f;
         }
@@ -284,11 +293,77 @@ public final class JavaBackend implements Backend {
             if (f64(x)) {
                 DoubleKernels.rowNorm(parallel, p, v.doubles(x), v.doubles(scale), v.doubles(bias), v.doublesOut(y),
                         v.doublesOut(mean), v.doublesOut(invStd));
+            } else if (rowBlocks && sixteenBit(x) && y != null && y.dtype() == x.dtype() && p.isContiguous()) {
+                rowNormInBlocks(p, (JavaBuffer) x, v.floats(scale), v.floats(bias), (JavaBuffer) y, v.floatsOut(mean),
+                        v.floatsOut(invStd));
             } else {
                 FastFloatKernels.rowNorm(parallel, p, v.floats(x), v.floats(scale), v.floats(bias), v.floatsOut(y),
                         v.floatsOut(mean), v.floatsOut(invStd));
             }
         }
+    }
+
+    private static boolean sixteenBit(Buffer b) {
+        return b.dtype() == DType.FLOAT16 || b.dtype() == DType.BFLOAT16;
+    }
+
+    /** Values of X widened at a time by {@link #rowNormInBlocks}: X and Y of a block stay in L2. */
+    static final int BLOCK_VALUES = 1 << 15;
+
+    /** One thread: the blocks' own row normalizations run inside the backend's tasks. */
+    private static final Parallel ONE_THREAD = new Parallel(1);
+
+    /**
+     * Row normalization of 16-bit X into 16-bit Y a block of rows at a time: each task widens a
+     * block into float32 arrays that stay in cache, normalizes it on its own thread and rounds the
+     * result into Y, so X and Y cross memory once, as in float32, instead of being converted whole
+     * before and after (six times the bytes). Rows and their statistics are those of the whole
+     * call, bit for bit (a row's result depends on the row alone); a block is a multiple of the
+     * plan's groups, so the affine entries of its rows are those of the whole tensor's.
+     */
+    private void rowNormInBlocks(RowNormPlan p, JavaBuffer x, float[] scale, float[] bias, JavaBuffer y,
+            float[] mean, float[] inv) {
+        int cols = Math.toIntExact(p.cols());
+        int rows = Math.toIntExact(p.rows());
+        int groups = (int) p.groups();
+        int perBlock = Math.max(1, BLOCK_VALUES / cols);
+        perBlock = Math.max(groups, perBlock - perBlock % groups);
+        int blockRows = perBlock;
+        short[] xs = (short[]) x.array();
+        short[] ys = (short[]) y.array();
+        boolean half = x.dtype() == DType.FLOAT16;
+        long blocks = (rows + (long) blockRows - 1) / blockRows;
+        parallel.forRange(blocks, (long) blockRows * cols, (b0, b1) -> {
+            int values = blockRows * cols;
+            float[] xf = takeView(values);
+            float[] yf = takeView(values);
+            float[] meanB = mean == null ? null : new float[blockRows];
+            float[] invB = inv == null ? null : new float[blockRows];
+            try {
+                for (long b = b0; b < b1; b++) {
+                    int r0 = (int) (b * blockRows);
+                    int n = Math.min(blockRows, rows - r0);
+                    int off = r0 * cols;
+                    CONVERSIONS.widen(xs, off, xf, 0, n * cols, half);
+                    FastFloatKernels.rowNorm(ONE_THREAD, p.withRows(n), xf, scale, bias, yf, meanB, invB);
+                    CONVERSIONS.round(yf, 0, ys, off, n * cols, half);
+                    if (meanB != null) {
+                        System.arraycopy(meanB, 0, mean, r0, n);
+                    }
+                    if (invB != null) {
+                        System.arraycopy(invB, 0, inv, r0, n);
+                    }
+                }
+            } finally {
+                views.give(DType.FLOAT32, xf, values);
+                views.give(DType.FLOAT32, yf, values);
+            }
+        });
+    }
+
+    private float[] takeView(int values) {
+        Object a = views.take(DType.FLOAT32, values);
+        return a != null ? (float[]) a : new float[values];
     }
 
     @Override

@@ -144,23 +144,24 @@ abstract class RowKernels {
     // ------------------------------------------------------------------ 16-bit conversions
 
     /**
-     * {@code f[i]} = the float32 value of the 16-bit {@code bits[i]} (float16 when {@code half}, else
-     * bfloat16) for i in {@code [from, to)}, as {@link HalfFloats} converts one value. Stateless:
-     * callable on the shared {@link #best()} instance from any thread.
+     * {@code f[fOff + i]} = the float32 value of the 16-bit {@code bits[bitsOff + i]} (float16 when
+     * {@code half}, else bfloat16) for i in {@code [0, n)}, as {@link HalfFloats} converts one value.
+     * Stateless: callable on the shared {@link #best()} instance from any thread.
      */
-    void widen(short[] bits, float[] f, int from, int to, boolean half) {
-        for (int i = from; i < to; i++) {
-            f[i] = half ? HalfFloats.halfToFloat(bits[i]) : HalfFloats.bfloat16ToFloat(bits[i]);
+    void widen(short[] bits, int bitsOff, float[] f, int fOff, int n, boolean half) {
+        for (int i = 0; i < n; i++) {
+            f[fOff + i] = half ? HalfFloats.halfToFloat(bits[bitsOff + i]) : HalfFloats.bfloat16ToFloat(bits[bitsOff + i]);
         }
     }
 
     /**
-     * {@code bits[i]} = {@code f[i]} rounded to nearest even (float16 when {@code half}, else
-     * bfloat16) for i in {@code [from, to)}, as {@link HalfFloats} rounds one value. Stateless.
+     * {@code bits[bitsOff + i]} = {@code f[fOff + i]} rounded to nearest even (float16 when
+     * {@code half}, else bfloat16) for i in {@code [0, n)}, as {@link HalfFloats} rounds one value.
+     * Stateless.
      */
-    void round(float[] f, short[] bits, int from, int to, boolean half) {
-        for (int i = from; i < to; i++) {
-            bits[i] = half ? HalfFloats.floatToHalf(f[i]) : HalfFloats.floatToBfloat16(f[i]);
+    void round(float[] f, int fOff, short[] bits, int bitsOff, int n, boolean half) {
+        for (int i = 0; i < n; i++) {
+            bits[bitsOff + i] = half ? HalfFloats.floatToHalf(f[fOff + i]) : HalfFloats.floatToBfloat16(f[fOff + i]);
         }
     }
 

@@ -36,11 +36,11 @@ final class VectorHalfConversions {
         ((ShortVector) v.convertShape(VectorOperators.I2S, H, 0)).intoArray(bits, i);
     }
 
-    /** {@link HalfFloats#halfToFloat} over {@code [from, to)}. */
-    static void widenHalf(short[] bits, float[] f, int from, int to) {
-        int i = from;
-        for (; i <= to - L; i += L) {
-            IntVector h = load(bits, i);
+    /** {@link HalfFloats#halfToFloat} of {@code bits[bitsOff..+n)} into {@code f[fOff..+n)}. */
+    static void widenHalf(short[] bits, int bitsOff, float[] f, int fOff, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            IntVector h = load(bits, bitsOff + i);
             IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
             IntVector em = h.and(0x7FFF);
             IntVector shifted = em.lanewise(VectorOperators.LSHL, 13);
@@ -49,30 +49,30 @@ final class VectorHalfConversions {
             // Zero and subnormals: mantissa * 2^-24, exact in float32.
             IntVector small = ((FloatVector) em.convert(VectorOperators.I2F, 0)).mul(0x1p-24f).reinterpretAsInts();
             v = v.blend(small, em.compare(VectorOperators.LT, 0x0400));
-            v.or(sign).reinterpretAsFloats().intoArray(f, i);
+            v.or(sign).reinterpretAsFloats().intoArray(f, fOff + i);
         }
-        for (; i < to; i++) {
-            f[i] = HalfFloats.halfToFloat(bits[i]);
+        for (; i < n; i++) {
+            f[fOff + i] = HalfFloats.halfToFloat(bits[bitsOff + i]);
         }
     }
 
     /**
-     * {@link HalfFloats#floatToHalf} over {@code [from, to)}: vectors whose values are all zero or
+     * {@link HalfFloats#floatToHalf} of {@code f[fOff..+n)} into {@code bits[bitsOff..+n)}: vectors whose values are all zero or
      * round to a normal float16 (magnitudes from 2^-14 below 2^16, which may round up to infinity)
      * take the vector path, where rounding to nearest even is one addition; any other vector
      * (subnormal results, infinities, NaN) takes the scalar code.
      */
-    static void roundHalf(float[] f, short[] bits, int from, int to) {
-        int i = from;
-        for (; i <= to - L; i += L) {
-            IntVector x = FloatVector.fromArray(F, f, i).reinterpretAsInts();
+    static void roundHalf(float[] f, int fOff, short[] bits, int bitsOff, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            IntVector x = FloatVector.fromArray(F, f, fOff + i).reinterpretAsInts();
             IntVector a = x.and(0x7FFFFFFF);
             VectorMask<Integer> zero = a.compare(VectorOperators.EQ, 0);
             VectorMask<Integer> normal = a.compare(VectorOperators.GE, 0x38800000)
                     .and(a.compare(VectorOperators.LT, 0x47800000));
             if (!normal.or(zero).allTrue()) {
                 for (int j = i; j < i + L; j++) {
-                    bits[j] = HalfFloats.floatToHalf(f[j]);
+                    bits[bitsOff + j] = HalfFloats.floatToHalf(f[fOff + j]);
                 }
                 continue;
             }
@@ -81,38 +81,38 @@ final class VectorHalfConversions {
             IntVector lsb = a.lanewise(VectorOperators.LSHR, 13).and(1);
             IntVector h = a.sub(0x38000000).add(0xFFF).add(lsb).lanewise(VectorOperators.LSHR, 13);
             h = h.blend(0, zero);
-            store(h.or(x.lanewise(VectorOperators.LSHR, 16).and(0x8000)), bits, i);
+            store(h.or(x.lanewise(VectorOperators.LSHR, 16).and(0x8000)), bits, bitsOff + i);
         }
-        for (; i < to; i++) {
-            bits[i] = HalfFloats.floatToHalf(f[i]);
-        }
-    }
-
-    /** {@link HalfFloats#bfloat16ToFloat} over {@code [from, to)}. */
-    static void widenBfloat16(short[] bits, float[] f, int from, int to) {
-        int i = from;
-        for (; i <= to - L; i += L) {
-            load(bits, i).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(f, i);
-        }
-        for (; i < to; i++) {
-            f[i] = HalfFloats.bfloat16ToFloat(bits[i]);
+        for (; i < n; i++) {
+            bits[bitsOff + i] = HalfFloats.floatToHalf(f[fOff + i]);
         }
     }
 
-    /** {@link HalfFloats#floatToBfloat16} over {@code [from, to)}. */
-    static void roundBfloat16(float[] f, short[] bits, int from, int to) {
-        int i = from;
-        for (; i <= to - L; i += L) {
-            FloatVector v = FloatVector.fromArray(F, f, i);
+    /** {@link HalfFloats#bfloat16ToFloat} of {@code bits[bitsOff..+n)} into {@code f[fOff..+n)}. */
+    static void widenBfloat16(short[] bits, int bitsOff, float[] f, int fOff, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            load(bits, bitsOff + i).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(f, fOff + i);
+        }
+        for (; i < n; i++) {
+            f[fOff + i] = HalfFloats.bfloat16ToFloat(bits[bitsOff + i]);
+        }
+    }
+
+    /** {@link HalfFloats#floatToBfloat16} of {@code f[fOff..+n)} into {@code bits[bitsOff..+n)}. */
+    static void roundBfloat16(float[] f, int fOff, short[] bits, int bitsOff, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector v = FloatVector.fromArray(F, f, fOff + i);
             IntVector u = v.reinterpretAsInts();
             IntVector high = u.lanewise(VectorOperators.LSHR, 16);
             IntVector rounded = u.add(high.and(1)).add(0x7FFF).lanewise(VectorOperators.LSHR, 16);
             // NaN stays a quiet NaN: its high half with the quiet bit set.
             VectorMask<Integer> nan = v.test(VectorOperators.IS_NAN).cast(I);
-            store(rounded.blend(high.or(0x0040), nan), bits, i);
+            store(rounded.blend(high.or(0x0040), nan), bits, bitsOff + i);
         }
-        for (; i < to; i++) {
-            bits[i] = HalfFloats.floatToBfloat16(f[i]);
+        for (; i < n; i++) {
+            bits[bitsOff + i] = HalfFloats.floatToBfloat16(f[fOff + i]);
         }
     }
 }

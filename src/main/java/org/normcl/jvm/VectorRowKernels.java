@@ -115,20 +115,20 @@ final class VectorRowKernels extends RowKernels {
     }
 
     @Override
-    void widen(short[] bits, float[] f, int from, int to, boolean half) {
+    void widen(short[] bits, int bitsOff, float[] f, int fOff, int n, boolean half) {
         if (half) {
-            VectorHalfConversions.widenHalf(bits, f, from, to);
+            VectorHalfConversions.widenHalf(bits, bitsOff, f, fOff, n);
         } else {
-            VectorHalfConversions.widenBfloat16(bits, f, from, to);
+            VectorHalfConversions.widenBfloat16(bits, bitsOff, f, fOff, n);
         }
     }
 
     @Override
-    void round(float[] f, short[] bits, int from, int to, boolean half) {
+    void round(float[] f, int fOff, short[] bits, int bitsOff, int n, boolean half) {
         if (half) {
-            VectorHalfConversions.roundHalf(f, bits, from, to);
+            VectorHalfConversions.roundHalf(f, fOff, bits, bitsOff, n);
         } else {
-            VectorHalfConversions.roundBfloat16(f, bits, from, to);
+            VectorHalfConversions.roundBfloat16(f, fOff, bits, bitsOff, n);
         }
     }
 

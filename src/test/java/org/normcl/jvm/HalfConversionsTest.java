@@ -25,13 +25,19 @@ class HalfConversionsTest {
         for (RowKernels k : RowNormDeterminismTest.kernels()) {
             for (boolean half : new boolean[] {true, false}) {
                 float[] f = new float[bits.length];
-                k.widen(bits, f, FROM, bits.length, half);
+                k.widen(bits, FROM, f, FROM, bits.length - FROM, half);
                 for (int i = FROM; i < bits.length; i++) {
                     float want = half ? HalfFloats.halfToFloat(bits[i]) : HalfFloats.bfloat16ToFloat(bits[i]);
                     assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(f[i]),
                             k.name() + (half ? " float16 " : " bfloat16 ") + Integer.toHexString(bits[i] & 0xFFFF));
                 }
                 assertEquals(0, Float.floatToRawIntBits(f[FROM - 1]), "nothing before the range");
+                float[] shifted = new float[bits.length - FROM];
+                k.widen(bits, FROM, shifted, 0, shifted.length, half);
+                for (int i = 0; i < shifted.length; i++) {
+                    assertEquals(Float.floatToRawIntBits(f[FROM + i]), Float.floatToRawIntBits(shifted[i]),
+                            k.name() + " into another offset, value " + i);
+                }
             }
         }
     }
@@ -42,13 +48,18 @@ class HalfConversionsTest {
             float[] f = roundingCases(half);
             for (RowKernels k : RowNormDeterminismTest.kernels()) {
                 short[] bits = new short[f.length];
-                k.round(f, bits, FROM, f.length, half);
+                k.round(f, FROM, bits, FROM, f.length - FROM, half);
                 for (int i = FROM; i < f.length; i++) {
                     short want = half ? HalfFloats.floatToHalf(f[i]) : HalfFloats.floatToBfloat16(f[i]);
                     assertEquals(want, bits[i], k.name() + (half ? " float16 of " : " bfloat16 of ")
                             + Integer.toHexString(Float.floatToRawIntBits(f[i])));
                 }
                 assertEquals(0, bits[FROM - 1], "nothing before the range");
+                short[] shifted = new short[f.length + 5];
+                k.round(f, FROM, shifted, 5, f.length - FROM, half);
+                for (int i = FROM; i < f.length; i++) {
+                    assertEquals(bits[i], shifted[i - FROM + 5], k.name() + " into another offset, value " + i);
+                }
             }
         }
     }

@@ -6,7 +6,6 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.IntFunction;
 
 import org.normcl.BackendKind;
 import org.normcl.DType;
@@ -181,13 +180,12 @@ public final class JavaBackend implements Backend {
      * The arrays one primitive computes on: the buffers' own arrays where the type matches, or
      * converted copies (16-bit data widened to float32, float32 parameters widened to float64 for
      * float64 data), which are rounded back into their buffers when the primitive is done. The
-     * copies come from {@link #views} and go back to it, and the conversions run on the backend's
-     * threads: a float16 layer norm is mostly conversion (8M values: 11 ms to widen, 13 to round
-     * back, on one core).
+     * 16-bit copies come from {@link #views} and go back to it; the conversions run on the
+     * backend's threads, a vector at a time ({@link RowKernels#widen}, {@link RowKernels#round}).
      */
     private final class Views implements AutoCloseable {
         private final List<Runnable> writeBacks = new ArrayList<>();
-        private final List<Object> taken = new ArrayList<>();
+        private final List<float[]> taken = new ArrayList<>();
 
         float[] floats(Buffer b) {
             return floats(b, false);
@@ -207,7 +205,8 @@ public final class JavaBackend implements Backend {
             }
             short[] bits = (short[]) jb.array();
             boolean half = jb.dtype() == DType.FLOAT16;
-            float[] f = take(DType.FLOAT32, bits.length, float[]::new);
+            float[] f = takeView(bits.length);
+            taken.add(f);
             if (!output) {
                 parallel.forRange(f.length, 1,
                         (from, to) -> CONVERSIONS.widen(bits, (int) from, f, (int) from, (int) (to - from), half));
@@ -262,25 +261,12 @@ public final class JavaBackend implements Backend {
             return d;
         }
 
-        /** @return an array of {@link #views} (contents unspecified) or a new one, given back on close */
-        private <T> T take(DType dtype, int length, IntFunction<T> create) {
-            @SuppressWarnings("unchecked")
-            T a = (T) views.take(dtype, length);
-            if (a == null) {
-                a = create.apply(length);
-            }
-            taken.add(a);
-            return a;
-        }
-
         @Override
         public void close() {
             try {
                 writeBacks.forEach(Runnable::run);
             } finally {
-                for (Object a : taken) {
-                    views.give(DType.FLOAT32, a, ((float[]) a).length);
-                }
+                taken.forEach(JavaBackend.this::giveView);
             }
         }
     }
@@ -326,9 +312,8 @@ public final class JavaBackend implements Backend {
         int cols = Math.toIntExact(p.cols());
         int rows = Math.toIntExact(p.rows());
         int groups = (int) p.groups();
-        int perBlock = Math.max(1, BLOCK_VALUES / cols);
-        perBlock = Math.max(groups, perBlock - perBlock % groups);
-        int blockRows = perBlock;
+        int fit = Math.max(1, BLOCK_VALUES / cols);
+        int blockRows = Math.max(groups, fit - fit % groups);
         short[] xs = (short[]) x.array();
         short[] ys = (short[]) y.array();
         boolean half = x.dtype() == DType.FLOAT16;
@@ -355,15 +340,21 @@ public final class JavaBackend implements Backend {
                     }
                 }
             } finally {
-                views.give(DType.FLOAT32, xf, values);
-                views.give(DType.FLOAT32, yf, values);
+                giveView(xf);
+                giveView(yf);
             }
         });
     }
 
+    /** @return a float array of {@link #views} (contents unspecified), or a new one */
     private float[] takeView(int values) {
         Object a = views.take(DType.FLOAT32, values);
         return a != null ? (float[]) a : new float[values];
+    }
+
+    /** Gives an array of {@link #takeView} back for the next call. */
+    private void giveView(float[] a) {
+        views.give(DType.FLOAT32, a, a.length);
     }
 
     @Override

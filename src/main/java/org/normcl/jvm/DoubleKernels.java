@@ -11,8 +11,9 @@ import org.normcl.backend.StatMode;
  * sum of squared deviations) on values shifted by the slice's first finite value, parallel over
  * rows and channels, each reduction in a fixed order. The shift matters: with an offset of 1e9 a
  * float64 mean rounds at ulp(1e9) ~ 1e-7, which subtracting shift and shifted mean separately
- * avoids, as the kernels do. Written for clarity over speed: elements are addressed through the
- * plans one by one.
+ * avoids, as the kernels do. Contiguous layer and RMS norm rows, the common case, run on
+ * {@link RowKernels}' float64 kernels; the other layouts are written for clarity over speed, their
+ * elements addressed through the plans one by one.
  */
 final class DoubleKernels {
     private DoubleKernels() {
@@ -28,10 +29,8 @@ final class DoubleKernels {
         boolean rms = p.mode() == StatMode.RMS;
         if (p.isContiguous() && p.groups() == 1 && p.spatial() == 1) {
             parallel.forRange(p.rows(), cols, (from, to) -> {
-                for (long r = from; r < to; r++) {
-                    contiguousRow(p, x, p.hasScale() ? scale : null, p.hasBias() ? bias : null, y, meanOut, invOut,
-                            (int) r);
-                }
+                contiguousRows(RowKernels.best().fresh(), p, x, p.hasScale() ? scale : null,
+                        p.hasBias() ? bias : null, y, meanOut, invOut, (int) from, (int) to);
             });
             return;
         }
@@ -66,82 +65,34 @@ final class DoubleKernels {
     }
 
     /**
-     * One row of layer or RMS norm whose values and parameters are contiguous (row r at r * cols,
-     * value t using affine entry t): the general loop's passes and arithmetic, but indexed directly
-     * and with eight accumulators per sum (a chain of dependent additions waits on the adder's latency
-     * every value; layer norm 8192x1024 took 87 ms through the general loop). The sums add in a fixed
-     * order (every eighth value into one accumulator, the eight combined pairwise), so the bits do
-     * not depend on threads; the normalization is the general loop's, value by value.
+     * Rows {@code [from, to)} of layer or RMS norm whose values and parameters are contiguous (row r
+     * at r * cols, value t using affine entry t): the general loop's passes and arithmetic (the mean
+     * from the row's shift, the squared deviations from the mean, the normalization) on
+     * {@link RowKernels}' float64 kernels: sixteen accumulators per sum, the Vector API where present.
+     * Each sum adds in a fixed order ({@link RowKernels#F64_ACCUMULATORS}), so the bits depend on
+     * neither the threads nor the Vector API. A row's second and third passes read it from cache.
+     * Layer norm 8192x1024 took 87 ms through the general loop, 6.2 ms with eight scalar accumulators,
+     * 3.1-4.4 ms on these kernels; normalizing a row in the loop that reads the next one (as the
+     * float32 kernels do) was no faster (docs/performance.md).
      */
-    private static void contiguousRow(RowNormPlan p, double[] x, double[] scale, double[] bias, double[] y,
-            double[] meanOut, double[] invOut, int r) {
+    private static void contiguousRows(RowKernels kern, RowNormPlan p, double[] x, double[] scale, double[] bias,
+            double[] y, double[] meanOut, double[] invOut, int from, int to) {
         int cols = (int) p.cols();
-        int off = r * cols;
         boolean rms = p.mode() == StatMode.RMS;
-        double k = rms ? 0 : shift(x[off]);
-        double m = 0;
-        int bound = cols - cols % 8;
-        if (!rms) {
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-            for (int t = 0; t < bound; t += 8) {
-                int i = off + t;
-                s0 += x[i] - k;
-                s1 += x[i + 1] - k;
-                s2 += x[i + 2] - k;
-                s3 += x[i + 3] - k;
-                s4 += x[i + 4] - k;
-                s5 += x[i + 5] - k;
-                s6 += x[i + 6] - k;
-                s7 += x[i + 7] - k;
+        for (int r = from; r < to; r++) {
+            int off = r * cols;
+            double k = rms ? 0 : shift(x[off]);
+            double m = rms ? 0 : kern.sumShifted(x, off, cols, k) / cols;
+            double inv = invStd(p.mode(), kern.sumSquaredDeviations(x, off, cols, k, m) / cols, p.epsilon());
+            if (meanOut != null && !rms) {
+                meanOut[r] = k + m;
             }
-            for (int t = bound; t < cols; t++) {
-                s0 += x[off + t] - k;
+            if (invOut != null) {
+                invOut[r] = inv;
             }
-            m = (((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))) / cols;
-        }
-        double q0 = 0, q1 = 0, q2 = 0, q3 = 0, q4 = 0, q5 = 0, q6 = 0, q7 = 0;
-        for (int t = 0; t < bound; t += 8) {
-            int i = off + t;
-            double d0 = (x[i] - k) - m;
-            double d1 = (x[i + 1] - k) - m;
-            double d2 = (x[i + 2] - k) - m;
-            double d3 = (x[i + 3] - k) - m;
-            double d4 = (x[i + 4] - k) - m;
-            double d5 = (x[i + 5] - k) - m;
-            double d6 = (x[i + 6] - k) - m;
-            double d7 = (x[i + 7] - k) - m;
-            q0 += d0 * d0;
-            q1 += d1 * d1;
-            q2 += d2 * d2;
-            q3 += d3 * d3;
-            q4 += d4 * d4;
-            q5 += d5 * d5;
-            q6 += d6 * d6;
-            q7 += d7 * d7;
-        }
-        for (int t = bound; t < cols; t++) {
-            double d = (x[off + t] - k) - m;
-            q0 += d * d;
-        }
-        double inv = invStd(p.mode(), (((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))) / cols, p.epsilon());
-        if (meanOut != null && !rms) {
-            meanOut[r] = k + m;
-        }
-        if (invOut != null) {
-            invOut[r] = inv;
-        }
-        if (y == null) {
-            return;
-        }
-        for (int t = 0; t < cols; t++) {
-            double v = ((x[off + t] - k) - m) * inv;
-            if (scale != null) {
-                v *= scale[t];
+            if (y != null) {
+                kern.normalize(x, y, off, cols, k, m, inv, scale, bias, 0);
             }
-            if (bias != null) {
-                v += bias[t];
-            }
-            y[off + t] = v;
         }
     }
 

@@ -242,4 +242,108 @@ abstract class RowKernels {
      */
     abstract void columnApply(float[] x, float[] y, int off, int width, float[] mu, float[] lo, float[] is, float[] w,
             float[] b);
+
+    // ------------------------------------------------------------------ float64 rows (any n)
+
+    /**
+     * Accumulators of the float64 sums: value t of a range goes into accumulator t % 16, the last
+     * {@code n % 16} values into the first, and the accumulators add up in {@link #combineF64}'s
+     * tree. Every implementation keeps this order, so float64 results are the same bits with or
+     * without the Vector API (sixteen, so that four 4-lane vectors hide the adder's latency).
+     */
+    static final int F64_ACCUMULATORS = 16;
+
+    /** @return the sum of the {@link #F64_ACCUMULATORS} accumulators, in a fixed pairwise tree */
+    static double combineF64(double s0, double s1, double s2, double s3, double s4, double s5, double s6, double s7,
+            double s8, double s9, double s10, double s11, double s12, double s13, double s14, double s15) {
+        double lo = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+        double hi = ((s8 + s9) + (s10 + s11)) + ((s12 + s13) + (s14 + s15));
+        return lo + hi;
+    }
+
+    /** @return the float64 sum of {@code x[i] - k} over {@code [off, off + n)}, in the order of {@link #F64_ACCUMULATORS} */
+    double sumShifted(double[] x, int off, int n, double k) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        double s8 = 0, s9 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0, s14 = 0, s15 = 0;
+        int end = off + n;
+        int t = off;
+        for (int bound = end - n % F64_ACCUMULATORS; t < bound; t += F64_ACCUMULATORS) {
+            s0 += x[t] - k;
+            s1 += x[t + 1] - k;
+            s2 += x[t + 2] - k;
+            s3 += x[t + 3] - k;
+            s4 += x[t + 4] - k;
+            s5 += x[t + 5] - k;
+            s6 += x[t + 6] - k;
+            s7 += x[t + 7] - k;
+            s8 += x[t + 8] - k;
+            s9 += x[t + 9] - k;
+            s10 += x[t + 10] - k;
+            s11 += x[t + 11] - k;
+            s12 += x[t + 12] - k;
+            s13 += x[t + 13] - k;
+            s14 += x[t + 14] - k;
+            s15 += x[t + 15] - k;
+        }
+        for (; t < end; t++) {
+            s0 += x[t] - k;
+        }
+        return combineF64(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15);
+    }
+
+    /**
+     * @return the float64 sum of {@code d * d}, {@code d = (x[i] - k) - m} (a product, then a sum: no
+     *     fused multiply-add), over {@code [off, off + n)} in the order of {@link #F64_ACCUMULATORS}
+     */
+    double sumSquaredDeviations(double[] x, int off, int n, double k, double m) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        double s8 = 0, s9 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0, s14 = 0, s15 = 0;
+        int end = off + n;
+        int t = off;
+        for (int bound = end - n % F64_ACCUMULATORS; t < bound; t += F64_ACCUMULATORS) {
+            s0 += square((x[t] - k) - m);
+            s1 += square((x[t + 1] - k) - m);
+            s2 += square((x[t + 2] - k) - m);
+            s3 += square((x[t + 3] - k) - m);
+            s4 += square((x[t + 4] - k) - m);
+            s5 += square((x[t + 5] - k) - m);
+            s6 += square((x[t + 6] - k) - m);
+            s7 += square((x[t + 7] - k) - m);
+            s8 += square((x[t + 8] - k) - m);
+            s9 += square((x[t + 9] - k) - m);
+            s10 += square((x[t + 10] - k) - m);
+            s11 += square((x[t + 11] - k) - m);
+            s12 += square((x[t + 12] - k) - m);
+            s13 += square((x[t + 13] - k) - m);
+            s14 += square((x[t + 14] - k) - m);
+            s15 += square((x[t + 15] - k) - m);
+        }
+        for (; t < end; t++) {
+            s0 += square((x[t] - k) - m);
+        }
+        return combineF64(s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15);
+    }
+
+    private static double square(double d) {
+        return d * d;
+    }
+
+    /**
+     * {@code y = ((x - k) - m) * inv}, times {@code scale[aoff + t]} when scale is not null, plus
+     * {@code bias[aoff + t]} when bias is not null (separate roundings, no fused multiply-add), over
+     * {@code [off, off + n)}.
+     */
+    void normalize(double[] x, double[] y, int off, int n, double k, double m, double inv, double[] scale,
+            double[] bias, int aoff) {
+        for (int t = 0; t < n; t++) {
+            double v = ((x[off + t] - k) - m) * inv;
+            if (scale != null) {
+                v *= scale[aoff + t];
+            }
+            if (bias != null) {
+                v += bias[aoff + t];
+            }
+            y[off + t] = v;
+        }
+    }
 }

@@ -638,4 +638,104 @@ final class VectorRowKernels extends RowKernels {
             y[off + j] = Math.fma(((x[off + j] - mu[j]) - lo[j]) * is[j], w[j], b[j]);
         }
     }
+
+    // ------------------------------------------------------------------ float64 rows
+
+    /**
+     * The float64 kernels run on 4-lane vectors of {@link #D} (four of them hold the sixteen
+     * accumulators of {@link RowKernels#F64_ACCUMULATORS}); with another width (128-bit or 512-bit
+     * kernels) they take the scalar loops, which give the same bits.
+     */
+    private static final boolean F64_VECTORS = D.length() == 4;
+
+    /** Scratch for the float64 accumulators' lanes. */
+    private final double[] f64Lanes = new double[F64_ACCUMULATORS];
+
+    /** {@link RowKernels#combineF64} of the sixteen lanes in {@code t}. */
+    private static double combineF64(double[] t) {
+        return combineF64(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13],
+                t[14], t[15]);
+    }
+
+    @Override
+    double sumShifted(double[] x, int off, int n, double k) {
+        if (!F64_VECTORS) {
+            return super.sumShifted(x, off, n, k);
+        }
+        DoubleVector kv = DoubleVector.broadcast(D, k);
+        DoubleVector a0 = DoubleVector.zero(D), a1 = a0, a2 = a0, a3 = a0;
+        int bound = n - n % F64_ACCUMULATORS;
+        for (int t = 0; t < bound; t += F64_ACCUMULATORS) {
+            int i = off + t;
+            a0 = a0.add(DoubleVector.fromArray(D, x, i).sub(kv));
+            a1 = a1.add(DoubleVector.fromArray(D, x, i + 4).sub(kv));
+            a2 = a2.add(DoubleVector.fromArray(D, x, i + 8).sub(kv));
+            a3 = a3.add(DoubleVector.fromArray(D, x, i + 12).sub(kv));
+        }
+        double[] acc = f64Lanes;
+        a0.intoArray(acc, 0);
+        a1.intoArray(acc, 4);
+        a2.intoArray(acc, 8);
+        a3.intoArray(acc, 12);
+        for (int t = bound; t < n; t++) {
+            acc[0] += x[off + t] - k;
+        }
+        return combineF64(acc);
+    }
+
+    @Override
+    double sumSquaredDeviations(double[] x, int off, int n, double k, double m) {
+        if (!F64_VECTORS) {
+            return super.sumSquaredDeviations(x, off, n, k, m);
+        }
+        DoubleVector kv = DoubleVector.broadcast(D, k);
+        DoubleVector mv = DoubleVector.broadcast(D, m);
+        DoubleVector a0 = DoubleVector.zero(D), a1 = a0, a2 = a0, a3 = a0;
+        int bound = n - n % F64_ACCUMULATORS;
+        for (int t = 0; t < bound; t += F64_ACCUMULATORS) {
+            int i = off + t;
+            DoubleVector d0 = DoubleVector.fromArray(D, x, i).sub(kv).sub(mv);
+            DoubleVector d1 = DoubleVector.fromArray(D, x, i + 4).sub(kv).sub(mv);
+            DoubleVector d2 = DoubleVector.fromArray(D, x, i + 8).sub(kv).sub(mv);
+            DoubleVector d3 = DoubleVector.fromArray(D, x, i + 12).sub(kv).sub(mv);
+            a0 = a0.add(d0.mul(d0));
+            a1 = a1.add(d1.mul(d1));
+            a2 = a2.add(d2.mul(d2));
+            a3 = a3.add(d3.mul(d3));
+        }
+        double[] acc = f64Lanes;
+        a0.intoArray(acc, 0);
+        a1.intoArray(acc, 4);
+        a2.intoArray(acc, 8);
+        a3.intoArray(acc, 12);
+        for (int t = bound; t < n; t++) {
+            double d = (x[off + t] - k) - m;
+            acc[0] += d * d;
+        }
+        return combineF64(acc);
+    }
+
+    @Override
+    void normalize(double[] x, double[] y, int off, int n, double k, double m, double inv, double[] scale,
+            double[] bias, int aoff) {
+        if (!F64_VECTORS) {
+            super.normalize(x, y, off, n, k, m, inv, scale, bias, aoff);
+            return;
+        }
+        DoubleVector kv = DoubleVector.broadcast(D, k);
+        DoubleVector mv = DoubleVector.broadcast(D, m);
+        DoubleVector iv = DoubleVector.broadcast(D, inv);
+        int t = 0;
+        for (int bound = n - n % 4; t < bound; t += 4) {
+            DoubleVector v = DoubleVector.fromArray(D, x, off + t).sub(kv).sub(mv).mul(iv);
+            if (scale != null) {
+                v = v.mul(DoubleVector.fromArray(D, scale, aoff + t));
+            }
+            if (bias != null) {
+                v = v.add(DoubleVector.fromArray(D, bias, aoff + t));
+            }
+            v.intoArray(y, off + t);
+        }
+        super.normalize(x, y, off + t, n - t, k, m, inv, scale, bias, aoff + t);
+    }
 }

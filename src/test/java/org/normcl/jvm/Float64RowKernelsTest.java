@@ -1,0 +1,156 @@
+package org.normcl.jvm;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.math.BigDecimal;
+import java.math.MathContext;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import org.junit.jupiter.api.Test;
+
+/**
+ * The float64 row kernels ({@link RowKernels#sumShifted(double[], int, int, double)},
+ * {@link RowKernels#sumSquaredDeviations(double[], int, int, double, double)},
+ * {@link RowKernels#normalize(double[], double[], int, int, double, double, double, double[], double[], int)}):
+ * their sums against exact sums (BigDecimal), within the bound of any summation order, and the
+ * Vector API kernels against the scalar ones bit for bit, since both add in the order of
+ * {@link RowKernels#F64_ACCUMULATORS}. Lengths cover an empty vector loop, tails of every size
+ * below 16, and offsets that are not a multiple of the vector length.
+ */
+class Float64RowKernelsTest {
+    private static final int[] LENGTHS = {1, 3, 4, 15, 16, 17, 31, 33, 64, 100, 1024, 1031, 4099};
+    private static final double U = 0x1p-53;
+
+    /** The kernels this JVM has: the scalar ones always, the Vector API ones where the module is present. */
+    private static List<RowKernels> kernels() {
+        List<RowKernels> k = new ArrayList<>();
+        k.add(RowKernels.scalar());
+        RowKernels v = RowKernels.vectorOrNull();
+        if (v != null) {
+            k.add(v.fresh());
+        }
+        return k;
+    }
+
+    /** Values near {@code offset} (some far from it), at an unaligned offset {@code pad} into the array. */
+    private static double[] data(Random rnd, int pad, int n, double offset) {
+        double[] x = new double[pad + n + 5];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = offset + (i % 13 == 0 ? 1e3 : 1) * rnd.nextGaussian();
+        }
+        return x;
+    }
+
+    private static BigDecimal exact(double v) {
+        return new BigDecimal(v);
+    }
+
+    @Test
+    void sumsAreWithinTheBoundOfAnySummationOrder() {
+        Random rnd = new Random(64);
+        for (RowKernels kern : kernels()) {
+            for (int n : LENGTHS) {
+                for (double offset : new double[] {0, 1e9}) {
+                    int pad = n % 3;
+                    double[] x = data(rnd, pad, n, offset);
+                    double k = x[pad];
+                    BigDecimal sum = BigDecimal.ZERO;
+                    double abs = 0;
+                    for (int i = pad; i < pad + n; i++) {
+                        double d = x[i] - k; // exact here: |x - k| is far below ulp(k) * 2^52
+                        sum = sum.add(exact(d));
+                        abs += Math.abs(d);
+                    }
+                    double got = kern.sumShifted(x, pad, n, k);
+                    double err = exact(got).subtract(sum).abs().doubleValue();
+                    // Recursive summation in any order: |error| <= (n - 1) u sum |terms| (plus O(u^2)).
+                    assertTrue(err <= 1.01 * n * U * abs, kern.name() + " sumShifted n=" + n + " offset=" + offset
+                            + ": error " + err + " above " + n * U * abs);
+
+                    double m = sum.doubleValue() / n;
+                    BigDecimal squares = BigDecimal.ZERO;
+                    double absSquares = 0;
+                    for (int i = pad; i < pad + n; i++) {
+                        double d = (x[i] - k) - m;
+                        BigDecimal e = exact(d);
+                        squares = squares.add(e.multiply(e));
+                        absSquares += d * d;
+                    }
+                    double gotSquares = kern.sumSquaredDeviations(x, pad, n, k, m);
+                    double errSquares = exact(gotSquares).subtract(squares).abs().doubleValue();
+                    // Each product rounds once more than a sum's term: (n + 1) u sum of the squares.
+                    assertTrue(errSquares <= 1.01 * (n + 1) * U * absSquares, kern.name()
+                            + " sumSquaredDeviations n=" + n + " offset=" + offset + ": error " + errSquares);
+                }
+            }
+        }
+    }
+
+    @Test
+    void normalizeIsTheFormulaValueByValue() {
+        Random rnd = new Random(65);
+        for (RowKernels kern : kernels()) {
+            for (int n : LENGTHS) {
+                int pad = 1 + n % 3;
+                double[] x = data(rnd, pad, n, 1e9);
+                double k = x[pad]; // (x - k) - m, not x - (k + m): k + m would round at ulp(1e9)
+                double[] scale = data(rnd, 2, n, 1);
+                double[] bias = data(rnd, 2, n, 0);
+                for (int variant = 0; variant < 4; variant++) {
+                    double[] s = (variant & 1) != 0 ? scale : null;
+                    double[] b = (variant & 2) != 0 ? bias : null;
+                    double[] y = new double[x.length];
+                    kern.normalize(x, y, pad, n, k, 0.3, 0.75, s, b, 2);
+                    for (int t = 0; t < n; t++) {
+                        double v = ((x[pad + t] - k) - 0.3) * 0.75;
+                        v = s != null ? v * s[2 + t] : v;
+                        v = b != null ? v + b[2 + t] : v;
+                        assertEquals(Double.doubleToRawLongBits(v), Double.doubleToRawLongBits(y[pad + t]),
+                                kern.name() + " normalize n=" + n + " variant=" + variant + " t=" + t);
+                    }
+                    assertEquals(0.0, y[pad - 1], "nothing written before the range");
+                    assertEquals(0.0, y[pad + n], "nothing written after the range");
+                }
+            }
+        }
+    }
+
+    @Test
+    void vectorKernelsGiveTheScalarKernelsBits() {
+        RowKernels vector = RowKernels.vectorOrNull();
+        org.junit.jupiter.api.Assumptions.assumeTrue(vector != null,
+                "the Vector API is not in this JVM: only the scalar float64 kernels exist here");
+        vector = vector.fresh();
+        RowKernels scalar = RowKernels.scalar();
+        Random rnd = new Random(66);
+        for (int n : LENGTHS) {
+            for (int pad = 0; pad < 3; pad++) {
+                double[] x = data(rnd, pad, n, 1e4);
+                double k = x[pad];
+                double s = scalar.sumShifted(x, pad, n, k);
+                assertEquals(Double.doubleToRawLongBits(s), Double.doubleToRawLongBits(vector.sumShifted(x, pad, n, k)),
+                        "sumShifted n=" + n + " pad=" + pad);
+                double m = s / n;
+                assertEquals(Double.doubleToRawLongBits(scalar.sumSquaredDeviations(x, pad, n, k, m)),
+                        Double.doubleToRawLongBits(vector.sumSquaredDeviations(x, pad, n, k, m)),
+                        "sumSquaredDeviations n=" + n + " pad=" + pad);
+                assertEquals(Double.doubleToRawLongBits(scalar.sumSquaredDeviations(x, pad, n, 0, 0)),
+                        Double.doubleToRawLongBits(vector.sumSquaredDeviations(x, pad, n, 0, 0)),
+                        "sum of squares (RMS) n=" + n + " pad=" + pad);
+            }
+        }
+    }
+
+    @Test
+    void sixteenAccumulatorsCombineInTheDocumentedTree() {
+        // 2^53 absorbs a 1 added to it alone (a tie, to even) but not a 2: the tree adds s0 + s1 and
+        // s2 + s3 first, so both ones are absorbed and the total is 0; a tree that paired s1 with s3
+        // (the float lanes' (t0 + t2) + (t1 + t3)) would give 2.
+        double big = 0x1p53;
+        assertEquals(0.0, RowKernels.combineF64(big, 1, 0, 1, 0, 0, 0, 0, -big, 0, 0, 0, 0, 0, 0, 0));
+        assertEquals(2.0, (big + 0) + (1.0 + 1.0) - big, "the other order, for contrast");
+    }
+}

@@ -18,6 +18,7 @@ import org.normcl.backend.Backend;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.StatMode;
 import org.normcl.backend.RunningUpdate;
 
 /**
@@ -463,11 +464,21 @@ public final class JavaBackend implements Backend {
     /**
      * One pass for float32 data: the row pass computes dX and, along with it, the parameter-gradient
      * sums, which {@link JavaBackward#affineGrad} then takes instead of reading dY and X again (the
-     * same bits it computes alone: {@code BackwardFusionTest}). Other types: the two calls.
+     * same bits it computes alone: {@code BackwardFusionTest}). float64 layer and RMS norm: one pass
+     * too ({@link DoubleKernels#rowGrads}, the same bits as the two calls). Other types: the two calls.
      */
     @Override
     public void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
             Buffer mean, Buffer invStd, Buffer dx, Buffer dScale, Buffer dBias) {
+        if (f64(x) && dx != null && plan.isContiguous() && plan.groups() == 1 && plan.spatial() == 1
+                && DoubleKernels.isRowGrad(grad) && grad.outer() == plan.rows() && grad.channels() == plan.cols()) {
+            try (Views v = new Views()) {
+                DoubleKernels.rowGrads(parallel, scratch, (int) plan.rows(), (int) plan.cols(),
+                        plan.mode() == StatMode.RMS, v.doubles(dy), v.doubles(x), v.doubles(scale), v.doubles(mean),
+                        v.doubles(invStd), v.doublesOut(dx), v.doublesOut(dScale), v.doublesOut(dBias), null);
+            }
+            return;
+        }
         if (x.dtype() != DType.FLOAT32) {
             Backend.super.rowNormBackwardWithGrad(plan, grad, dy, x, scale, mean, invStd, dx, dScale, dBias);
             return;
@@ -510,7 +521,7 @@ public final class JavaBackend implements Backend {
             Buffer dBias, Buffer sums) {
         try (Views v = new Views()) {
             if (f64(x)) {
-                DoubleKernels.affineGrad(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(mean), v.doubles(invStd),
+                DoubleKernels.affineGrad(parallel, scratch, p, v.doubles(dy), v.doubles(x), v.doubles(mean), v.doubles(invStd),
                         v.doublesOut(dScale), v.doublesOut(dBias), v.doublesOut(sums));
             } else {
                 JavaBackward.affineGrad(parallel, scratch, p, v.floats(dy), v.floats(x), v.floats(mean),

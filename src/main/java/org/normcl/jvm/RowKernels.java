@@ -346,4 +346,105 @@ abstract class RowKernels {
             y[off + t] = v;
         }
     }
+
+    /**
+     * {@link #normalize} with one scale {@code w} and bias {@code b} for the range: {@code y = ((x - k)
+     * - m) * inv * w + b}, a product then a sum. Without a scale or bias, callers pass 1 and -0.0,
+     * which leave every value as it is.
+     */
+    void normalizeUniform(double[] x, double[] y, int off, int n, double k, double m, double inv, double w,
+            double b) {
+        for (int t = off; t < off + n; t++) {
+            y[t] = ((x[t] - k) - m) * inv * w + b;
+        }
+    }
+
+    // ------------------------------------------------------------------ float64 backward (any n)
+
+    /** @return {@code ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))}: the backward sums' tree */
+    static double combineF64(double s0, double s1, double s2, double s3, double s4, double s5, double s6,
+            double s7) {
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    }
+
+    /** The second sum of the last {@link #backwardSums} call. */
+    double backwardSecond;
+
+    /**
+     * @return the float64 sum of {@code g = dy * w[aoff + t]} ({@code dy} alone when w is null) over
+     *     {@code [off, off + n)}, leaving the sum of {@code (g * (x - mu)) * is} in
+     *     {@link #backwardSecond}; each sum in eight accumulators (value t into t % 8, the last
+     *     {@code n % 8} into the first, combined by {@link #combineF64(double, double, double, double,
+     *     double, double, double, double)}), the order of every implementation
+     */
+    double backwardSums(double[] dy, double[] x, double[] w, int off, int aoff, int n, double mu, double is) {
+        double g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0;
+        double q0 = 0, q1 = 0, q2 = 0, q3 = 0, q4 = 0, q5 = 0, q6 = 0, q7 = 0;
+        int t = 0;
+        for (int bound = n - n % 8; t < bound; t += 8) {
+            int i = off + t;
+            int a = aoff + t;
+            double d0 = grad(dy, w, i, a);
+            double d1 = grad(dy, w, i + 1, a + 1);
+            double d2 = grad(dy, w, i + 2, a + 2);
+            double d3 = grad(dy, w, i + 3, a + 3);
+            double d4 = grad(dy, w, i + 4, a + 4);
+            double d5 = grad(dy, w, i + 5, a + 5);
+            double d6 = grad(dy, w, i + 6, a + 6);
+            double d7 = grad(dy, w, i + 7, a + 7);
+            g0 += d0;
+            g1 += d1;
+            g2 += d2;
+            g3 += d3;
+            g4 += d4;
+            g5 += d5;
+            g6 += d6;
+            g7 += d7;
+            q0 += d0 * (x[i] - mu) * is;
+            q1 += d1 * (x[i + 1] - mu) * is;
+            q2 += d2 * (x[i + 2] - mu) * is;
+            q3 += d3 * (x[i + 3] - mu) * is;
+            q4 += d4 * (x[i + 4] - mu) * is;
+            q5 += d5 * (x[i + 5] - mu) * is;
+            q6 += d6 * (x[i + 6] - mu) * is;
+            q7 += d7 * (x[i + 7] - mu) * is;
+        }
+        for (; t < n; t++) {
+            double d = grad(dy, w, off + t, aoff + t);
+            g0 += d;
+            q0 += d * (x[off + t] - mu) * is;
+        }
+        backwardSecond = combineF64(q0, q1, q2, q3, q4, q5, q6, q7);
+        return combineF64(g0, g1, g2, g3, g4, g5, g6, g7);
+    }
+
+    /** @return {@code dy[i] * w[a]}, or {@code dy[i]} when w is null */
+    static double grad(double[] dy, double[] w, int i, int a) {
+        return w == null ? dy[i] : dy[i] * w[a];
+    }
+
+    /**
+     * {@code dx = is * ((g - meanG) - ((x - mu) * is) * meanGx)}, {@code g} as in {@link #backwardSums},
+     * over {@code [off, off + n)}.
+     */
+    void backwardDx(double[] dy, double[] x, double[] w, double[] dx, int off, int aoff, int n, double mu,
+            double is, double meanG, double meanGx) {
+        for (int t = 0; t < n; t++) {
+            int i = off + t;
+            dx[i] = is * ((grad(dy, w, i, aoff + t) - meanG) - (x[i] - mu) * is * meanGx);
+        }
+    }
+
+    /**
+     * The parameter-gradient terms of one row, per column: {@code s[soff + t] += (dy * (x - mu)) * is}
+     * and {@code b[boff + t] += dy} for the values {@code [off, off + n)}.
+     */
+    void accumulateGrad(double[] dy, double[] x, int off, int n, double mu, double is, double[] s, int soff,
+            double[] b, int boff) {
+        for (int t = 0; t < n; t++) {
+            double d = dy[off + t];
+            s[soff + t] += d * (x[off + t] - mu) * is;
+            b[boff + t] += d;
+        }
+    }
 }

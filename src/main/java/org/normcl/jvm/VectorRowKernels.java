@@ -738,4 +738,102 @@ final class VectorRowKernels extends RowKernels {
         }
         super.normalize(x, y, off + t, n - t, k, m, inv, scale, bias, aoff + t);
     }
+
+    @Override
+    void normalizeUniform(double[] x, double[] y, int off, int n, double k, double m, double inv, double w,
+            double b) {
+        if (!F64_VECTORS) {
+            super.normalizeUniform(x, y, off, n, k, m, inv, w, b);
+            return;
+        }
+        DoubleVector kv = DoubleVector.broadcast(D, k);
+        DoubleVector mv = DoubleVector.broadcast(D, m);
+        DoubleVector iv = DoubleVector.broadcast(D, inv);
+        DoubleVector wv = DoubleVector.broadcast(D, w);
+        DoubleVector bv = DoubleVector.broadcast(D, b);
+        int t = 0;
+        for (int bound = n - n % 4; t < bound; t += 4) {
+            DoubleVector.fromArray(D, x, off + t).sub(kv).sub(mv).mul(iv).mul(wv).add(bv).intoArray(y, off + t);
+        }
+        super.normalizeUniform(x, y, off + t, n - t, k, m, inv, w, b);
+    }
+
+    @Override
+    double backwardSums(double[] dy, double[] x, double[] w, int off, int aoff, int n, double mu, double is) {
+        if (!F64_VECTORS) {
+            return super.backwardSums(dy, x, w, off, aoff, n, mu, is);
+        }
+        DoubleVector muv = DoubleVector.broadcast(D, mu);
+        DoubleVector isv = DoubleVector.broadcast(D, is);
+        DoubleVector g0 = DoubleVector.zero(D), g1 = g0, q0 = g0, q1 = g0;
+        int t = 0;
+        for (int bound = n - n % 8; t < bound; t += 8) {
+            int i = off + t;
+            DoubleVector d0 = DoubleVector.fromArray(D, dy, i);
+            DoubleVector d1 = DoubleVector.fromArray(D, dy, i + 4);
+            if (w != null) {
+                d0 = d0.mul(DoubleVector.fromArray(D, w, aoff + t));
+                d1 = d1.mul(DoubleVector.fromArray(D, w, aoff + t + 4));
+            }
+            g0 = g0.add(d0);
+            g1 = g1.add(d1);
+            q0 = q0.add(d0.mul(DoubleVector.fromArray(D, x, i).sub(muv)).mul(isv));
+            q1 = q1.add(d1.mul(DoubleVector.fromArray(D, x, i + 4).sub(muv)).mul(isv));
+        }
+        double[] acc = f64Lanes;
+        g0.intoArray(acc, 0);
+        g1.intoArray(acc, 4);
+        q0.intoArray(acc, 8);
+        q1.intoArray(acc, 12);
+        for (; t < n; t++) {
+            double d = grad(dy, w, off + t, aoff + t);
+            acc[0] += d;
+            acc[8] += d * (x[off + t] - mu) * is;
+        }
+        backwardSecond = combineF64(acc[8], acc[9], acc[10], acc[11], acc[12], acc[13], acc[14], acc[15]);
+        return combineF64(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]);
+    }
+
+    @Override
+    void backwardDx(double[] dy, double[] x, double[] w, double[] dx, int off, int aoff, int n, double mu,
+            double is, double meanG, double meanGx) {
+        if (!F64_VECTORS) {
+            super.backwardDx(dy, x, w, dx, off, aoff, n, mu, is, meanG, meanGx);
+            return;
+        }
+        DoubleVector muv = DoubleVector.broadcast(D, mu);
+        DoubleVector isv = DoubleVector.broadcast(D, is);
+        DoubleVector mg = DoubleVector.broadcast(D, meanG);
+        DoubleVector mgx = DoubleVector.broadcast(D, meanGx);
+        int t = 0;
+        for (int bound = n - n % 4; t < bound; t += 4) {
+            int i = off + t;
+            DoubleVector g = DoubleVector.fromArray(D, dy, i);
+            if (w != null) {
+                g = g.mul(DoubleVector.fromArray(D, w, aoff + t));
+            }
+            DoubleVector xhat = DoubleVector.fromArray(D, x, i).sub(muv).mul(isv);
+            isv.mul(g.sub(mg).sub(xhat.mul(mgx))).intoArray(dx, i);
+        }
+        super.backwardDx(dy, x, w, dx, off + t, aoff + t, n - t, mu, is, meanG, meanGx);
+    }
+
+    @Override
+    void accumulateGrad(double[] dy, double[] x, int off, int n, double mu, double is, double[] s, int soff,
+            double[] b, int boff) {
+        if (!F64_VECTORS) {
+            super.accumulateGrad(dy, x, off, n, mu, is, s, soff, b, boff);
+            return;
+        }
+        DoubleVector muv = DoubleVector.broadcast(D, mu);
+        DoubleVector isv = DoubleVector.broadcast(D, is);
+        int t = 0;
+        for (int bound = n - n % 4; t < bound; t += 4) {
+            DoubleVector d = DoubleVector.fromArray(D, dy, off + t);
+            DoubleVector.fromArray(D, s, soff + t).add(d.mul(DoubleVector.fromArray(D, x, off + t).sub(muv)).mul(isv))
+                    .intoArray(s, soff + t);
+            DoubleVector.fromArray(D, b, boff + t).add(d).intoArray(b, boff + t);
+        }
+        super.accumulateGrad(dy, x, off + t, n - t, mu, is, s, soff + t, b, boff + t);
+    }
 }

@@ -12,12 +12,12 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * The float64 row kernels ({@link RowKernels#sumShifted(double[], int, int, double)},
- * {@link RowKernels#sumSquaredDeviations(double[], int, int, double, double)},
- * {@link RowKernels#normalize(double[], double[], int, int, double, double, double, double[], double[], int)}):
- * their sums against exact sums (BigDecimal), within the bound of any summation order, and the
- * Vector API kernels against the scalar ones bit for bit, since both add in the order of
- * {@link RowKernels#F64_ACCUMULATORS}. Lengths cover an empty vector loop, tails of every size
+ * The float64 row kernels of {@link RowKernels}: the forward sums against exact sums (BigDecimal),
+ * within the bound of any summation order; the normalization against its formula; and every
+ * kernel, forward and backward, of the Vector API against the scalar one bit for bit, since both
+ * add in the same documented order ({@link RowKernels#F64_ACCUMULATORS}, eight accumulators for
+ * {@link RowKernels#backwardSums}). The backward kernels' results are checked against the float64
+ * analytic gradients through the backends by {@code BackwardAccuracyTest} and {@code DTypeLayoutTest}. Lengths cover an empty vector loop, tails of every size
  * below 16, and offsets that are not a multiple of the vector length.
  */
 class Float64RowKernelsTest {
@@ -140,7 +140,46 @@ class Float64RowKernelsTest {
                 assertEquals(Double.doubleToRawLongBits(scalar.sumSquaredDeviations(x, pad, n, 0, 0)),
                         Double.doubleToRawLongBits(vector.sumSquaredDeviations(x, pad, n, 0, 0)),
                         "sum of squares (RMS) n=" + n + " pad=" + pad);
+
+                // The backward kernels, with and without a scale, and the uniform normalization.
+                double[] dy = data(rnd, pad, n, 0);
+                double[] w = data(rnd, 1, n, 1);
+                for (double[] scale : new double[][] {null, w}) {
+                    String what = " n=" + n + " pad=" + pad + (scale == null ? " no scale" : " scale");
+                    double gs = scalar.backwardSums(dy, x, scale, pad, 1, n, m + k, 0.5);
+                    double gv = vector.backwardSums(dy, x, scale, pad, 1, n, m + k, 0.5);
+                    assertEquals(Double.doubleToRawLongBits(gs), Double.doubleToRawLongBits(gv), "backwardSums" + what);
+                    assertEquals(Double.doubleToRawLongBits(scalar.backwardSecond),
+                            Double.doubleToRawLongBits(vector.backwardSecond), "backwardSecond" + what);
+                    double[] dxs = new double[x.length];
+                    double[] dxv = new double[x.length];
+                    scalar.backwardDx(dy, x, scale, dxs, pad, 1, n, m + k, 0.5, gs / n, scalar.backwardSecond / n);
+                    vector.backwardDx(dy, x, scale, dxv, pad, 1, n, m + k, 0.5, gs / n, scalar.backwardSecond / n);
+                    assertBitsEqual(dxs, dxv, "backwardDx" + what);
+                }
+                double[] ss = new double[n + 3];
+                double[] bs = new double[n + 3];
+                double[] sv = new double[n + 3];
+                double[] bv = new double[n + 3];
+                for (int row = 0; row < 3; row++) {
+                    scalar.accumulateGrad(dy, x, pad, n, k + row, 0.25, ss, 2, bs, 1);
+                    vector.accumulateGrad(dy, x, pad, n, k + row, 0.25, sv, 2, bv, 1);
+                }
+                assertBitsEqual(ss, sv, "accumulateGrad scale terms n=" + n);
+                assertBitsEqual(bs, bv, "accumulateGrad bias terms n=" + n);
+                double[] ys = new double[x.length];
+                double[] yv = new double[x.length];
+                scalar.normalizeUniform(x, ys, pad, n, k, m, 0.75, 1.5, -0.25);
+                vector.normalizeUniform(x, yv, pad, n, k, m, 0.75, 1.5, -0.25);
+                assertBitsEqual(ys, yv, "normalizeUniform n=" + n);
             }
+        }
+    }
+
+    private static void assertBitsEqual(double[] expected, double[] actual, String what) {
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(Double.doubleToRawLongBits(expected[i]), Double.doubleToRawLongBits(actual[i]),
+                    what + " at " + i);
         }
     }
 

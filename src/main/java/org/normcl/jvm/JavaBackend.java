@@ -349,6 +349,100 @@ public final class JavaBackend implements Backend {
         });
     }
 
+    /**
+     * Rows of a block of {@link #rowBackwardInBlocks}, at least: each block pays for its own
+     * parameter-gradient sums (zeroed, flushed and merged per block, a row's length of doubles each),
+     * which blocks of one or two long rows do not amortize (512x65536: 100-121 ms in one-row blocks
+     * against 49-58 converting whole tensors; 1024x8192, four rows a block, no faster).
+     */
+    private static final int MIN_BACKWARD_BLOCK_ROWS = 8;
+
+    /** Row blocks' parameter-gradient sums are added in at most this many groups of consecutive blocks. */
+    private static final int GRAD_GROUPS = 16;
+
+    /**
+     * Layer and RMS norm backward of 16-bit dY and X into 16-bit dX, a block of rows at a time, as
+     * {@link #rowNormInBlocks} does forward: each task widens a block's dY and X into float32 arrays
+     * that stay in cache, runs the float32 backward on them on its own thread
+     * ({@link JavaBackward#rows}) and rounds dX into place, so the tensors cross memory once instead
+     * of being converted whole (three float32 tensors of temporaries). dX is that of whole tensors bit
+     * for bit (a row's dx depends on the row alone). The parameter gradients are each block's sums
+     * (double), added in order within each of at most {@link #GRAD_GROUPS} groups of consecutive
+     * blocks, then the groups in order: a partition fixed by the shape, so the bits do not depend on
+     * the threads (they may differ from whole tensors' in the last bits).
+     */
+    private void rowBackwardInBlocks(RowNormPlan p, JavaBuffer dy, JavaBuffer x, float[] scale, float[] mean,
+            float[] inv, JavaBuffer dx, float[] dScale, float[] dBias) {
+        int cols = Math.toIntExact(p.cols());
+        int rows = Math.toIntExact(p.rows());
+        boolean rms = p.mode() == StatMode.RMS;
+        int blockRows = Math.max(MIN_BACKWARD_BLOCK_ROWS, BLOCK_VALUES / cols);
+        int blocks = (rows + blockRows - 1) / blockRows;
+        int gradGroups = Math.max(1, Math.min(GRAD_GROUPS, blocks));
+        short[] dys = (short[]) dy.array();
+        short[] xs = (short[]) x.array();
+        short[] dxs = (short[]) dx.array();
+        boolean half = x.dtype() == DType.FLOAT16;
+        double[] partS = scratch.doubles(gradGroups * cols);
+        double[] partB = scratch.doubles(gradGroups * cols);
+        parallel.forRange(gradGroups, 3L * cols * rows / gradGroups, (g0, g1) -> {
+            int values = blockRows * cols;
+            float[] dyf = takeView(values);
+            float[] xf = takeView(values);
+            float[] dxf = takeView(values);
+            float[] meanB = new float[blockRows];
+            float[] invB = new float[blockRows];
+            try {
+                for (int g = (int) g0; g < g1; g++) {
+                    int base = g * cols;
+                    Arrays.fill(partS, base, base + cols, 0.0);
+                    Arrays.fill(partB, base, base + cols, 0.0);
+                    for (long b = (long) blocks * g / gradGroups; b < (long) blocks * (g + 1) / gradGroups; b++) {
+                        int r0 = (int) b * blockRows;
+                        int n = Math.min(blockRows, rows - r0);
+                        int off = r0 * cols;
+                        CONVERSIONS.widen(dys, off, dyf, 0, n * cols, half);
+                        CONVERSIONS.widen(xs, off, xf, 0, n * cols, half);
+                        if (!rms) {
+                            System.arraycopy(mean, r0, meanB, 0, n);
+                        }
+                        System.arraycopy(inv, r0, invB, 0, n);
+                        JavaBackward.Grads sums = JavaBackward.rows(ONE_THREAD, scratch,
+                                new JavaBackward.RowLayout(n, 1, cols, 1, rms), dyf, xf, scale, meanB, invB, dxf);
+                        double[] s = sums.scale();
+                        double[] bs = sums.bias();
+                        for (int c = 0; c < cols; c++) {
+                            partS[base + c] += s[c];
+                            partB[base + c] += bs[c];
+                        }
+                        sums.release(scratch);
+                        CONVERSIONS.round(dxf, 0, dxs, off, n * cols, half);
+                    }
+                }
+            } finally {
+                giveView(dyf);
+                giveView(xf);
+                giveView(dxf);
+            }
+        });
+        for (int c = 0; c < cols; c++) {
+            double s = 0;
+            double b = 0;
+            for (int g = 0; g < gradGroups; g++) {
+                s += partS[g * cols + c];
+                b += partB[g * cols + c];
+            }
+            if (dScale != null) {
+                dScale[c] = (float) s;
+            }
+            if (dBias != null) {
+                dBias[c] = (float) b;
+            }
+        }
+        scratch.give(partS);
+        scratch.give(partB);
+    }
+
     /** @return a float array of {@link #views} (contents unspecified), or a new one */
     private float[] takeView(int values) {
         Object a = views.take(DType.FLOAT32, values);
@@ -467,7 +561,8 @@ public final class JavaBackend implements Backend {
      * One pass for float32 data: the row pass computes dX and, along with it, the parameter-gradient
      * sums, which {@link JavaBackward#affineGrad} then takes instead of reading dY and X again (the
      * same bits it computes alone: {@code BackwardFusionTest}). float64 layer and RMS norm: one pass
-     * too ({@link DoubleKernels#rowGrads}, the same bits as the two calls). Other types: the two calls.
+     * too ({@link DoubleKernels#rowGrads}, the same bits as the two calls). float16 and bfloat16 layer and
+     * RMS norm: a block of rows at a time ({@link #rowBackwardInBlocks}). Otherwise the two calls.
      */
     @Override
     public void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
@@ -478,6 +573,15 @@ public final class JavaBackend implements Backend {
                 DoubleKernels.rowGrads(parallel, scratch, (int) plan.rows(), (int) plan.cols(),
                         plan.mode() == StatMode.RMS, v.doubles(dy), v.doubles(x), v.doubles(scale), v.doubles(mean),
                         v.doubles(invStd), v.doublesOut(dx), v.doublesOut(dScale), v.doublesOut(dBias), null);
+            }
+            return;
+        }
+        if (rowBlocks && sixteenBit(x) && dy.dtype() == x.dtype() && dx != null && dx.dtype() == x.dtype()
+                && plan.isContiguous() && plan.groups() == 1 && plan.spatial() == 1 && DoubleKernels.isRowGrad(grad)
+                && grad.outer() == plan.rows() && grad.channels() == plan.cols()) {
+            try (Views v = new Views()) {
+                rowBackwardInBlocks(plan, (JavaBuffer) dy, (JavaBuffer) x, v.floats(scale), v.floats(mean),
+                        v.floats(invStd), (JavaBuffer) dx, v.floatsOut(dScale), v.floatsOut(dBias));
             }
             return;
         }

@@ -17,6 +17,7 @@ import org.normcl.HostTensor;
 import org.normcl.NormEngine;
 import org.normcl.NormResult;
 import org.normcl.Shape;
+import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.RowNormPlan;
 import org.normcl.backend.StatMode;
@@ -148,6 +149,81 @@ class ArrayPoolTest {
                 }
             }
         }
+    }
+
+    /**
+     * The 16-bit layer and RMS norm backward a block of rows at a time: dX is that of a backend that
+     * converts whole tensors, bit for bit; dScale and dBias are the same bits on 1 and 3 threads and
+     * within float32 accumulation of the float64 sums over the decoded inputs (the float32 terms
+     * add over 16 rows before they go into double: 64 float ulps of the sum of |terms| bounds both
+     * paths), on shapes of one block, several, partial ones, and rows longer than a block.
+     */
+    @ParameterizedTest(name = "{0}x{1}")
+    @CsvSource({"64, 4096", "37, 1000", "3, 70000", "300, 128"})
+    void sixteenBitBackwardInBlocksMatchesWholeTensors(int rows, int cols) {
+        for (boolean rms : new boolean[] {false, true}) {
+            RowNormPlan p = RowNormPlan.contiguous(rows, cols, rms ? StatMode.RMS : StatMode.MEAN_VAR, 1e-5f, 1,
+                    cols, 1, true, !rms);
+            AffineGradPlan g = new AffineGradPlan(rows, cols, 1, 1, cols, rms);
+            for (DType dtype : new DType[] {DType.FLOAT16, DType.BFLOAT16}) {
+                String what = dtype + (rms ? " rms" : " layer") + " " + rows + "x" + cols;
+                float[] x = decode(dtype, encode(dtype, Data.gaussian(what + " x", rows * cols, 0.5, 2)));
+                float[] dy = decode(dtype, encode(dtype, Data.gaussian(what + " dy", rows * cols, 0, 1)));
+                float[] scale = Data.gaussian(what + " scale", cols, 1, 0.1);
+                float[] mean = Data.gaussian(what + " mean", rows, 0.5, 0.01);
+                float[] inv = Data.gaussian(what + " inv", rows, 0.5, 0.01);
+                Object[] blocks3 = backward(new JavaBackend(3), p, g, dtype, dy, x, scale, mean, inv);
+                Object[] blocks1 = backward(new JavaBackend(1), p, g, dtype, dy, x, scale, mean, inv);
+                Object[] whole = backward(new JavaBackend(2, false), p, g, dtype, dy, x, scale, mean, inv);
+                assertArrayEquals((short[]) whole[0], (short[]) blocks3[0], what + ": dX of whole tensors");
+                assertArrayEquals((float[]) blocks1[1], (float[]) blocks3[1], what + ": dScale on 1 and 3 threads");
+                assertArrayEquals((float[]) blocks1[2], (float[]) blocks3[2], what + ": dBias on 1 and 3 threads");
+                for (int c = 0; c < cols; c++) {
+                    double s = 0;
+                    double b = 0;
+                    double sAbs = 0;
+                    double bAbs = 0;
+                    for (int r = 0; r < rows; r++) {
+                        int i = r * cols + c;
+                        double term = (double) dy[i] * ((x[i] - (rms ? 0.0 : mean[r])) * (double) inv[r]);
+                        s += term;
+                        b += dy[i];
+                        sAbs += Math.abs(term);
+                        bAbs += Math.abs(dy[i]);
+                    }
+                    for (Object[] got : new Object[][] {blocks3, whole}) {
+                        assertEquals(s, ((float[]) got[1])[c], 64 * 0x1p-24 * sAbs + 1e-30, what + " dScale[" + c + "]");
+                        assertEquals(b, ((float[]) got[2])[c], 64 * 0x1p-24 * bAbs + 1e-30, what + " dBias[" + c + "]");
+                    }
+                }
+            }
+        }
+    }
+
+    /** @return dX (16-bit), dScale and dBias (float32) of one backward call; closes the backend */
+    private static Object[] backward(JavaBackend be, RowNormPlan p, AffineGradPlan g, DType dtype, float[] dy,
+            float[] x, float[] scale, float[] mean, float[] inv) {
+        int rows = (int) p.rows();
+        int cols = (int) p.cols();
+        try (be;
+                Buffer dyb = sixteenBit(be, dtype, encode(dtype, dy));
+                Buffer xb = sixteenBit(be, dtype, encode(dtype, x));
+                Buffer sb = floats(be, scale);
+                Buffer mb = floats(be, mean);
+                Buffer ib = floats(be, inv);
+                Buffer dxb = be.allocate(dtype, (long) rows * cols);
+                Buffer dsb = be.allocate(DType.FLOAT32, cols);
+                Buffer dbb = be.allocate(DType.FLOAT32, cols)) {
+            be.rowNormBackwardWithGrad(p, g, dyb, xb, sb, mb, ib, dxb, dsb, dbb);
+            return new Object[] {((short[]) ((JavaBuffer) dxb).array()).clone(),
+                ((float[]) ((JavaBuffer) dsb).array()).clone(), ((float[]) ((JavaBuffer) dbb).array()).clone()};
+        }
+    }
+
+    private static Buffer floats(JavaBackend be, float[] v) {
+        Buffer b = be.allocate(DType.FLOAT32, v.length);
+        System.arraycopy(v, 0, (float[]) ((JavaBuffer) b).array(), 0, v.length);
+        return b;
     }
 
     private static short[] sixteenBitLayerNorm(JavaBackend be, RowNormPlan p, DType dtype, float[] x, float[] scale,

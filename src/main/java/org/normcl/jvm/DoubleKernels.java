@@ -13,9 +13,12 @@ import org.normcl.backend.StatMode;
  * sum of squared deviations) on values shifted by the slice's first finite value, parallel over
  * rows and channels, each reduction in a fixed order. The shift matters: with an offset of 1e9 a
  * float64 mean rounds at ulp(1e9) ~ 1e-7, which subtracting shift and shifted mean separately
- * avoids, as the kernels do. Contiguous layer and RMS norm rows, the common case, run on
- * {@link RowKernels}' float64 kernels; the other layouts are written for clarity over speed, their
- * elements addressed through the plans one by one.
+ * avoids, as the kernels do. The common layouts run on {@link RowKernels}' float64 kernels:
+ * contiguous rows (layer, RMS, channels-first group and instance norm) forward and backward, and
+ * channels' runs of 16 values or more (channels-first batch norm statistics and apply, parameter
+ * gradients). The rest (channels-last layouts, (N, C) batch norm, the given-statistics apply, the
+ * channel backward) is written for clarity over speed, its elements addressed through the plans one
+ * by one.
  */
 final class DoubleKernels {
     private DoubleKernels() {

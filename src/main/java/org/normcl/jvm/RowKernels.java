@@ -447,4 +447,33 @@ abstract class RowKernels {
             b[boff + t] += d;
         }
     }
+
+    // ------------------------------------------------------------------ float64 columns (channels as columns)
+
+    /** {@code s[j] += x[off + j] - k[j]} for {@code j < n}: one row's terms of column sums. */
+    void columnShiftedSum(double[] x, int off, int n, double[] k, double[] s) {
+        for (int j = 0; j < n; j++) {
+            s[j] += x[off + j] - k[j];
+        }
+    }
+
+    /** {@code q[j] += d * d}, {@code d = (x[off + j] - k[j]) - m[j]} (a product, then a sum), for {@code j < n}. */
+    void columnSquaredDeviations(double[] x, int off, int n, double[] k, double[] m, double[] q) {
+        for (int j = 0; j < n; j++) {
+            double d = (x[off + j] - k[j]) - m[j];
+            q[j] += d * d;
+        }
+    }
+
+    /**
+     * {@code y = ((x - mu[c]) - lo[c]) * is[c] * w[c] + b[c]} for the values {@code [off, off + n)}, value
+     * j of channel {@code c0 + j}: one row of a channel apply whose channels are columns.
+     */
+    void normalizeColumns(double[] x, double[] y, int off, int n, int c0, double[] mu, double[] lo, double[] is,
+            double[] w, double[] b) {
+        for (int j = 0; j < n; j++) {
+            int c = c0 + j;
+            y[off + j] = ((x[off + j] - mu[c]) - lo[c]) * is[c] * w[c] + b[c];
+        }
+    }
 }

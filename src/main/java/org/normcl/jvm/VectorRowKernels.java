@@ -836,4 +836,49 @@ final class VectorRowKernels extends RowKernels {
         }
         super.accumulateGrad(dy, x, off + t, n - t, mu, is, s, soff + t, b, boff + t);
     }
+
+    @Override
+    void columnShiftedSum(double[] x, int off, int n, double[] k, double[] s) {
+        int j = 0;
+        if (F64_VECTORS) {
+            for (int bound = n - n % 4; j < bound; j += 4) {
+                DoubleVector.fromArray(D, s, j).add(DoubleVector.fromArray(D, x, off + j).sub(DoubleVector.fromArray(D, k, j)))
+                        .intoArray(s, j);
+            }
+        }
+        for (; j < n; j++) {
+            s[j] += x[off + j] - k[j];
+        }
+    }
+
+    @Override
+    void columnSquaredDeviations(double[] x, int off, int n, double[] k, double[] m, double[] q) {
+        int j = 0;
+        if (F64_VECTORS) {
+            for (int bound = n - n % 4; j < bound; j += 4) {
+                DoubleVector d = DoubleVector.fromArray(D, x, off + j).sub(DoubleVector.fromArray(D, k, j))
+                        .sub(DoubleVector.fromArray(D, m, j));
+                DoubleVector.fromArray(D, q, j).add(d.mul(d)).intoArray(q, j);
+            }
+        }
+        for (; j < n; j++) {
+            double d = (x[off + j] - k[j]) - m[j];
+            q[j] += d * d;
+        }
+    }
+
+    @Override
+    void normalizeColumns(double[] x, double[] y, int off, int n, int c0, double[] mu, double[] lo, double[] is,
+            double[] w, double[] b) {
+        int j = 0;
+        if (F64_VECTORS) {
+            for (int bound = n - n % 4; j < bound; j += 4) {
+                int c = c0 + j;
+                DoubleVector.fromArray(D, x, off + j).sub(DoubleVector.fromArray(D, mu, c))
+                        .sub(DoubleVector.fromArray(D, lo, c)).mul(DoubleVector.fromArray(D, is, c))
+                        .mul(DoubleVector.fromArray(D, w, c)).add(DoubleVector.fromArray(D, b, c)).intoArray(y, off + j);
+            }
+        }
+        super.normalizeColumns(x, y, off + j, n - j, c0 + j, mu, lo, is, w, b);
+    }
 }

@@ -18,8 +18,8 @@ import org.normcl.backend.Backend;
 import org.normcl.backend.Buffer;
 import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
-import org.normcl.backend.StatMode;
 import org.normcl.backend.RunningUpdate;
+import org.normcl.backend.StatMode;
 
 /**
  * The pure-Java backend: the same primitives as the OpenCL kernels, multi-threaded over rows and
@@ -362,8 +362,9 @@ public final class JavaBackend implements Backend {
 
     /**
      * Layer and RMS norm backward of 16-bit dY and X into 16-bit dX, a block of rows at a time, as
-     * {@link #rowNormInBlocks} does forward: each task widens a block's dY and X into float32 arrays
-     * that stay in cache, runs the float32 backward on them on its own thread
+     * {@link #rowNormInBlocks} does forward: each task widens a block's dY and X ({@link #BLOCK_VALUES}
+     * values, at least {@link #MIN_BACKWARD_BLOCK_ROWS} rows) into float32 arrays that stay in cache
+     * where the rows are short enough, runs the float32 backward on them on its own thread
      * ({@link JavaBackward#rows}) and rounds dX into place, so the tensors cross memory once instead
      * of being converted whole (three float32 tensors of temporaries). dX is that of whole tensors bit
      * for bit (a row's dx depends on the row alone). The parameter gradients are each block's sums

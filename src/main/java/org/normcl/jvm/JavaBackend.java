@@ -349,6 +349,12 @@ public final class JavaBackend implements Backend {
         });
     }
 
+    /** @return whether {@link #rowBackwardInBlocks} takes this backward: 16-bit layer or RMS norm, dY, X and dX alike */
+    private boolean blocksBackward(RowNormPlan p, Buffer dy, Buffer x, Buffer dx) {
+        return rowBlocks && sixteenBit(x) && dy.dtype() == x.dtype() && dx != null && dx.dtype() == x.dtype()
+                && p.isContiguous() && p.groups() == 1 && p.spatial() == 1;
+    }
+
     /**
      * Rows of a block of {@link #rowBackwardInBlocks}, at least: each block pays for its own
      * parameter-gradient sums (zeroed, flushed and merged per block, a row's length of doubles each),
@@ -548,6 +554,9 @@ public final class JavaBackend implements Backend {
             if (f64(x)) {
                 DoubleKernels.rowNormBackward(parallel, p, v.doubles(dy), v.doubles(x), v.doubles(scale),
                         v.doubles(mean), v.doubles(invStd), v.doublesOut(dx));
+            } else if (blocksBackward(p, dy, x, dx)) {
+                rowBackwardInBlocks(p, (JavaBuffer) dy, (JavaBuffer) x, v.floats(scale), v.floats(mean),
+                        v.floats(invStd), (JavaBuffer) dx, null, null);
             } else {
                 JavaBackward.Grads grads = JavaBackward.rowNormBackward(parallel, scratch, p, v.floats(dy),
                         v.floats(x), v.floats(scale), v.floats(mean), v.floats(invStd), v.floatsOut(dx));
@@ -577,9 +586,8 @@ public final class JavaBackend implements Backend {
             }
             return;
         }
-        if (rowBlocks && sixteenBit(x) && dy.dtype() == x.dtype() && dx != null && dx.dtype() == x.dtype()
-                && plan.isContiguous() && plan.groups() == 1 && plan.spatial() == 1 && DoubleKernels.isRowGrad(grad)
-                && grad.outer() == plan.rows() && grad.channels() == plan.cols()) {
+        if (blocksBackward(plan, dy, x, dx) && DoubleKernels.isRowGrad(grad) && grad.outer() == plan.rows()
+                && grad.channels() == plan.cols()) {
             try (Views v = new Views()) {
                 rowBackwardInBlocks(plan, (JavaBuffer) dy, (JavaBuffer) x, v.floats(scale), v.floats(mean),
                         v.floats(invStd), (JavaBuffer) dx, v.floatsOut(dScale), v.floatsOut(dBias));

@@ -152,8 +152,8 @@ class ArrayPoolTest {
     }
 
     /**
-     * The 16-bit layer and RMS norm backward a block of rows at a time: dX is that of a backend that
-     * converts whole tensors, bit for bit; dScale and dBias are the same bits on 1 and 3 threads and
+     * The 16-bit layer and RMS norm backward a block of rows at a time: dX, with the parameter
+     * gradients or alone, is that of a backend that converts whole tensors, bit for bit; dScale and dBias are the same bits on 1 and 3 threads and
      * within float32 accumulation of the float64 sums over the decoded inputs (the float32 terms
      * add over 16 rows before they go into double: 64 float ulps of the sum of |terms| bounds both
      * paths), on shapes of one block, several, partial ones, and rows longer than a block.
@@ -176,6 +176,9 @@ class ArrayPoolTest {
                 Object[] blocks1 = backward(new JavaBackend(1), p, g, dtype, dy, x, scale, mean, inv);
                 Object[] whole = backward(new JavaBackend(2, false), p, g, dtype, dy, x, scale, mean, inv);
                 assertArrayEquals((short[]) whole[0], (short[]) blocks3[0], what + ": dX of whole tensors");
+                assertArrayEquals((short[]) whole[0],
+                        (short[]) backward(new JavaBackend(2), p, null, dtype, dy, x, scale, mean, inv)[0],
+                        what + ": dX alone (no parameter gradients) in blocks, against whole tensors");
                 assertArrayEquals((float[]) blocks1[1], (float[]) blocks3[1], what + ": dScale on 1 and 3 threads");
                 assertArrayEquals((float[]) blocks1[2], (float[]) blocks3[2], what + ": dBias on 1 and 3 threads");
                 for (int c = 0; c < cols; c++) {
@@ -200,7 +203,10 @@ class ArrayPoolTest {
         }
     }
 
-    /** @return dX (16-bit), dScale and dBias (float32) of one backward call; closes the backend */
+    /**
+     * @return dX (16-bit), dScale and dBias (float32) of one backward call, or dX alone (the others
+     *     zero) when {@code g} is null; closes the backend
+     */
     private static Object[] backward(JavaBackend be, RowNormPlan p, AffineGradPlan g, DType dtype, float[] dy,
             float[] x, float[] scale, float[] mean, float[] inv) {
         int rows = (int) p.rows();
@@ -214,7 +220,11 @@ class ArrayPoolTest {
                 Buffer dxb = be.allocate(dtype, (long) rows * cols);
                 Buffer dsb = be.allocate(DType.FLOAT32, cols);
                 Buffer dbb = be.allocate(DType.FLOAT32, cols)) {
-            be.rowNormBackwardWithGrad(p, g, dyb, xb, sb, mb, ib, dxb, dsb, dbb);
+            if (g == null) {
+                be.rowNormBackward(p, dyb, xb, sb, mb, ib, dxb);
+            } else {
+                be.rowNormBackwardWithGrad(p, g, dyb, xb, sb, mb, ib, dxb, dsb, dbb);
+            }
             return new Object[] {((short[]) ((JavaBuffer) dxb).array()).clone(),
                 ((float[]) ((JavaBuffer) dsb).array()).clone(), ((float[]) ((JavaBuffer) dbb).array()).clone()};
         }

@@ -13,7 +13,7 @@ import org.normcl.backend.StatMode;
  * sum of squared deviations) on values shifted by the slice's first finite value, parallel over
  * rows and channels, each reduction in a fixed order. The shift matters: with an offset of 1e9 a
  * float64 mean rounds at ulp(1e9) ~ 1e-7, which subtracting shift and shifted mean separately
- * avoids, as the kernels do. The common layouts run on {@link RowKernels}' float64 kernels:
+ * avoids, as the kernels do. The common layouts run on {@link F64Kernels}:
  * contiguous rows (layer, RMS, channels-first group and instance norm) forward and backward, and
  * channels' runs of 16 values or more (channels-first batch norm statistics and apply, parameter
  * gradients), and (N, C) batch norm's statistics and apply, a row of channels at a time. The rest
@@ -34,7 +34,7 @@ final class DoubleKernels {
         boolean rms = p.mode() == StatMode.RMS;
         if (p.isContiguous()) {
             parallel.forRange(p.rows(), cols, (from, to) -> {
-                contiguousRows(RowKernels.best().fresh(), p, x, p.hasScale() ? scale : null,
+                contiguousRows(F64Kernels.best().fresh(), p, x, p.hasScale() ? scale : null,
                         p.hasBias() ? bias : null, y, meanOut, invOut, (int) from, (int) to);
             });
             return;
@@ -73,14 +73,14 @@ final class DoubleKernels {
      * Rows {@code [from, to)} of a plan whose rows are contiguous (row r at r * cols: layer and RMS
      * norm, channels-first group and instance norm): the general loop's passes and arithmetic (the
      * mean from the row's shift, the squared deviations from the mean, the normalization) on
-     * {@link RowKernels}' float64 kernels: sixteen accumulators per sum, the Vector API where present.
-     * Each sum adds in a fixed order ({@link RowKernels#F64_ACCUMULATORS}), so the bits depend on
+     * {@link F64Kernels}: sixteen accumulators per sum, the Vector API where present.
+     * Each sum adds in a fixed order ({@link F64Kernels#F64_ACCUMULATORS}), so the bits depend on
      * neither the threads nor the Vector API. A row's second and third passes read it from cache.
      * Layer norm 8192x1024 took 87 ms through the general loop, 6.2 ms with eight scalar accumulators,
      * 3.1-4.4 ms on these kernels; normalizing a row in the loop that reads the next one (as the
      * float32 kernels do) was no faster (docs/performance.md).
      */
-    private static void contiguousRows(RowKernels kern, RowNormPlan p, double[] x, double[] scale, double[] bias,
+    private static void contiguousRows(F64Kernels kern, RowNormPlan p, double[] x, double[] scale, double[] bias,
             double[] y, double[] meanOut, double[] invOut, int from, int to) {
         int cols = (int) p.cols();
         int groups = (int) p.groups();
@@ -151,7 +151,7 @@ final class DoubleKernels {
     static void channelMoments(Parallel parallel, ChannelPlan p, double[] x, double[] mean, double[] m2,
             double[] lo) {
         long per = p.perChannel();
-        if (p.inner() >= RowKernels.F64_ACCUMULATORS && p.outer() > 0 && p.perChannel() <= Integer.MAX_VALUE) {
+        if (p.inner() >= F64Kernels.F64_ACCUMULATORS && p.outer() > 0 && p.perChannel() <= Integer.MAX_VALUE) {
             channelRunMoments(parallel, p, x, mean, m2, lo);
             return;
         }
@@ -184,7 +184,7 @@ final class DoubleKernels {
     /**
      * {@link #channelMoments} of channels-first data whose runs of {@code inner} values are long
      * enough for the row kernels: the same two passes from the same shift, each run summed by
-     * {@link RowKernels#sumShifted} / {@link RowKernels#sumSquaredDeviations} and the runs added in
+     * {@link F64Kernels#sumShifted} / {@link F64Kernels#sumSquaredDeviations} and the runs added in
      * outer order (the general loop, a division and a modulo per value, took 18 ms for batch norm
      * 32x64x56x56).
      */
@@ -195,7 +195,7 @@ final class DoubleKernels {
         int outer = (int) p.outer();
         long per = p.perChannel();
         parallel.forRange(channels, per, (from, to) -> {
-            RowKernels kern = RowKernels.best().fresh();
+            F64Kernels kern = F64Kernels.best().fresh();
             for (int c = (int) from; c < to; c++) {
                 double k = shift(x[c * inner]);
                 double s = 0;
@@ -220,7 +220,7 @@ final class DoubleKernels {
      * {@link #channelMoments} of (N, C) data (channels as columns): the general loop's sums, in its
      * order (each channel's values row by row), so the same bits; but the threads split the columns
      * and each walks the rows, adding a row's values to its columns' sums
-     * ({@link RowKernels#columnShiftedSum}), where the general loop walked a column at a time, a row's
+     * ({@link F64Kernels#columnShiftedSum}), where the general loop walked a column at a time, a row's
      * stride between values (batch norm 8192x1024: 64 ms).
      */
     private static void channelColumnMoments(Parallel parallel, ChannelPlan p, double[] x, double[] mean,
@@ -229,7 +229,7 @@ final class DoubleKernels {
         int rows = (int) p.outer();
         long per = p.perChannel();
         parallel.forRange(channels, rows, (from, to) -> {
-            RowKernels kern = RowKernels.best().fresh();
+            F64Kernels kern = F64Kernels.best().fresh();
             int c0 = (int) from;
             int n = (int) (to - from);
             double[] k = new double[n];
@@ -305,19 +305,19 @@ final class DoubleKernels {
             double[] w = scale != null ? scale : filled(c, 1);
             double[] b = bias != null ? bias : new double[c];
             parallel.forRange(p.outer(), channels, (from, to) -> {
-                RowKernels kern = RowKernels.best().fresh();
+                F64Kernels kern = F64Kernels.best().fresh();
                 for (long o = from; o < to; o++) {
                     kern.normalizeColumns(x, y, (int) (o * c), c, 0, mean, lo, inv, w, b);
                 }
             });
             return;
         }
-        if (inner >= RowKernels.F64_ACCUMULATORS) {
+        if (inner >= F64Kernels.F64_ACCUMULATORS) {
             // A segment of `inner` values shares its channel's constants: the row kernels' uniform
             // normalization, the same formula ((x - mean) - lo) * inv * w + b.
             int n = (int) inner;
             parallel.forRange(p.outer() * channels, inner, (from, to) -> {
-                RowKernels kern = RowKernels.best().fresh();
+                F64Kernels kern = F64Kernels.best().fresh();
                 for (long seg = from; seg < to; seg++) {
                     int c = (int) (seg % channels);
                     kern.normalizeUniform(x, y, (int) (seg * inner), n, mean[c], meanLo != null ? meanLo[c] : 0,
@@ -346,14 +346,14 @@ final class DoubleKernels {
         long cols = p.cols();
         if (p.isContiguous()) {
             // Contiguous rows (layer, RMS, channels-first group and instance norm): each row's two
-            // sums, then its dx from cache, on RowKernels' float64 kernels (the general loop below
+            // sums, then its dx from cache, on F64Kernels (the general loop below
             // took 181 ms for layer norm 8192x1024, 96 ms for group norm 32x64x56x56).
             int n = (int) cols;
             int groups = (int) p.groups();
             int cpg = (int) p.channelsPerGroup();
             int spatial = (int) p.spatial();
             parallel.forRange(p.rows(), 3 * cols, (from, to) -> {
-                RowKernels kern = RowKernels.best().fresh();
+                F64Kernels kern = F64Kernels.best().fresh();
                 // One scale per segment of `spatial` values: the kernels take a scale per value, so
                 // the row's scales are spread over a row-long array, refilled when the group changes.
                 double[] segmentScales = scale != null && spatial > 1 ? new double[n] : null;
@@ -412,7 +412,7 @@ final class DoubleKernels {
                     dBias, sums);
             return;
         }
-        if (p.outerPerStat() == 1 && inner >= RowKernels.F64_ACCUMULATORS) {
+        if (p.outerPerStat() == 1 && inner >= F64Kernels.F64_ACCUMULATORS) {
             channelsFirstGrad(parallel, p, dy, x, mean, inv, dScale, dBias, sums);
             return;
         }
@@ -451,7 +451,7 @@ final class DoubleKernels {
     /**
      * {@link #affineGrad} of channels-first data (group and instance norm; statistic per outer index and
      * channel group): the threads split the channels, and each sums its channels' runs of
-     * {@code inner} contiguous values ({@link RowKernels#backwardSums} without a scale: the sum of dy
+     * {@code inner} contiguous values ({@link F64Kernels#backwardSums} without a scale: the sum of dy
      * and of {@code (dy * (x - mu)) * is}), outer index by outer index in order, so the bits do not
      * depend on the split. The general loop below took about as long as the whole group norm
      * backward, 96 ms at 32x64x56x56.
@@ -462,7 +462,7 @@ final class DoubleKernels {
         int inner = (int) p.inner();
         int outer = (int) p.outer();
         parallel.forRange(channels, (long) outer * inner, (c0, c1) -> {
-            RowKernels kern = RowKernels.best().fresh();
+            F64Kernels kern = F64Kernels.best().fresh();
             for (int c = (int) c0; c < c1; c++) {
                 double s = 0;
                 double b = 0;
@@ -490,9 +490,9 @@ final class DoubleKernels {
 
     /**
      * Layer and RMS norm backward on rows of {@code n} contiguous values: dx (when not null) and the
-     * parameter-gradient sums in one pass over the rows. Each row's sums ({@link RowKernels#backwardSums},
+     * parameter-gradient sums in one pass over the rows. Each row's sums ({@link F64Kernels#backwardSums},
      * dY and X from memory), its dx and its terms of the parameter gradients
-     * ({@link RowKernels#accumulateGrad}, both from cache). The terms add into one partial sum per
+     * ({@link F64Kernels#accumulateGrad}, both from cache). The terms add into one partial sum per
      * column for each block of rows, a partition fixed by the shape; the blocks merge in order, so
      * the bits depend on neither the threads nor dx. The general loops took 181 ms for dx and 700 ms
      * for the sums of 8192x1024 and 512x65536 (a column at a time, a row's stride between values).
@@ -505,7 +505,7 @@ final class DoubleKernels {
         // whose page faults on a fresh array would cost more than the sums).
         double[] part = scratch.doubles(blocks * 2 * n);
         parallel.forRange(blocks, (dx == null ? 2L : 3L) * n * Math.max(1, rows / blocks), (b0, b1) -> {
-            RowKernels kern = RowKernels.best().fresh();
+            F64Kernels kern = F64Kernels.best().fresh();
             for (int blk = (int) b0; blk < b1; blk++) {
                 int base = blk * 2 * n;
                 java.util.Arrays.fill(part, base, base + 2 * n, 0.0);

@@ -12,11 +12,11 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * The float64 row kernels of {@link RowKernels}: the forward sums against exact sums (BigDecimal),
+ * The float64 kernels ({@link F64Kernels}): the forward sums against exact sums (BigDecimal),
  * within the bound of any summation order; the normalization against its formula; and every
  * kernel, forward and backward, of the Vector API against the scalar one bit for bit, since both
- * add in the same documented order ({@link RowKernels#F64_ACCUMULATORS}, eight accumulators for
- * {@link RowKernels#backwardSums}). The backward kernels' results are checked against the float64
+ * add in the same documented order ({@link F64Kernels#F64_ACCUMULATORS}, eight accumulators for
+ * {@link F64Kernels#backwardSums}). The backward kernels' results are checked against the float64
  * analytic gradients through the backends by {@code BackwardAccuracyTest} and {@code DTypeLayoutTest}. Lengths cover an empty vector loop, tails of every size
  * below 16, and offsets that are not a multiple of the vector length.
  */
@@ -25,10 +25,10 @@ class Float64RowKernelsTest {
     private static final double U = 0x1p-53;
 
     /** The kernels this JVM has: the scalar ones always, the Vector API ones where the module is present. */
-    private static List<RowKernels> kernels() {
-        List<RowKernels> k = new ArrayList<>();
-        k.add(RowKernels.scalar());
-        RowKernels v = RowKernels.vectorOrNull();
+    private static List<F64Kernels> kernels() {
+        List<F64Kernels> k = new ArrayList<>();
+        k.add(F64Kernels.scalar());
+        F64Kernels v = F64Kernels.vectorOrNull();
         if (v != null) {
             k.add(v.fresh());
         }
@@ -51,7 +51,7 @@ class Float64RowKernelsTest {
     @Test
     void sumsAreWithinTheBoundOfAnySummationOrder() {
         Random rnd = new Random(64);
-        for (RowKernels kern : kernels()) {
+        for (F64Kernels kern : kernels()) {
             for (int n : LENGTHS) {
                 for (double offset : new double[] {0, 1e9}) {
                     int pad = n % 3;
@@ -92,7 +92,7 @@ class Float64RowKernelsTest {
     @Test
     void normalizeIsTheFormulaValueByValue() {
         Random rnd = new Random(65);
-        for (RowKernels kern : kernels()) {
+        for (F64Kernels kern : kernels()) {
             for (int n : LENGTHS) {
                 int pad = 1 + n % 3;
                 double[] x = data(rnd, pad, n, 1e9);
@@ -119,12 +119,19 @@ class Float64RowKernelsTest {
     }
 
     @Test
+    void bestIsTheVectorKernelsWhereTheFloatKernelsAreAndDoublesHaveFourLanes() {
+        boolean vector = RowKernels.best().lanes() > 1 && VectorRowKernels.D.length() == 4;
+        assertEquals(vector ? "vector-4" : "scalar", F64Kernels.best().name(),
+                "float32 kernels " + RowKernels.best().name());
+    }
+
+    @Test
     void vectorKernelsGiveTheScalarKernelsBits() {
-        RowKernels vector = RowKernels.vectorOrNull();
+        F64Kernels vector = F64Kernels.vectorOrNull();
         org.junit.jupiter.api.Assumptions.assumeTrue(vector != null,
-                "the Vector API is not in this JVM: only the scalar float64 kernels exist here");
+                "no 4-lane float64 vector kernels here (the Vector API absent, or a width other than 256 bits): the scalar ones run");
         vector = vector.fresh();
-        RowKernels scalar = RowKernels.scalar();
+        F64Kernels scalar = F64Kernels.scalar();
         Random rnd = new Random(66);
         for (int n : LENGTHS) {
             for (int pad = 0; pad < 3; pad++) {
@@ -189,7 +196,7 @@ class Float64RowKernelsTest {
         // s2 + s3 first, so both ones are absorbed and the total is 0; a tree that paired s1 with s3
         // (the float lanes' (t0 + t2) + (t1 + t3)) would give 2.
         double big = 0x1p53;
-        assertEquals(0.0, RowKernels.combineF64(big, 1, 0, 1, 0, 0, 0, 0, -big, 0, 0, 0, 0, 0, 0, 0));
+        assertEquals(0.0, F64Kernels.combineF64(big, 1, 0, 1, 0, 0, 0, 0, -big, 0, 0, 0, 0, 0, 0, 0));
         assertEquals(2.0, (big + 0) + (1.0 + 1.0) - big, "the other order, for contrast");
     }
 }

@@ -9,13 +9,12 @@ import org.normcl.backend.RunningUpdate;
  * The Java backend's per-channel statistics and apply (batch norm, MVN over all but a channel
  * block), on X viewed as (outer, channels, inner).
  *
- * <p>Statistics of channel c are taken on values shifted by the channel's first element (when
- * finite; on the column path the mean of its first {@link #COLUMN_SHIFT_VALUES} values), as in the
- * OpenCL kernels, and their reduction order is fixed by the shape alone:
+ * <p>The statistics' reduction order is fixed by the shape alone:
  * <ul>
  *   <li>{@code inner >= }{@link #COLUMN_INNER}: each channel's {@code outer * inner} values are
  *       split into parts of about {@link #PART} values; a part is reduced segment by segment in runs
- *       of {@link RowKernels#RUN} (see {@link Moments.Pipelined}); the parts are merged in order.
+ *       of {@link RowKernels#RUN}, each in one pass from its own shift and merged in order
+ *       ({@link Moments#mergeRunOnePass}, as the rows of layer norm); the parts are merged in order.
  *   <li>smaller {@code inner} (down to the (N, C) matrix of a 1-D batch norm, where a channel is a
  *       strided column): X is a matrix of {@code outer} rows of {@code channels * inner} columns;
  *       blocks of {@link #BLOCK} rows are reduced per column with vector lanes across columns, in one
@@ -37,11 +36,6 @@ final class ChannelNorm {
     static final int COLUMN_SHIFT_VALUES = BLOCK;
     /** Columns per tile of the column path, so a block's per-column sums stay in L1. */
     static final int TILE = 2048;
-    /**
-     * Largest channel (bytes of float32 values) that {@link #statsAndApply} normalizes right after its
-     * statistics: it must still be in the core's L2 (2 MiB here) when the normalization reads it.
-     */
-    static final long FUSED_CHANNEL_BYTES = 1 << 20;
 
     private final RowKernels kernels;
     private final Parallel parallel;
@@ -63,8 +57,9 @@ final class ChannelNorm {
             float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut) {
         int channels = Math.toIntExact(p.channels());
         boolean columns = p.inner() < COLUMN_INNER;
-        float[] shift = columns ? columnShifts(p, x) : segmentShifts(p, x);
-        Partials parts = columns ? columnPartials(p, x, shift) : segmentPartials(p, x, shift);
+        // The column path's moments are of x - shift; the segment path's of x itself.
+        float[] shift = columns ? columnShifts(p, x) : new float[channels];
+        Partials parts = columns ? columnPartials(p, x, shift) : segmentPartials(p, x);
         // Channels over the threads: each merges its parts in order (8192x1024's 32 parts a channel
         // took 0.35 ms on one thread).
         parallel.forRange(channels, 8L * parts.parts, (c0, c1) -> {
@@ -101,19 +96,23 @@ final class ChannelNorm {
     }
 
     /**
-     * Whether {@link #statsAndApply} fuses this plan: channels of contiguous segments, each channel
-     * small enough to stay in a core's L2 between its statistics and its normalization
-     * ({@link #FUSED_CHANNEL_BYTES}), and enough channels to share among the threads.
+     * Whether {@link #statsAndApply} fuses this plan: channels of contiguous segments, and enough
+     * channels to share among the threads channel by channel. There is no size limit: a channel
+     * the L2 cannot hold is read back from L3, or at worst from memory as {@link #stats} then
+     * {@link #apply} would read it (float32, alternating JVMs on a Zen 5 host: 2 MiB channels 6.5 ->
+     * 4.2-4.6 ms, 4 MiB 8.2-8.4 -> 5.9, 8 MiB 15.2-16.0 -> 12.0-12.3, 16 MiB 33-46 -> 29-41 fused;
+     * docs/performance.md).
      */
     static boolean fuses(ChannelPlan p, int threads) {
-        return p.inner() >= COLUMN_INNER && p.perChannel() * Float.BYTES <= FUSED_CHANNEL_BYTES
-                && p.channels() >= 4L * threads;
+        return p.inner() >= COLUMN_INNER && p.channels() >= 4L * threads;
     }
 
     /**
-     * {@link #stats} then {@link #apply}, one channel at a time: its parts reduced and merged exactly
-     * as {@link #stats} does (so the same bits), then its segments normalized while they are still in
-     * cache. Requires {@link #fuses}.
+     * {@link #stats} then {@link #apply}, as a software pipeline over each thread's channels: the
+     * statistics of channel c are reduced and merged exactly as {@link #stats} does (so the same
+     * bits) while channel c - 1, whose statistics are done and whose values are still in cache, is
+     * normalized run by run in the same loops ({@link RowKernels#normalizeUniformSumAndSquaresNext}):
+     * X streams in from memory while the previous channel is written. Requires {@link #fuses}.
      */
     void statsAndApply(ChannelPlan p, float[] x, float[] mean, float[] meanLo, float[] inv, RunningUpdate update,
             float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut, float[] scale, float[] bias, float[] y) {
@@ -125,22 +124,34 @@ final class ChannelNorm {
             RowKernels kern = kernels.fresh();
             Moments part = new Moments();
             Moments m = new Moments();
+            Apply previous = new Apply();
             for (int c = (int) from; c < to; c++) {
-                float shift = RowNorm.shiftOf(x[c * inner]);
                 m.reset();
                 for (int t = 0; t < parts; t++) {
-                    partMoments(p, x, shift, kern, c, t, parts, part);
+                    partMoments(p, x, kern, c, t, parts, part, c > from ? previous : null, y);
                     m.merge(part.count, part.mean, part.m2);
                 }
-                finishChannel(p, c, shift, m, mean, meanLo, inv, update, rmIn, rvIn, rmOut, rvOut);
-                float w = scale != null ? scale[c] : 1f;
-                float b = bias != null ? bias[c] : 0f;
-                float lo = meanLo != null ? meanLo[c] : 0f;
-                for (long o = 0; o < outer; o++) {
-                    kern.normalizeUniform(x, y, (int) ((o * channels + c) * inner), inner, mean[c], lo, inv[c], w, b);
-                }
+                finishChannel(p, c, 0f, m, mean, meanLo, inv, update, rmIn, rvIn, rmOut, rvOut);
+                previous.k = mean[c];
+                previous.m = meanLo != null ? meanLo[c] : 0f;
+                previous.inv = inv[c];
+                previous.w = scale != null ? scale[c] : 1f;
+                previous.b = bias != null ? bias[c] : 0f;
+            }
+            for (long o = 0; o < outer; o++) { // the last channel's normalization, alone
+                kern.normalizeUniform(x, y, (int) ((o * channels + to - 1) * inner), inner, previous.k, previous.m,
+                        previous.inv, previous.w, previous.b);
             }
         });
+    }
+
+    /** The normalization of one channel: {@code fma(((x - k) - m) * inv, w, b)}. */
+    private static final class Apply {
+        float k;
+        float m;
+        float inv;
+        float w;
+        float b;
     }
 
     /**
@@ -177,7 +188,7 @@ final class ChannelNorm {
         return (int) Math.max(1, Math.min((perChannel + PART - 1) / PART, Integer.MAX_VALUE / 4 / p.channels()));
     }
 
-    private Partials segmentPartials(ChannelPlan p, float[] x, float[] shift) {
+    private Partials segmentPartials(ChannelPlan p, float[] x) {
         int channels = (int) p.channels();
         int parts = partsPerChannel(p);
         Partials out = Partials.take(scratch, channels, parts, false);
@@ -187,7 +198,7 @@ final class ChannelNorm {
             for (long t = from; t < to; t++) {
                 int c = (int) (t / parts);
                 int part = (int) (t % parts);
-                partMoments(p, x, shift[c], kern, c, part, parts, m);
+                partMoments(p, x, kern, c, part, parts, m, null, null);
                 int i = out.index(c, part);
                 out.n[i] = m.count;
                 out.mean[i] = m.mean;
@@ -197,36 +208,39 @@ final class ChannelNorm {
         return out;
     }
 
-    /** Sets {@code m} to the moments of part {@code part} of channel c's values, shifted by {@code shift}. */
-    private static void partMoments(ChannelPlan p, float[] x, float shift, RowKernels kern, int c, int part, int parts,
-            Moments m) {
+    /**
+     * Sets {@code m} to the moments of part {@code part} of channel c's values, each run of
+     * {@link RowKernels#RUN} taken in one pass from its own shift and merged in order
+     * ({@link Moments#mergeRunOnePass}). With {@code apply}, also normalizes the same positions of
+     * channel c - 1 (the values {@code inner} before) into {@code y}, in the loops that read channel
+     * c's runs.
+     */
+    private static void partMoments(ChannelPlan p, float[] x, RowKernels kern, int c, int part, int parts,
+            Moments m, Apply apply, float[] y) {
         long perChannel = p.perChannel();
         long channels = p.channels();
         long inner = p.inner();
         long begin = perChannel * part / parts;
         long end = perChannel * (part + 1) / parts;
         m.reset();
-        Moments.Pipelined runs = new Moments.Pipelined(kern, x, shift, m);
         long o = begin / inner;
         long s = begin % inner;
         long v = begin;
         while (v < end) {
             int len = (int) Math.min(inner - s, end - v);
-            runs.add((int) ((o * channels + c) * inner + s), len);
+            int off = (int) ((o * channels + c) * inner + s);
+            for (int q = off; q < off + len; q += RowKernels.RUN) {
+                int n = Math.min(RowKernels.RUN, off + len - q);
+                float k = Moments.runShift(x, q, n);
+                float sum = apply == null ? kern.sumAndSquaresShifted(x, q, n, k)
+                        : kern.normalizeUniformSumAndSquaresNext(x, y, q - (int) inner, n, apply.k, apply.m,
+                                apply.inv, apply.w, apply.b, q, k);
+                m.mergeRunOnePass(kern, x, q, n, k, sum, kern.squares);
+            }
             v += len;
             o++;
             s = 0;
         }
-        runs.finish();
-    }
-
-    /** The shifts of contiguous segments: each channel's first value, unless it is NaN or infinite. */
-    private static float[] segmentShifts(ChannelPlan p, float[] x) {
-        float[] shift = new float[(int) p.channels()];
-        for (int c = 0; c < shift.length; c++) {
-            shift[c] = RowNorm.shiftOf(x[(int) (c * p.inner())]);
-        }
-        return shift;
     }
 
     /**

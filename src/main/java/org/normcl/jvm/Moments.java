@@ -105,30 +105,6 @@ final class Moments {
     }
 
     /**
-     * Adds {@code a[off .. off+len) - k}, one run of at most {@link RowKernels#RUN} values at a time:
-     * each run is reduced by the kernels in float32 (its sum, then its sum of squared deviations from
-     * the run mean, while the run is in L1) and merged here in double precision, in order. A run whose
-     * float32 result is not finite (an infinity or NaN in the data, or an overflow) is redone in
-     * double precision, so infinities and NaN propagate exactly as {@link #merge} defines.
-     */
-    void addShifted(RowKernels kern, float[] a, int off, int len, float k) {
-        int end = off + len;
-        for (int p = off; p < end; p += RowKernels.RUN) {
-            int n = Math.min(RowKernels.RUN, end - p);
-            addRun(kern, a, p, n, k, kern.sumShifted(a, p, n, k));
-        }
-    }
-
-    /**
-     * Adds the run {@code a[p .. p+n) - k} whose float32 sum {@code sum} (of {@code a[i] - k}) the
-     * kernels already computed: the second pass and the merge of {@link #addShifted}.
-     */
-    void addRun(RowKernels kern, float[] a, int p, int n, float k, float sum) {
-        float runMean = sum / n;
-        mergeRun(a, p, n, k, runMean, kern.sumSquaredDeviations(a, p, n, k, runMean));
-    }
-
-    /**
      * Merges the run {@code a[p .. p+n) - k} from its float32 mean and sum of squared deviations,
      * or, when either is not finite, from a double-precision redo of the run.
      */
@@ -273,65 +249,5 @@ final class Moments {
     /** @return the run's float32 sum of squares {@code s} if finite, else the run's sum redone in double */
     static double runSumOfSquares(float s, float[] a, int p, int n) {
         return Float.isFinite(s) ? s : sumOfSquares(a, p, n);
-    }
-
-    /**
-     * Adds runs of {@code a[i] - k} to a {@link Moments} exactly as {@link #addShifted} does (the same
-     * float32 sums, merged in the same order), with the second pass over each run fused into the first
-     * pass over the next one ({@link RowKernels#squaredDeviationsSum}), so the next run streams in
-     * from memory while the previous one is finished from cache. Call {@link #finish} at the end.
-     */
-    static final class Pipelined {
-        private final RowKernels kern;
-        private final float[] a;
-        private final float k;
-        private final Moments m;
-        private int pendingOff = -1;
-        private int pendingN;
-        private float pendingSum;
-
-        Pipelined(RowKernels kern, float[] a, float k, Moments m) {
-            this.kern = kern;
-            this.a = a;
-            this.k = k;
-            this.m = m;
-        }
-
-        /** Adds {@code a[off .. off+len)} in runs of at most {@link RowKernels#RUN}. */
-        void add(int off, int len) {
-            int end = off + len;
-            for (int p = off; p < end; p += RowKernels.RUN) {
-                run(p, Math.min(RowKernels.RUN, end - p));
-            }
-        }
-
-        private void run(int p, int n) {
-            float sum;
-            if (pendingOff >= 0) {
-                float runMean = pendingSum / pendingN;
-                float q;
-                if (n == pendingN) {
-                    sum = kern.squaredDeviationsSum(a, n, pendingOff, k, runMean, p, k);
-                    q = kern.squaredDeviations;
-                } else {
-                    q = kern.sumSquaredDeviations(a, pendingOff, pendingN, k, runMean);
-                    sum = kern.sumShifted(a, p, n, k);
-                }
-                m.mergeRun(a, pendingOff, pendingN, k, runMean, q);
-            } else {
-                sum = kern.sumShifted(a, p, n, k);
-            }
-            pendingOff = p;
-            pendingN = n;
-            pendingSum = sum;
-        }
-
-        /** Finishes the last run. */
-        void finish() {
-            if (pendingOff >= 0) {
-                m.addRun(kern, a, pendingOff, pendingN, k, pendingSum);
-                pendingOff = -1;
-            }
-        }
     }
 }

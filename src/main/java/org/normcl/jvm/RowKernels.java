@@ -107,9 +107,6 @@ abstract class RowKernels {
 
     // ------------------------------------------------------------------ reductions (n <= RUN)
 
-    /** @return the float32 sum of {@code a[i] - k} over {@code [off, off + n)} */
-    abstract float sumShifted(float[] a, int off, int n, float k);
-
     /** @return the float32 sum of {@code ((a[i] - k) - m)^2} over {@code [off, off + n)} (fused multiply-adds) */
     abstract float sumSquaredDeviations(float[] a, int off, int n, float k, float m);
 
@@ -195,17 +192,6 @@ abstract class RowKernels {
         normalizeUniform(x, y, aOff, n, k, m, inv, w, b);
         return sumAndSquaresShifted(x, sOff, n, ks);
     }
-
-    /**
-     * Two passes in one loop over {@code n} values: reduces the squared deviations of
-     * {@code [qOff, qOff + n)} from {@code (kq, mq)} (as {@link #sumSquaredDeviations}; the result is
-     * left in {@link #squaredDeviations}) and returns the sum of {@code [sOff, sOff + n) - ks} (as
-     * {@link #sumShifted}), both bit for bit.
-     */
-    abstract float squaredDeviationsSum(float[] x, int n, int qOff, float kq, float mq, int sOff, float ks);
-
-    /** The squared deviations reduced by the last {@link #squaredDeviationsSum}. */
-    float squaredDeviations;
 
     // ------------------------------------------------------------------ column-wise (per-column vectors)
 

@@ -28,28 +28,6 @@ final class ScalarRowKernels extends RowKernels {
     }
 
     @Override
-    float sumShifted(float[] a, int off, int n, float k) {
-        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-        int i = off;
-        int end = off + n;
-        for (; i + 7 < end; i += 8) {
-            s0 += a[i] - k;
-            s1 += a[i + 1] - k;
-            s2 += a[i + 2] - k;
-            s3 += a[i + 3] - k;
-            s4 += a[i + 4] - k;
-            s5 += a[i + 5] - k;
-            s6 += a[i + 6] - k;
-            s7 += a[i + 7] - k;
-        }
-        float s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
-        for (; i < end; i++) {
-            s += a[i] - k;
-        }
-        return s;
-    }
-
-    @Override
     float sumSquaredDeviations(float[] a, int off, int n, float k, float m) {
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         int i = off;
@@ -175,12 +153,6 @@ final class ScalarRowKernels extends RowKernels {
             float[] w, float[] b, int aoff, int sOff, float ks) {
         normalizeAffine(x, y, aOff, n, k, m, inv, w, b, aoff);
         return sumAndSquaresShifted(x, sOff, n, ks);
-    }
-
-    @Override
-    float squaredDeviationsSum(float[] x, int n, int qOff, float kq, float mq, int sOff, float ks) {
-        squaredDeviations = sumSquaredDeviations(x, qOff, n, kq, mq);
-        return sumShifted(x, sOff, n, ks);
     }
 
     @Override

@@ -135,30 +135,6 @@ final class VectorRowKernels extends RowKernels {
     // ------------------------------------------------------------------ reductions
 
     @Override
-    float sumShifted(float[] a, int off, int n, float k) {
-        FloatVector kv = FloatVector.broadcast(S, k);
-        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-        int i = 0;
-        int bound4 = n - (n % (4 * L));
-        for (; i < bound4; i += 4 * L) {
-            a0 = a0.add(FloatVector.fromArray(S, a, off + i).sub(kv));
-            a1 = a1.add(FloatVector.fromArray(S, a, off + i + L).sub(kv));
-            a2 = a2.add(FloatVector.fromArray(S, a, off + i + 2 * L).sub(kv));
-            a3 = a3.add(FloatVector.fromArray(S, a, off + i + 3 * L).sub(kv));
-        }
-        int bound = n - (n % L);
-        for (; i < bound; i += L) {
-            a0 = a0.add(FloatVector.fromArray(S, a, off + i).sub(kv));
-        }
-        a0.add(a1).add(a2.add(a3)).intoArray(lanes, 0);
-        float s = sumLanes(lanes);
-        for (; i < n; i++) {
-            s += a[off + i] - k;
-        }
-        return s;
-    }
-
-    @Override
     float sumSquaredDeviations(float[] a, int off, int n, float k, float m) {
         FloatVector kv = FloatVector.broadcast(S, k);
         FloatVector mv = FloatVector.broadcast(S, m);
@@ -478,48 +454,6 @@ final class VectorRowKernels extends RowKernels {
             y[aOff + i] = Math.fma(((x[aOff + i] - k) - m) * inv, w, b);
         }
         squares = sq;
-        return sum;
-    }
-
-    @Override
-    float squaredDeviationsSum(float[] x, int n, int qOff, float kq, float mq, int sOff, float ks) {
-        FloatVector kqv = FloatVector.broadcast(S, kq);
-        FloatVector mqv = FloatVector.broadcast(S, mq);
-        FloatVector ksv = FloatVector.broadcast(S, ks);
-        FloatVector s0 = FloatVector.zero(S), s1 = s0, s2 = s0, s3 = s0;
-        FloatVector q0 = s0, q1 = s0, q2 = s0, q3 = s0;
-        int i = 0;
-        int bound4 = n - (n % (4 * L));
-        for (; i < bound4; i += 4 * L) {
-            s0 = s0.add(FloatVector.fromArray(S, x, sOff + i).sub(ksv));
-            s1 = s1.add(FloatVector.fromArray(S, x, sOff + i + L).sub(ksv));
-            s2 = s2.add(FloatVector.fromArray(S, x, sOff + i + 2 * L).sub(ksv));
-            s3 = s3.add(FloatVector.fromArray(S, x, sOff + i + 3 * L).sub(ksv));
-            FloatVector d0 = FloatVector.fromArray(S, x, qOff + i).sub(kqv).sub(mqv);
-            FloatVector d1 = FloatVector.fromArray(S, x, qOff + i + L).sub(kqv).sub(mqv);
-            FloatVector d2 = FloatVector.fromArray(S, x, qOff + i + 2 * L).sub(kqv).sub(mqv);
-            FloatVector d3 = FloatVector.fromArray(S, x, qOff + i + 3 * L).sub(kqv).sub(mqv);
-            q0 = d0.fma(d0, q0);
-            q1 = d1.fma(d1, q1);
-            q2 = d2.fma(d2, q2);
-            q3 = d3.fma(d3, q3);
-        }
-        int bound = n - (n % L);
-        for (; i < bound; i += L) {
-            s0 = s0.add(FloatVector.fromArray(S, x, sOff + i).sub(ksv));
-            FloatVector d = FloatVector.fromArray(S, x, qOff + i).sub(kqv).sub(mqv);
-            q0 = d.fma(d, q0);
-        }
-        s0.add(s1).add(s2.add(s3)).intoArray(lanes, 0);
-        float sum = sumLanes(lanes);
-        q0.add(q1).add(q2.add(q3)).intoArray(lanes, 0);
-        float sq = sumLanes(lanes);
-        for (; i < n; i++) {
-            sum += x[sOff + i] - ks;
-            float d = (x[qOff + i] - kq) - mq;
-            sq = Math.fma(d, d, sq);
-        }
-        squaredDeviations = sq;
         return sum;
     }
 

@@ -95,8 +95,6 @@ class KernelAgreementTest {
             }
             // n additions of float32 values: at most about n u * sum|v| apart from the exact sum.
             double tol = n * 0x1p-24 * (absSum + 1);
-            assertEquals(ref, vector.sumShifted(a, 2, n, k), tol, "vector sumShifted n=" + n);
-            assertEquals(ref, SCALAR.sumShifted(a, 2, n, k), tol, "scalar sumShifted n=" + n);
             float m = (float) (ref / n);
             assertEquals(SCALAR.sumSquaredDeviations(a, 2, n, k, m), vector.sumSquaredDeviations(a, 2, n, k, m),
                     n * 0x1p-23 * SCALAR.sumSquaredDeviations(a, 2, n, k, m) + 1e-30, "sumSquaredDeviations n=" + n);
@@ -172,7 +170,6 @@ class KernelAgreementTest {
                 float[] b = RowNormDeterminismTest.data("fb" + n, n, 0);
                 float[] yFused = new float[x.length];
                 float[] ySeparate = new float[x.length];
-                int q = n + 2;
                 int s = 2 * n + 3;
                 // normalize [1, 1+n) while taking the one-pass sums of [s, s+n)
                 float sum = k.normalizeAffineSumAndSquaresNext(x, yFused, 1, n, 2f, 0.1f, 0.9f, w, b, 0, s, x[s]);
@@ -192,11 +189,6 @@ class KernelAgreementTest {
                         k.name() + " fused uniform sum n=" + n);
                 assertEquals(Float.floatToIntBits(k.squares), Float.floatToIntBits(squares),
                         k.name() + " fused uniform squares n=" + n);
-                // squared deviations of [q, q+n) and the sum of [s, s+n) in one loop (batch norm)
-                float sq = k.sumSquaredDeviations(x, q, n, x[q], 0.25f);
-                sum = k.squaredDeviationsSum(x, n, q, x[q], 0.25f, s, x[s]);
-                assertEquals(Float.floatToIntBits(k.sumShifted(x, s, n, x[s])), Float.floatToIntBits(sum));
-                assertEquals(Float.floatToIntBits(sq), Float.floatToIntBits(k.squaredDeviations));
                 // RMS: no shift, no mean; with and without a bias
                 for (float[] bias : new float[][] {b, null}) {
                     float ss = k.normalizeAffineSumSquaresNext(x, yFused, 1, n, 0f, 0f, 0.9f, w, bias, 0, s);

@@ -85,6 +85,31 @@ abstract class GradKernels {
     }
 
     /**
+     * Batch-norm training dx over {@code [off, off + n)} of one channel:
+     * {@code dx = kc * ((dy - meanDy) - xhat * meanDyXhat)}, {@code xhat = (x - mu) * is}, with no
+     * fused multiply-add (as the formula reads in Java).
+     */
+    void channelDx(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float kc, float meanDy,
+            float meanDyXhat) {
+        for (int i = off; i < off + n; i++) {
+            float xhat = (x[i] - mu) * is;
+            dx[i] = kc * (dy[i] - meanDy - xhat * meanDyXhat);
+        }
+    }
+
+    /**
+     * One run of a software pipeline over channels ({@code n <= RUN}): the {@link #channelDx} of the
+     * run at {@code aOff} (a channel whose sums are done, its values in cache), then the
+     * {@link #rowSums} of the run at {@code sOff} with unit scale ({@code ones}, at least n long), each
+     * bit for bit; the next channel's values stream in while dx is written.
+     */
+    float channelDxThenSums(float[] dy, float[] x, float[] dx, int aOff, float muA, float isA, float kc, float meanDy,
+            float meanDyXhat, int sOff, int n, float muB, float isB, float[] ones) {
+        channelDx(dy, x, dx, aOff, n, muA, isA, kc, meanDy, meanDyXhat);
+        return rowSums(dy, x, ones, sOff, 0, n, muB, isB);
+    }
+
+    /**
      * Adds the float32 parameter-gradient terms {@code fs[0, n)} and {@code fb[0, n)} into the
      * double partial sums at {@code ps[base, base + n)} and {@code pb[...]} ({@code first}: stores
      * them, as if added to zeros) and zeroes {@code fs} and {@code fb}, in one pass.

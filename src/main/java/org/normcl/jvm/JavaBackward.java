@@ -618,25 +618,24 @@ final class JavaBackward {
         }
     }
 
-    /** Largest channel (bytes of dY and X) {@link #channelBackwardWithGrad} takes in one task. */
-    private static final long FUSED_CHANNEL_BYTES = 1 << 20;
-
     /**
-     * @return whether {@link #channelBackwardWithGrad} applies: channels-first segments, each channel
-     *     small enough to stay in a core's L2 between its sums and its dx, and enough channels to
-     *     share among the threads
+     * @return whether {@link #channelBackwardWithGrad} applies: channels-first segments, and enough
+     *     channels to share among the threads. There is no size limit: a channel the L2 cannot hold
+     *     is read back from L3, or at worst from memory, as the unfused passes would read it.
      */
     static boolean fusesChannelBackward(ChannelPlan p, int threads) {
         return p.inner() > 1 && p.outer() * p.channels() * p.inner() <= Integer.MAX_VALUE
-                && p.perChannel() * 2 * Float.BYTES <= FUSED_CHANNEL_BYTES && p.channels() >= 4L * threads;
+                && p.channels() >= 4L * threads;
     }
 
     /**
-     * Batch-norm backward of channels-first data, one channel per task: the channel's sums of dy *
-     * xhat and dy taken exactly as {@link #affineGrad} takes them (a double partial per block of
-     * outer indices, the blocks added in order), then the channel's dx while its values are in
-     * cache, as {@link #channelBackward} computes it. The same bits as those two calls; dY and X are
-     * read from memory once instead of twice. Requires {@link #fusesChannelBackward}.
+     * Batch-norm backward of channels-first data, a range of channels per task: each channel's sums
+     * of dy * xhat and dy taken exactly as {@link #affineGrad} takes them (a double partial per block
+     * of outer indices, the blocks added in order), and its dx as {@link #channelBackward} computes
+     * it. The same bits as those two calls; dY and X are read from memory once instead of twice. In
+     * training, as a software pipeline: channel c - 1's dx is written in the loops that take channel
+     * c's sums ({@link GradKernels#channelDxThenSums}), from cache while channel c streams in.
+     * Requires {@link #fusesChannelBackward}.
      */
     static void channelBackwardWithGrad(Parallel parallel, ChannelPlan p, boolean training, float[] dy, float[] x,
             float[] mean, float[] inv, float[] scale, float[] dScale, float[] dBias, float[] dx) {
@@ -648,7 +647,14 @@ final class JavaBackward {
         float[] ones = RowNorm.ones(RowKernels.RUN);
         parallel.forRange(channels, 3L * p.perChannel(), (from, to) -> {
             GradKernels k = GradKernels.best().fresh();
+            // The channel whose dx is pending (training): its statistics and factors.
+            float muA = 0f;
+            float isA = 0f;
+            float kcA = 0f;
+            float meanDyA = 0f;
+            float meanDyXhatA = 0f;
             for (int c = (int) from; c < to; c++) {
+                boolean pending = training && c > from;
                 float mu = mean[c];
                 float is = inv[c];
                 double s = 0;
@@ -663,7 +669,11 @@ final class JavaBackward {
                         double sd = 0;
                         double sdx = 0;
                         for (int q = 0; q < inner; q += RowKernels.RUN) {
-                            sd += k.rowSums(dy, x, ones, off + q, 0, Math.min(RowKernels.RUN, inner - q), mu, is);
+                            int n = Math.min(RowKernels.RUN, inner - q);
+                            sd += pending
+                                    ? k.channelDxThenSums(dy, x, dx, off + q - inner, muA, isA, kcA, meanDyA,
+                                            meanDyXhatA, off + q, n, mu, is, ones)
+                                    : k.rowSums(dy, x, ones, off + q, 0, n, mu, is);
                             sdx += k.second;
                         }
                         partS += sdx;
@@ -680,20 +690,25 @@ final class JavaBackward {
                 }
                 // channelBackward's factors, from the sums as affineGrad rounds them into `sums`.
                 float kc = (scale == null ? 1f : scale[c]) * is;
-                float meanDyXhat = (float) ((float) s / m);
-                float meanDy = (float) ((float) b / m);
-                for (long o = 0; o < outer; o++) {
-                    int off = (int) ((o * channels + c) * inner);
-                    if (!training) {
+                if (!training) {
+                    for (long o = 0; o < outer; o++) {
+                        int off = (int) ((o * channels + c) * inner);
                         for (int i = off; i < off + inner; i++) {
                             dx[i] = dy[i] * kc;
                         }
-                    } else {
-                        for (int i = off; i < off + inner; i++) {
-                            float xhat = (x[i] - mu) * is;
-                            dx[i] = kc * (dy[i] - meanDy - xhat * meanDyXhat);
-                        }
                     }
+                    continue;
+                }
+                muA = mu;
+                isA = is;
+                kcA = kc;
+                meanDyXhatA = (float) ((float) s / m);
+                meanDyA = (float) ((float) b / m);
+            }
+            if (training) { // the last channel's dx, alone
+                for (long o = 0; o < outer; o++) {
+                    k.channelDx(dy, x, dx, (int) ((o * channels + to - 1) * inner), inner, muA, isA, kcA, meanDyA,
+                            meanDyXhatA);
                 }
             }
         });

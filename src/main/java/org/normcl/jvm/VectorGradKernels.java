@@ -117,6 +117,58 @@ final class VectorGradKernels extends GradKernels {
     }
 
     @Override
+    void channelDx(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float kc, float meanDy,
+            float meanDyXhat) {
+        FloatVector muv = FloatVector.broadcast(S, mu);
+        FloatVector isv = FloatVector.broadcast(S, is);
+        FloatVector kcv = FloatVector.broadcast(S, kc);
+        FloatVector mdv = FloatVector.broadcast(S, meanDy);
+        FloatVector mxv = FloatVector.broadcast(S, meanDyXhat);
+        int i = 0;
+        for (int bound = n - (n % L); i < bound; i += L) {
+            FloatVector xhat = FloatVector.fromArray(S, x, off + i).sub(muv).mul(isv);
+            kcv.mul(FloatVector.fromArray(S, dy, off + i).sub(mdv).sub(xhat.mul(mxv))).intoArray(dx, off + i);
+        }
+        super.channelDx(dy, x, dx, off + i, n - i, mu, is, kc, meanDy, meanDyXhat);
+    }
+
+    @Override
+    float channelDxThenSums(float[] dy, float[] x, float[] dx, int aOff, float muA, float isA, float kc, float meanDy,
+            float meanDyXhat, int sOff, int n, float muB, float isB, float[] ones) {
+        if (n % (2 * L) != 0) {
+            return super.channelDxThenSums(dy, x, dx, aOff, muA, isA, kc, meanDy, meanDyXhat, sOff, n, muB, isB, ones);
+        }
+        // channelDx's operations on run a; rowSums' two accumulators per sum on run b, in its order
+        // (its dy * 1 is dy itself).
+        FloatVector muAv = FloatVector.broadcast(S, muA);
+        FloatVector isAv = FloatVector.broadcast(S, isA);
+        FloatVector kcv = FloatVector.broadcast(S, kc);
+        FloatVector mdv = FloatVector.broadcast(S, meanDy);
+        FloatVector mxv = FloatVector.broadcast(S, meanDyXhat);
+        FloatVector muBv = FloatVector.broadcast(S, muB);
+        FloatVector isBv = FloatVector.broadcast(S, isB);
+        FloatVector g0 = FloatVector.zero(S), g1 = g0, q0 = g0, q1 = g0;
+        for (int i = 0; i < n; i += 2 * L) {
+            int j = i + L;
+            FloatVector b0 = FloatVector.fromArray(S, dy, sOff + i);
+            FloatVector b1 = FloatVector.fromArray(S, dy, sOff + j);
+            g0 = g0.add(b0);
+            g1 = g1.add(b1);
+            q0 = b0.fma(FloatVector.fromArray(S, x, sOff + i).sub(muBv).mul(isBv), q0);
+            q1 = b1.fma(FloatVector.fromArray(S, x, sOff + j).sub(muBv).mul(isBv), q1);
+            FloatVector h0 = FloatVector.fromArray(S, x, aOff + i).sub(muAv).mul(isAv);
+            FloatVector h1 = FloatVector.fromArray(S, x, aOff + j).sub(muAv).mul(isAv);
+            kcv.mul(FloatVector.fromArray(S, dy, aOff + i).sub(mdv).sub(h0.mul(mxv))).intoArray(dx, aOff + i);
+            kcv.mul(FloatVector.fromArray(S, dy, aOff + j).sub(mdv).sub(h1.mul(mxv))).intoArray(dx, aOff + j);
+        }
+        g0.add(g1).intoArray(lanes, 0);
+        float g = VectorRowKernels.sumLanes(lanes);
+        q0.add(q1).intoArray(lanes, 0);
+        second = VectorRowKernels.sumLanes(lanes);
+        return g;
+    }
+
+    @Override
     void flushTerms(float[] fs, float[] fb, double[] ps, double[] pb, int base, int n, boolean first) {
         // The scalar loop's conversions and additions, a vector at a time: C2 in JDK 17 does not
         // vectorize float-to-double loops, and this flush took 11% of 1024x8192 layer norm

@@ -273,6 +273,45 @@ class BackwardFusionTest {
             }
             pairMatchesTwoRows(scalar, vector, n);
             columnDxAgrees(scalar, vector, n);
+            channelPipelineAgrees(scalar, vector, n);
+        }
+    }
+
+    /**
+     * Batch-norm training dx of a channel, and the pipeline step that writes it while taking the next
+     * run's sums: dx the same bits on both kernel sets and in both forms, within rounding of float64;
+     * the step's sums those of {@link GradKernels#rowSums} with unit scale.
+     */
+    private static void channelPipelineAgrees(GradKernels scalar, GradKernels vector, int n) {
+        float[] dy = Data.gaussian("cp dy " + n, 2 * n + 3, 0, 1);
+        float[] x = Data.gaussian("cp x " + n, 2 * n + 3, 2, 3);
+        float[] ones = RowNorm.ones(n);
+        float mu = 1.75f;
+        float is = 0.37f;
+        float kc = 0.8f;
+        float meanDy = 0.125f;
+        float meanDyXhat = -0.3f;
+        float[] expected = new float[2 * n + 3];
+        scalar.channelDx(dy, x, expected, 3, n, mu, is, kc, meanDy, meanDyXhat);
+        for (int i = 3; i < 3 + n; i++) {
+            double xhat = ((double) x[i] - mu) * is;
+            double ref = kc * (dy[i] - (double) meanDy - xhat * meanDyXhat);
+            assertEquals(ref, expected[i], 1e-5 * (1 + Math.abs(ref)), "channel dx against float64, n = " + n);
+        }
+        for (GradKernels k : new GradKernels[] {scalar, vector}) {
+            float[] alone = new float[2 * n + 3];
+            k.channelDx(dy, x, alone, 3, n, mu, is, kc, meanDy, meanDyXhat);
+            assertArrayEquals(expected, alone, "channel dx, n = " + n);
+            float[] piped = new float[2 * n + 3];
+            float sum = k.channelDxThenSums(dy, x, piped, 3, mu, is, kc, meanDy, meanDyXhat, n + 3, n, 0.5f, 1.25f,
+                    ones);
+            float second = k.second;
+            assertArrayEquals(expected, piped, "channel dx in the pipeline step, n = " + n);
+            // the sums of the same implementation's rowSums (the two reduce in different orders)
+            assertEquals(Float.floatToIntBits(k.rowSums(dy, x, ones, n + 3, 0, n, 0.5f, 1.25f)),
+                    Float.floatToIntBits(sum), "the step's sum of dy, n = " + n);
+            assertEquals(Float.floatToIntBits(k.second), Float.floatToIntBits(second),
+                    "the step's sum of dy * xhat, n = " + n);
         }
     }
 

@@ -486,10 +486,93 @@ public final class JavaBackend implements Backend {
                     scale, bias, y);
             return;
         }
+        if (rowBlocks && sixteenBit(x) && y.dtype() == x.dtype()) {
+            try (Views v = new Views()) {
+                channelNormInBlocks(p, (JavaBuffer) x, v.floatsOut(mean), v.floatsOut(meanLo), v.floatsOut(invStd),
+                        update, v.floats(runMeanIn), v.floats(runVarIn), v.floatsOut(runMeanOut), v.floatsOut(runVarOut),
+                        v.floats(scale), v.floats(bias), (JavaBuffer) y);
+            }
+            return;
+        }
         try (Views v = new Views()) {
             FastFloatKernels.channelNorm(parallel, scratch, p, v.floats(x), v.floatsOut(mean), v.floatsOut(meanLo),
                     v.floatsOut(invStd), update, v.floats(runMeanIn), v.floats(runVarIn), v.floatsOut(runMeanOut),
                     v.floatsOut(runVarOut), v.floats(scale), v.floats(bias), v.floatsOut(y));
+        }
+    }
+
+    /**
+     * Batch normalization of 16-bit channels-first X into 16-bit Y a channel at a time: each task
+     * widens a channel's segments into one float32 array that stays in cache, normalizes it in place
+     * as a one-channel plan on its own thread ({@link ChannelNorm#statsAndApply}: the same runs,
+     * parts and merges as the whole tensor's, so the same bits) and rounds it into Y. X and Y cross
+     * memory once instead of being converted whole before and after. Requires
+     * {@link ChannelNorm#fuses}.
+     */
+    private void channelNormInBlocks(ChannelPlan p, JavaBuffer x, float[] mean, float[] meanLo, float[] inv,
+            RunningUpdate update, float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut, float[] scale, float[] bias,
+            JavaBuffer y) {
+        int channels = Math.toIntExact(p.channels());
+        int inner = Math.toIntExact(p.inner());
+        long outer = p.outer();
+        int perChannel = Math.toIntExact(p.perChannel());
+        ChannelPlan one = new ChannelPlan(outer, 1, inner, p.mode(), p.epsilon());
+        short[] xs = (short[]) x.array();
+        short[] ys = (short[]) y.array();
+        boolean half = x.dtype() == DType.FLOAT16;
+        parallel.forRange(channels, 3L * perChannel, (c0, c1) -> {
+            ChannelNorm norm = new ChannelNorm(RowKernels.best(), ONE_THREAD, scratch);
+            float[] xf = takeView(perChannel);
+            // The channel's entries of the per-channel arrays, as the arrays of a one-channel plan.
+            float[] mean1 = entry(mean);
+            float[] meanLo1 = entry(meanLo);
+            float[] inv1 = entry(inv);
+            float[] rmIn1 = entry(rmIn);
+            float[] rvIn1 = entry(rvIn);
+            float[] rmOut1 = entry(rmOut);
+            float[] rvOut1 = entry(rvOut);
+            float[] scale1 = entry(scale);
+            float[] bias1 = entry(bias);
+            try {
+                for (int c = (int) c0; c < c1; c++) {
+                    for (long o = 0; o < outer; o++) {
+                        CONVERSIONS.widen(xs, (int) ((o * channels + c) * inner), xf, (int) (o * inner), inner, half);
+                    }
+                    load(rmIn1, rmIn, c);
+                    load(rvIn1, rvIn, c);
+                    load(scale1, scale, c);
+                    load(bias1, bias, c);
+                    norm.statsAndApply(one, xf, mean1, meanLo1, inv1, update, rmIn1, rvIn1, rmOut1, rvOut1, scale1,
+                            bias1, xf);
+                    store(mean1, mean, c);
+                    store(meanLo1, meanLo, c);
+                    store(inv1, inv, c);
+                    store(rmOut1, rmOut, c);
+                    store(rvOut1, rvOut, c);
+                    for (long o = 0; o < outer; o++) {
+                        CONVERSIONS.round(xf, (int) (o * inner), ys, (int) ((o * channels + c) * inner), inner, half);
+                    }
+                }
+            } finally {
+                giveView(xf);
+            }
+        });
+    }
+
+    /** @return a one-entry array standing for one entry of {@code whole}, or null where it is */
+    private static float[] entry(float[] whole) {
+        return whole == null ? null : new float[1];
+    }
+
+    private static void load(float[] entry, float[] whole, int c) {
+        if (entry != null) {
+            entry[0] = whole[c];
+        }
+    }
+
+    private static void store(float[] entry, float[] whole, int c) {
+        if (entry != null) {
+            whole[c] = entry[0];
         }
     }
 

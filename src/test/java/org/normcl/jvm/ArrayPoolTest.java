@@ -19,7 +19,9 @@ import org.normcl.NormResult;
 import org.normcl.Shape;
 import org.normcl.backend.AffineGradPlan;
 import org.normcl.backend.Buffer;
+import org.normcl.backend.ChannelPlan;
 import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.RunningUpdate;
 import org.normcl.backend.StatMode;
 import org.normcl.reference.Reference64;
 import org.normcl.testing.Data;
@@ -234,6 +236,74 @@ class ArrayPoolTest {
         Buffer b = be.allocate(DType.FLOAT32, v.length);
         System.arraycopy(v, 0, (float[]) ((JavaBuffer) b).array(), 0, v.length);
         return b;
+    }
+
+    /**
+     * 16-bit batch norm (training, with running statistics) a channel at a time: Y, the saved
+     * statistics and the running ones are those of a backend that converts whole tensors, bit for
+     * bit, on 1 and 2 threads; Y is within the 16-bit format's rounding of float64 batch norm of the
+     * decoded input, the statistics within float32 rounding.
+     */
+    @ParameterizedTest(name = "{0}x{1}x{2}")
+    @CsvSource({"4, 8, 300", "3, 16, 4096", "2, 12, 1000"})
+    void sixteenBitBatchNormInChannelBlocksMatchesWholeTensors(int outer, int channels, int inner) {
+        ChannelPlan p = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1e-5f);
+        int n = outer * channels * inner;
+        for (DType dtype : new DType[] {DType.FLOAT16, DType.BFLOAT16}) {
+            float[] x = Data.gaussian(dtype + " bn x", n, 3, 2);
+            float[] scale = Data.gaussian("bn scale", channels, 1, 0.1);
+            float[] bias = Data.gaussian("bn bias", channels, 0, 0.1);
+            float[] rm = Data.gaussian("bn running mean", channels, 0, 1);
+            float[] rv = Data.uniform("bn running var", channels, 0.5, 2);
+            String what = dtype + " " + outer + "x" + channels + "x" + inner;
+            Object[] whole = batchNorm16(new JavaBackend(2, false), p, dtype, x, scale, bias, rm, rv);
+            for (int threads : new int[] {1, 2}) {
+                Object[] blocks = batchNorm16(new JavaBackend(threads), p, dtype, x, scale, bias, rm, rv);
+                assertArrayEquals((short[]) whole[0], (short[]) blocks[0], what + ": Y of whole tensors, " + threads);
+                for (int i = 1; i < whole.length; i++) {
+                    assertArrayEquals((float[]) whole[i], (float[]) blocks[i], what + ": output " + i + ", " + threads);
+                }
+            }
+            Reference64.BatchNormTraining ref = Reference64.batchNormTraining(decode(dtype, encode(dtype, x)),
+                    new long[] {outer, channels, inner}, decode(dtype, encode(dtype, scale)),
+                    decode(dtype, encode(dtype, bias)), rm, rv, 1e-5f, 0.1f, true);
+            float[] y = decode(dtype, (short[]) whole[0]);
+            double ulp = dtype == DType.FLOAT16 ? 0x1p-11 : 0x1p-8; // one rounding to the format
+            for (int i = 0; i < n; i++) {
+                assertEquals(ref.y()[i], y[i], ulp * Math.abs(ref.y()[i]) + 1e-5, what + " y " + i);
+            }
+            for (int c = 0; c < channels; c++) {
+                assertEquals(ref.mean()[c], ((float[]) whole[1])[c], 1e-5 * (1 + Math.abs(ref.mean()[c])), what);
+                assertEquals(ref.invStd()[c], ((float[]) whole[2])[c], 1e-5 * ref.invStd()[c], what);
+                assertEquals(ref.newRunningMean()[c], ((float[]) whole[3])[c], 1e-5, what);
+                assertEquals(ref.newRunningVar()[c], ((float[]) whole[4])[c], 1e-5 * ref.newRunningVar()[c], what);
+            }
+        }
+    }
+
+    /** @return Y's bits, then mean, inverse std, running mean and running var (float32) */
+    private static Object[] batchNorm16(JavaBackend backend, ChannelPlan p, DType dtype, float[] x, float[] scale,
+            float[] bias, float[] rm, float[] rv) {
+        int c = (int) p.channels();
+        try (JavaBackend be = backend;
+                Buffer xb = sixteenBit(be, dtype, encode(dtype, x));
+                Buffer sb = sixteenBit(be, dtype, encode(dtype, scale));
+                Buffer bb = sixteenBit(be, dtype, encode(dtype, bias));
+                Buffer rmb = floats(be, rm);
+                Buffer rvb = floats(be, rv);
+                Buffer yb = be.allocate(dtype, x.length);
+                Buffer mean = be.allocate(DType.FLOAT32, c);
+                Buffer inv = be.allocate(DType.FLOAT32, c);
+                Buffer rmOut = be.allocate(DType.FLOAT32, c);
+                Buffer rvOut = be.allocate(DType.FLOAT32, c)) {
+            be.channelNorm(p, xb, mean, null, inv, new RunningUpdate(0.1f, true), rmb, rvb, rmOut, rvOut, sb, bb, yb);
+            return new Object[] {((short[]) ((JavaBuffer) yb).array()).clone(), array(mean), array(inv), array(rmOut),
+                array(rvOut)};
+        }
+    }
+
+    private static float[] array(Buffer b) {
+        return ((float[]) ((JavaBuffer) b).array()).clone();
     }
 
     private static short[] sixteenBitLayerNorm(JavaBackend be, RowNormPlan p, DType dtype, float[] x, float[] scale,

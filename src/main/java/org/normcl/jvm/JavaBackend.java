@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
 
 import org.normcl.BackendKind;
 import org.normcl.DType;
@@ -502,28 +503,19 @@ public final class JavaBackend implements Backend {
     }
 
     /**
-     * Batch normalization of 16-bit channels-first X into 16-bit Y a channel at a time: each task
-     * widens a channel's segments into one float32 array that stays in cache, normalizes it in place
-     * as a one-channel plan on its own thread ({@link ChannelNorm#statsAndApply}: the same runs,
-     * parts and merges as the whole tensor's, so the same bits) and rounds it into Y. X and Y cross
-     * memory once instead of being converted whole before and after. Requires
-     * {@link ChannelNorm#fuses}.
+     * Batch normalization of 16-bit channels-first X into 16-bit Y a channel at a time
+     * ({@link #inChannelBlocks}): a channel's X is normalized in place as a one-channel plan on the
+     * task's own thread ({@link ChannelNorm#statsAndApply}: the same runs, parts and merges as the
+     * whole tensor's, so the same bits). X and Y cross memory once instead of being converted whole
+     * before and after. Requires {@link ChannelNorm#fuses}.
      */
     private void channelNormInBlocks(ChannelPlan p, JavaBuffer x, float[] mean, float[] meanLo, float[] inv,
             RunningUpdate update, float[] rmIn, float[] rvIn, float[] rmOut, float[] rvOut, float[] scale, float[] bias,
             JavaBuffer y) {
-        int channels = Math.toIntExact(p.channels());
-        int inner = Math.toIntExact(p.inner());
-        long outer = p.outer();
-        int perChannel = Math.toIntExact(p.perChannel());
-        ChannelPlan one = new ChannelPlan(outer, 1, inner, p.mode(), p.epsilon());
-        short[] xs = (short[]) x.array();
-        short[] ys = (short[]) y.array();
-        boolean half = x.dtype() == DType.FLOAT16;
-        parallel.forRange(channels, 3L * perChannel, (c0, c1) -> {
+        ChannelPlan one = new ChannelPlan(p.outer(), 1, p.inner(), p.mode(), p.epsilon());
+        inChannelBlocks(p, new JavaBuffer[] {x}, y, () -> {
             ChannelNorm norm = new ChannelNorm(RowKernels.best(), ONE_THREAD, scratch);
-            float[] xf = takeView(perChannel);
-            // The channel's entries of the per-channel arrays, as the arrays of a one-channel plan.
+            // The channel's entries of the per-channel arrays, as the arrays of the one-channel plan.
             float[] mean1 = entry(mean);
             float[] meanLo1 = entry(meanLo);
             float[] inv1 = entry(inv);
@@ -533,28 +525,71 @@ public final class JavaBackend implements Backend {
             float[] rvOut1 = entry(rvOut);
             float[] scale1 = entry(scale);
             float[] bias1 = entry(bias);
+            return (c, f) -> {
+                load(rmIn1, rmIn, c);
+                load(rvIn1, rvIn, c);
+                load(scale1, scale, c);
+                load(bias1, bias, c);
+                norm.statsAndApply(one, f[0], mean1, meanLo1, inv1, update, rmIn1, rvIn1, rmOut1, rvOut1, scale1,
+                        bias1, f[0]);
+                store(mean1, mean, c);
+                store(meanLo1, meanLo, c);
+                store(inv1, inv, c);
+                store(rmOut1, rmOut, c);
+                store(rvOut1, rvOut, c);
+            };
+        });
+    }
+
+    /** One task's work on the channels of {@link #inChannelBlocks}. */
+    @FunctionalInterface
+    private interface ChannelTask {
+        /**
+         * Processes channel c, whose segments of each input are contiguous in {@code f} (one array
+         * per input, a one-channel plan's layout), leaving the output in {@code f[0]}.
+         */
+        void channel(int c, float[][] f);
+    }
+
+    /**
+     * 16-bit channels-first data a channel at a time: each task (from {@code perTask}, one per
+     * range of channels) widens a channel's segments of every input into pooled float32 arrays that
+     * stay in cache, processes them, and rounds {@code f[0]} into {@code out}'s segments; so the
+     * tensors cross memory once, as the row blocks of {@link #rowNormInBlocks} do.
+     */
+    private void inChannelBlocks(ChannelPlan p, JavaBuffer[] inputs, JavaBuffer out, Supplier<ChannelTask> perTask) {
+        int channels = Math.toIntExact(p.channels());
+        int inner = Math.toIntExact(p.inner());
+        long outer = p.outer();
+        int perChannel = Math.toIntExact(p.perChannel());
+        boolean half = out.dtype() == DType.FLOAT16;
+        short[] outBits = (short[]) out.array();
+        parallel.forRange(channels, 3L * perChannel, (c0, c1) -> {
+            ChannelTask task = perTask.get();
+            float[][] f = new float[inputs.length][];
             try {
+                for (int i = 0; i < f.length; i++) {
+                    f[i] = takeView(perChannel);
+                }
                 for (int c = (int) c0; c < c1; c++) {
                     for (long o = 0; o < outer; o++) {
-                        CONVERSIONS.widen(xs, (int) ((o * channels + c) * inner), xf, (int) (o * inner), inner, half);
+                        int off = (int) ((o * channels + c) * inner);
+                        for (int i = 0; i < f.length; i++) {
+                            CONVERSIONS.widen((short[]) inputs[i].array(), off, f[i], (int) (o * inner), inner, half);
+                        }
                     }
-                    load(rmIn1, rmIn, c);
-                    load(rvIn1, rvIn, c);
-                    load(scale1, scale, c);
-                    load(bias1, bias, c);
-                    norm.statsAndApply(one, xf, mean1, meanLo1, inv1, update, rmIn1, rvIn1, rmOut1, rvOut1, scale1,
-                            bias1, xf);
-                    store(mean1, mean, c);
-                    store(meanLo1, meanLo, c);
-                    store(inv1, inv, c);
-                    store(rmOut1, rmOut, c);
-                    store(rvOut1, rvOut, c);
+                    task.channel(c, f);
                     for (long o = 0; o < outer; o++) {
-                        CONVERSIONS.round(xf, (int) (o * inner), ys, (int) ((o * channels + c) * inner), inner, half);
+                        CONVERSIONS.round(f[0], (int) (o * inner), outBits, (int) ((o * channels + c) * inner), inner,
+                                half);
                     }
                 }
             } finally {
-                giveView(xf);
+                for (float[] a : f) {
+                    if (a != null) {
+                        giveView(a);
+                    }
+                }
             }
         });
     }
@@ -708,10 +743,45 @@ public final class JavaBackend implements Backend {
             Backend.super.channelBackwardWithGrad(p, training, dy, x, mean, invStd, scale, dScale, dBias, dx);
             return;
         }
+        if (rowBlocks && sixteenBit(x) && dy.dtype() == x.dtype() && dx.dtype() == x.dtype()) {
+            try (Views v = new Views()) {
+                channelBackwardInBlocks(p, training, (JavaBuffer) dy, (JavaBuffer) x, v.floats(mean),
+                        v.floats(invStd), v.floats(scale), v.floatsOut(dScale), v.floatsOut(dBias), (JavaBuffer) dx);
+            }
+            return;
+        }
         try (Views v = new Views()) {
             JavaBackward.channelBackwardWithGrad(parallel, p, training, v.floats(dy), v.floats(x), v.floats(mean),
                     v.floats(invStd), v.floats(scale), v.floatsOut(dScale), v.floatsOut(dBias), v.floatsOut(dx));
         }
+    }
+
+    /**
+     * Batch-norm backward of 16-bit channels-first dY and X into 16-bit dX a channel at a time
+     * ({@link #inChannelBlocks}), as {@link #channelNormInBlocks} does forward: a channel's widened
+     * dY and X go through {@link JavaBackward#channelBackwardWithGrad} as a one-channel plan on the
+     * task's own thread (the same sums, partition and dx as the whole tensor's, so the same bits),
+     * dx written over the widened dY, which each value's dx reads first.
+     */
+    private void channelBackwardInBlocks(ChannelPlan p, boolean training, JavaBuffer dy, JavaBuffer x, float[] mean,
+            float[] inv, float[] scale, float[] dScale, float[] dBias, JavaBuffer dx) {
+        ChannelPlan one = new ChannelPlan(p.outer(), 1, p.inner(), p.mode(), p.epsilon());
+        inChannelBlocks(p, new JavaBuffer[] {dy, x}, dx, () -> {
+            float[] mean1 = entry(mean);
+            float[] inv1 = entry(inv);
+            float[] scale1 = entry(scale);
+            float[] dScale1 = entry(dScale);
+            float[] dBias1 = entry(dBias);
+            return (c, f) -> {
+                load(mean1, mean, c);
+                load(inv1, inv, c);
+                load(scale1, scale, c);
+                JavaBackward.channelBackwardWithGrad(ONE_THREAD, one, training, f[0], f[1], mean1, inv1, scale1,
+                        dScale1, dBias1, f[0]);
+                store(dScale1, dScale, c);
+                store(dBias1, dBias, c);
+            };
+        });
     }
 
     @Override

@@ -206,6 +206,87 @@ class ArrayPoolTest {
     }
 
     /**
+     * 16-bit batch-norm backward a channel at a time, training and inference: dX, dScale and dBias
+     * are the bits of a backend that converts whole tensors, on 1 and 2 threads; dScale and dBias
+     * within float32 run sums (at most {@link RowKernels#RUN} terms in float32, then double) of the
+     * float64 sums over the decoded inputs, and dX within the format's rounding (plus float32
+     * arithmetic) of the float64 formula from those sums.
+     */
+    @ParameterizedTest(name = "{0}x{1}x{2}")
+    @CsvSource({"4, 8, 300", "3, 16, 4096", "2, 12, 1000"})
+    void sixteenBitBatchNormBackwardInChannelBlocksMatchesWholeTensors(int outer, int channels, int inner) {
+        ChannelPlan p = new ChannelPlan(outer, channels, inner, StatMode.MEAN_VAR, 1e-5f);
+        int n = outer * channels * inner;
+        for (DType dtype : new DType[] {DType.FLOAT16, DType.BFLOAT16}) {
+            for (boolean training : new boolean[] {true, false}) {
+                String what = dtype + (training ? " training " : " inference ") + outer + "x" + channels + "x" + inner;
+                float[] x = decode(dtype, encode(dtype, Data.gaussian(what + " x", n, 0.5, 2)));
+                float[] dy = decode(dtype, encode(dtype, Data.gaussian(what + " dy", n, 0, 1)));
+                float[] scale = Data.gaussian(what + " scale", channels, 1, 0.1);
+                float[] mean = Data.gaussian(what + " mean", channels, 0.5, 0.01);
+                float[] inv = Data.gaussian(what + " inv", channels, 0.5, 0.01);
+                Object[] whole = batchBackward16(new JavaBackend(2, false), p, training, dtype, dy, x, scale, mean,
+                        inv);
+                for (int threads : new int[] {1, 2}) {
+                    Object[] blocks = batchBackward16(new JavaBackend(threads), p, training, dtype, dy, x, scale, mean,
+                            inv);
+                    assertArrayEquals((short[]) whole[0], (short[]) blocks[0], what + ": dX, " + threads);
+                    assertArrayEquals((float[]) whole[1], (float[]) blocks[1], what + ": dScale, " + threads);
+                    assertArrayEquals((float[]) whole[2], (float[]) blocks[2], what + ": dBias, " + threads);
+                }
+                float[] dx = decode(dtype, (short[]) whole[0]);
+                double ulp = dtype == DType.FLOAT16 ? 0x1p-11 : 0x1p-8;
+                for (int c = 0; c < channels; c++) {
+                    double s = 0;
+                    double b = 0;
+                    double sAbs = 0;
+                    double bAbs = 0;
+                    for (int o = 0; o < outer; o++) {
+                        for (int i = (o * channels + c) * inner; i < (o * channels + c + 1) * inner; i++) {
+                            double term = dy[i] * ((x[i] - (double) mean[c]) * inv[c]);
+                            s += term;
+                            b += dy[i];
+                            sAbs += Math.abs(term);
+                            bAbs += Math.abs(dy[i]);
+                        }
+                    }
+                    double runBound = RowKernels.RUN * 0x1p-24;
+                    assertEquals(s, ((float[]) whole[1])[c], runBound * sAbs + 1e-30, what + " dScale[" + c + "]");
+                    assertEquals(b, ((float[]) whole[2])[c], runBound * bAbs + 1e-30, what + " dBias[" + c + "]");
+                    double k = (double) scale[c] * inv[c];
+                    double m = (double) outer * inner;
+                    for (int o = 0; o < outer; o++) {
+                        for (int i = (o * channels + c) * inner; i < (o * channels + c + 1) * inner; i++) {
+                            double xhat = (x[i] - (double) mean[c]) * inv[c];
+                            double ref = training ? k * (dy[i] - b / m - xhat * (s / m)) : k * dy[i];
+                            double scaleOfTerms = Math.abs(k) * (Math.abs(dy[i]) + Math.abs(xhat * s / m) + 1);
+                            assertEquals(ref, dx[i], ulp * Math.abs(ref) + 1e-5 * scaleOfTerms, what + " dx " + i);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** @return dX (16-bit), dScale and dBias (float32) of one batch-norm backward call; closes the backend */
+    private static Object[] batchBackward16(JavaBackend backend, ChannelPlan p, boolean training, DType dtype,
+            float[] dy, float[] x, float[] scale, float[] mean, float[] inv) {
+        int c = (int) p.channels();
+        try (JavaBackend be = backend;
+                Buffer dyb = sixteenBit(be, dtype, encode(dtype, dy));
+                Buffer xb = sixteenBit(be, dtype, encode(dtype, x));
+                Buffer sb = floats(be, scale);
+                Buffer mb = floats(be, mean);
+                Buffer ib = floats(be, inv);
+                Buffer dxb = be.allocate(dtype, x.length);
+                Buffer dsb = be.allocate(DType.FLOAT32, c);
+                Buffer dbb = be.allocate(DType.FLOAT32, c)) {
+            be.channelBackwardWithGrad(p, training, dyb, xb, mb, ib, sb, dsb, dbb, dxb);
+            return new Object[] {((short[]) ((JavaBuffer) dxb).array()).clone(), array(dsb), array(dbb)};
+        }
+    }
+
+    /**
      * @return dX (16-bit), dScale and dBias (float32) of one backward call, or dX alone (the others
      *     zero) when {@code g} is null; closes the backend
      */

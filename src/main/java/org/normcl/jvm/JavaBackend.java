@@ -350,10 +350,13 @@ public final class JavaBackend implements Backend {
         });
     }
 
-    /** @return whether {@link #rowBackwardInBlocks} takes this backward: 16-bit layer or RMS norm, dY, X and dX alike */
+    /**
+     * @return whether {@link #rowBackwardInBlocks} takes this backward: 16-bit dY, X and dX alike, in
+     *     contiguous rows (layer and RMS norm, channels-first group and instance norm)
+     */
     private boolean blocksBackward(RowNormPlan p, Buffer dy, Buffer x, Buffer dx) {
         return rowBlocks && sixteenBit(x) && dy.dtype() == x.dtype() && dx != null && dx.dtype() == x.dtype()
-                && p.isContiguous() && p.groups() == 1 && p.spatial() == 1;
+                && JavaBackward.RowLayout.of(p) != null;
     }
 
     /**
@@ -368,9 +371,11 @@ public final class JavaBackend implements Backend {
     private static final int GRAD_GROUPS = 16;
 
     /**
-     * Layer and RMS norm backward of 16-bit dY and X into 16-bit dX, a block of rows at a time, as
-     * {@link #rowNormInBlocks} does forward: each task widens a block's dY and X ({@link #BLOCK_VALUES}
-     * values, at least {@link #MIN_BACKWARD_BLOCK_ROWS} rows) into float32 arrays that stay in cache
+     * Row backward of 16-bit dY and X into 16-bit dX (layer and RMS norm, channels-first group and
+     * instance norm), a block of rows at a time, as {@link #rowNormInBlocks} does forward: each task
+     * widens a block's dY and X ({@link #BLOCK_VALUES} values, at least
+     * {@link #MIN_BACKWARD_BLOCK_ROWS} rows, a multiple of the plan's groups so that the block's rows
+     * use the affine entries they use in the whole tensor) into float32 arrays that stay in cache
      * where the rows are short enough, runs the float32 backward on them on its own thread
      * ({@link JavaBackward#rows}) and rounds dX into place, so the tensors cross memory once instead
      * of being converted whole (three float32 tensors of temporaries). dX is that of whole tensors bit
@@ -381,18 +386,21 @@ public final class JavaBackend implements Backend {
      */
     private void rowBackwardInBlocks(RowNormPlan p, JavaBuffer dy, JavaBuffer x, float[] scale, float[] mean,
             float[] inv, JavaBuffer dx, float[] dScale, float[] dBias) {
-        int cols = Math.toIntExact(p.cols());
-        int rows = Math.toIntExact(p.rows());
-        boolean rms = p.mode() == StatMode.RMS;
-        int blockRows = Math.max(MIN_BACKWARD_BLOCK_ROWS, BLOCK_VALUES / cols);
+        JavaBackward.RowLayout l = JavaBackward.RowLayout.of(p);
+        int cols = l.len();
+        int rows = l.rows();
+        int channels = l.channels(); // affine entries
+        int groups = l.groups();
+        int fit = Math.max(MIN_BACKWARD_BLOCK_ROWS, BLOCK_VALUES / cols);
+        int blockRows = (fit + groups - 1) / groups * groups;
         int blocks = (rows + blockRows - 1) / blockRows;
         int gradGroups = Math.max(1, Math.min(GRAD_GROUPS, blocks));
         short[] dys = (short[]) dy.array();
         short[] xs = (short[]) x.array();
         short[] dxs = (short[]) dx.array();
         boolean half = x.dtype() == DType.FLOAT16;
-        double[] partS = scratch.doubles(gradGroups * cols);
-        double[] partB = scratch.doubles(gradGroups * cols);
+        double[] partS = scratch.doubles(gradGroups * channels);
+        double[] partB = scratch.doubles(gradGroups * channels);
         parallel.forRange(gradGroups, 3L * cols * rows / gradGroups, (g0, g1) -> {
             int values = blockRows * cols;
             float[] dyf = takeView(values);
@@ -402,24 +410,25 @@ public final class JavaBackend implements Backend {
             float[] invB = new float[blockRows];
             try {
                 for (int g = (int) g0; g < g1; g++) {
-                    int base = g * cols;
-                    Arrays.fill(partS, base, base + cols, 0.0);
-                    Arrays.fill(partB, base, base + cols, 0.0);
+                    int base = g * channels;
+                    Arrays.fill(partS, base, base + channels, 0.0);
+                    Arrays.fill(partB, base, base + channels, 0.0);
                     for (long b = (long) blocks * g / gradGroups; b < (long) blocks * (g + 1) / gradGroups; b++) {
                         int r0 = (int) b * blockRows;
                         int n = Math.min(blockRows, rows - r0);
                         int off = r0 * cols;
                         CONVERSIONS.widen(dys, off, dyf, 0, n * cols, half);
                         CONVERSIONS.widen(xs, off, xf, 0, n * cols, half);
-                        if (!rms) {
+                        if (!l.rms()) {
                             System.arraycopy(mean, r0, meanB, 0, n);
                         }
                         System.arraycopy(inv, r0, invB, 0, n);
                         JavaBackward.Grads sums = JavaBackward.rows(ONE_THREAD, scratch,
-                                new JavaBackward.RowLayout(n, 1, cols, 1, rms), dyf, xf, scale, meanB, invB, dxf);
+                                new JavaBackward.RowLayout(n, groups, l.cpg(), l.spatial(), l.rms()), dyf, xf, scale,
+                                meanB, invB, dxf);
                         double[] s = sums.scale();
                         double[] bs = sums.bias();
-                        for (int c = 0; c < cols; c++) {
+                        for (int c = 0; c < channels; c++) {
                             partS[base + c] += s[c];
                             partB[base + c] += bs[c];
                         }
@@ -433,12 +442,12 @@ public final class JavaBackend implements Backend {
                 giveView(dxf);
             }
         });
-        for (int c = 0; c < cols; c++) {
+        for (int c = 0; c < channels; c++) {
             double s = 0;
             double b = 0;
             for (int g = 0; g < gradGroups; g++) {
-                s += partS[g * cols + c];
-                b += partB[g * cols + c];
+                s += partS[g * channels + c];
+                b += partB[g * channels + c];
             }
             if (dScale != null) {
                 dScale[c] = (float) s;
@@ -689,8 +698,9 @@ public final class JavaBackend implements Backend {
      * One pass for float32 data: the row pass computes dX and, along with it, the parameter-gradient
      * sums, which {@link JavaBackward#affineGrad} then takes instead of reading dY and X again (the
      * same bits it computes alone: {@code BackwardFusionTest}). float64 layer and RMS norm: one pass
-     * too ({@link DoubleKernels#rowGrads}, the same bits as the two calls). float16 and bfloat16 layer and
-     * RMS norm: a block of rows at a time ({@link #rowBackwardInBlocks}). Otherwise the two calls.
+     * too ({@link DoubleKernels#rowGrads}, the same bits as the two calls). float16 and bfloat16 rows
+     * (layer, RMS, channels-first group and instance norm): a block of rows at a time
+     * ({@link #rowBackwardInBlocks}). Otherwise the two calls.
      */
     @Override
     public void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
@@ -704,8 +714,8 @@ public final class JavaBackend implements Backend {
             }
             return;
         }
-        if (blocksBackward(plan, dy, x, dx) && DoubleKernels.isRowGrad(grad) && grad.outer() == plan.rows()
-                && grad.channels() == plan.cols()) {
+        if (blocksBackward(plan, dy, x, dx)
+                && JavaBackward.RowLayout.of(plan).equals(JavaBackward.RowLayout.of(grad))) {
             try (Views v = new Views()) {
                 rowBackwardInBlocks(plan, (JavaBuffer) dy, (JavaBuffer) x, v.floats(scale), v.floats(mean),
                         v.floats(invStd), (JavaBuffer) dx, v.floatsOut(dScale), v.floatsOut(dBias));

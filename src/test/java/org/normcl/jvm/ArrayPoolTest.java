@@ -174,15 +174,9 @@ class ArrayPoolTest {
                 float[] scale = Data.gaussian(what + " scale", cols, 1, 0.1);
                 float[] mean = Data.gaussian(what + " mean", rows, 0.5, 0.01);
                 float[] inv = Data.gaussian(what + " inv", rows, 0.5, 0.01);
-                Object[] blocks3 = backward(new JavaBackend(3), p, g, dtype, dy, x, scale, mean, inv);
-                Object[] blocks1 = backward(new JavaBackend(1), p, g, dtype, dy, x, scale, mean, inv);
-                Object[] whole = backward(new JavaBackend(2, false), p, g, dtype, dy, x, scale, mean, inv);
-                assertArrayEquals((short[]) whole[0], (short[]) blocks3[0], what + ": dX of whole tensors");
-                assertArrayEquals((short[]) whole[0],
-                        (short[]) backward(new JavaBackend(2), p, null, dtype, dy, x, scale, mean, inv)[0],
-                        what + ": dX alone (no parameter gradients) in blocks, against whole tensors");
-                assertArrayEquals((float[]) blocks1[1], (float[]) blocks3[1], what + ": dScale on 1 and 3 threads");
-                assertArrayEquals((float[]) blocks1[2], (float[]) blocks3[2], what + ": dBias on 1 and 3 threads");
+                Object[][] runs = blocksAgainstWhole(p, g, dtype, dy, x, scale, mean, inv, what);
+                Object[] blocks3 = runs[0];
+                Object[] whole = runs[1];
                 for (int c = 0; c < cols; c++) {
                     double s = 0;
                     double b = 0;
@@ -200,6 +194,55 @@ class ArrayPoolTest {
                         assertEquals(s, ((float[]) got[1])[c], 64 * 0x1p-24 * sAbs + 1e-30, what + " dScale[" + c + "]");
                         assertEquals(b, ((float[]) got[2])[c], 64 * 0x1p-24 * bAbs + 1e-30, what + " dBias[" + c + "]");
                     }
+                }
+            }
+        }
+    }
+
+    /**
+     * The same for channels-first group and instance norm (N, C, spatial, G groups; the blocks are
+     * whole samples at least): dX with and without the parameter gradients is that of whole tensors
+     * bit for bit, dScale and dBias the same bits on 1 and 3 threads and within float32 run sums
+     * ({@link RowKernels#RUN} terms in float32, then double) of the float64 sums per channel.
+     */
+    @ParameterizedTest(name = "{0}x{1}x{2} groups {3}")
+    @CsvSource({"3, 8, 300, 4", "2, 6, 4096, 6", "40, 4, 70, 2"})
+    void sixteenBitGroupNormBackwardInBlocksMatchesWholeTensors(int outer, int channels, int spatial, int groups) {
+        int cpg = channels / groups;
+        RowNormPlan p = RowNormPlan.contiguous((long) outer * groups, (long) cpg * spatial, StatMode.MEAN_VAR, 1e-5f,
+                groups, cpg, spatial, true, true);
+        AffineGradPlan g = new AffineGradPlan(outer, channels, spatial, groups, cpg, false);
+        int n = outer * channels * spatial;
+        int rows = outer * groups;
+        int cols = cpg * spatial;
+        for (DType dtype : new DType[] {DType.FLOAT16, DType.BFLOAT16}) {
+            String what = dtype + " group " + outer + "x" + channels + "x" + spatial + "/" + groups;
+            float[] x = decode(dtype, encode(dtype, Data.gaussian(what + " x", n, 0.5, 2)));
+            float[] dy = decode(dtype, encode(dtype, Data.gaussian(what + " dy", n, 0, 1)));
+            float[] scale = Data.gaussian(what + " scale", channels, 1, 0.1);
+            float[] mean = Data.gaussian(what + " mean", rows, 0.5, 0.01);
+            float[] inv = Data.gaussian(what + " inv", rows, 0.5, 0.01);
+            Object[][] runs = blocksAgainstWhole(p, g, dtype, dy, x, scale, mean, inv, what);
+            Object[] blocks3 = runs[0];
+            Object[] whole = runs[1];
+            double[] s = new double[channels];
+            double[] b = new double[channels];
+            double[] sAbs = new double[channels];
+            double[] bAbs = new double[channels];
+            for (int i = 0; i < n; i++) {
+                int r = i / cols;
+                int c = (r % groups) * cpg + (i % cols) / spatial;
+                double term = (double) dy[i] * ((x[i] - (double) mean[r]) * inv[r]);
+                s[c] += term;
+                b[c] += dy[i];
+                sAbs[c] += Math.abs(term);
+                bAbs[c] += Math.abs(dy[i]);
+            }
+            double runBound = RowKernels.RUN * 0x1p-24;
+            for (int c = 0; c < channels; c++) {
+                for (Object[] r : new Object[][] {blocks3, whole}) {
+                    assertEquals(s[c], ((float[]) r[1])[c], runBound * sAbs[c] + 1e-30, what + " dScale[" + c + "]");
+                    assertEquals(b[c], ((float[]) r[2])[c], runBound * bAbs[c] + 1e-30, what + " dBias[" + c + "]");
                 }
             }
         }
@@ -287,6 +330,27 @@ class ArrayPoolTest {
     }
 
     /**
+     * Runs the backward in blocks on 3 and 1 threads and on a backend converting whole tensors, and
+     * asserts dX (with and without the parameter gradients) equal to whole tensors' and the
+     * parameter gradients equal on 1 and 3 threads, bit for bit.
+     *
+     * @return the results on 3 threads and of whole tensors
+     */
+    private static Object[][] blocksAgainstWhole(RowNormPlan p, AffineGradPlan g, DType dtype, float[] dy, float[] x,
+            float[] scale, float[] mean, float[] inv, String what) {
+        Object[] blocks3 = backward(new JavaBackend(3), p, g, dtype, dy, x, scale, mean, inv);
+        Object[] blocks1 = backward(new JavaBackend(1), p, g, dtype, dy, x, scale, mean, inv);
+        Object[] whole = backward(new JavaBackend(2, false), p, g, dtype, dy, x, scale, mean, inv);
+        assertArrayEquals((short[]) whole[0], (short[]) blocks3[0], what + ": dX of whole tensors");
+        assertArrayEquals((short[]) whole[0],
+                (short[]) backward(new JavaBackend(2), p, null, dtype, dy, x, scale, mean, inv)[0],
+                what + ": dX alone (no parameter gradients) in blocks, against whole tensors");
+        assertArrayEquals((float[]) blocks1[1], (float[]) blocks3[1], what + ": dScale on 1 and 3 threads");
+        assertArrayEquals((float[]) blocks1[2], (float[]) blocks3[2], what + ": dBias on 1 and 3 threads");
+        return new Object[][] {blocks3, whole};
+    }
+
+    /**
      * @return dX (16-bit), dScale and dBias (float32) of one backward call, or dX alone (the others
      *     zero) when {@code g} is null; closes the backend
      */
@@ -301,8 +365,8 @@ class ArrayPoolTest {
                 Buffer mb = floats(be, mean);
                 Buffer ib = floats(be, inv);
                 Buffer dxb = be.allocate(dtype, (long) rows * cols);
-                Buffer dsb = be.allocate(DType.FLOAT32, cols);
-                Buffer dbb = be.allocate(DType.FLOAT32, cols)) {
+                Buffer dsb = be.allocate(DType.FLOAT32, scale.length);
+                Buffer dbb = be.allocate(DType.FLOAT32, scale.length)) {
             if (g == null) {
                 be.rowNormBackward(p, dyb, xb, sb, mb, ib, dxb);
             } else {

@@ -416,6 +416,10 @@ final class DoubleKernels {
             channelsFirstGrad(parallel, p, dy, x, mean, inv, dScale, dBias, sums);
             return;
         }
+        if (inner == 1) {
+            columnGrad(parallel, p, dy, x, mean, inv, dScale, dBias, sums);
+            return;
+        }
         parallel.forRange(channels, p.outer() * inner, (from, to) -> {
             for (long c = from; c < to; c++) {
                 double s = 0;
@@ -430,6 +434,43 @@ final class DoubleKernels {
                     }
                 }
                 writeGrad((int) c, s, b, dScale, dBias, sums);
+            }
+        });
+    }
+
+    /**
+     * {@link #affineGrad} of plans with one value per (outer, channel) (batch and group norm of (N, C)
+     * data, channels-last views): the general loop's sums, each channel's terms added in the same
+     * order with the same operations (so the same bits), but the threads split the channels and
+     * each walks the rows, a run of its channels at a time, instead of each channel walking a
+     * column a row's stride apart (batch norm backward of 8192x1024 float64: 71-106 ms).
+     */
+    private static void columnGrad(Parallel parallel, AffineGradPlan p, double[] dy, double[] x, double[] mean,
+            double[] inv, double[] dScale, double[] dBias, double[] sums) {
+        int channels = (int) p.channels();
+        int outer = (int) p.outer();
+        int[] statOf = new int[channels]; // c / channelsPerStat
+        for (int c = 0; c < channels; c++) {
+            statOf[c] = (int) (c / p.channelsPerStat());
+        }
+        parallel.forRange(channels, outer, (c0, c1) -> {
+            int from = (int) c0;
+            int width = (int) (c1 - c0);
+            double[] s = new double[width];
+            double[] b = new double[width];
+            for (int o = 0; o < outer; o++) {
+                long base = o / p.outerPerStat() * p.statsPerOuter();
+                int row = o * channels + from;
+                for (int j = 0; j < width; j++) {
+                    int si = (int) (base + statOf[from + j]);
+                    int i = row + j;
+                    double mu = p.rms() ? 0 : mean[si];
+                    s[j] += dy[i] * (x[i] - mu) * inv[si];
+                    b[j] += dy[i];
+                }
+            }
+            for (int j = 0; j < width; j++) {
+                writeGrad(from + j, s[j], b[j], dScale, dBias, sums);
             }
         });
     }
@@ -535,19 +576,55 @@ final class DoubleKernels {
         scratch.give(part);
     }
 
+    /**
+     * Batch-norm dx ({@code sums} null: inference), the per-channel factors worked out once per
+     * channel rather than per value (the same operations on the same values, so the same bits as
+     * the per-value formula). One value per (outer, channel), (N, C) data, goes row by row.
+     */
     static void channelBackward(Parallel parallel, ChannelPlan p, long count, double[] dy, double[] x, double[] mean,
             double[] inv, double[] scale, double[] sums, double[] dx) {
-        long inner = p.inner();
-        long channels = p.channels();
+        int inner = (int) p.inner();
+        int channels = (int) p.channels();
         double m = count;
+        double[] k = new double[channels];
+        double[] meanDy = new double[channels];
+        double[] meanDyXhat = new double[channels];
+        for (int c = 0; c < channels; c++) {
+            k[c] = (scale == null ? 1 : scale[c]) * inv[c];
+            if (sums != null) {
+                meanDy[c] = sums[2 * c + 1] / m;
+                meanDyXhat[c] = sums[2 * c] / m;
+            }
+        }
+        if (inner == 1) {
+            parallel.forRange(p.outer(), channels, (from, to) -> {
+                for (int off = (int) from * channels; off < to * channels; off += channels) {
+                    for (int c = 0; c < channels; c++) {
+                        int i = off + c;
+                        dx[i] = sums == null ? dy[i] * k[c]
+                                : k[c] * (dy[i] - meanDy[c] - (x[i] - mean[c]) * inv[c] * meanDyXhat[c]);
+                    }
+                }
+            });
+            return;
+        }
         parallel.forRange(p.outer() * channels, inner, (from, to) -> {
             for (long seg = from; seg < to; seg++) {
                 int c = (int) (seg % channels);
-                double k = (scale == null ? 1 : scale[c]) * inv[c];
-                for (long s = 0; s < inner; s++) {
-                    int i = (int) (seg * inner + s);
-                    dx[i] = sums == null ? dy[i] * k
-                            : k * (dy[i] - sums[2 * c + 1] / m - (x[i] - mean[c]) * inv[c] * (sums[2 * c] / m));
+                int off = (int) (seg * inner);
+                double kc = k[c];
+                if (sums == null) {
+                    for (int i = off; i < off + inner; i++) {
+                        dx[i] = dy[i] * kc;
+                    }
+                    continue;
+                }
+                double md = meanDy[c];
+                double mdx = meanDyXhat[c];
+                double mu = mean[c];
+                double is = inv[c];
+                for (int i = off; i < off + inner; i++) {
+                    dx[i] = kc * (dy[i] - md - (x[i] - mu) * is * mdx);
                 }
             }
         });

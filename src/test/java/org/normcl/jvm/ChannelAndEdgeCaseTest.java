@@ -280,4 +280,52 @@ class ChannelAndEdgeCaseTest {
             assertEquals(0f, o.inv()[0], k.name() + " InvStd of a variance of 9e76 (infinite in float32)");
         }
     }
+
+    /**
+     * Rows of one value (instance norm of (N, C) data): each value's mean is the value, its variance
+     * 0, so y is {@code 0 * w + b} (b, or NaN where w is infinite), the inverse deviation
+     * {@code 1 / sqrt(eps)} in float64 rounded once; a value that is not finite has that mean and a
+     * NaN y. On 1 and 3 threads, with and without scale and bias, against float64.
+     */
+    @Test
+    void singleValueRowsNormalizeToTheBias() {
+        int outer = 700;
+        int channels = 96;
+        int n = outer * channels;
+        float eps = 1e-5f;
+        float[] x = RowNormDeterminismTest.data("one", n, 50);
+        x[3] = Float.NaN;
+        x[100] = Float.POSITIVE_INFINITY;
+        x[200] = -0.0f;
+        x[300] = 3e38f;
+        float[] w = RowNormDeterminismTest.data("one w", channels, 1);
+        float[] b = RowNormDeterminismTest.data("one b", channels, 1);
+        w[5] = Float.POSITIVE_INFINITY;
+        double inv = (float) (1 / Math.sqrt((double) eps));
+        RowNormPlan p = RowNormPlan.contiguous(n, 1, StatMode.MEAN_VAR, eps, channels, 1, 1, true, true);
+        for (int threads : new int[] {1, 3}) {
+            for (boolean affine : new boolean[] {true, false}) {
+                float[] y = new float[n];
+                float[] mean = new float[n];
+                float[] invOut = new float[n];
+                Parallel parallel = new Parallel(threads);
+                try {
+                    FastFloatKernels.rowNorm(parallel, p, x, affine ? w : null, affine ? b : null, y, mean, invOut);
+                } finally {
+                    parallel.shutdown();
+                }
+                for (int i = 0; i < n; i++) {
+                    int c = i % channels;
+                    String what = "threads " + threads + (affine ? " affine" : "") + " value " + i;
+                    assertEquals(x[i], mean[i], 0.0, what + " mean");
+                    if (!Float.isFinite(x[i]) || (affine && Float.isInfinite(w[c]))) {
+                        assertTrue(Float.isNaN(y[i]), what + " y of a non-finite value or scale: NaN, got " + y[i]);
+                        continue;
+                    }
+                    assertEquals(inv, invOut[i], 0.0, what + " inverse deviation");
+                    assertEquals(affine ? b[c] : 0.0, y[i], 0.0, what + " y");
+                }
+            }
+        }
+    }
 }

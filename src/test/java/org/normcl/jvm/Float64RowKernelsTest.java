@@ -10,6 +10,8 @@ import java.util.List;
 import java.util.Random;
 
 import org.junit.jupiter.api.Test;
+import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.StatMode;
 
 /**
  * The float64 kernels ({@link F64Kernels}): the forward sums against exact sums (BigDecimal),
@@ -198,5 +200,60 @@ class Float64RowKernelsTest {
         double big = 0x1p53;
         assertEquals(0.0, F64Kernels.combineF64(big, 1, 0, 1, 0, 0, 0, 0, -big, 0, 0, 0, 0, 0, 0, 0));
         assertEquals(2.0, (big + 0) + (1.0 + 1.0) - big, "the other order, for contrast");
+    }
+
+    /**
+     * float64 rows of one value (instance norm of (N, C) data): y is {@code 0 * w + b}, the mean the
+     * value and the inverse deviation {@code 1 / sqrt(eps)}; a value or scale that is not finite
+     * gives NaN. On 1 and 3 threads, with and without scale and bias.
+     */
+    @Test
+    void singleValueRowsNormalizeToTheBias() {
+        int outer = 700;
+        int channels = 96;
+        int n = outer * channels;
+        Random rnd = new Random(3);
+        double[] x = new double[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = 50 * rnd.nextGaussian();
+        }
+        x[3] = Double.NaN;
+        x[100] = Double.NEGATIVE_INFINITY;
+        x[200] = -0.0;
+        x[300] = 1e308;
+        double[] w = new double[channels];
+        double[] b = new double[channels];
+        for (int c = 0; c < channels; c++) {
+            w[c] = 1 + rnd.nextGaussian();
+            b[c] = rnd.nextGaussian();
+        }
+        w[5] = Double.POSITIVE_INFINITY;
+        float eps = 1e-5f;
+        double inv = 1 / Math.sqrt(0.0 + eps);
+        RowNormPlan p = RowNormPlan.contiguous(n, 1, StatMode.MEAN_VAR, eps, channels, 1, 1, true, true);
+        for (int threads : new int[] {1, 3}) {
+            for (boolean affine : new boolean[] {true, false}) {
+                double[] y = new double[n];
+                double[] mean = new double[n];
+                double[] invOut = new double[n];
+                Parallel parallel = new Parallel(threads);
+                try {
+                    DoubleKernels.rowNorm(parallel, p, x, affine ? w : null, affine ? b : null, y, mean, invOut);
+                } finally {
+                    parallel.shutdown();
+                }
+                for (int i = 0; i < n; i++) {
+                    int c = i % channels;
+                    String what = "threads " + threads + (affine ? " affine" : "") + " value " + i;
+                    if (!Double.isFinite(x[i]) || (affine && Double.isInfinite(w[c]))) {
+                        assertTrue(Double.isNaN(y[i]), what + ": NaN, got " + y[i]);
+                        continue;
+                    }
+                    assertEquals(x[i], mean[i], 0.0, what + " mean");
+                    assertEquals(inv, invOut[i], 0.0, what + " inverse deviation");
+                    assertEquals(affine ? b[c] : 0.0, y[i], 0.0, what + " y");
+                }
+            }
+        }
     }
 }

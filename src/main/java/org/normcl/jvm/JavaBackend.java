@@ -742,9 +742,10 @@ public final class JavaBackend implements Backend {
     }
 
     /**
-     * Channels-first float data whose channels fit in L2: one task per channel, its sums then its dX
-     * ({@link JavaBackward#channelBackwardWithGrad}, the same bits as the two calls); otherwise the
-     * two calls.
+     * Channels-first float32 and 16-bit data with enough channels for the threads: each channel's
+     * sums and dX in one read of dY and X ({@link JavaBackward#channelBackwardWithGrad}, pipelined
+     * over channels; 16-bit data a channel at a time, {@link #channelBackwardInBlocks}), the same
+     * bits as the two calls; otherwise the two calls.
      */
     @Override
     public void channelBackwardWithGrad(ChannelPlan p, boolean training, Buffer dy, Buffer x, Buffer mean,

@@ -368,6 +368,52 @@ final class DoubleKernels {
 
     static void rowNormBackward(Parallel parallel, RowNormPlan p, double[] dy, double[] x, double[] scale,
             double[] mean, double[] inv, double[] dx) {
+        rowNormBackward(parallel, p, dy, x, scale, mean, inv, dx, null, null);
+    }
+
+    /**
+     * @return whether {@link #rowBackwardWithChannelGrads} applies: channels-first group and instance
+     *     norm whose parameter-gradient plan {@link #affineGrad} takes in {@link #channelsFirstGrad}
+     *     over the same rows (a statistic per row, segments of at least
+     *     {@link F64Kernels#F64_ACCUMULATORS} values)
+     */
+    static boolean fusesChannelGrads(RowNormPlan p, AffineGradPlan g) {
+        return p.isContiguous() && p.spatial() >= F64Kernels.F64_ACCUMULATORS && p.mode() != StatMode.RMS
+                && !isRowGrad(g) && g.outerPerStat() == 1 && g.inner() == p.spatial()
+                && g.statsPerOuter() == p.groups() && g.channelsPerStat() == p.channelsPerGroup()
+                && g.channels() == p.groups() * p.channelsPerGroup() && g.outer() * p.groups() == p.rows();
+    }
+
+    /**
+     * {@link #rowNormBackward} then {@link #affineGrad} in one read of dY and X, where
+     * {@link #fusesChannelGrads}: each row's segments (a channel of one sample) are summed for the
+     * parameter gradients right after the row's dx, from cache, with the calls
+     * {@link #channelsFirstGrad} makes, and the channels' sums are added over the samples in its
+     * order: the same bits as the two calls (group norm backward 32x64x56x56 read dY and X twice).
+     */
+    static void rowBackwardWithChannelGrads(Parallel parallel, RowNormPlan p, double[] dy, double[] x,
+            double[] scale, double[] mean, double[] inv, double[] dx, double[] dScale, double[] dBias) {
+        int channels = (int) (p.groups() * p.channelsPerGroup());
+        int outer = (int) (p.rows() / p.groups());
+        double[] segS = new double[outer * channels]; // (sample, channel), row r's at r * cpg
+        double[] segB = new double[outer * channels];
+        rowNormBackward(parallel, p, dy, x, scale, mean, inv, dx, segS, segB);
+        parallel.forRange(channels, 2L * outer, (c0, c1) -> {
+            for (int c = (int) c0; c < c1; c++) {
+                double s = 0;
+                double b = 0;
+                for (int o = 0; o < outer; o++) {
+                    b += segB[o * channels + c];
+                    s += segS[o * channels + c];
+                }
+                writeGrad(c, s, b, dScale, dBias, null);
+            }
+        });
+    }
+
+    /** With {@code segS} not null, also each row's segment sums of dy * xhat and dy (see {@link #rowBackwardWithChannelGrads}). */
+    private static void rowNormBackward(Parallel parallel, RowNormPlan p, double[] dy, double[] x, double[] scale,
+            double[] mean, double[] inv, double[] dx, double[] segS, double[] segB) {
         boolean rms = p.mode() == StatMode.RMS;
         long cols = p.cols();
         if (p.isContiguous()) {
@@ -402,6 +448,13 @@ final class DoubleKernels {
                     double sumG = kern.backwardSums(dy, x, w, r * n, aoff, n, mu, inv[r]);
                     double meanGx = kern.backwardSecond / n;
                     kern.backwardDx(dy, x, w, dx, r * n, aoff, n, mu, inv[r], rms ? 0 : sumG / n, meanGx);
+                    if (segS != null) {
+                        for (int j = 0; j < cpg; j++) {
+                            segB[r * cpg + j] = kern.backwardSums(dy, x, null, r * n + j * spatial, 0, spatial, mu,
+                                    inv[r]);
+                            segS[r * cpg + j] = kern.backwardSecond;
+                        }
+                    }
                 }
             });
             return;

@@ -714,6 +714,14 @@ public final class JavaBackend implements Backend {
             }
             return;
         }
+        if (f64(x) && dx != null && DoubleKernels.fusesChannelGrads(plan, grad)) {
+            try (Views v = new Views()) {
+                DoubleKernels.rowBackwardWithChannelGrads(parallel, plan, v.doubles(dy), v.doubles(x),
+                        v.doubles(scale), v.doubles(mean), v.doubles(invStd), v.doublesOut(dx), v.doublesOut(dScale),
+                        v.doublesOut(dBias));
+            }
+            return;
+        }
         if (blocksBackward(plan, dy, x, dx)
                 && JavaBackward.RowLayout.of(plan).equals(JavaBackward.RowLayout.of(grad))) {
             try (Views v = new Views()) {

@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Random;
 
 import org.junit.jupiter.api.Test;
+import org.normcl.backend.AffineGradPlan;
+import org.normcl.backend.RowNormPlan;
+import org.normcl.backend.StatMode;
 
 /**
  * {@link DoubleKernels#rowGrads}, the float64 layer/RMS norm backward, on shapes of several row
@@ -89,6 +92,66 @@ class Float64RowGradsTest {
             return new double[][] {dx, dScale, dBias};
         } finally {
             parallel.shutdown();
+        }
+    }
+
+    /**
+     * Group and instance norm of channels-first float64 data: dX, dScale and dBias of the fused call
+     * are the bits of {@code rowNormBackward} then {@code affineGrad}, on 1 and 3 threads, on shapes
+     * with one and several channels per group.
+     */
+    @Test
+    void channelGradsAlongTheRowsAreTheTwoCallsBits() {
+        int[][] shapes = {{6, 8, 300, 2}, {3, 12, 4096, 12}, {40, 4, 16, 4}}; // N, C, spatial, groups
+        for (int[] sh : shapes) {
+            int outer = sh[0];
+            int channels = sh[1];
+            int spatial = sh[2];
+            int groups = sh[3];
+            int cpg = channels / groups;
+            int n = outer * channels * spatial;
+            int rows = outer * groups;
+            Random rnd = new Random(n);
+            double[] x = new double[n];
+            double[] dy = new double[n];
+            for (int i = 0; i < n; i++) {
+                x[i] = 1e3 + 3 * rnd.nextGaussian();
+                dy[i] = rnd.nextGaussian();
+            }
+            double[] scale = new double[channels];
+            for (int c = 0; c < channels; c++) {
+                scale[c] = 1 + 0.1 * rnd.nextGaussian();
+            }
+            double[] mean = new double[rows];
+            double[] inv = new double[rows];
+            for (int r = 0; r < rows; r++) {
+                mean[r] = 1e3 + 0.1 * rnd.nextGaussian();
+                inv[r] = 0.3 + 0.01 * rnd.nextGaussian();
+            }
+            RowNormPlan p = RowNormPlan.contiguous(rows, (long) cpg * spatial, StatMode.MEAN_VAR, 1e-5f, groups, cpg,
+                    spatial, true, true);
+            AffineGradPlan g = new AffineGradPlan(outer, channels, spatial, groups, cpg, false);
+            assertTrue(DoubleKernels.fusesChannelGrads(p, g), "the fused path applies");
+            for (int threads : new int[] {1, 3}) {
+                Parallel parallel = new Parallel(threads);
+                try {
+                    double[] dx1 = new double[n];
+                    double[] s1 = new double[channels];
+                    double[] b1 = new double[channels];
+                    DoubleKernels.rowNormBackward(parallel, p, dy, x, scale, mean, inv, dx1);
+                    DoubleKernels.affineGrad(parallel, new ArrayPool(1 << 20), g, dy, x, mean, inv, s1, b1, null);
+                    double[] dx2 = new double[n];
+                    double[] s2 = new double[channels];
+                    double[] b2 = new double[channels];
+                    DoubleKernels.rowBackwardWithChannelGrads(parallel, p, dy, x, scale, mean, inv, dx2, s2, b2);
+                    String what = outer + "x" + channels + "x" + spatial + "/" + groups + ", threads " + threads;
+                    assertArrayEquals(dx1, dx2, what + ": dX");
+                    assertArrayEquals(s1, s2, what + ": dScale");
+                    assertArrayEquals(b1, b2, what + ": dBias");
+                } finally {
+                    parallel.shutdown();
+                }
+            }
         }
     }
 }

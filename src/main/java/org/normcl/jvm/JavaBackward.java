@@ -750,10 +750,9 @@ final class JavaBackward {
             return;
         }
         parallel.forRange(p.outer() * channels, 2L * inner, (from, to) -> {
+            GradKernels g = GradKernels.best().fresh();
             for (long seg = from; seg < to; seg++) {
                 int c = (int) (seg % channels);
-                float is = inv[c];
-                float mu = mean[c];
                 int off = (int) (seg * inner);
                 float k = ks[c];
                 if (sums == null) {
@@ -761,12 +760,7 @@ final class JavaBackward {
                         dx[i] = dy[i] * k;
                     }
                 } else {
-                    float a = meanDy[c];
-                    float b = meanDyXhat[c];
-                    for (int i = off; i < off + inner; i++) {
-                        float xhat = (x[i] - mu) * is;
-                        dx[i] = k * (dy[i] - a - xhat * b);
-                    }
+                    g.channelDx(dy, x, dx, off, inner, mean[c], inv[c], k, meanDy[c], meanDyXhat[c]);
                 }
             }
         });

@@ -360,10 +360,8 @@ public final class JavaBackend implements Backend {
     }
 
     /**
-     * Rows of a block of {@link #rowBackwardInBlocks}, at least: each block pays for its own
-     * parameter-gradient sums (zeroed, flushed and merged per block, a row's length of doubles each),
-     * which blocks of one or two long rows do not amortize (512x65536: 100-121 ms in one-row blocks
-     * against 49-58 converting whole tensors; 1024x8192, four rows a block, no faster).
+     * Rows of a channels-first block of {@link #rowBackwardInBlocks}, at least: each such block pays
+     * for its own parameter-gradient sums (zeroed, flushed and merged per block).
      */
     private static final int MIN_BACKWARD_BLOCK_ROWS = 8;
 
@@ -371,30 +369,48 @@ public final class JavaBackend implements Backend {
     private static final int GRAD_GROUPS = 16;
 
     /**
-     * Row backward of 16-bit dY and X into 16-bit dX (layer and RMS norm, channels-first group and
-     * instance norm), a block of rows at a time, as {@link #rowNormInBlocks} does forward: each task
-     * widens a block's dY and X ({@link #BLOCK_VALUES} values, at least
-     * {@link #MIN_BACKWARD_BLOCK_ROWS} rows, a multiple of the plan's groups so that the block's rows
-     * use the affine entries they use in the whole tensor) into float32 arrays that stay in cache
-     * where the rows are short enough, runs the float32 backward on them on its own thread
-     * ({@link JavaBackward#rows}) and rounds dX into place, so the tensors cross memory once instead
-     * of being converted whole (three float32 tensors of temporaries). dX is that of whole tensors bit
-     * for bit (a row's dx depends on the row alone). The parameter gradients are each block's sums
-     * (double), added in order within each of at most {@link #GRAD_GROUPS} groups of consecutive
-     * blocks, then the groups in order: a partition fixed by the shape, so the bits do not depend on
-     * the threads (they may differ from whole tensors' in the last bits).
+     * Row backward of 16-bit dY and X into 16-bit dX (layer and RMS norm, group and instance norm), a
+     * block of rows at a time, as {@link #rowNormInBlocks} does forward: each task widens a block's dY
+     * and X (about {@link #BLOCK_VALUES} values, a multiple of the plan's groups so that the block's
+     * rows use the affine entries they use in the whole tensor) into float32 arrays that stay in cache
+     * where the rows are short enough, runs the float32 backward on them on its own thread and rounds
+     * dX into place, so the tensors cross memory once instead of being converted whole (three float32
+     * tensors of temporaries). dX is that of whole tensors bit for bit (a row's dx depends on the row
+     * alone). The blocks fall into at most {@link #GRAD_GROUPS} groups of consecutive blocks, each
+     * group's parameter-gradient sums (double) are added in order, then the groups in order: a
+     * partition fixed by the shape, so the bits do not depend on the threads (they may differ from
+     * whole tensors' in the last bits).
+     *
+     * <p>Rows with one affine entry per value (layer and RMS norm, group and instance norm of (N, C)
+     * data) carry float32 accumulators across the blocks of a group
+     * ({@link JavaBackward#columnRowsRange}), flushed into the group's sums every
+     * {@link JavaBackward#SUB_ROWS} outer indices as the float32 backward flushes its own: sums per
+     * block would cost a pass over every affine entry per block (layer norm 512x65536: 100-121 ms in
+     * one-row blocks, 27-33 in eight-row blocks; group norm of 512x65536 data, a sample a block, 81 ms
+     * against 15 in float32). Their blocks hold two rows at least for layer and RMS norm, which
+     * {@link JavaBackward#columnRowsRange} takes in pairs. Channels-first rows take each block's sums
+     * ({@link JavaBackward#rows}; a few entries per row) in blocks of
+     * {@link #MIN_BACKWARD_BLOCK_ROWS} rows at least.
      */
     private void rowBackwardInBlocks(RowNormPlan p, JavaBuffer dy, JavaBuffer x, float[] scale, float[] mean,
             float[] inv, JavaBuffer dx, float[] dScale, float[] dBias) {
         JavaBackward.RowLayout l = JavaBackward.RowLayout.of(p);
+        boolean carry = l.spatial() == 1;
         int cols = l.len();
         int rows = l.rows();
         int channels = l.channels(); // affine entries
         int groups = l.groups();
-        int fit = Math.max(MIN_BACKWARD_BLOCK_ROWS, BLOCK_VALUES / cols);
-        int blockRows = (fit + groups - 1) / groups * groups;
+        int blockRows;
+        if (carry) {
+            int minOuter = groups == 1 && cols >= RowKernels.RUN ? 2 : 1;
+            blockRows = Math.max(minOuter, BLOCK_VALUES / channels) * groups;
+        } else {
+            int fit = Math.max(MIN_BACKWARD_BLOCK_ROWS, BLOCK_VALUES / cols);
+            blockRows = (fit + groups - 1) / groups * groups;
+        }
         int blocks = (rows + blockRows - 1) / blockRows;
         int gradGroups = Math.max(1, Math.min(GRAD_GROUPS, blocks));
+        float[] w = scale == null ? RowNorm.ones(channels) : scale;
         short[] dys = (short[]) dy.array();
         short[] xs = (short[]) x.array();
         short[] dxs = (short[]) dx.array();
@@ -408,11 +424,18 @@ public final class JavaBackend implements Backend {
             float[] dxf = takeView(values);
             float[] meanB = new float[blockRows];
             float[] invB = new float[blockRows];
+            float[] fs = carry ? scratch.zeroedFloats(channels) : null;
+            float[] fb = carry ? scratch.zeroedFloats(channels) : null;
+            GradKernels k = GradKernels.best().fresh();
             try {
                 for (int g = (int) g0; g < g1; g++) {
                     int base = g * channels;
-                    Arrays.fill(partS, base, base + channels, 0.0);
-                    Arrays.fill(partB, base, base + channels, 0.0);
+                    if (!carry) {
+                        Arrays.fill(partS, base, base + channels, 0.0);
+                        Arrays.fill(partB, base, base + channels, 0.0);
+                    }
+                    int pending = 0; // outer indices in fs and fb since the last flush
+                    boolean first = true;
                     for (long b = (long) blocks * g / gradGroups; b < (long) blocks * (g + 1) / gradGroups; b++) {
                         int r0 = (int) b * blockRows;
                         int n = Math.min(blockRows, rows - r0);
@@ -423,25 +446,57 @@ public final class JavaBackend implements Backend {
                             System.arraycopy(mean, r0, meanB, 0, n);
                         }
                         System.arraycopy(inv, r0, invB, 0, n);
-                        JavaBackward.Grads sums = JavaBackward.rows(ONE_THREAD, scratch,
-                                new JavaBackward.RowLayout(n, groups, l.cpg(), l.spatial(), l.rms()), dyf, xf, scale,
-                                meanB, invB, dxf);
-                        double[] s = sums.scale();
-                        double[] bs = sums.bias();
-                        for (int c = 0; c < channels; c++) {
-                            partS[base + c] += s[c];
-                            partB[base + c] += bs[c];
+                        JavaBackward.RowLayout block = new JavaBackward.RowLayout(n, groups, l.cpg(), l.spatial(),
+                                l.rms());
+                        if (carry) {
+                            for (int o = 0, outer = n / groups; o < outer;) {
+                                int take = Math.min(outer - o, JavaBackward.SUB_ROWS - pending);
+                                JavaBackward.columnRowsRange(k, block, dyf, xf, w, meanB, invB, dxf, o, o + take, fs,
+                                        fb);
+                                o += take;
+                                pending += take;
+                                if (pending == JavaBackward.SUB_ROWS) {
+                                    k.flushTerms(fs, fb, partS, partB, base, channels, first);
+                                    first = false;
+                                    pending = 0;
+                                }
+                            }
+                        } else {
+                            JavaBackward.Grads sums = JavaBackward.rows(ONE_THREAD, scratch, block, dyf, xf, w, meanB,
+                                    invB, dxf);
+                            double[] s = sums.scale();
+                            double[] bs = sums.bias();
+                            for (int c = 0; c < channels; c++) {
+                                partS[base + c] += s[c];
+                                partB[base + c] += bs[c];
+                            }
+                            sums.release(scratch);
                         }
-                        sums.release(scratch);
                         CONVERSIONS.round(dxf, 0, dxs, off, n * cols, half);
+                    }
+                    if (carry && (pending > 0 || first)) {
+                        k.flushTerms(fs, fb, partS, partB, base, channels, first);
                     }
                 }
             } finally {
                 giveView(dyf);
                 giveView(xf);
                 giveView(dxf);
+                if (carry) {
+                    scratch.give(fs);
+                    scratch.give(fb);
+                }
             }
         });
+        mergeGroups(partS, partB, gradGroups, channels, dScale, dBias);
+    }
+
+    /**
+     * Adds the groups' parameter-gradient sums in order into dScale and dBias (each where not null) and
+     * gives the sums' arrays back to {@link #scratch}.
+     */
+    private void mergeGroups(double[] partS, double[] partB, int gradGroups, int channels, float[] dScale,
+            float[] dBias) {
         for (int c = 0; c < channels; c++) {
             double s = 0;
             double b = 0;

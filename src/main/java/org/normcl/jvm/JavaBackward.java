@@ -39,7 +39,7 @@ final class JavaBackward {
     private static final int MIN_BLOCKS = 16;
 
     /** Rows whose parameter-gradient terms are summed in float32 before they are added in double. */
-    private static final int SUB_ROWS = 16;
+    static final int SUB_ROWS = 16;
 
     /**
      * Contiguous rows as both plans can describe them: row r holds {@code cpg * spatial} values from
@@ -148,36 +148,43 @@ final class JavaBackward {
      */
     private static void columnRows(Parallel parallel, ArrayPool scratch, RowLayout l, float[] dy, float[] x,
             float[] w, float[] mean, float[] inv, float[] dx, double[] dScale, double[] dBias) {
+        long cost = (dx == null ? 2L : 3L) * l.channels();
+        columnBlocks(parallel, scratch, l.rows() / l.groups(), l.channels(), cost,
+                (k, s0, s1, fs, fb) -> columnRowsRange(k, l, dy, x, w, mean, inv, dx, s0, s1, fs, fb), dScale, dBias);
+    }
+
+    /**
+     * The rows of outer indices {@code [o0, o1)} of a {@link #columnRows} layout (spatial 1): dx where
+     * {@code dx} is not null, and the parameter-gradient terms added into the float32 accumulators
+     * {@code fs} and {@code fb}.
+     */
+    static void columnRowsRange(GradKernels k, RowLayout l, float[] dy, float[] x, float[] w, float[] mean,
+            float[] inv, float[] dx, int o0, int o1, float[] fs, float[] fb) {
         int groups = l.groups();
         int len = l.len();
-        long cost = (dx == null ? 2L : 3L) * l.channels();
         // From one run a row (RUN values) up, two rows at a time (pairRows); shorter rows are slower
         // there (its per-pair bookkeeping is paid per row): 8192x1024 layer norm 7.9 -> 7.2 ms and
         // RMS norm 8.0 -> 7.0 ms in pairs, 16384x512 7.2 -> 7.7 ms (docs/performance.md).
         if (dx != null && groups == 1 && len >= RowKernels.RUN) {
-            columnBlocks(parallel, scratch, l.rows(), l.channels(), cost,
-                    (k, r0, r1, fs, fb) -> pairRows(k, l, dy, x, w, mean, inv, dx, r0, r1, fs, fb), dScale, dBias);
+            pairRows(k, l, dy, x, w, mean, inv, dx, o0, o1, fs, fb);
             return;
         }
-        columnBlocks(parallel, scratch, l.rows() / groups, l.channels(), cost,
-                (k, s0, s1, fs, fb) -> {
-                    float[] means = new float[2];
-                    if (len < SHORT_ROW) {
-                        shortRows(l, dy, x, w, mean, inv, dx, s0 * groups, s1 * groups, fs, fb);
-                        return;
-                    }
-                    for (int r = s0 * groups; r < s1 * groups; r++) {
-                        int off = r * len;
-                        int aoff = (r % groups) * len;
-                        float mu = l.rms() ? 0f : mean[r];
-                        if (dx == null) {
-                            k.accumulate(dy, x, off, aoff, len, mu, inv[r], fs, fb);
-                        } else {
-                            rowMeans(k, l, dy, x, w, r, mu, inv[r], means, 0);
-                            k.dxAccumulate(dy, x, w, dx, off, aoff, len, mu, inv[r], means[0], means[1], fs, fb);
-                        }
-                    }
-                }, dScale, dBias);
+        if (len < SHORT_ROW) {
+            shortRows(l, dy, x, w, mean, inv, dx, o0 * groups, o1 * groups, fs, fb);
+            return;
+        }
+        float[] means = new float[2];
+        for (int r = o0 * groups; r < o1 * groups; r++) {
+            int off = r * len;
+            int aoff = (r % groups) * len;
+            float mu = l.rms() ? 0f : mean[r];
+            if (dx == null) {
+                k.accumulate(dy, x, off, aoff, len, mu, inv[r], fs, fb);
+            } else {
+                rowMeans(k, l, dy, x, w, r, mu, inv[r], means, 0);
+                k.dxAccumulate(dy, x, w, dx, off, aoff, len, mu, inv[r], means[0], means[1], fs, fb);
+            }
+        }
     }
 
     /**

@@ -201,12 +201,14 @@ class ArrayPoolTest {
 
     /**
      * The same for channels-first group and instance norm (N, C, spatial, G groups; the blocks are
-     * whole samples at least): dX with and without the parameter gradients is that of whole tensors
-     * bit for bit, dScale and dBias the same bits on 1 and 3 threads and within float32 run sums
-     * ({@link RowKernels#RUN} terms in float32, then double) of the float64 sums per channel.
+     * whole samples at least) and for group and instance norm of (N, C) data (spatial 1: the
+     * parameter-gradient terms go on across blocks): dX with and without the parameter gradients is
+     * that of whole tensors bit for bit, dScale and dBias the same bits on 1 and 3 threads and within
+     * float32 run sums ({@link RowKernels#RUN} terms in float32, then double) of the float64 sums per
+     * channel.
      */
     @ParameterizedTest(name = "{0}x{1}x{2} groups {3}")
-    @CsvSource({"3, 8, 300, 4", "2, 6, 4096, 6", "40, 4, 70, 2"})
+    @CsvSource({"3, 8, 300, 4", "2, 6, 4096, 6", "40, 4, 70, 2", "70, 64, 1, 8", "21, 40000, 1, 2", "50, 16, 1, 16"})
     void sixteenBitGroupNormBackwardInBlocksMatchesWholeTensors(int outer, int channels, int spatial, int groups) {
         int cpg = channels / groups;
         RowNormPlan p = RowNormPlan.contiguous((long) outer * groups, (long) cpg * spatial, StatMode.MEAN_VAR, 1e-5f,

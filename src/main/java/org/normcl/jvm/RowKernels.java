@@ -35,6 +35,14 @@ abstract class RowKernels {
     /** Whether the JVM compiles {@code Math.fma} to a fused multiply-add instruction (HotSpot's UseFMA). */
     static final boolean HAS_FMA = hasFma();
 
+    /**
+     * {@code a * b + c} as the plain-Java loops take it: fused (one rounding, as the vector kernels)
+     * where the CPU has FMA, two roundings otherwise ({@code Math.fma} in software is slow).
+     */
+    static float fma(float a, float b, float c) {
+        return HAS_FMA ? Math.fma(a, b, c) : a * b + c;
+    }
+
     private static final RowKernels BEST = pickBest();
 
     private static boolean hasFma() {

@@ -6,9 +6,9 @@ package org.normcl.jvm;
  */
 final class ScalarGradKernels extends GradKernels {
 
-    /** {@code a * b + c}, fused where the CPU has FMA (as the vector kernels). */
+    /** {@link RowKernels#fma}. */
     static float fma(float a, float b, float c) {
-        return RowKernels.HAS_FMA ? Math.fma(a, b, c) : a * b + c;
+        return RowKernels.fma(a, b, c);
     }
 
     @Override

@@ -7,10 +7,6 @@ package org.normcl.jvm;
  */
 final class ScalarRowKernels extends RowKernels {
 
-    /** {@code a * b + c}, fused (one rounding, as the vector kernels) where the CPU has FMA. */
-    private static float fma(float a, float b, float c) {
-        return HAS_FMA ? Math.fma(a, b, c) : a * b + c;
-    }
 
     @Override
     RowKernels fresh() {

@@ -119,7 +119,86 @@ class RowNormDeterminismTest {
         return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
                 Arguments.of(mode, 1, 128, false), Arguments.of(mode, RowNorm.SHORT_LAG, 64, false),
                 Arguments.of(mode, RowNorm.SHORT_LAG + 1, 200, true), Arguments.of(mode, 100, 128, false),
-                Arguments.of(mode, 37, RowNorm.SHORT_ROW, true), Arguments.of(mode, 50, 7, false)));
+                Arguments.of(mode, 37, RowNorm.SHORT_ROW, true), Arguments.of(mode, 50, RowNorm.TINY_ROW, false)));
+    }
+
+    /**
+     * Rows shorter than {@link RowNorm#TINY_ROW} (group norm of (N, C) data with a few channels per
+     * group) take their statistics in double precision ({@code RowNorm.Call.tinyRows}): Y, Mean and
+     * InvStd within a few float32 roundings of a float64 oracle (the statistics rounded once, then
+     * the four roundings of the normalization: 8 u of the terms), also around a common offset of
+     * 1e4 (a plain float32 E[x²] - E[x]² would lose every digit there); the same bits on 1, 2 and 3
+     * threads and with either kernel set; a row holding a NaN comes out NaN, one holding an infinity
+     * NaN (RMS norm: NaN where the infinity was, zeros elsewhere).
+     */
+    @ParameterizedTest(name = "{0} {1} rows x {2} groups {3}, offset {4}")
+    @MethodSource("tinyRowShapes")
+    void tinyRowsMatchFloat64(StatMode mode, int outer, int cpg, int groups, double offset) {
+        String name = mode + " tiny " + outer + "x" + cpg + "/" + groups + " " + offset;
+        int rows = outer * groups;
+        int channels = cpg * groups;
+        RowNormPlan p = plan(rows, cpg, mode, groups, cpg, 1, true, mode != StatMode.RMS);
+        float[] x = data(name, rows * cpg, offset);
+        float[] w = data(name + "w", channels, 1);
+        float[] b = mode != StatMode.RMS ? data(name + "b", channels, 0) : null;
+        x[cpg + 1] = Float.POSITIVE_INFINITY;
+        x[3 * cpg] = Float.NaN;
+        Out first = null;
+        for (RowKernels k : kernels()) {
+            for (int threads = 1; threads <= 3; threads++) {
+                Out got = run(k, threads, p, x, w, b);
+                if (first == null) {
+                    first = got;
+                } else {
+                    assertArrayEquals(first.y(), got.y(), name + " " + k.name() + " Y on " + threads + " threads");
+                    assertArrayEquals(first.mean(), got.mean(), name + " " + k.name() + " Mean");
+                    assertArrayEquals(first.inv(), got.inv(), name + " " + k.name() + " InvStd");
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            int off = r * cpg;
+            int a = (r % groups) * cpg;
+            if (r == 1 || r == 3) {
+                for (int i = 0; i < cpg; i++) {
+                    // RMS norm of a row with an infinity: x * rsqrt(inf) = 0 for the finite values (as
+                    // PyTorch's x * rsqrt(mean(x^2) + eps)); everything else NaN.
+                    boolean zero = mode == StatMode.RMS && r == 1 && i != 1;
+                    float y = first.y()[off + i];
+                    assertTrue(zero ? y == 0f : Float.isNaN(y), name + ": row " + r + " holds a non-finite value: Y["
+                            + i + "] = " + y);
+                }
+                continue;
+            }
+            double mu = 0;
+            for (int i = 0; i < cpg; i++) {
+                mu += x[off + i];
+            }
+            mu = mode == StatMode.RMS ? 0 : mu / cpg;
+            double var = 0;
+            for (int i = 0; i < cpg; i++) {
+                var += (x[off + i] - mu) * (x[off + i] - mu);
+            }
+            var /= cpg;
+            double inv = mode == StatMode.MEAN_VAR_EPS_OUTSIDE ? 1 / (Math.sqrt(var) + 1e-5) : 1 / Math.sqrt(var + 1e-5);
+            double u = 0x1p-24;
+            assertEquals(inv, first.inv()[r], 4 * u * inv, name + " InvStd[" + r + "]");
+            if (mode != StatMode.RMS) {
+                assertEquals(mu, first.mean()[r], u * Math.abs(mu), name + " Mean[" + r + "]");
+            }
+            for (int i = 0; i < cpg; i++) {
+                double xhat = (x[off + i] - mu) * inv;
+                double ref = xhat * w[a + i] + (b == null ? 0 : b[a + i]);
+                double terms = Math.abs(xhat * w[a + i]) + (b == null ? 0 : Math.abs(b[a + i]));
+                assertEquals(ref, first.y()[off + i], 8 * u * terms + 1e-30, name + " Y[" + r + ", " + i + "]");
+            }
+        }
+    }
+
+    static Stream<Arguments> tinyRowShapes() {
+        return Stream.of(StatMode.RMS, StatMode.MEAN_VAR, StatMode.MEAN_VAR_EPS_OUTSIDE).flatMap(mode -> Stream.of(
+                Arguments.of(mode, 40, 2, 8, 0.5), Arguments.of(mode, 9, 7, 3, 0.5),
+                Arguments.of(mode, 5, RowNorm.TINY_ROW - 1, 2, 1e4), Arguments.of(mode, 30, 4, 32, 1e4)));
     }
 
     /**

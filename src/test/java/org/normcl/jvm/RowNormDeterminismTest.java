@@ -124,25 +124,30 @@ class RowNormDeterminismTest {
 
     /**
      * Rows shorter than {@link RowNorm#TINY_ROW} (group norm of (N, C) data with a few channels per
-     * group) take their statistics in double precision ({@code RowNorm.Call.tinyRows}): Y, Mean and
-     * InvStd within a few float32 roundings of a float64 oracle (the statistics rounded once, then
-     * the four roundings of the normalization: 8 u of the terms), also around a common offset of
-     * 1e4 (a plain float32 E[x²] - E[x]² would lose every digit there); the same bits on 1, 2 and 3
-     * threads and with either kernel set; a row holding a NaN comes out NaN, one holding an infinity
-     * NaN (RMS norm: NaN where the infinity was, zeros elsewhere).
+     * group, or of channels-first data with a few values per group) take their statistics in double
+     * precision ({@code RowNorm.Call.tinyRows}): Y, Mean and InvStd within a few float32 roundings of
+     * a float64 oracle (the statistics rounded once, then the four roundings of the normalization: 8
+     * u of the terms), also around a common offset of 1e4 (a plain float32 E[x²] - E[x]² would lose
+     * every digit there), with a scale and bias per channel or none; the same bits on 1, 2 and 3
+     * threads (one shape has enough rows to split between threads at a row that does not start a
+     * sample) and with either kernel set; a row holding a NaN comes out NaN, one holding an
+     * infinity NaN (RMS norm: NaN where the infinity was, zeros elsewhere).
      */
-    @ParameterizedTest(name = "{0} {1} rows x {2} groups {3}, offset {4}")
+    @ParameterizedTest(name = "{0} {1} x {2} x {3} in {4} groups, offset {5}, affine {6}")
     @MethodSource("tinyRowShapes")
-    void tinyRowsMatchFloat64(StatMode mode, int outer, int cpg, int groups, double offset) {
-        String name = mode + " tiny " + outer + "x" + cpg + "/" + groups + " " + offset;
+    void tinyRowsMatchFloat64(StatMode mode, int outer, int cpg, int spatial, int groups, double offset,
+            boolean affine) {
+        String name = mode + " tiny " + outer + "x" + cpg + "x" + spatial + "/" + groups + " " + offset + " " + affine;
         int rows = outer * groups;
+        int len = cpg * spatial;
         int channels = cpg * groups;
-        RowNormPlan p = plan(rows, cpg, mode, groups, cpg, 1, true, mode != StatMode.RMS);
-        float[] x = data(name, rows * cpg, offset);
-        float[] w = data(name + "w", channels, 1);
-        float[] b = mode != StatMode.RMS ? data(name + "b", channels, 0) : null;
-        x[cpg + 1] = Float.POSITIVE_INFINITY;
-        x[3 * cpg] = Float.NaN;
+        boolean bias = affine && mode != StatMode.RMS;
+        RowNormPlan p = plan(rows, len, mode, groups, cpg, spatial, affine, bias);
+        float[] x = data(name, rows * len, offset);
+        float[] w = affine ? data(name + "w", channels, 1) : null;
+        float[] b = bias ? data(name + "b", channels, 0) : null;
+        x[len + 1] = Float.POSITIVE_INFINITY;
+        x[3 * len] = Float.NaN;
         Out first = null;
         for (RowKernels k : kernels()) {
             for (int threads = 1; threads <= 3; threads++) {
@@ -157,10 +162,9 @@ class RowNormDeterminismTest {
             }
         }
         for (int r = 0; r < rows; r++) {
-            int off = r * cpg;
-            int a = (r % groups) * cpg;
+            int off = r * len;
             if (r == 1 || r == 3) {
-                for (int i = 0; i < cpg; i++) {
+                for (int i = 0; i < len; i++) {
                     // RMS norm of a row with an infinity: x * rsqrt(inf) = 0 for the finite values (as
                     // PyTorch's x * rsqrt(mean(x^2) + eps)); everything else NaN.
                     boolean zero = mode == StatMode.RMS && r == 1 && i != 1;
@@ -171,25 +175,27 @@ class RowNormDeterminismTest {
                 continue;
             }
             double mu = 0;
-            for (int i = 0; i < cpg; i++) {
+            for (int i = 0; i < len; i++) {
                 mu += x[off + i];
             }
-            mu = mode == StatMode.RMS ? 0 : mu / cpg;
+            mu = mode == StatMode.RMS ? 0 : mu / len;
             double var = 0;
-            for (int i = 0; i < cpg; i++) {
+            for (int i = 0; i < len; i++) {
                 var += (x[off + i] - mu) * (x[off + i] - mu);
             }
-            var /= cpg;
+            var /= len;
             double inv = mode == StatMode.MEAN_VAR_EPS_OUTSIDE ? 1 / (Math.sqrt(var) + 1e-5) : 1 / Math.sqrt(var + 1e-5);
             double u = 0x1p-24;
             assertEquals(inv, first.inv()[r], 4 * u * inv, name + " InvStd[" + r + "]");
             if (mode != StatMode.RMS) {
                 assertEquals(mu, first.mean()[r], u * Math.abs(mu), name + " Mean[" + r + "]");
             }
-            for (int i = 0; i < cpg; i++) {
+            for (int i = 0; i < len; i++) {
+                int e = (r % groups) * cpg + i / spatial;
                 double xhat = (x[off + i] - mu) * inv;
-                double ref = xhat * w[a + i] + (b == null ? 0 : b[a + i]);
-                double terms = Math.abs(xhat * w[a + i]) + (b == null ? 0 : Math.abs(b[a + i]));
+                double scaled = xhat * (w == null ? 1 : w[e]);
+                double ref = scaled + (b == null ? 0 : b[e]);
+                double terms = Math.abs(scaled) + (b == null ? 0 : Math.abs(b[e]));
                 assertEquals(ref, first.y()[off + i], 8 * u * terms + 1e-30, name + " Y[" + r + ", " + i + "]");
             }
         }
@@ -197,8 +203,10 @@ class RowNormDeterminismTest {
 
     static Stream<Arguments> tinyRowShapes() {
         return Stream.of(StatMode.RMS, StatMode.MEAN_VAR, StatMode.MEAN_VAR_EPS_OUTSIDE).flatMap(mode -> Stream.of(
-                Arguments.of(mode, 40, 2, 8, 0.5), Arguments.of(mode, 9, 7, 3, 0.5),
-                Arguments.of(mode, 5, RowNorm.TINY_ROW - 1, 2, 1e4), Arguments.of(mode, 30, 4, 32, 1e4)));
+                Arguments.of(mode, 40, 2, 1, 8, 0.5, true), Arguments.of(mode, 9, 7, 1, 3, 0.5, true),
+                Arguments.of(mode, 5, RowNorm.TINY_ROW - 1, 1, 2, 1e4, true), Arguments.of(mode, 30, 4, 1, 32, 1e4, true),
+                Arguments.of(mode, 3001, 5, 1, 7, 0.5, true), Arguments.of(mode, 8, 2, 2, 3, 0.5, true),
+                Arguments.of(mode, 50, 7, 1, 1, 0.5, false), Arguments.of(mode, 20, 3, 4, 2, 1e4, false)));
     }
 
     /**

@@ -158,6 +158,32 @@ abstract class GradKernels {
         }
     }
 
+    /**
+     * Rows of one value each, rows (and values) {@code off + c} for {@code c} in {@code [c0, n)}, row
+     * {@code off + c} taking affine entry {@code c} (group and instance norm of (N, C) data with one
+     * channel per group): {@code JavaBackward}'s short-row loops for rows of one value, bit for bit
+     * (signed zeros included). With {@code xhat = (x - mean) * inv}, {@code g = dy * w} and
+     * {@code meanG = 0 + g} (RMS: 0): {@code q = fma(g, xhat, 0)},
+     * {@code dx = fma(xhat, -q, g - meanG) * inv} (when {@code dx} is not null), and the accumulators
+     * {@code fs[c] = fma(dy, xhat, fs[c])}, {@code fb[c] = fb[c] + dy}.
+     */
+    void singleValueRows(float[] dy, float[] x, float[] w, float[] mean, float[] inv, float[] dx, int off, int c0,
+            int n, boolean rms, float[] fs, float[] fb) {
+        for (int c = c0; c < n; c++) {
+            int i = off + c;
+            float d = dy[i];
+            float is = inv[i];
+            float xhat = (x[i] - (rms ? 0f : mean[i])) * is;
+            if (dx != null) {
+                float g = d * w[c];
+                float q = RowKernels.fma(g, xhat, 0f);
+                dx[i] = RowKernels.fma(xhat, -q, g - (rms ? 0f : 0f + g)) * is;
+            }
+            fs[c] = RowKernels.fma(d, xhat, fs[c]);
+            fb[c] += d;
+        }
+    }
+
     /** dx over {@code [off, off + n)} (any n) with one scale {@code w} for the range, {@code g - meanG} fused. */
     abstract void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w,
             float meanG, float meanGx);

@@ -169,6 +169,13 @@ final class JavaBackward {
             pairRows(k, l, dy, x, w, mean, inv, dx, o0, o1, fs, fb);
             return;
         }
+        if (len == 1) {
+            // Instance norm of (N, C) data: an outer index's rows are its channels, a vector's worth at a time.
+            for (int o = o0; o < o1; o++) {
+                k.singleValueRows(dy, x, w, mean, inv, dx, o * groups, 0, groups, l.rms(), fs, fb);
+            }
+            return;
+        }
         if (len < SHORT_ROW) {
             shortRows(l, dy, x, w, mean, inv, dx, o0 * groups, o1 * groups, fs, fb);
             return;

@@ -311,6 +311,28 @@ final class VectorGradKernels extends GradKernels {
     }
 
     @Override
+    void singleValueRows(float[] dy, float[] x, float[] w, float[] mean, float[] inv, float[] dx, int off, int c0,
+            int n, boolean rms, float[] fs, float[] fb) {
+        FloatVector zero = FloatVector.zero(S);
+        int c = c0;
+        for (int bound = n - ((n - c0) % L); c < bound; c += L) {
+            int i = off + c;
+            FloatVector d = FloatVector.fromArray(S, dy, i);
+            FloatVector is = FloatVector.fromArray(S, inv, i);
+            FloatVector xv = FloatVector.fromArray(S, x, i);
+            FloatVector xhat = (rms ? xv.sub(zero) : xv.sub(FloatVector.fromArray(S, mean, i))).mul(is);
+            if (dx != null) {
+                FloatVector g = d.mul(FloatVector.fromArray(S, w, c));
+                FloatVector q = g.fma(xhat, zero);
+                xhat.fma(q.neg(), g.sub(rms ? zero : zero.add(g))).mul(is).intoArray(dx, i);
+            }
+            d.fma(xhat, FloatVector.fromArray(S, fs, c)).intoArray(fs, c);
+            FloatVector.fromArray(S, fb, c).add(d).intoArray(fb, c);
+        }
+        super.singleValueRows(dy, x, w, mean, inv, dx, off, c, n, rms, fs, fb);
+    }
+
+    @Override
     void dxUniform(float[] dy, float[] x, float[] dx, int off, int n, float mu, float is, float w, float meanG,
             float meanGx) {
         // dy * w - meanG in one fused step: the scale is one value for the whole range.

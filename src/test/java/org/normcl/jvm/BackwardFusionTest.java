@@ -272,6 +272,7 @@ class BackwardFusionTest {
                 assertArrayEquals(dx[0], alone, "dx without the accumulators, n = " + n);
             }
             pairMatchesTwoRows(scalar, vector, n);
+            singleValueRowsAgree(scalar, vector, n);
             columnDxAgrees(scalar, vector, n);
             channelPipelineAgrees(scalar, vector, n);
         }
@@ -312,6 +313,57 @@ class BackwardFusionTest {
                     Float.floatToIntBits(sum), "the step's sum of dy, n = " + n);
             assertEquals(Float.floatToIntBits(k.second), Float.floatToIntBits(second),
                     "the step's sum of dy * xhat, n = " + n);
+        }
+    }
+
+    /**
+     * Rows of one value (instance norm of (N, C) data): dx, dScale and dBias terms the same bits on
+     * both kernel sets (signed zeros, infinities and NaN among the inputs included), with and without
+     * dx, and dx within a few roundings of the float64 formula (a row's mean(g) is g itself, so
+     * {@code dx = (g - g * xhat^2) * inv} for RMS norm and {@code -g * xhat^2 * inv} otherwise).
+     */
+    private static void singleValueRowsAgree(GradKernels scalar, GradKernels vector, int n) {
+        float[] dy = Data.gaussian("sv dy " + n, n + 3, 0, 1);
+        float[] x = Data.gaussian("sv x " + n, n + 3, 1, 2);
+        float[] w = Data.gaussian("sv w " + n, n, 1, 0.5);
+        float[] mean = Data.gaussian("sv mean " + n, n + 3, 1, 1);
+        float[] inv = Data.uniform("sv inv " + n, n + 3, 0.2, 2);
+        if (n > 6) {
+            dy[3] = -0.0f;
+            x[4] = mean[4]; // xhat = 0
+            dy[5] = Float.POSITIVE_INFINITY;
+            x[6] = Float.NaN;
+            w[4] = -0.0f;
+        }
+        for (boolean rms : new boolean[] {false, true}) {
+            float[][] dx = new float[3][n + 3];
+            float[][] fs = new float[3][n];
+            float[][] fb = new float[3][n];
+            for (int v = 0; v < 3; v++) {
+                java.util.Arrays.fill(fs[v], 0.25f);
+                java.util.Arrays.fill(fb[v], -0.5f);
+            }
+            scalar.singleValueRows(dy, x, w, mean, inv, dx[0], 3, 0, n, rms, fs[0], fb[0]);
+            vector.singleValueRows(dy, x, w, mean, inv, dx[1], 3, 0, n, rms, fs[1], fb[1]);
+            vector.singleValueRows(dy, x, w, mean, inv, null, 3, 0, n, rms, fs[2], fb[2]);
+            String what = (rms ? "rms" : "mean-var") + " single-value rows, n = " + n;
+            assertArrayEquals(dx[0], dx[1], what + ": dx");
+            assertArrayEquals(fs[0], fs[1], what + ": dScale terms");
+            assertArrayEquals(fb[0], fb[1], what + ": dBias terms");
+            assertArrayEquals(fs[1], fs[2], what + ": dScale terms without dx");
+            assertArrayEquals(fb[1], fb[2], what + ": dBias terms without dx");
+            for (int c = 0; c < n; c++) {
+                int i = c + 3;
+                double xhat = ((double) x[i] - (rms ? 0 : mean[i])) * inv[i];
+                double g = (double) dy[i] * w[c];
+                double ref = ((rms ? g : 0) - g * xhat * xhat) * inv[i];
+                if (Double.isFinite(ref)) {
+                    double terms = (Math.abs(g) + Math.abs(g * xhat * xhat)) * inv[i];
+                    assertEquals(ref, dx[0][i], 8 * 0x1p-24 * terms + 1e-30, what + ": dx[" + c + "] against float64");
+                } else {
+                    assertTrue(!Float.isFinite(dx[0][i]), what + ": dx[" + c + "] not finite");
+                }
+            }
         }
     }
 

@@ -218,7 +218,7 @@ final class JavaBackward {
                 for (int i = 0; i < len; i++) {
                     float a = dy[off + i] * w[aoff + i];
                     g += a;
-                    q = ScalarGradKernels.fma(a, (x[off + i] - mu) * is, q);
+                    q = RowKernels.fma(a, (x[off + i] - mu) * is, q);
                 }
                 meanG = l.rms() ? 0f : g * perValue;
                 meanGx = q * perValue;
@@ -227,9 +227,9 @@ final class JavaBackward {
                 float d = dy[off + i];
                 float xhat = (x[off + i] - mu) * is;
                 if (dx != null) {
-                    dx[off + i] = ScalarGradKernels.fma(xhat, -meanGx, d * w[aoff + i] - meanG) * is;
+                    dx[off + i] = RowKernels.fma(xhat, -meanGx, d * w[aoff + i] - meanG) * is;
                 }
-                fs[aoff + i] = ScalarGradKernels.fma(d, xhat, fs[aoff + i]);
+                fs[aoff + i] = RowKernels.fma(d, xhat, fs[aoff + i]);
                 fb[aoff + i] += d;
             }
         }

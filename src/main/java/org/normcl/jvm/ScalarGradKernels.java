@@ -1,15 +1,12 @@
 package org.normcl.jvm;
 
+import static org.normcl.jvm.RowKernels.fma;
+
 /**
  * Plain-Java {@link GradKernels}: reductions in four independent pairs of float accumulators,
  * elementwise loops the JIT's superword pass can vectorize. Used when the Vector API is absent.
  */
 final class ScalarGradKernels extends GradKernels {
-
-    /** {@link RowKernels#fma}. */
-    static float fma(float a, float b, float c) {
-        return RowKernels.fma(a, b, c);
-    }
 
     @Override
     GradKernels fresh() {

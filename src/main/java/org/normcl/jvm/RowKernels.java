@@ -142,6 +142,29 @@ abstract class RowKernels {
     abstract void normalizeAffine(float[] x, float[] y, int off, int n, float k, float m, float inv, float[] w,
             float[] b, int aoff);
 
+    /**
+     * Rows of one value {@code [off, off + n)}, row {@code off + i} taking affine entry {@code a + i}
+     * ({@code w} and {@code b} null: the identity): {@code k = 0f + x} (the row's shift and mean),
+     * {@code y = fma(((x - k) - 0f) * inv, w, b)} ({@code fma(v, 1f, -0.0f)} without parameters),
+     * {@code mean = k} and {@code invOut = inv} where not null. Every value must be finite (the
+     * caller takes the others). The same operations in every implementation, so the same bits.
+     */
+    void singleValues(float[] x, float[] y, int off, int n, float inv, float[] w, float[] b, int a, float[] mean,
+            float[] invOut) {
+        for (int i = 0; i < n; i++) {
+            float v = x[off + i];
+            float k = 0f + v;
+            float u = ((v - k) - 0f) * inv;
+            y[off + i] = w == null ? Math.fma(u, 1f, -0.0f) : Math.fma(u, w[a + i], b[a + i]);
+            if (mean != null) {
+                mean[off + i] = k;
+            }
+            if (invOut != null) {
+                invOut[off + i] = inv;
+            }
+        }
+    }
+
     /** {@code y = fma(((x - k) - m) * inv, w, b)} with one {@code w} and {@code b} for the range. */
     abstract void normalizeUniform(float[] x, float[] y, int off, int n, float k, float m, float inv, float w,
             float b);

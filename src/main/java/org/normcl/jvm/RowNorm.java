@@ -383,21 +383,24 @@ final class RowNorm {
          */
         void singleValueRows(RowKernels kern, int from, int to) {
             float inv = RowKernels.invStd(p.mode(), 0.0, p.epsilon());
-            for (int r = from; r < to; r++) {
-                float k = 0f + x[r];
-                if (!Float.isFinite(k)) {
-                    shortRows(kern, r, r + 1);
-                    continue;
-                }
-                float v = ((x[r] - k) - 0f) * inv;
+            int groups = (int) p.groups();
+            int r = from;
+            while (r < to) {
+                // A run of finite values within one sample (affine entries a, a + 1, ...), a vector at a time.
                 int a = affineBase(r);
-                y[r] = identityAffine ? Math.fma(v, 1f, -0.0f) : Math.fma(v, w[a], bOrIdentity[a]);
-                if (meanOut != null) {
-                    meanOut[r] = k;
+                int end = Math.min(to, r + (groups - a));
+                int s = r;
+                while (s < end && Float.isFinite(x[s])) {
+                    s++;
                 }
-                if (invOut != null) {
-                    invOut[r] = inv;
+                if (s > r) {
+                    kern.singleValues(x, y, r, s - r, inv, identityAffine ? null : w, bOrIdentity, a, meanOut, invOut);
                 }
+                if (s < end) {
+                    shortRows(kern, s, s + 1);
+                    s++;
+                }
+                r = s;
             }
         }
 

@@ -397,6 +397,32 @@ final class VectorRowKernels extends RowKernels {
     }
 
     @Override
+    void singleValues(float[] x, float[] y, int off, int n, float inv, float[] w, float[] b, int a, float[] mean,
+            float[] invOut) {
+        // The scalar loop's operations a vector of rows at a time: 0f + x is x but for -0 (+0 then).
+        FloatVector zero = FloatVector.zero(S);
+        FloatVector iv = FloatVector.broadcast(S, inv);
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        FloatVector negZero = FloatVector.broadcast(S, -0.0f);
+        int i = 0;
+        for (int bound = n - (n % L); i < bound; i += L) {
+            FloatVector v = FloatVector.fromArray(S, x, off + i);
+            FloatVector k = zero.add(v);
+            FloatVector u = v.sub(k).sub(zero).mul(iv);
+            (w == null ? u.fma(one, negZero)
+                    : u.fma(FloatVector.fromArray(S, w, a + i), FloatVector.fromArray(S, b, a + i)))
+                    .intoArray(y, off + i);
+            if (mean != null) {
+                k.intoArray(mean, off + i);
+            }
+            if (invOut != null) {
+                iv.intoArray(invOut, off + i);
+            }
+        }
+        super.singleValues(x, y, off + i, n - i, inv, w, b, a + i, mean, invOut);
+    }
+
+    @Override
     float normalizeUniformSumAndSquaresNext(float[] x, float[] y, int aOff, int n, float k, float m, float inv,
             float w, float b, int sOff, float ks) {
         // normalizeAffineSumAndSquaresNext with one scale and bias: no parameter streams to read. A

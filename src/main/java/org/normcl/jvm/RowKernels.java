@@ -165,6 +165,174 @@ abstract class RowKernels {
         }
     }
 
+    // ------------------------------------------------------------------ rows of 2 to 16 values
+
+    /**
+     * The longest row {@link #smallRows} takes. Rows of 32 and 64 values were no faster this way than
+     * through RowNorm's short-row pipeline (2026-11-28, docs/performance.md).
+     */
+    static final int SMALL_ROW_MAX = 16;
+
+    /**
+     * The arrays and constants of one {@link #smallRows} call: rows of {@code c} values, {@code c} a
+     * power of two in [2, {@link #SMALL_ROW_MAX}], one affine entry per value. Read-only; built once
+     * per rowNorm call and shared by its threads.
+     */
+    static final class SmallRows {
+        /** Lanes of the widest vectors a kernel may use: the tiled parameters' period is a multiple. */
+        private static final int MAX_LANES = 16;
+
+        final float[] x;
+        final float[] y;
+        /**
+         * The scale and bias tiled: entry {@code p} is affine entry {@code p % entries}, for {@code p}
+         * up to {@link #period} plus one block of rows ({@code MAX_LANES * c} entries), so that row r's
+         * entries start at {@code (r * c) % period} and a block's vectors never wrap. Ones and
+         * {@code -0.0f} stand for an absent scale and bias: {@code fma(v, 1, -0.0f)} is {@code v}.
+         */
+        final float[] w;
+        final float[] b;
+        final int period;
+        final int c;
+        final boolean rms;
+        final boolean epsOutside;
+        final float eps;
+        /** 1 / c, exact (c is a power of two). */
+        final float invC;
+        /** May be null (and always is for RMS norm). */
+        final float[] mean;
+        /** May be null. */
+        final float[] inv;
+
+        /**
+         * @param scale per affine entry, or null
+         * @param bias per affine entry, or null
+         * @param entries affine entries: row r takes entries {@code [(r * c) % entries, ... + c)}
+         */
+        SmallRows(float[] x, float[] y, float[] scale, float[] bias, int entries, int c, StatMode mode, float eps,
+                float[] mean, float[] inv) {
+            if (c < 2 || c > SMALL_ROW_MAX || Integer.bitCount(c) != 1 || entries % c != 0) {
+                throw new IllegalArgumentException("rows of " + c + " values, " + entries + " affine entries");
+            }
+            this.x = x;
+            this.y = y;
+            this.c = c;
+            // lcm(entries, MAX_LANES): both are powers of two times something, MAX_LANES a power of two.
+            int p = entries;
+            while (p % MAX_LANES != 0) {
+                p *= 2;
+            }
+            this.period = p;
+            this.w = tile(scale, 1f, entries, p + MAX_LANES * c);
+            this.b = tile(bias, -0.0f, entries, p + MAX_LANES * c);
+            this.rms = mode == StatMode.RMS;
+            this.epsOutside = mode == StatMode.MEAN_VAR_EPS_OUTSIDE;
+            this.eps = eps;
+            this.invC = 1f / c;
+            this.mean = rms ? null : mean;
+            this.inv = inv;
+        }
+
+        private static float[] tile(float[] a, float identity, int entries, int n) {
+            float[] t = new float[n];
+            for (int i = 0; i < n; i++) {
+                t[i] = a == null ? identity : a[i % entries];
+            }
+            return t;
+        }
+
+        /** @return the first affine index of row {@code r} in {@link #w} and {@link #b} */
+        int affine(int r) {
+            return (int) ((long) r * c % period);
+        }
+
+        /** The inverse scale of a variance (or mean square) {@code v}, in float32 operations. */
+        float invStd(float v) {
+            return epsOutside ? 1f / ((float) Math.sqrt(v) + eps) : 1f / (float) Math.sqrt(v + eps);
+        }
+    }
+
+    /**
+     * Rows {@code [from, to)} of {@link SmallRows}: the statistics in float32 from the row's first
+     * value as shift {@code k} ({@code d = x - k}; RMS norm: none), {@code m = T(d) / c},
+     * {@code e = d - m}, {@code q = T(e * e)} (RMS norm: {@code T(x * x)}), where T is the halving
+     * tree (level 1 adds value i and value i + c/2, and so on down to one), an order that does not
+     * depend on the vector width; then {@code inv} from {@code q / c},
+     * {@code y = fma(e * inv, w, b)}, {@code mean = k + m}. Every implementation does these
+     * operations, so the bits are the same with any kernels, threads and block boundaries.
+     *
+     * <p>Stops at the first row whose sum, mean or sum of squares is not finite (a value that is
+     * not, or float32 overflow), writing nothing of it: the caller takes that row another way.
+     *
+     * @return {@code to}, or the first row not done
+     */
+    int smallRows(SmallRows s, int from, int to) {
+        float[] t = new float[s.c];
+        int a = s.affine(from);
+        for (int r = from; r < to; r++) {
+            if (!smallRow(s, r, a, t)) {
+                return r;
+            }
+            a += s.c;
+            if (a >= s.period) {
+                a -= s.period;
+            }
+        }
+        return to;
+    }
+
+    /**
+     * One row of {@link #smallRows} in plain operations, affine entries from {@code a}, {@code t} a
+     * scratch array of c floats.
+     *
+     * @return false, with nothing written, where a statistic is not finite
+     */
+    static boolean smallRow(SmallRows s, int r, int a, float[] t) {
+        int c = s.c;
+        int off = r * c;
+        float[] x = s.x;
+        float k = 0f;
+        float m = 0f;
+        if (!s.rms) {
+            k = x[off];
+            for (int i = 0; i < c; i++) {
+                t[i] = x[off + i] - k;
+            }
+            m = halvingSum(t, c) * s.invC;
+        }
+        for (int i = 0; i < c; i++) {
+            float e = s.rms ? x[off + i] : (x[off + i] - k) - m;
+            t[i] = e * e;
+        }
+        float q = halvingSum(t, c);
+        float mu = k + m;
+        if (!Float.isFinite(q) || !Float.isFinite(mu)) {
+            return false;
+        }
+        float inv = s.invStd(q * s.invC);
+        for (int i = 0; i < c; i++) {
+            float e = s.rms ? x[off + i] : (x[off + i] - k) - m;
+            s.y[off + i] = Math.fma(e * inv, s.w[a + i], s.b[a + i]);
+        }
+        if (s.mean != null) {
+            s.mean[r] = mu;
+        }
+        if (s.inv != null) {
+            s.inv[r] = inv;
+        }
+        return true;
+    }
+
+    /** T over {@code t[0, n)}, n a power of two: {@code t[i] += t[i + h]} for h = n/2, n/4, ..., 1 (overwrites t). */
+    static float halvingSum(float[] t, int n) {
+        for (int h = n >> 1; h > 0; h >>= 1) {
+            for (int i = 0; i < h; i++) {
+                t[i] += t[i + h];
+            }
+        }
+        return t[0];
+    }
+
     /** {@code y = fma(((x - k) - m) * inv, w, b)} with one {@code w} and {@code b} for the range. */
     abstract void normalizeUniform(float[] x, float[] y, int off, int n, float k, float m, float inv, float w,
             float b);

@@ -136,6 +136,8 @@ final class RowNorm {
         final int cols;
         final int spatial;
         final boolean rms;
+        /** Rows of 2, 4, 8 or 16 values with one affine entry each: {@link #smallRows}; else null. */
+        final RowKernels.SmallRows small;
 
         Call(RowNormPlan p, float[] x, float[] scale, float[] bias, float[] y, float[] meanOut, float[] invOut) {
             this.p = p;
@@ -151,6 +153,9 @@ final class RowNorm {
             this.meanOut = p.mode() == StatMode.RMS ? null : meanOut;
             this.invOut = invOut;
             this.rms = p.mode() == StatMode.RMS;
+            this.small = spatial == 1 && cols >= 2 && cols <= RowKernels.SMALL_ROW_MAX && Integer.bitCount(cols) == 1
+                    ? new RowKernels.SmallRows(x, y, scale, bias, affine, cols, p.mode(), p.epsilon(), meanOut, invOut)
+                    : null;
         }
 
         int affineBase(long row) {
@@ -176,6 +181,10 @@ final class RowNorm {
             RowKernels kern = kernels.fresh();
             if (cols == 1 && !rms) {
                 singleValueRows(kern, from, to);
+                return;
+            }
+            if (small != null) {
+                smallRows(kern, from, to);
                 return;
             }
             if (cols < TINY_ROW) {
@@ -309,6 +318,25 @@ final class RowNorm {
                         row.mergeRunOnePass(kern, x, sOff, cols, ks, sum, kern.squares);
                     }
                     stats.finish(from + rs, rs, row, sumOfSquares);
+                }
+            }
+        }
+
+        /**
+         * Rows of 2, 4, ..., {@link RowKernels#SMALL_ROW_MAX} values with one affine entry per value
+         * (layer and RMS norm of short rows, group norm of (N, C) data): {@link RowKernels#smallRows},
+         * blocks of rows a vector at a time with their statistics in float32 from the row's first value,
+         * in an order independent of the vector width. A row it stops at (an infinity or NaN, or a sum
+         * of squares past float32's range) goes through {@link #shortRows}, which takes its statistics
+         * in double and propagates non-finite values.
+         */
+        void smallRows(RowKernels kern, int from, int to) {
+            int r = from;
+            while (r < to) {
+                r = kern.smallRows(small, r, to);
+                if (r < to) {
+                    shortRows(kern, r, r + 1);
+                    r++;
                 }
             }
         }

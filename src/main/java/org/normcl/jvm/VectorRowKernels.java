@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -394,6 +395,225 @@ final class VectorRowKernels extends RowKernels {
         }
         squares = sq;
         return sum;
+    }
+
+    // ------------------------------------------------------------------ rows of 2 to 16 values
+
+    /*
+     * Lane-crossing shuffles of smallRows, each in its own constant: a rearrange by a shuffle the JIT
+     * cannot see as a constant checks the shuffle's indexes on every call (a vector compare and
+     * test), which took half the time of rows of 4 values.
+     */
+    /** Lane i takes lane i ^ h (one level of the halving tree); the identity where h >= L. */
+    static final VectorShuffle<Float> XOR1 = shuffle(i -> i ^ 1);
+    static final VectorShuffle<Float> XOR2 = shuffle(i -> i ^ 2);
+    static final VectorShuffle<Float> XOR4 = shuffle(i -> L > 4 ? i ^ 4 : i);
+    static final VectorShuffle<Float> XOR8 = shuffle(i -> L > 8 ? i ^ 8 : i);
+    /** Lane i takes the first lane of its segment of c lanes (the row's shift); c <= L. */
+    private static final VectorShuffle<Float> FIRST2 = shuffle(i -> i & -2);
+    private static final VectorShuffle<Float> FIRST4 = shuffle(i -> i & -4);
+    private static final VectorShuffle<Float> FIRST8 = shuffle(i -> L >= 8 ? i & -8 : i);
+    private static final VectorShuffle<Float> FIRST16 = shuffle(i -> L >= 16 ? i & -16 : i);
+    /** Lane i takes lane i / c: a statistic per row spread over its segment of c lanes; c <= L. */
+    static final VectorShuffle<Float> SPREAD2 = shuffle(i -> i / 2);
+    static final VectorShuffle<Float> SPREAD4 = shuffle(i -> i / 4);
+    static final VectorShuffle<Float> SPREAD8 = shuffle(i -> L >= 8 ? i / 8 : i);
+
+    private static VectorShuffle<Float> shuffle(java.util.function.IntUnaryOperator lane) {
+        int[] lanes = new int[L];
+        for (int i = 0; i < L; i++) {
+            lanes[i] = lane.applyAsInt(i);
+        }
+        return VectorShuffle.fromArray(S, lanes, 0);
+    }
+
+    /** Scratch of {@link #smallRows}: the means and inverse scales of a vector of rows, and tree levels. */
+    private float[] smallMeans;
+    private float[] smallInvs;
+    private float[] smallLevels;
+
+    /**
+     * A vector of L / c rows at a time (c <= L), or a row of c / L vectors (c > L); rows whose
+     * statistics are not all finite, and rows after the last whole vector, go through
+     * {@link RowKernels#smallRow}, which stops at the first that is not.
+     */
+    @Override
+    int smallRows(SmallRows s, int from, int to) {
+        if (smallMeans == null) {
+            smallMeans = new float[L];
+            smallInvs = new float[L];
+            smallLevels = new float[SMALL_ROW_MAX];
+        }
+        int unit = s.c <= L ? L / s.c : 1; // rows a vector step takes
+        int r = from;
+        while (r + unit <= to) {
+            int end = to - (to - r) % unit;
+            int stop = s.c <= L ? segmentRows(s, r, end) : wideRows(s, r, end);
+            if (stop == end) {
+                r = end;
+                break;
+            }
+            // A vector of rows with a statistic that is not finite: row by row.
+            int done = super.smallRows(s, stop, stop + unit);
+            if (done < stop + unit) {
+                return done;
+            }
+            r = stop + unit;
+        }
+        return super.smallRows(s, r, to);
+    }
+
+    /**
+     * Rows {@code [from, to)} of c <= L values, L / c rows a vector (each segment of c lanes a row);
+     * {@code to - from} is a multiple of L / c.
+     *
+     * @return {@code to}, or the first row of a vector whose statistics are not all finite (nothing
+     *     of it written)
+     */
+    private int segmentRows(SmallRows s, int from, int to) {
+        int c = s.c;
+        int unit = L / c;
+        int a = s.affine(from);
+        FloatVector invC = FloatVector.broadcast(S, s.invC);
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        FloatVector eps = FloatVector.broadcast(S, s.eps);
+        float[] means = smallMeans;
+        float[] invs = smallInvs;
+        for (int r = from; r < to; r += unit) {
+            int off = r * c;
+            FloatVector v = FloatVector.fromArray(S, s.x, off);
+            FloatVector e = v;
+            FloatVector mu = FloatVector.zero(S);
+            if (!s.rms) {
+                FloatVector k = v.rearrange(c == 2 ? FIRST2 : c == 4 ? FIRST4 : c == 8 ? FIRST8 : FIRST16);
+                FloatVector d = v.sub(k);
+                FloatVector t = d;
+                // The halving tree within each segment: h = c/2, ..., 1.
+                if (c >= 16) {
+                    t = t.add(t.rearrange(XOR8));
+                }
+                if (c >= 8) {
+                    t = t.add(t.rearrange(XOR4));
+                }
+                if (c >= 4) {
+                    t = t.add(t.rearrange(XOR2));
+                }
+                t = t.add(t.rearrange(XOR1));
+                FloatVector m = t.mul(invC);
+                e = d.sub(m);
+                mu = k.add(m);
+            }
+            // The same levels again, written out rather than in a helper: a vector passed to a call the
+            // JIT does not inline is boxed.
+            FloatVector q = e.mul(e);
+            if (c >= 16) {
+                q = q.add(q.rearrange(XOR8));
+            }
+            if (c >= 8) {
+                q = q.add(q.rearrange(XOR4));
+            }
+            if (c >= 4) {
+                q = q.add(q.rearrange(XOR2));
+            }
+            q = q.add(q.rearrange(XOR1));
+            // SmallRows.invStd, written out likewise.
+            FloatVector var = q.mul(invC);
+            FloatVector inv = s.epsOutside ? one.div(var.sqrt().add(eps)) : one.div(var.add(eps).sqrt());
+            // Not finite: a value that is not, or float32 overflow (q alone misses a mean's overflow).
+            mu.add(q).intoArray(means, 0);
+            for (int i = 0; i < L; i += c) {
+                if (!Float.isFinite(means[i])) {
+                    return r;
+                }
+            }
+            e.mul(inv).fma(FloatVector.fromArray(S, s.w, a), FloatVector.fromArray(S, s.b, a)).intoArray(s.y, off);
+            if (s.mean != null) {
+                mu.intoArray(means, 0);
+                for (int i = 0, row = r; i < L; i += c, row++) {
+                    s.mean[row] = means[i];
+                }
+            }
+            if (s.inv != null) {
+                inv.intoArray(invs, 0);
+                for (int i = 0, row = r; i < L; i += c, row++) {
+                    s.inv[row] = invs[i];
+                }
+            }
+            a += L;
+            if (a >= s.period) {
+                a -= s.period;
+            }
+        }
+        return to;
+    }
+
+    /**
+     * Rows {@code [from, to)} of c > L values, c / L vectors a row: the halving tree's first levels add
+     * vectors ({@link #vectorHalvingSum}), the last log2(L) levels lanes ({@link #sumLanes}, the same order).
+     *
+     * @return {@code to}, or the first row whose statistics are not finite (nothing of it written)
+     */
+    private int wideRows(SmallRows s, int from, int to) {
+        int c = s.c;
+        int half = c / 2;
+        float[] x = s.x;
+        float[] t = smallLevels;
+        int a = s.affine(from);
+        for (int r = from; r < to; r++) {
+            int off = r * c;
+            float k = s.rms ? 0f : x[off];
+            FloatVector kv = FloatVector.broadcast(S, k);
+            float m = 0f;
+            if (!s.rms) {
+                for (int u = 0; u < half; u += L) {
+                    FloatVector.fromArray(S, x, off + u).sub(kv)
+                            .add(FloatVector.fromArray(S, x, off + half + u).sub(kv)).intoArray(t, u);
+                }
+                m = vectorHalvingSum(t, half) * s.invC;
+            }
+            FloatVector mv = FloatVector.broadcast(S, m);
+            for (int u = 0; u < half; u += L) {
+                FloatVector e0 = FloatVector.fromArray(S, x, off + u).sub(kv).sub(mv);
+                FloatVector e1 = FloatVector.fromArray(S, x, off + half + u).sub(kv).sub(mv);
+                e0.mul(e0).add(e1.mul(e1)).intoArray(t, u);
+            }
+            float q = vectorHalvingSum(t, half);
+            float mu = k + m;
+            if (!Float.isFinite(q) || !Float.isFinite(mu)) {
+                return r;
+            }
+            float inv = s.invStd(q * s.invC);
+            FloatVector iv = FloatVector.broadcast(S, inv);
+            for (int u = 0; u < c; u += L) {
+                FloatVector.fromArray(S, x, off + u).sub(kv).sub(mv).mul(iv)
+                        .fma(FloatVector.fromArray(S, s.w, a + u), FloatVector.fromArray(S, s.b, a + u))
+                        .intoArray(s.y, off + u);
+            }
+            if (s.mean != null) {
+                s.mean[r] = mu;
+            }
+            if (s.inv != null) {
+                s.inv[r] = inv;
+            }
+            a += c;
+            if (a >= s.period) {
+                a -= s.period;
+            }
+        }
+        return to;
+    }
+
+    /**
+     * The halving tree over {@code t[0, n)} ({@code n} a multiple of L, a power of two): vectors
+     * while more than one is left, in place, then the lanes of the last.
+     */
+    private static float vectorHalvingSum(float[] t, int n) {
+        for (int h = n / 2; h >= L; h /= 2) {
+            for (int u = 0; u < h; u += L) {
+                FloatVector.fromArray(S, t, u).add(FloatVector.fromArray(S, t, u + h)).intoArray(t, u);
+            }
+        }
+        return sumLanes(t);
     }
 
     @Override

@@ -119,7 +119,9 @@ class RowNormDeterminismTest {
         return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
                 Arguments.of(mode, 1, 128, false), Arguments.of(mode, RowNorm.SHORT_LAG, 64, false),
                 Arguments.of(mode, RowNorm.SHORT_LAG + 1, 200, true), Arguments.of(mode, 100, 128, false),
-                Arguments.of(mode, 37, RowNorm.SHORT_ROW, true), Arguments.of(mode, 50, RowNorm.TINY_ROW, false)));
+                Arguments.of(mode, 37, RowNorm.SHORT_ROW, true),
+                // The shortest rows that take this path: 16 is a power of two (RowKernels.smallRows).
+                Arguments.of(mode, 50, RowNorm.TINY_ROW + 1, false)));
     }
 
     /**
@@ -132,6 +134,14 @@ class RowNormDeterminismTest {
      * threads (one shape has enough rows to split between threads at a row that does not start a
      * sample) and with either kernel set; a row holding a NaN comes out NaN, one holding an
      * infinity NaN (RMS norm: NaN where the infinity was, zeros elsewhere).
+     *
+     * <p>Rows of 2, 4, 8 or 16 values with one affine entry each ({@link RowKernels#smallRows}) take
+     * their statistics in float32 from the row's first value, through a halving tree of log2(c)
+     * levels, so their bounds add that tree's error: the shifted sum's at most (log2(c) + 1) u of
+     * the sum of |x - x0| (each value passes log2(c) additions, plus the shift's rounding), which
+     * moves the mean and, through it, every xhat by at most that over c (times InvStd); and a
+     * relative (log2(c) / 2 + 3) u on InvStd (the squares' tree, halved by the square root, and the
+     * roundings of the variance, the epsilon, the root and the division).
      */
     @ParameterizedTest(name = "{0} {1} x {2} x {3} in {4} groups, offset {5}, affine {6}")
     @MethodSource("tinyRowShapes")
@@ -186,19 +196,81 @@ class RowNormDeterminismTest {
             var /= len;
             double inv = mode == StatMode.MEAN_VAR_EPS_OUTSIDE ? 1 / (Math.sqrt(var) + 1e-5) : 1 / Math.sqrt(var + 1e-5);
             double u = 0x1p-24;
-            assertEquals(inv, first.inv()[r], 4 * u * inv, name + " InvStd[" + r + "]");
+            // The float32 statistics of RowKernels.smallRows (see above); 0 for the double ones.
+            double levels = Math.log(len) / Math.log(2);
+            boolean float32 = spatial == 1 && len >= 2 && len <= RowKernels.SMALL_ROW_MAX && Integer.bitCount(len) == 1;
+            double shifted = 0;
+            for (int i = 0; i < len && float32 && mode != StatMode.RMS; i++) {
+                shifted += Math.abs(x[off + i] - x[off]);
+            }
+            double meanSlack = (levels + 1) * u * shifted / len;
+            double invSlack = float32 ? (levels / 2 + 3) * u * inv : 4 * u * inv;
+            assertEquals(inv, first.inv()[r], invSlack, name + " InvStd[" + r + "]");
             if (mode != StatMode.RMS) {
-                assertEquals(mu, first.mean()[r], u * Math.abs(mu), name + " Mean[" + r + "]");
+                assertEquals(mu, first.mean()[r], u * Math.abs(mu) + meanSlack, name + " Mean[" + r + "]");
             }
             for (int i = 0; i < len; i++) {
                 int e = (r % groups) * cpg + i / spatial;
                 double xhat = (x[off + i] - mu) * inv;
+                double ws = w == null ? 1 : Math.abs(w[e]);
                 double scaled = xhat * (w == null ? 1 : w[e]);
                 double ref = scaled + (b == null ? 0 : b[e]);
                 double terms = Math.abs(scaled) + (b == null ? 0 : Math.abs(b[e]));
-                assertEquals(ref, first.y()[off + i], 8 * u * terms + 1e-30, name + " Y[" + r + ", " + i + "]");
+                double slack = float32 ? (levels / 2 + 3) * u * Math.abs(scaled) + meanSlack * inv * ws : 0;
+                assertEquals(ref, first.y()[off + i], 8 * u * terms + slack + 1e-30,
+                        name + " Y[" + r + ", " + i + "]");
             }
         }
+    }
+
+    /**
+     * Rows of {@link RowKernels#smallRows} whose squares pass float32's range (values near 1e19: a
+     * square is 1e38, a row's sum of squares more than the largest float) while the variance does
+     * not: such a row must go the double way ({@code shortRows}) and come out normalized, not zero
+     * (an infinite sum of squares would give InvStd 0); the same bits with any thread count and
+     * either kernel set. Oracle: the float64 normalization, within 1e-5 (float32 InvStd).
+     */
+    @ParameterizedTest(name = "{0} rows of {1}")
+    @MethodSource("overflowShapes")
+    void smallRowsPastFloat32Range(StatMode mode, int cols) {
+        int rows = 50;
+        String name = mode + " overflow " + cols;
+        RowNormPlan p = plan(rows, cols, mode, 1, cols, 1, false, false);
+        float[] x = data(name, rows * cols, 0);
+        for (int i = 0; i < x.length; i++) {
+            x[i] *= 1e19f;
+        }
+        Out first = null;
+        for (RowKernels k : kernels()) {
+            for (int threads = 1; threads <= 3; threads += 2) {
+                Out got = run(k, threads, p, x, null, null);
+                if (first == null) {
+                    first = got;
+                } else {
+                    assertArrayEquals(first.y(), got.y(), name + " " + k.name() + " Y on " + threads + " threads");
+                }
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            double mu = 0;
+            for (int i = 0; i < cols; i++) {
+                mu += mode == StatMode.RMS ? 0 : x[r * cols + i] / (double) cols;
+            }
+            double var = 0;
+            for (int i = 0; i < cols; i++) {
+                var += (x[r * cols + i] - mu) * (x[r * cols + i] - mu) / cols;
+            }
+            for (int i = 0; i < cols; i++) {
+                double ref = (x[r * cols + i] - mu) / Math.sqrt(var);
+                assertEquals(ref, first.y()[r * cols + i], 1e-5 * Math.max(1, Math.abs(ref)),
+                        name + " Y[" + r + ", " + i + "]");
+            }
+        }
+    }
+
+    static Stream<Arguments> overflowShapes() {
+        return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(
+                mode -> Stream.of(Arguments.of(mode, 4), Arguments.of(mode, 8), Arguments.of(mode, 16)));
     }
 
     static Stream<Arguments> tinyRowShapes() {
@@ -206,7 +278,13 @@ class RowNormDeterminismTest {
                 Arguments.of(mode, 40, 2, 1, 8, 0.5, true), Arguments.of(mode, 9, 7, 1, 3, 0.5, true),
                 Arguments.of(mode, 5, RowNorm.TINY_ROW - 1, 1, 2, 1e4, true), Arguments.of(mode, 30, 4, 1, 32, 1e4, true),
                 Arguments.of(mode, 3001, 5, 1, 7, 0.5, true), Arguments.of(mode, 8, 2, 2, 3, 0.5, true),
-                Arguments.of(mode, 50, 7, 1, 1, 0.5, false), Arguments.of(mode, 20, 3, 4, 2, 1e4, false)));
+                Arguments.of(mode, 50, 7, 1, 1, 0.5, false), Arguments.of(mode, 20, 3, 4, 2, 1e4, false),
+                // RowKernels.smallRows: every row length, a split between threads inside a sample,
+                // rows after the last whole vector, a sample narrower than a vector, no affine.
+                Arguments.of(mode, 1001, 2, 1, 3, 0.5, true), Arguments.of(mode, 777, 8, 1, 5, 1e4, true),
+                Arguments.of(mode, 333, 16, 1, 2, 0.5, true), Arguments.of(mode, 101, 16, 1, 3, 1e4, false),
+                Arguments.of(mode, 67, 8, 1, 1, 0.5, true), Arguments.of(mode, 41, 16, 1, 2, 1e4, true),
+                Arguments.of(mode, 9, 4, 1, 1, 0.5, false)));
     }
 
     /**

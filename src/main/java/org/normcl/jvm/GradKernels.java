@@ -159,6 +159,57 @@ abstract class GradKernels {
     }
 
     /**
+     * Rows of c values (c a power of two, 2 to 8) of one outer index whose values start at {@code off}
+     * (value i of it taking affine entry i): its values {@code off + i} for i in {@code [from, n)},
+     * {@code from} a multiple of c, row {@code (off + i) / c}. Per row, with {@code xhat = (x - mu) * is}
+     * and {@code g = dy * w}: {@code meanG = T(g) / c} (RMS: 0) and {@code meanGx = T(g * xhat) / c},
+     * T the halving tree of {@link RowKernels#halvingSum} (an order independent of the vector width),
+     * {@code dx = fma(xhat, -meanGx, g - meanG) * is} (when {@code dx} is not null), and the accumulators
+     * as everywhere. Every implementation does these operations, so the bits are the same.
+     */
+    void smallRows(float[] dy, float[] x, float[] w, float[] mean, float[] inv, float[] dx, int off, int from, int n,
+            int c, boolean rms, float[] fs, float[] fb) {
+        float[] g = new float[c];
+        float[] gx = new float[c];
+        float invC = 1f / c;
+        for (int a = from; a < n; a += c) {
+            int i0 = off + a;
+            int r = i0 / c;
+            float mu = rms ? 0f : mean[r];
+            float is = inv[r];
+            float meanG = 0f;
+            float meanGx = 0f;
+            if (dx != null) {
+                for (int i = 0; i < c; i++) {
+                    g[i] = dy[i0 + i] * w[a + i];
+                    gx[i] = g[i] * ((x[i0 + i] - mu) * is);
+                }
+                meanG = rms ? 0f : RowKernels.halvingSum(g, c) * invC;
+                meanGx = RowKernels.halvingSum(gx, c) * invC;
+            }
+            plainDxAccumulate(dy, x, w, dx, i0, a, c, mu, is, meanG, meanGx, fs, fb);
+        }
+    }
+
+    /**
+     * dx of one row in plain loops (when {@code dx} is not null), values {@code [off, off + n)} taking
+     * affine entries from {@code aoff}, and the accumulators' terms: the operations every
+     * implementation does elementwise.
+     */
+    static void plainDxAccumulate(float[] dy, float[] x, float[] w, float[] dx, int off, int aoff, int n, float mu,
+            float is, float meanG, float meanGx, float[] fs, float[] fb) {
+        for (int i = 0; i < n; i++) {
+            float d = dy[off + i];
+            float xhat = (x[off + i] - mu) * is;
+            if (dx != null) {
+                dx[off + i] = RowKernels.fma(xhat, -meanGx, d * w[aoff + i] - meanG) * is;
+            }
+            fs[aoff + i] = RowKernels.fma(d, xhat, fs[aoff + i]);
+            fb[aoff + i] += d;
+        }
+    }
+
+    /**
      * Rows of one value each, rows (and values) {@code off + c} for {@code c} in {@code [c0, n)}, row
      * {@code off + c} taking affine entry {@code c} (group and instance norm of (N, C) data with one
      * channel per group): {@code JavaBackward}'s short-row loops for rows of one value, bit for bit

@@ -22,6 +22,13 @@ final class JavaBackward {
     /** Row blocks of the parameter-gradient partial sums, at most: a partition fixed by the shape. */
     private static final int MAX_BLOCKS = 64;
 
+    /**
+     * Rows of 2, 4 and 8 values with one affine entry each (group norm of (N, C) data) go through
+     * {@link GradKernels#smallRows}, several rows a vector. Rows of 16 keep the row kernels: 16 values
+     * are two 8-lane vectors, and no vector would hold whole rows.
+     */
+    private static final int SMALL_ROW_MAX = 8;
+
     /** Rows shorter than this run in plain loops ({@link #shortRows}). */
     private static final int SHORT_ROW = 16;
 
@@ -176,6 +183,13 @@ final class JavaBackward {
             }
             return;
         }
+        if (len <= SMALL_ROW_MAX && Integer.bitCount(len) == 1) {
+            int channels = l.channels();
+            for (int o = o0; o < o1; o++) {
+                k.smallRows(dy, x, w, mean, inv, dx, o * channels, 0, channels, len, l.rms(), fs, fb);
+            }
+            return;
+        }
         if (len < SHORT_ROW) {
             shortRows(l, dy, x, w, mean, inv, dx, o0 * groups, o1 * groups, fs, fb);
             return;
@@ -223,15 +237,7 @@ final class JavaBackward {
                 meanG = l.rms() ? 0f : g * perValue;
                 meanGx = q * perValue;
             }
-            for (int i = 0; i < len; i++) {
-                float d = dy[off + i];
-                float xhat = (x[off + i] - mu) * is;
-                if (dx != null) {
-                    dx[off + i] = RowKernels.fma(xhat, -meanGx, d * w[aoff + i] - meanG) * is;
-                }
-                fs[aoff + i] = RowKernels.fma(d, xhat, fs[aoff + i]);
-                fb[aoff + i] += d;
-            }
+            GradKernels.plainDxAccumulate(dy, x, w, dx, off, aoff, len, mu, is, meanG, meanGx, fs, fb);
         }
     }
 

@@ -312,7 +312,7 @@ abstract class RowKernels {
         float inv = s.invStd(q * s.invC);
         for (int i = 0; i < c; i++) {
             float e = s.rms ? x[off + i] : (x[off + i] - k) - m;
-            s.y[off + i] = Math.fma(e * inv, s.w[a + i], s.b[a + i]);
+            s.y[off + i] = fma(e * inv, s.w[a + i], s.b[a + i]);
         }
         if (s.mean != null) {
             s.mean[r] = mu;

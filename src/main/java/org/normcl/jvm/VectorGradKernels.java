@@ -3,6 +3,7 @@ package org.normcl.jvm;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -330,6 +331,64 @@ final class VectorGradKernels extends GradKernels {
             FloatVector.fromArray(S, fb, c).add(d).intoArray(fb, c);
         }
         super.singleValueRows(dy, x, w, mean, inv, dx, off, c, n, rms, fs, fb);
+    }
+
+    /**
+     * A vector of L / c rows at a time where c <= L (each segment of c lanes a row, its statistics
+     * spread over it), the rest row by row; the same operations as the plain loops.
+     */
+    @Override
+    void smallRows(float[] dy, float[] x, float[] w, float[] mean, float[] inv, float[] dx, int off, int from, int n,
+            int c, boolean rms, float[] fs, float[] fb) {
+        int a = from;
+        if (c <= L) {
+            FloatVector zero = FloatVector.zero(S);
+            FloatVector invC = FloatVector.broadcast(S, 1f / c);
+            int shift = Integer.numberOfTrailingZeros(c);
+            for (int bound = n - (n - a) % L; a < bound; a += L) {
+                int i = off + a;
+                int r = i >> shift;
+                FloatVector d = FloatVector.fromArray(S, dy, i);
+                // The vector's rows' statistics, each over its segment of c lanes.
+                FloatVector is = FloatVector.broadcast(S, inv[r]);
+                FloatVector mu = rms ? zero : FloatVector.broadcast(S, mean[r]);
+                for (int j = 1; j < L / c; j++) {
+                    VectorMask<Float> rest = VectorRowKernels.FROM[j * c];
+                    is = is.blend(FloatVector.broadcast(S, inv[r + j]), rest);
+                    if (!rms) {
+                        mu = mu.blend(FloatVector.broadcast(S, mean[r + j]), rest);
+                    }
+                }
+                FloatVector xhat = FloatVector.fromArray(S, x, i).sub(mu).mul(is);
+                if (dx != null) {
+                    FloatVector g = d.mul(FloatVector.fromArray(S, w, a));
+                    FloatVector meanG = zero;
+                    if (!rms) {
+                        FloatVector t = g;
+                        if (c >= 8) {
+                            t = t.add(t.rearrange(VectorRowKernels.XOR4));
+                        }
+                        if (c >= 4) {
+                            t = t.add(t.rearrange(VectorRowKernels.XOR2));
+                        }
+                        meanG = t.add(t.rearrange(VectorRowKernels.XOR1)).mul(invC);
+                    }
+                    // The same levels again, written out: a vector passed to a call the JIT does not inline is boxed.
+                    FloatVector q = g.mul(xhat);
+                    if (c >= 8) {
+                        q = q.add(q.rearrange(VectorRowKernels.XOR4));
+                    }
+                    if (c >= 4) {
+                        q = q.add(q.rearrange(VectorRowKernels.XOR2));
+                    }
+                    FloatVector meanGx = q.add(q.rearrange(VectorRowKernels.XOR1)).mul(invC);
+                    xhat.fma(meanGx.neg(), g.sub(meanG)).mul(is).intoArray(dx, i);
+                }
+                d.fma(xhat, FloatVector.fromArray(S, fs, a)).intoArray(fs, a);
+                FloatVector.fromArray(S, fb, a).add(d).intoArray(fb, a);
+            }
+        }
+        super.smallRows(dy, x, w, mean, inv, dx, off, a, n, c, rms, fs, fb);
     }
 
     @Override

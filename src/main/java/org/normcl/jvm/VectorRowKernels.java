@@ -409,15 +409,32 @@ final class VectorRowKernels extends RowKernels {
     static final VectorShuffle<Float> XOR2 = shuffle(i -> i ^ 2);
     static final VectorShuffle<Float> XOR4 = shuffle(i -> L > 4 ? i ^ 4 : i);
     static final VectorShuffle<Float> XOR8 = shuffle(i -> L > 8 ? i ^ 8 : i);
-    /** Lane i takes the first lane of its segment of c lanes (the row's shift); c <= L. */
-    private static final VectorShuffle<Float> FIRST2 = shuffle(i -> i & -2);
-    private static final VectorShuffle<Float> FIRST4 = shuffle(i -> i & -4);
-    private static final VectorShuffle<Float> FIRST8 = shuffle(i -> L >= 8 ? i & -8 : i);
-    private static final VectorShuffle<Float> FIRST16 = shuffle(i -> L >= 16 ? i & -16 : i);
-    /** Lane i takes lane i / c: a statistic per row spread over its segment of c lanes; c <= L. */
-    static final VectorShuffle<Float> SPREAD2 = shuffle(i -> i / 2);
-    static final VectorShuffle<Float> SPREAD4 = shuffle(i -> i / 4);
-    static final VectorShuffle<Float> SPREAD8 = shuffle(i -> L >= 8 ? i / 8 : i);
+    /**
+     * The lanes whose bit h is set: blended with the XOR-h shuffle, level by level, each lane takes
+     * the first lane of its segment (the row's shift) with constant shuffles only.
+     */
+    private static final VectorMask<Float> BIT1 = mask(i -> (i & 1) != 0);
+    private static final VectorMask<Float> BIT2 = mask(i -> (i & 2) != 0);
+    private static final VectorMask<Float> BIT4 = mask(i -> (i & 4) != 0);
+    private static final VectorMask<Float> BIT8 = mask(i -> (i & 8) != 0);
+    /** {@code FROM[k]}: the lanes from k on (a blend mask need not be a constant). */
+    @SuppressWarnings("unchecked")
+    static final VectorMask<Float>[] FROM = new VectorMask[L];
+
+    static {
+        for (int k = 0; k < L; k++) {
+            int from = k;
+            FROM[k] = mask(i -> i >= from);
+        }
+    }
+
+    private static VectorMask<Float> mask(java.util.function.IntPredicate lane) {
+        boolean[] bits = new boolean[L];
+        for (int i = 0; i < L; i++) {
+            bits[i] = lane.test(i);
+        }
+        return VectorMask.fromArray(S, bits, 0);
+    }
 
     private static VectorShuffle<Float> shuffle(java.util.function.IntUnaryOperator lane) {
         int[] lanes = new int[L];
@@ -485,7 +502,16 @@ final class VectorRowKernels extends RowKernels {
             FloatVector e = v;
             FloatVector mu = FloatVector.zero(S);
             if (!s.rms) {
-                FloatVector k = v.rearrange(c == 2 ? FIRST2 : c == 4 ? FIRST4 : c == 8 ? FIRST8 : FIRST16);
+                FloatVector k = v.blend(v.rearrange(XOR1), BIT1);
+                if (c >= 4) {
+                    k = k.blend(k.rearrange(XOR2), BIT2);
+                }
+                if (c >= 8) {
+                    k = k.blend(k.rearrange(XOR4), BIT4);
+                }
+                if (c >= 16) {
+                    k = k.blend(k.rearrange(XOR8), BIT8);
+                }
                 FloatVector d = v.sub(k);
                 FloatVector t = d;
                 // The halving tree within each segment: h = c/2, ..., 1.

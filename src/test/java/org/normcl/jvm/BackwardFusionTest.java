@@ -77,7 +77,8 @@ class BackwardFusionTest {
     void gradientsAreTheSameBitsOnAnyNumberOfThreads() {
         Object[][] cases = {{"layer", new long[] {257, 1031}}, {"layer", new long[] {3000, 64}},
             {"rms", new long[] {70, 4099}}, {"layer", new long[] {129, 1024}},
-            {"group", new long[] {5, 8, 30, 31}}, {"group", new long[] {900, 16}},
+            {"group", new long[] {5, 8, 30, 31}}, {"group", new long[] {900, 16}}, {"group", new long[] {1001, 8}},
+            {"group", new long[] {333, 32}}, {"group", new long[] {77, 20}},
             {"instance", new long[] {3, 5, 1301}}, {"instance", new long[] {700, 6}},
             {"batch", new long[] {4, 3, 50, 61}}, {"batch", new long[] {3000, 40}}};
         for (Object[] c : cases) {
@@ -271,6 +272,9 @@ class BackwardFusionTest {
                 k.dx(dy, x, w, alone, 3, 5, n, mu, is, 0.125f, -0.3f);
                 assertArrayEquals(dx[0], alone, "dx without the accumulators, n = " + n);
             }
+            if (n == 1) {
+                smallRowsAgree(scalar, vector);
+            }
             pairMatchesTwoRows(scalar, vector, n);
             singleValueRowsAgree(scalar, vector, n);
             columnDxAgrees(scalar, vector, n);
@@ -362,6 +366,67 @@ class BackwardFusionTest {
                     assertEquals(ref, dx[0][i], 8 * 0x1p-24 * terms + 1e-30, what + ": dx[" + c + "] against float64");
                 } else {
                     assertTrue(!Float.isFinite(dx[0][i]), what + ": dx[" + c + "] not finite");
+                }
+            }
+        }
+    }
+
+    /**
+     * Rows of 2, 4 and 8 values ({@link GradKernels#smallRows}, group norm of (N, C) data): dx, dScale
+     * and dBias terms the same bits on both kernel sets, with and without dx, on samples whose
+     * channels are and are not a multiple of the vector width, the last sample's statistics ending
+     * at the arrays' end (its last vectors go row by row); dx within rounding of the float64 formula
+     * {@code inv * (g - mean(g) - xhat * mean(g * xhat))} (RMS: no mean(g)).
+     */
+    private static void smallRowsAgree(GradKernels scalar, GradKernels vector) {
+        for (int c : new int[] {2, 4, 8}) {
+            for (int groups : new int[] {1, 3, 8, 13}) {
+                int channels = groups * c;
+                int outer = 5;
+                int n = outer * channels;
+                int rows = outer * groups;
+                float[] dy = Data.gaussian("sr dy " + c + groups, n, 0, 1);
+                float[] x = Data.gaussian("sr x " + c + groups, n, 1, 2);
+                float[] w = Data.gaussian("sr w " + c + groups, channels, 1, 0.5);
+                float[] mean = Data.gaussian("sr mean " + c + groups, rows, 1, 1);
+                float[] inv = Data.uniform("sr inv " + c + groups, rows, 0.2, 2);
+                for (boolean rms : new boolean[] {false, true}) {
+                    String what = (rms ? "rms" : "mean-var") + " rows of " + c + ", " + groups + " groups";
+                    float[][] dx = new float[2][n];
+                    float[][] fs = new float[3][channels];
+                    float[][] fb = new float[3][channels];
+                    for (int o = 0; o < outer; o++) {
+                        scalar.smallRows(dy, x, w, mean, inv, dx[0], o * channels, 0, channels, c, rms, fs[0], fb[0]);
+                        vector.smallRows(dy, x, w, mean, inv, dx[1], o * channels, 0, channels, c, rms, fs[1], fb[1]);
+                        vector.smallRows(dy, x, w, mean, inv, null, o * channels, 0, channels, c, rms, fs[2], fb[2]);
+                    }
+                    assertArrayEquals(dx[0], dx[1], what + ": dx");
+                    assertArrayEquals(fs[0], fs[1], what + ": dScale terms");
+                    assertArrayEquals(fb[0], fb[1], what + ": dBias terms");
+                    assertArrayEquals(fs[1], fs[2], what + ": dScale terms without dx");
+                    assertArrayEquals(fb[1], fb[2], what + ": dBias terms without dx");
+                    for (int r = 0; r < rows; r++) {
+                        double mu = rms ? 0 : mean[r];
+                        double sg = 0;
+                        double sgx = 0;
+                        double size = 0;
+                        for (int i = 0; i < c; i++) {
+                            int v = r * c + i;
+                            double g = (double) dy[v] * w[v % channels];
+                            sg += g;
+                            sgx += g * (x[v] - mu) * inv[r];
+                            size += Math.abs(g) * (1 + Math.abs((x[v] - mu) * inv[r]));
+                        }
+                        for (int i = 0; i < c; i++) {
+                            int v = r * c + i;
+                            double xhat = (x[v] - mu) * inv[r];
+                            double ref = inv[r] * ((double) dy[v] * w[v % channels] - (rms ? 0 : sg / c) - xhat * sgx / c);
+                            // The sums' float32 trees (log2(c) levels) and the formula's few roundings.
+                            double bound = 0x1p-24 * inv[r] * (8 * Math.abs(dy[v] * w[v % channels])
+                                    + 8 * (1 + Math.abs(xhat)) * size / c);
+                            assertEquals(ref, dx[0][v], bound, what + ": dx[" + v + "] against float64");
+                        }
+                    }
                 }
             }
         }

@@ -81,18 +81,13 @@ inline void row_backward_means(const __global real_t *dy, const __global real_t 
     *mean_gx = sum_gx / (acc_t) cols;
 }
 
-/* One work-item per row, walking its segments (see row_layout). */
-__kernel void row_backward_serial(const __global real_t *dy, const __global real_t *x,
-        const __global param_t *scale, const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx,
-        ROW_LAYOUT_ARGS, int rms, int has_scale) {
-    ulong row = get_global_id(0);
-    if (row >= rows) {
-        return;
-    }
-    const row_layout l = ROW_LAYOUT_INIT;
-    ulong base = row_base(&l, row);
+/* dX of one row whose first value is at `base` and whose affine entries start at group g:
+ * row_backward_serial's work, and row_backward_rows' for rows that do not fill a block of lanes. */
+inline void row_backward_one(const __global real_t *dy, const __global real_t *x, const __global param_t *scale,
+        const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx, ulong row, ulong base, ulong g,
+        ulong cols, ulong cpg, ulong spatial, ulong segs, ulong seg_stride, int rms, int has_scale) {
     ulong len = cols / segs;
-    ulong aff_base = row_group(&l, row) * cpg;
+    ulong aff_base = g * cpg;
     acc_t mu = rms != 0 ? ZERO : mean[row];
     acc_t is = inv[row];
     acc_t mean_g, mean_gx;
@@ -103,6 +98,114 @@ __kernel void row_backward_serial(const __global real_t *dy, const __global real
         backward_dx_segment(dy + off, x + off, scale, dx + off, len, aff_base, spatial, has_scale, mu, is, mean_g,
                 mean_gx);
     }
+}
+
+/* One work-item per row, walking its segments (see row_layout). */
+__kernel void row_backward_serial(const __global real_t *dy, const __global real_t *x,
+        const __global param_t *scale, const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx,
+        ROW_LAYOUT_ARGS, int rms, int has_scale) {
+    ulong row = get_global_id(0);
+    if (row >= rows) {
+        return;
+    }
+    const row_layout l = ROW_LAYOUT_INIT;
+    row_backward_one(dy, x, scale, mean, inv, dx, row, row_base(&l, row), row_group(&l, row), cols, cpg, spatial, segs,
+            seg_stride, rms, has_scale);
+}
+
+/*
+ * row_backward_one for VW rows of cols < VW values, one row per lane, as row_norm_lanes does the
+ * forward pass (its layout, `aff`, `together` and `pow2`): row_backward_means' scalar loops
+ * (compensated sums in the order of the values) and backward_dx_segment's, lane by lane, so the
+ * bits of row_backward_serial. The terms g = dy * w and g * xhat, and dX, are computed on the block
+ * as it lies where the row length is constant and the affine entries run on, else lane by lane.
+ */
+__attribute__((always_inline)) inline void row_backward_lanes(const __global real_t *dy, const __global real_t *x,
+        const __global param_t *scale, const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx,
+        ulong r, ulong cols, ulong spatial, ulong *aff, const bool together, int rms, int has_scale, const bool pow2) {
+    const accv_t zero = (accv_t) (ZERO);
+    const acc_t n = (acc_t) cols;
+    acc_t xbuf[VW * (VW - 1)], dbuf[VW * (VW - 1)]; /* the block of rows of X and dY, as in memory */
+    const ulong b0 = r * cols;
+    for (ulong q = 0; q < cols; q++) {
+        VSTORE(LOADXV(x, b0 + q * VW), 0, xbuf + q * VW);
+        VSTORE(LOADXV(dy, b0 + q * VW), 0, dbuf + q * VW);
+    }
+    accv_t mu = rms != 0 ? zero : VLOAD(0, mean + r);
+    accv_t is = VLOAD(0, inv + r);
+    acc_t mus[VW], iss[VW];
+    VSTORE(mu, 0, mus);
+    VSTORE(is, 0, iss);
+    const bool natural = together && pow2;
+    if (!natural && together) {
+        for (uint j = 1; j < VW; j++) {
+            aff[j] = aff[0] + j * cols;
+        }
+    }
+    accv_t tg = zero, tg_c = zero, tgx = zero, tgx_c = zero;
+    if (natural) {
+        acc_t gbuf[VW * (VW - 1)], hbuf[VW * (VW - 1)];
+        for (ulong q = 0; q < cols; q++) {
+            accv_t w = has_scale != 0 ? LOADPV(scale, aff[0] + q * VW) : (accv_t) (ONE);
+            accv_t g = VLOAD(0, dbuf + q * VW) * w;
+            VSTORE(g, 0, gbuf + q * VW);
+            VSTORE(g * ((VLOAD(0, xbuf + q * VW) - lane_expand(mus, q, cols)) * lane_expand(iss, q, cols)), 0,
+                    hbuf + q * VW);
+        }
+        for (ulong t = 0; t < cols; t++) {
+            kahan_addv(&tg, &tg_c, lane_gather_private(gbuf + t, cols));
+            kahan_addv(&tgx, &tgx_c, lane_gather_private(hbuf + t, cols));
+        }
+    } else {
+        for (ulong t = 0; t < cols; t++) {
+            accv_t w = has_scale != 0 ? lane_gather_param(scale, aff, t / spatial) : (accv_t) (ONE);
+            accv_t g = lane_gather_private(dbuf + t, cols) * w;
+            kahan_addv(&tg, &tg_c, g);
+            kahan_addv(&tgx, &tgx_c, g * ((lane_gather_private(xbuf + t, cols) - mu) * is));
+        }
+    }
+    /* as row_backward_means totals them: its vector sums are all zero here */
+    accv_t mean_g = rms != 0 ? zero : (zero + (tg - tg_c)) / n;
+    accv_t mean_gx = (zero + (tgx - tgx_c)) / n;
+    if (natural) {
+        acc_t mgs[VW], mgxs[VW];
+        VSTORE(mean_g, 0, mgs);
+        VSTORE(mean_gx, 0, mgxs);
+        for (ulong q = 0; q < cols; q++) {
+            accv_t w = has_scale != 0 ? LOADPV(scale, aff[0] + q * VW) : (accv_t) (ONE);
+            accv_t isq = lane_expand(iss, q, cols);
+            accv_t xhat = (VLOAD(0, xbuf + q * VW) - lane_expand(mus, q, cols)) * isq;
+            STOREXV(dx, b0 + q * VW, isq * (VLOAD(0, dbuf + q * VW) * w - lane_expand(mgs, q, cols)
+                    - xhat * lane_expand(mgxs, q, cols)));
+        }
+        return;
+    }
+    for (ulong t = 0; t < cols; t++) {
+        accv_t w = has_scale != 0 ? lane_gather_param(scale, aff, t / spatial) : (accv_t) (ONE);
+        accv_t xhat = (lane_gather_private(xbuf + t, cols) - mu) * is;
+        lane_scatter_private(xbuf + t, cols, is * (lane_gather_private(dbuf + t, cols) * w - mean_g - xhat * mean_gx));
+    }
+    for (ulong q = 0; q < cols; q++) {
+        STOREXV(dx, b0 + q * VW, VLOAD(0, xbuf + q * VW));
+    }
+}
+
+/*
+ * Short contiguous rows on the one-work-item family (CPU), as row_norm_rows: a block of
+ * rows_per_item rows per work-item, VW at a time in lanes when rows are shorter than VW
+ * (row_backward_lanes), the rest one at a time (row_backward_one). dX has the bits of
+ * row_backward_serial.
+ */
+__kernel void row_backward_rows(const __global real_t *dy, const __global real_t *x, const __global param_t *scale,
+        const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx, ulong rows, ulong cols,
+        ulong groups, ulong cpg, ulong spatial, ulong rows_per_item, int rms, int has_scale) {
+#define BACKWARD_LANES(len, pow2) \
+    row_backward_lanes(dy, x, scale, mean, inv, dx, r, len, spatial, aff, together, rms, has_scale, pow2)
+#define BACKWARD_ONE row_backward_one(dy, x, scale, mean, inv, dx, r, r * cols, g, cols, cpg, spatial, 1, cols, rms, \
+        has_scale)
+    FOR_ROW_BLOCK(BACKWARD_LANES, BACKWARD_ONE);
+#undef BACKWARD_LANES
+#undef BACKWARD_ONE
 }
 
 /* One work-group per row; local memory: two arrays of get_local_size(0) acc_t (power of two). */
@@ -209,6 +312,27 @@ inline void col_sums_store(const __global acc_t *a, __global acc_t *partials, ul
     }
 }
 
+/* Lane j: s[j / per], the statistics of VW columns in runs of `per` (a divisor of VW) each; the
+ * common run lengths constant, so that this is a load and a shuffle. */
+__attribute__((always_inline)) inline accv_t lane_runs(const __global acc_t *s, ulong per) {
+#define LANE_RUN(j, c) s[(j) / per]
+    return (accv_t) (LANES(LANE_RUN));
+#undef LANE_RUN
+}
+
+inline accv_t stat_lanes(const __global acc_t *s, ulong per) {
+    switch (per) {
+    case 2:
+        return lane_runs(s, 2);
+    case 4:
+        return lane_runs(s, 4);
+    case 8:
+        return lane_runs(s, 8);
+    default:
+        return lane_runs(s, per);
+    }
+}
+
 /* Stage 1 for inner == 1 on one-work-item kernels (CPU): a work-item takes a block of rows and
  * walks them row by row, VW columns at a time, so dY and X stream contiguously (a work-item per
  * column, as in affine_grad_cols, strides a page per row on a CPU). Its per-column compensated
@@ -228,6 +352,7 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
     __global acc_t *a = col_sums_start(acc, part, channels);
     const bool per_row = channels_per_stat >= channels;
     const bool per_column = channels_per_stat == 1;
+    const bool runs = VW % channels_per_stat == 0; /* a vector of columns: VW / channels_per_stat runs */
     for (ulong o = o0; o < o1; o++) {
         ulong stat_base = (o / outer_per_stat) * stats_per_outer;
         acc_t mu_row = rms != 0 || !per_row ? ZERO : mean[stat_base];
@@ -235,6 +360,7 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
         const __global real_t *dyr = dy + o * channels;
         const __global real_t *xr = x + o * channels;
         ulong c = 0;
+        ulong stat = 0, in_stat = 0; /* c / channels_per_stat and c % channels_per_stat, walked */
         for (; c + VW <= channels; c += VW) {
             accv_t muv, isv;
             if (per_row) {
@@ -243,12 +369,20 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
             } else if (per_column) {
                 muv = rms != 0 ? (accv_t) (ZERO) : VLOAD(0, mean + stat_base + c);
                 isv = VLOAD(0, inv + stat_base + c);
+            } else if (runs) {
+                muv = rms != 0 ? (accv_t) (ZERO) : stat_lanes(mean + stat_base + stat, channels_per_stat);
+                isv = stat_lanes(inv + stat_base + stat, channels_per_stat);
+                stat += VW / channels_per_stat;
             } else {
                 acc_t mu_l[VW], is_l[VW];
                 for (uint j = 0; j < VW; j++) {
-                    ulong si = stat_base + (c + j) / channels_per_stat;
+                    ulong si = stat_base + stat;
                     mu_l[j] = rms != 0 ? ZERO : mean[si];
                     is_l[j] = inv[si];
+                    if (++in_stat == channels_per_stat) {
+                        in_stat = 0;
+                        stat++;
+                    }
                 }
                 muv = VLOAD(0, mu_l);
                 isv = VLOAD(0, is_l);

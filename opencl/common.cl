@@ -66,6 +66,7 @@ typedef double real_t;
 typedef double acc_t;
 #define ACC_SCALAR double
 typedef CAT(double, VW) accv_t;
+typedef CAT(long, VW) maskv_t;
 #define LOADX(p, i) ((p)[i])
 #define LOADXV(p, i) VLOAD(0, (p) + (i))
 #define STOREX(p, i, v) ((p)[i] = (v))
@@ -76,6 +77,7 @@ typedef half real_t;
 typedef float acc_t;
 #define ACC_SCALAR float
 typedef CAT(float, VW) accv_t;
+typedef CAT(int, VW) maskv_t;
 #define LOADX(p, i) vload_half((i), (p))
 #define LOADXV(p, i) CAT(vload_half, VW)(0, (p) + (i))
 #define STOREX(p, i, v) vstore_half_rte((v), (i), (p))
@@ -86,6 +88,7 @@ typedef ushort real_t;
 typedef float acc_t;
 #define ACC_SCALAR float
 typedef CAT(float, VW) accv_t;
+typedef CAT(int, VW) maskv_t;
 #define LOADX(p, i) as_float(((uint) (p)[i]) << 16)
 #define LOADXV(p, i) CAT(as_float, VW)(CAT(convert_uint, VW)(VLOAD(0, (p) + (i))) << 16)
 #define STOREX(p, i, v) ((p)[i] = bf16_rne(v))
@@ -96,6 +99,7 @@ typedef float real_t;
 typedef float acc_t;
 #define ACC_SCALAR float
 typedef CAT(float, VW) accv_t;
+typedef CAT(int, VW) maskv_t;
 #define LOADX(p, i) ((p)[i])
 #define LOADXV(p, i) VLOAD(0, (p) + (i))
 #define STOREX(p, i, v) ((p)[i] = (v))
@@ -185,6 +189,103 @@ inline acc_t inv_std_of(int mode, acc_t v, float eps) {
 /* The shift of a slice whose first element is x0: x0 itself unless it is NaN or infinite. */
 inline acc_t shift_of(acc_t x0) {
     return isfinite(x0) ? x0 : ZERO;
+}
+
+/* inv_std_of lane by lane. */
+inline accv_t inv_std_ofv(int mode, accv_t v, float eps) {
+    return mode == MODE_MEAN_VAR_EPS_OUT ? ONE / (sqrt(v) + (acc_t) eps) : ONE / sqrt(v + (acc_t) eps);
+}
+
+/* The lanes whose value is finite (a comparison's all-ones lanes): v - v is 0 exactly there. PoCL
+ * scalarizes isfinite() on vectors (see kahan_add). */
+#define FINITEV(v) ((v) - (v) == (accv_t) (ZERO))
+
+/* Lanes of rows (row_norm_lanes, row_backward_lanes): vectors built and taken apart element by
+ * element, F(j, c) for lane j, component .sc, which the compiler keeps in registers (through a
+ * private array each costs a failed store forwarding). */
+#define LANES4(F) F(0, 0), F(1, 1), F(2, 2), F(3, 3)
+#define LANES8(F) LANES4(F), F(4, 4), F(5, 5), F(6, 6), F(7, 7)
+#define LANES16(F) LANES8(F), F(8, 8), F(9, 9), F(10, a), F(11, b), F(12, c), F(13, d), F(14, e), F(15, f)
+#define LANES(F) CAT(LANES, VW)(F)
+
+/* Lane j is p[j * stride]: the same position of VW rows `stride` apart, in a private copy of a
+ * block of rows (read and written with vector loads and stores). */
+inline accv_t lane_gather_private(const acc_t *p, ulong stride) {
+#define LANE_PLOAD(j, c) p[(j) * stride]
+    return (accv_t) (LANES(LANE_PLOAD));
+#undef LANE_PLOAD
+}
+
+inline void lane_scatter_private(acc_t *p, ulong stride, accv_t v) {
+#define LANE_PSTORE(j, c) (p[(j) * stride] = v.s##c)
+    LANES(LANE_PSTORE);
+#undef LANE_PSTORE
+}
+
+/* The other way round: lane j of block vector q (value q * VW + j of a block of rows `cols` long)
+ * takes its row's entry of s, a row per element. With a constant `cols` this is a shuffle. */
+inline accv_t lane_expand(const acc_t *s, ulong q, ulong cols) {
+#define LANE_EXPAND(j, c) s[(q * VW + (j)) / cols]
+    return (accv_t) (LANES(LANE_EXPAND));
+#undef LANE_EXPAND
+}
+
+/* The affine entries of a block of VW rows whose first is in group *g (advanced past them): lane
+ * j's first entry is aff[j], or aff[0] + j * cpg where the lanes' groups run on and every value has
+ * an entry of its own (spatial 1): then the result is true and aff[1 ..] are left unset. */
+inline bool lane_groups(ulong *aff, ulong *g, ulong groups, ulong cpg, ulong spatial) {
+    aff[0] = *g * cpg;
+    if (spatial == 1 && *g + VW <= groups) {
+        *g += VW;
+        *g = *g == groups ? 0 : *g;
+        return true;
+    }
+    for (uint j = 0; j < VW; j++) {
+        aff[j] = *g * cpg;
+        *g = *g + 1 == groups ? 0 : *g + 1;
+    }
+    return false;
+}
+
+/*
+ * The walk of row_norm_rows and row_backward_rows (kernel arguments rows, cols, groups, cpg,
+ * spatial, rows_per_item) over their work-item's block of contiguous rows: while rows are shorter
+ * than VW, VW rows at a time through LANES(len, pow2) (with r, the block's first row, and aff and
+ * together from lane_groups), the rest one row at a time through ONE (with r and g, its group).
+ * Rows of 1, 2, 4 or 8 values get LANES with that length as a constant (pow2 true), so that the
+ * compiler unrolls the loops over a row, turns divisions by the length into (exact)
+ * multiplications and the lanes' loads and stores into vector loads, stores and shuffles.
+ */
+#define FOR_ROW_BLOCK(LANES, ONE) \
+    ulong r = get_global_id(0) * rows_per_item; \
+    if (r >= rows) { \
+        return; \
+    } \
+    ulong r1 = min(rows, r + rows_per_item); \
+    ulong g = r % groups; \
+    if (cols < VW) { \
+        for (; r + VW <= r1; r += VW) { \
+            ulong aff[VW]; \
+            const bool together = lane_groups(aff, &g, groups, cpg, spatial); \
+            switch (cols) { \
+            case 1: LANES(1, true); break; \
+            case 2: LANES(2, true); break; \
+            case 4: LANES(4, true); break; \
+            case 8: LANES(8, true); break; \
+            default: LANES(cols, false); \
+            } \
+        } \
+    } \
+    for (; r < r1; r++) { \
+        ONE; \
+        g = g + 1 == groups ? 0 : g + 1; \
+    }
+
+/* Lane j: the parameter at aff[j] + i. */
+inline accv_t lane_gather_param(const __global param_t *p, const ulong *aff, ulong i) {
+#define LANE_PARAM(j, c) LOADP(p, aff[j] + i)
+    return (accv_t) (LANES(LANE_PARAM));
+#undef LANE_PARAM
 }
 
 /* Chan et al.: merge moments (nb, meanb, m2b) into (*n, *mean, *m2). Counts are acc_t: the

@@ -68,15 +68,11 @@ inline void apply_segment(const __global real_t *restrict xs, __global real_t *r
     }
 }
 
-__kernel void row_norm_serial(const __global real_t *x, const __global param_t *scale,
-        const __global param_t *bias, __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out,
-        ROW_LAYOUT_ARGS, float eps, int mode, int flags) {
-    ulong row = get_global_id(0);
-    if (row >= rows) {
-        return;
-    }
-    const row_layout l = ROW_LAYOUT_INIT;
-    ulong base = row_base(&l, row);
+/* Normalizes one row whose first value is at `base` and whose affine entries start at group g:
+ * row_norm_serial's work, and row_norm_rows' for rows that do not fill a block of lanes. */
+inline void row_norm_one(const __global real_t *x, const __global param_t *scale, const __global param_t *bias,
+        __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out, ulong row, ulong base, ulong g,
+        ulong cols, ulong cpg, ulong spatial, ulong segs, ulong seg_stride, float eps, int mode, int flags) {
     ulong len = cols / segs;
     acc_t k = ZERO; /* shift; RMS takes none */
     acc_t m = ZERO; /* mean of x - k */
@@ -102,12 +98,178 @@ __kernel void row_norm_serial(const __global real_t *x, const __global param_t *
         inv_out[row] = inv;
     }
     if ((flags & SKIP_APPLY) == 0) {
-        ulong aff_base = row_group(&l, row) * cpg;
+        ulong aff_base = g * cpg;
         for (ulong i = 0; i < segs; i++) {
             ulong off = base + i * seg_stride;
             apply_segment(x + off, y + off, len, aff_base, spatial, scale, bias, k, m, inv, flags);
         }
     }
+}
+
+__kernel void row_norm_serial(const __global real_t *x, const __global param_t *scale,
+        const __global param_t *bias, __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out,
+        ROW_LAYOUT_ARGS, float eps, int mode, int flags) {
+    ulong row = get_global_id(0);
+    if (row >= rows) {
+        return;
+    }
+    const row_layout l = ROW_LAYOUT_INIT;
+    row_norm_one(x, scale, bias, y, mean_out, inv_out, row, row_base(&l, row), row_group(&l, row), cols, cpg, spatial,
+            segs, seg_stride, eps, mode, flags);
+}
+
+/*
+ * VW rows of cols < VW values each, rows r .. r + VW - 1 of a contiguous layout, one row per lane:
+ * row_norm_one's operations, in its order, lane by lane. A row shorter than VW takes none of the
+ * vector loops of moments_add_contiguous, sum_squares_contiguous and apply_segment, only their
+ * scalar loops, and run_shift's loop of fewer than 16 values; the branches on a lane's values (a
+ * shift or run mean that is not finite, a one-pass run that would cancel) become selects, the
+ * two-pass form taken when any lane needs it. So the results are those of row_norm_serial, bit for
+ * bit, where the device rounds vector and scalar operations alike (IEEE division and square root,
+ * the same contractions of the same expressions). The block is read (and y written) with vector
+ * loads as it lies in memory, and taken apart into lanes in private memory (a gather from global
+ * memory stalled on each cache line). aff and together: see lane_groups; pow2: cols is a constant
+ * (FOR_ROW_BLOCK).
+ */
+__attribute__((always_inline)) inline void row_norm_lanes(const __global real_t *x, const __global param_t *scale,
+        const __global param_t *bias, __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out, ulong r,
+        ulong cols, ulong spatial, ulong *aff, const bool together, float eps, int mode, int flags, const bool pow2) {
+    const accv_t zero = (accv_t) (ZERO);
+    const acc_t n = (acc_t) cols;
+    accv_t xt[VW - 1];
+    acc_t buf[VW * (VW - 1)]; /* the block of rows, as it is in memory */
+    const __global real_t *xb = x + r * cols;
+    for (ulong q = 0; q < cols; q++) {
+        VSTORE(LOADXV(xb, q * VW), 0, buf + q * VW);
+    }
+    for (ulong t = 0; t < cols; t++) {
+        xt[t] = lane_gather_private(buf + t, cols);
+    }
+    accv_t k = zero, m = zero, inv;
+    if (mode == MODE_RMS) {
+        accv_t s = zero;
+        for (ulong t = 0; t < cols; t++) {
+            accv_t v = xt[t];
+            s += v * v;
+        }
+        accv_t ss = zero, ss_c = zero;
+        kahan_addv(&ss, &ss_c, s);
+        inv = inv_std_ofv(mode, ss / n, eps);
+    } else {
+        k = select(zero, xt[0], FINITEV(xt[0])); /* shift_of */
+        accv_t s = zero;
+        for (ulong t = 0; t < cols; t++) {
+            s += xt[t];
+        }
+        accv_t rs = s / n;
+        accv_t kr = select(k, rs, FINITEV(rs)); /* run_shift */
+        accv_t s1 = zero, s2 = zero;
+        for (ulong t = 0; t < cols; t++) {
+            accv_t d = xt[t] - kr;
+            s1 += d;
+            s2 += d * d;
+        }
+        accv_t rm = s1 / n;
+        accv_t cancelled = s1 * rm;
+        accv_t m2r = s2 - cancelled;
+        maskv_t one = FINITEV(s1) & FINITEV(s2) & (cancelled <= ONE_PASS_LIMIT * m2r);
+        m = (kr - k) + rm;
+        accv_t m2 = m2r;
+        if (hsum(select((accv_t) (ONE), zero, one)) != ZERO) { /* a lane takes two passes (all() costs more) */
+            accv_t s = zero;
+            for (ulong t = 0; t < cols; t++) {
+                s += xt[t] - k;
+            }
+            accv_t run_mean = s / n;
+            accv_t q = zero;
+            for (ulong t = 0; t < cols; t++) {
+                accv_t d = (xt[t] - k) - run_mean;
+                q += d * d;
+            }
+            m = select(run_mean, m, one);
+            m2 = select(q, m2, one);
+        }
+        inv = inv_std_ofv(mode, m2 / n, eps);
+    }
+    if ((flags & WRITE_MEAN) != 0) {
+        VSTORE(k + m, 0, mean_out + r);
+    }
+    if ((flags & WRITE_INVSTD) != 0) {
+        VSTORE(inv, 0, inv_out + r);
+    }
+    if ((flags & SKIP_APPLY) == 0) {
+        const bool has_scale = (flags & HAS_SCALE) != 0;
+        const bool has_bias = (flags & HAS_BIAS) != 0;
+        __global real_t *yb = y + r * cols;
+        /* One affine entry per value and the lanes' groups consecutive: the block's entries are
+         * aff[0] .. aff[0] + VW * cols, laid out as the block is. With a constant row length the
+         * block is normalized as it lies, the rows' statistics spread over their values by
+         * shuffles: the same operations on the same operands, without taking y apart. */
+        if (together && pow2) {
+            acc_t ks[VW], ms[VW], is[VW];
+            VSTORE(k, 0, ks);
+            VSTORE(m, 0, ms);
+            VSTORE(inv, 0, is);
+            for (ulong q = 0; q < cols; q++) {
+                accv_t v = ((VLOAD(0, buf + q * VW) - lane_expand(ks, q, cols)) - lane_expand(ms, q, cols))
+                        * lane_expand(is, q, cols);
+                if (has_scale) {
+                    v *= LOADPV(scale, aff[0] + q * VW);
+                }
+                if (has_bias) {
+                    v += LOADPV(bias, aff[0] + q * VW);
+                }
+                STOREXV(yb, q * VW, v);
+            }
+            return;
+        }
+        if (together) {
+            for (uint j = 1; j < VW; j++) {
+                aff[j] = aff[0] + j * cols;
+            }
+        }
+        for (ulong t = 0; t < cols; t++) {
+            accv_t v;
+            if (spatial == 1) { /* apply_segment's loop over single values */
+                v = ((xt[t] - k) - m) * inv;
+                if (has_scale) {
+                    v *= lane_gather_param(scale, aff, t);
+                }
+                if (has_bias) {
+                    v += lane_gather_param(bias, aff, t);
+                }
+            } else { /* its loop over runs of `spatial` values */
+                ulong a = t / spatial;
+                accv_t w = has_scale ? lane_gather_param(scale, aff, a) : (accv_t) (ONE);
+                accv_t b = has_bias ? lane_gather_param(bias, aff, a) : zero;
+                v = ((xt[t] - k) - m) * inv * w + b;
+            }
+            lane_scatter_private(buf + t, cols, v);
+        }
+        for (ulong q = 0; q < cols; q++) {
+            STOREXV(yb, q * VW, VLOAD(0, buf + q * VW));
+        }
+    }
+}
+
+/*
+ * Short contiguous rows on the one-work-item family (CPU): a work-item takes a block of
+ * rows_per_item consecutive rows (WorkSizing.shortRowsPerItem), VW rows at a time in the lanes of
+ * row_norm_lanes when rows are shorter than VW, the rest (and longer rows) one at a time with
+ * row_norm_one. One work-item per row, as in row_norm_serial, cost PoCL more per row than a row of
+ * a few values does, and row_base / row_group's 64-bit divisions each row on top; here the row's
+ * group is walked. Results: those of row_norm_serial (see row_norm_lanes).
+ */
+__kernel void row_norm_rows(const __global real_t *x, const __global param_t *scale, const __global param_t *bias,
+        __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out, ulong rows, ulong cols, ulong groups,
+        ulong cpg, ulong spatial, ulong rows_per_item, float eps, int mode, int flags) {
+#define NORM_LANES(len, pow2) \
+    row_norm_lanes(x, scale, bias, y, mean_out, inv_out, r, len, spatial, aff, together, eps, mode, flags, pow2)
+#define NORM_ONE row_norm_one(x, scale, bias, y, mean_out, inv_out, r, r * cols, g, cols, cpg, spatial, 1, cols, \
+        eps, mode, flags)
+    FOR_ROW_BLOCK(NORM_LANES, NORM_ONE);
+#undef NORM_LANES
+#undef NORM_ONE
 }
 
 /* The statistics of a chunk-by-chunk pass over one row: running moments (or the mean square's

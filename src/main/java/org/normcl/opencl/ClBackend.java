@@ -55,11 +55,11 @@ final class ClBackend implements Backend {
     private static final int CHANNEL_ROW_SLICES = 5;
 
     private static final String[] KERNELS = {
-        "row_norm_serial", "row_norm_pipelined", "row_norm_group", "row_apply",
+        "row_norm_serial", "row_norm_rows", "row_norm_pipelined", "row_norm_group", "row_apply",
         "channel_partial_serial", "channel_partial_group", "channel_partial_cols", "channel_partial_rows",
         "channel_finalize", "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
-        "row_backward_serial", "row_backward_group", "affine_grad_cols", "affine_grad_rows", "affine_grad_serial",
-        "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
+        "row_backward_serial", "row_backward_rows", "row_backward_group", "affine_grad_cols", "affine_grad_rows",
+        "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
         "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows",
         "row_backward_affine_slices", "channel_backward_fused"};
     /** The work-group kernels, whose group size is fixed per device and program. */
@@ -668,6 +668,16 @@ final class ClBackend implements Backend {
             }
             return;
         }
+        long shortRows = p.isContiguous() ? sizing.shortRowsPerItem(p.rows(), p.cols() * x.dtype().byteSize()) : 0;
+        if (shortRows > 0) {
+            synchronized (lock) {
+                Args a = args(prog, "row_norm_rows").mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(invStd)
+                        .shortRows(p, shortRows).f32(p.epsilon()).i32(modeCode(p.mode())).i32(flags);
+                launchSerial(a, (p.rows() + shortRows - 1) / shortRows);
+                finish();
+            }
+            return;
+        }
         String name = sizing.serial() ? "row_norm_serial" : "row_norm_group";
         synchronized (lock) {
             Args a = args(prog, name).mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(invStd).layout(p)
@@ -879,6 +889,16 @@ final class ClBackend implements Backend {
             Buffer dx) {
         boolean rms = p.mode() == StatMode.RMS;
         Program prog = program(x.dtype(), paramType(scale));
+        long shortRows = p.isContiguous() ? sizing.shortRowsPerItem(p.rows(), p.cols() * x.dtype().byteSize()) : 0;
+        if (shortRows > 0) {
+            synchronized (lock) {
+                Args a = args(prog, "row_backward_rows").mem(dy).mem(x).mem(scale).mem(rms ? null : mean).mem(invStd)
+                        .mem(dx).shortRows(p, shortRows).i32(rms ? 1 : 0).i32(scale != null ? 1 : 0);
+                launchSerial(a, (p.rows() + shortRows - 1) / shortRows);
+                finish();
+            }
+            return;
+        }
         String name = sizing.serial() ? "row_backward_serial" : "row_backward_group";
         synchronized (lock) {
             Args a = args(prog, name).mem(dy).mem(x).mem(scale).mem(rms ? null : mean).mem(invStd).mem(dx).layout(p)
@@ -1170,6 +1190,12 @@ final class ClBackend implements Backend {
         }
 
         /** The nine ROW_LAYOUT_ARGS of row_norm.cl. */
+        /** The layout of contiguous rows and their block size: row_norm_rows and row_backward_rows. */
+        Args shortRows(RowNormPlan p, long rowsPerItem) {
+            return ulong(p.rows()).ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
+                    .ulong(rowsPerItem);
+        }
+
         Args layout(RowNormPlan p) {
             return ulong(p.rows()).ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
                     .ulong(p.segments()).ulong(p.segmentStride()).ulong(p.outerStride()).ulong(p.groupStride());

@@ -24,13 +24,15 @@ final class WorkSizing {
     private final boolean serial;
     private final long maxItemsDim0;
     private final long pipelineMinRowBytes;
+    private final long shortRowMaxBytes;
     private final Tuning tuning;
 
     /**
      * System property that forces a kernel family on every device: {@code serial}, {@code group},
-     * or {@code pipelined} (serial, with every contiguous layer/RMS row on the pipelined kernel,
-     * not only long ones); tests use it to run every family on a CPU driver. Unset or {@code auto}
-     * picks by device type.
+     * {@code pipelined} (serial, with every contiguous layer/RMS row on the pipelined kernel,
+     * not only long ones) or {@code rowwise} (serial, with every row on a work-item of its own:
+     * no blocks of short rows, see {@link #shortRowsPerItem}); tests use it to run every family on
+     * a CPU driver. Unset or {@code auto} picks by device type.
      */
     static final String STRATEGY_PROPERTY = "normcl.kernels";
 
@@ -44,6 +46,7 @@ final class WorkSizing {
         this.tuning = tuning;
         String forced = System.getProperty(STRATEGY_PROPERTY, "auto");
         long pipelineFrom = tuning.pipelineMinRowBytes();
+        long shortRowMax = SHORT_ROW_MAX_BYTES;
         switch (forced) {
             case "serial":
                 this.serial = true;
@@ -51,6 +54,10 @@ final class WorkSizing {
             case "pipelined":
                 this.serial = true;
                 pipelineFrom = 0;
+                break;
+            case "rowwise":
+                this.serial = true;
+                shortRowMax = -1;
                 break;
             case "group":
                 this.serial = false;
@@ -60,9 +67,10 @@ final class WorkSizing {
                 break;
             default:
                 throw new IllegalArgumentException("-D" + STRATEGY_PROPERTY + "=" + forced
-                        + ": expected auto, serial, pipelined or group");
+                        + ": expected auto, serial, pipelined, rowwise or group");
         }
         this.pipelineMinRowBytes = pipelineFrom;
+        this.shortRowMaxBytes = shortRowMax;
         this.maxItemsDim0 = maxItemsDim0;
     }
 
@@ -147,6 +155,33 @@ final class WorkSizing {
         long units = Math.max(1, device.computeUnits());
         return Math.max(4, rows / ((long) tuning.pipelineItemsPerUnit() * units));
     }
+
+    /**
+     * Rows per work-item of the blocked short-row kernels (row_norm_rows, row_backward_rows), or 0
+     * to use the one-work-item-per-row kernels. Only the one-work-item family (CPU drivers) takes
+     * them, and only for rows of at most {@value #SHORT_ROW_MAX_BYTES} bytes, where PoCL's cost per
+     * work-item and the per-row set-up (two 64-bit divisions for the row's address and group, the
+     * loops' bounds) outweigh the row's own work. A block is a multiple of the vector width (rows
+     * shorter than it go VW rows at a time, one per lane), sized for about
+     * {@value #SHORT_ROW_ITEMS_PER_UNIT} work-items per compute unit so that a core slowed by the
+     * host leaves work for the others.
+     *
+     * @param rows rows to normalize
+     * @param rowBytes bytes of one row
+     * @return rows per work-item (a multiple of {@link #vectorWidth()}), or 0
+     */
+    long shortRowsPerItem(long rows, long rowBytes) {
+        if (!serial || rowBytes > shortRowMaxBytes || rows < 2) {
+            return 0;
+        }
+        long items = SHORT_ROW_ITEMS_PER_UNIT * Math.max(1, device.computeUnits());
+        return roundUp(Math.max(1, (rows + items - 1) / items), vectorWidth());
+    }
+
+    /** Largest row, in bytes, that {@link #shortRowsPerItem} blocks. */
+    static final long SHORT_ROW_MAX_BYTES = 4096;
+    /** Work-items per compute unit of the blocked short-row kernels. */
+    static final long SHORT_ROW_ITEMS_PER_UNIT = 16;
 
     /**
      * Row size from which {@link #pipelinedRowsPerItem} pipelines. On PoCL (AVX-512, 2 cores,

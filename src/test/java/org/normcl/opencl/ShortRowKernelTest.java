@@ -56,6 +56,66 @@ class ShortRowKernelTest {
         }
     }
 
+    /**
+     * The short-row kernels under a simulator: {@code oclgrind java -cp ... org.normcl.opencl.ShortRowKernelTest
+     * oclgrind} runs small cases of every kind (lanes with constant and other row lengths, affine
+     * entries that run on and that wrap, a scalar tail, RMS, NaN and infinities, float16 and
+     * float64 where the device has them) on the device the selector names and checks the bits
+     * against the rowwise kernels; Oclgrind reports any out-of-bounds or uninitialized access.
+     */
+    public static void main(String[] args) {
+        String selector = args.length > 0 ? args[0] : "oclgrind";
+        String[] cases = {"FLOAT32, 20, 3, 3, 1, MEAN_VAR, true, true", "FLOAT32, 21, 8, 2, 1, MEAN_VAR, true, true",
+            "FLOAT32, 13, 12, 4, 1, MEAN_VAR, true, true", "FLOAT32, 19, 10, 2, 1, MEAN_VAR, false, true",
+            "FLOAT32, 17, 14, 2, 1, RMS, true, false", "FLOAT32, 11, 6, 2, 2, MEAN_VAR, true, true",
+            "FLOAT32, 9, 24, 4, 1, MEAN_VAR_EPS_OUTSIDE, true, true", "FLOAT32, 6, 40, 2, 1, MEAN_VAR, true, true",
+            "FLOAT16, 12, 8, 4, 1, MEAN_VAR, true, true", "FLOAT64, 12, 9, 3, 1, MEAN_VAR, true, true",
+            // groups that run on over a block of lanes (G >= VW)
+            "FLOAT32, 5, 16, 16, 1, MEAN_VAR, true, true", "FLOAT32, 3, 48, 16, 1, MEAN_VAR, true, true",
+            "FLOAT32, 3, 80, 16, 1, RMS, true, false", "FLOAT32, 3, 40, 20, 1, MEAN_VAR, true, true",
+            "FLOAT32, 2, 48, 16, 1, MEAN_VAR, false, false"};
+        int failed = 0;
+        try (ClBackend b = open(selector, "serial"); ClBackend w = open(selector, "rowwise")) {
+            for (String c : cases) {
+                String[] f = c.split(", ");
+                Case k = new Case(DType.valueOf(f[0]), Integer.parseInt(f[1]), Integer.parseInt(f[2]),
+                        Integer.parseInt(f[3]), Integer.parseInt(f[4]), StatMode.valueOf(f[5]),
+                        Boolean.parseBoolean(f[6]), Boolean.parseBoolean(f[7]));
+                if (!b.supports(k.type())) {
+                    System.out.println("  skip " + k.name());
+                    continue;
+                }
+                float[][] in = inputs(k, k.name());
+                in[0][k.size() / 2] = Float.NaN;
+                in[0][k.size() / 3] = Float.POSITIVE_INFINITY;
+                try {
+                    assertSameAsRowwise(w, k, in, run(b, k, in));
+                    System.out.println("  ok   " + k.name());
+                } catch (AssertionError e) {
+                    failed++;
+                    System.out.println("  FAIL " + k.name() + ": " + e.getMessage());
+                }
+            }
+        }
+        System.out.println("ShortRowKernelTest: " + cases.length + " cases, " + failed + " failed");
+        System.exit(failed == 0 ? 0 : 1);
+    }
+
+    private static ClBackend open(String selector, String family) {
+        System.setProperty(WorkSizing.STRATEGY_PROPERTY, family);
+        try {
+            return ClRuntime.open(selector, java.util.Optional.empty());
+        } finally {
+            System.clearProperty(WorkSizing.STRATEGY_PROPERTY);
+        }
+    }
+
+    /** x, dY, scale and bias of a case. */
+    private static float[][] inputs(Case k, String seed) {
+        return new float[][] {Data.gaussian(seed, k.size(), 3, 2), Data.gaussian(seed + " dy", k.size(), 0, 1),
+            Data.uniform(seed + " w", k.c(), 0.5, 1.5), Data.uniform(seed + " b", k.c(), -1, 1)};
+    }
+
     /** One case: (N, C, S) data, G groups, its plans and float64 reference layout. */
     private record Case(DType type, int n, int c, int g, int s, StatMode mode, boolean scale, boolean bias) {
         int cols() {
@@ -95,7 +155,11 @@ class ShortRowKernelTest {
             HostTensor dBias) {
     }
 
-    private static Out run(ClBackend be, Case k, float[] x, float[] dy, float[] w, float[] b) {
+    private static Out run(ClBackend be, Case k, float[][] in) {
+        float[] x = in[0];
+        float[] dy = in[1];
+        float[] w = in[2];
+        float[] b = in[3];
         int size = k.size();
         int rows = k.rows();
         boolean rms = k.mode() == StatMode.RMS;
@@ -125,8 +189,8 @@ class ShortRowKernelTest {
         assertArrayEquals(TensorBits.of(expected), TensorBits.of(actual), what);
     }
 
-    private void assertSameAsRowwise(Case k, float[] x, float[] dy, float[] w, float[] b, Out got) {
-        Out want = run(rowwise, k, x, dy, w, b);
+    private static void assertSameAsRowwise(ClBackend rowwise, Case k, float[][] in, Out got) {
+        Out want = run(rowwise, k, in);
         String what = k.name();
         assertSameBits(want.y(), got.y(), what + " y");
         assertSameBits(want.mean(), got.mean(), what + " mean");
@@ -158,15 +222,11 @@ class ShortRowKernelTest {
             boolean scale, boolean bias) {
         assumeTrue(blocked.supports(type), type + " is not supported by " + device.name());
         Case k = new Case(type, n, c, g, s, mode, scale, bias);
-        int size = k.size();
-        float[] x = Data.gaussian(k.name(), size, 3, 2);
-        float[] dy = Data.gaussian(k.name() + " dy", size, 0, 1);
-        float[] w = Data.uniform(k.name() + " w", c, 0.5, 1.5);
-        float[] b = Data.uniform(k.name() + " b", c, -1, 1);
-        Out got = run(blocked, k, x, dy, w, b);
-        assertSameAsRowwise(k, x, dy, w, b, got);
+        float[][] in = inputs(k, k.name());
+        Out got = run(blocked, k, in);
+        assertSameAsRowwise(rowwise, k, in, got);
         if (type == DType.FLOAT32 && mode != StatMode.MEAN_VAR_EPS_OUTSIDE) {
-            assertNearReference(k, x, dy, scale ? w : null, k.plan().hasBias() ? b : null, got);
+            assertNearReference(k, in[0], in[1], scale ? in[2] : null, k.plan().hasBias() ? in[3] : null, got);
         }
     }
 
@@ -207,18 +267,17 @@ class ShortRowKernelTest {
         int g = 16;
         int c = g * cpg;
         Case k = new Case(DType.FLOAT32, n, c, g, 1, StatMode.MEAN_VAR, true, true);
-        float[] x = Data.gaussian(k.name(), k.size(), 3, 2);
+        float[][] in = inputs(k, k.name());
+        float[] x = in[0];
         int[] bad = {0, 5, 17, 40, 41, 200, 719};
         float[] values = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NaN,
             Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY};
         for (int i = 0; i < bad.length; i++) {
             x[bad[i] * cpg + (i % cpg)] = values[i]; // row bad[i]
         }
-        float[] dy = Data.gaussian(k.name() + " dy", k.size(), 0, 1);
-        float[] w = Data.uniform(k.name() + " w", c, 0.5, 1.5);
-        float[] b = Data.uniform(k.name() + " b", c, -1, 1);
-        Out got = run(blocked, k, x, dy, w, b);
-        assertSameAsRowwise(k, x, dy, w, b, got);
+        float[] b = in[3];
+        Out got = run(blocked, k, in);
+        assertSameAsRowwise(rowwise, k, in, got);
         float[] y = (float[]) got.y().array();
         float[] mean = (float[]) got.mean().array();
         java.util.Set<Integer> badRows = new java.util.HashSet<>();

@@ -353,6 +353,7 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
     const bool per_row = channels_per_stat >= channels;
     const bool per_column = channels_per_stat == 1;
     const bool runs = VW % channels_per_stat == 0; /* a vector of columns: VW / channels_per_stat runs */
+    const bool whole = channels_per_stat % VW == 0; /* a vector of columns: one statistic */
     for (ulong o = o0; o < o1; o++) {
         ulong stat_base = (o / outer_per_stat) * stats_per_outer;
         acc_t mu_row = rms != 0 || !per_row ? ZERO : mean[stat_base];
@@ -373,6 +374,14 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
                 muv = rms != 0 ? (accv_t) (ZERO) : stat_lanes(mean + stat_base + stat, channels_per_stat);
                 isv = stat_lanes(inv + stat_base + stat, channels_per_stat);
                 stat += VW / channels_per_stat;
+            } else if (whole) {
+                muv = (accv_t) (rms != 0 ? ZERO : mean[stat_base + stat]);
+                isv = (accv_t) (inv[stat_base + stat]);
+                in_stat += VW;
+                if (in_stat == channels_per_stat) {
+                    in_stat = 0;
+                    stat++;
+                }
             } else {
                 acc_t mu_l[VW], is_l[VW];
                 for (uint j = 0; j < VW; j++) {

@@ -158,13 +158,24 @@ final class WorkSizing {
 
     /**
      * Rows per work-item of the blocked short-row kernels (row_norm_rows, row_backward_rows), or 0
-     * to use the one-work-item-per-row kernels. Only the one-work-item family (CPU drivers) takes
-     * them, and only for rows of at most {@value #SHORT_ROW_MAX_BYTES} bytes, where PoCL's cost per
-     * work-item and the per-row set-up (two 64-bit divisions for the row's address and group, the
-     * loops' bounds) outweigh the row's own work. A block is a multiple of the vector width (rows
-     * shorter than it go VW rows at a time, one per lane), sized for about
-     * {@value #SHORT_ROW_ITEMS_PER_UNIT} work-items per compute unit so that a core slowed by the
-     * host leaves work for the others.
+     * to use the one-work-item-per-row kernels (row_norm_serial, row_backward_serial). Only the
+     * one-work-item family (CPU drivers) takes them, only for contiguous rows (the caller checks)
+     * of at most {@value #SHORT_ROW_MAX_BYTES} bytes, and not under {@code -Dnormcl.kernels=rowwise}.
+     * For short rows PoCL's cost per work-item and the per-row set-up (two 64-bit divisions for the
+     * row's address and group, the loops' bounds) outweigh the row's own work; a block walks the
+     * group index and takes rows shorter than the vector width VW at a time, one per lane. A block
+     * is a multiple of {@link #vectorWidth()} rows (so that its lanes start at a row multiple of
+     * VW), sized for about {@value #SHORT_ROW_ITEMS_PER_UNIT} work-items per compute unit, twice
+     * {@link #rowsPerItem}'s 8, so that a core slowed by the host leaves work for the other (not
+     * tuned further).
+     *
+     * <p>The threshold, measured on PoCL (2 cores, AVX-512, VW 16, float32, the same build with
+     * {@code -Dnormcl.kernels=rowwise} as the baseline, two runs each, copy 55-75 GB/s): group
+     * norm of 65536x128 in 32 groups (rows of 16 B) 3.7 ms against 29-30 ms; group norm of
+     * 8192x1024 in 32 groups (128 B) 3.7 ms against 4.5-5.2 ms; layer norm 65536x128 (512 B) 1.5
+     * against 1.65-1.73 ms; layer norm 8192x1024 (4 KiB) 1.10 against 1.23-1.25 ms. Longer rows
+     * were not measured: a row's own work grows with it while the per-row cost does not, and from
+     * {@link #PIPELINE_MIN_ROW_BYTES} the layer/RMS rows take the pipelined kernel.
      *
      * @param rows rows to normalize
      * @param rowBytes bytes of one row
@@ -178,7 +189,7 @@ final class WorkSizing {
         return roundUp(Math.max(1, (rows + items - 1) / items), vectorWidth());
     }
 
-    /** Largest row, in bytes, that {@link #shortRowsPerItem} blocks. */
+    /** Largest row, in bytes, that {@link #shortRowsPerItem} blocks (see there for the measurement). */
     static final long SHORT_ROW_MAX_BYTES = 4096;
     /** Work-items per compute unit of the blocked short-row kernels. */
     static final long SHORT_ROW_ITEMS_PER_UNIT = 16;

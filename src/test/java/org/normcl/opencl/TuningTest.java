@@ -57,6 +57,28 @@ class TuningTest {
         assertEquals(256, s.groupSize(1024, 4));
     }
 
+    /**
+     * Short rows: blocks of whole vectors of rows, about 16 work-items per compute unit, rows up
+     * to 4 KiB, never on the work-group family or under -Dnormcl.kernels=rowwise.
+     */
+    @Test
+    void shortRowBlocks() {
+        WorkSizing s = new WorkSizing(CPU, 4096, Tuning.defaults()); // 2 compute units, VW 16
+        assertEquals(2097152 / 32, s.shortRowsPerItem(2097152, 16), "65536x128 in 32 groups");
+        assertEquals(16, s.shortRowsPerItem(37, 4), "a block is at least one vector of rows");
+        assertEquals(32, s.shortRowsPerItem(32 * 17, 4), "17 rows rounded up to a multiple of VW");
+        assertEquals(0, s.shortRowsPerItem(1, 4));
+        assertEquals(8192 / 32, s.shortRowsPerItem(8192, 4096));
+        assertEquals(0, s.shortRowsPerItem(8192, 4100), "longer rows: one work-item each");
+        assertEquals(56, new WorkSizing(CPU, 4096, TUNED.withVectorWidth(8)).shortRowsPerItem(1700, 4), "VW 8");
+        try (SystemProperties p = SystemProperties.set(WorkSizing.STRATEGY_PROPERTY, "rowwise")) {
+            assertEquals(0, new WorkSizing(CPU, 4096, Tuning.defaults()).shortRowsPerItem(2097152, 16));
+        }
+        try (SystemProperties p = SystemProperties.set(WorkSizing.STRATEGY_PROPERTY, "group")) {
+            assertEquals(0, new WorkSizing(CPU, 4096, Tuning.defaults()).shortRowsPerItem(2097152, 16));
+        }
+    }
+
     @Test
     void tunedValuesReachTheWorkSizes() {
         WorkSizing s = new WorkSizing(CPU, 4096, TUNED);

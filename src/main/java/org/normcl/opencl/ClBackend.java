@@ -59,8 +59,8 @@ final class ClBackend implements Backend {
         "channel_partial_serial", "channel_partial_group", "channel_partial_cols", "channel_partial_rows",
         "channel_finalize", "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
         "row_backward_serial", "row_backward_rows", "row_backward_group", "affine_grad_cols", "affine_grad_rows",
-        "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward", "channel_backward_coeffs",
-        "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows",
+        "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward",
+        "channel_backward_coeffs", "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows",
         "row_backward_affine_slices", "channel_backward_fused"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
@@ -1189,13 +1189,13 @@ final class ClBackend implements Backend {
             return set(Sizeof.cl_int, Pointer.to(new int[] {v}));
         }
 
-        /** The nine ROW_LAYOUT_ARGS of row_norm.cl. */
         /** The layout of contiguous rows and their block size: row_norm_rows and row_backward_rows. */
         Args shortRows(RowNormPlan p, long rowsPerItem) {
             return ulong(p.rows()).ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
                     .ulong(rowsPerItem);
         }
 
+        /** The nine ROW_LAYOUT_ARGS of row_norm.cl. */
         Args layout(RowNormPlan p) {
             return ulong(p.rows()).ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).ulong(p.spatial())
                     .ulong(p.segments()).ulong(p.segmentStride()).ulong(p.outerStride()).ulong(p.groupStride());

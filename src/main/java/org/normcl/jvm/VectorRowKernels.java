@@ -397,7 +397,7 @@ final class VectorRowKernels extends RowKernels {
         return sum;
     }
 
-    // ------------------------------------------------------------------ rows of 2 to 32 values
+    // ------------------------------------------------------------------ rows of 2 to 64 values
 
     /*
      * Lane-crossing shuffles of smallRows, each in its own constant: a rearrange by a shuffle the JIT
@@ -450,7 +450,7 @@ final class VectorRowKernels extends RowKernels {
     private float[] smallLevels;
 
     /**
-     * A vector of L / c rows at a time (c <= L), or a row of two or four vectors (c = 2L, 4L); rows whose
+     * A vector of L / c rows at a time (c <= L), or a row of two, four or eight vectors; rows whose
      * statistics are not all finite, and rows after the last whole vector, go through
      * {@link RowKernels#smallRow}, which stops at the first that is not.
      */
@@ -461,7 +461,7 @@ final class VectorRowKernels extends RowKernels {
             smallInvs = new float[L];
             smallLevels = new float[L];
         }
-        if (s.c > L && s.c != 2 * L && s.c != 4 * L) {
+        if (s.c > 8 * L) {
             return super.smallRows(s, from, to); // more vectors a row than registerRows holds (128-bit vectors)
         }
         int unit = s.c <= L ? L / s.c : 1; // rows a vector step takes
@@ -577,16 +577,17 @@ final class VectorRowKernels extends RowKernels {
     }
 
     /**
-     * Rows {@code [from, to)} of c = 2L or 4L values, a row's vectors held in registers from one
-     * load each: {@link #wideRows}' operations in the same order (the vector levels of the halving
-     * tree written out), without its round trips through scratch memory and second reads of X
-     * (rows of 32 values: 3.1 ms for 8M values on one thread, where the pipeline took 8.5-10.6).
+     * Rows {@code [from, to)} of c = 2L, 4L or 8L values, a row's vectors held in registers from one
+     * load each: the halving tree's vector levels written out, then {@link #sumLanes} (the same order
+     * over the lanes), so the bits are the plain twin's. Rows of 32 values: 3.1 ms for 8M values on
+     * one thread, where the pipeline took 8.5-10.6; a version that took the tree's levels through
+     * scratch memory and read X twice was no faster than the pipeline.
      *
      * @return {@code to}, or the first row whose statistics are not finite (nothing of it written)
      */
     private int registerRows(SmallRows s, int from, int to) {
         int c = s.c;
-        boolean four = c == 4 * L;
+        int nv = c / L; // 2, 4 or 8
         float[] x = s.x;
         float[] t = smallLevels;
         int a = s.affine(from);
@@ -595,14 +596,19 @@ final class VectorRowKernels extends RowKernels {
             int off = r * c;
             float k = s.rms ? 0f : x[off];
             FloatVector kv = FloatVector.broadcast(S, k);
-            // Vector u of the row: x - k (RMS: x); the levels pair u with u + nv / 2.
+            // Vector u of the row: x - k (RMS: x); the tree's levels pair u with u + nv / 2, and so on.
             FloatVector d0 = FloatVector.fromArray(S, x, off).sub(kv);
             FloatVector d1 = FloatVector.fromArray(S, x, off + L).sub(kv);
-            FloatVector d2 = four ? FloatVector.fromArray(S, x, off + 2 * L).sub(kv) : zero;
-            FloatVector d3 = four ? FloatVector.fromArray(S, x, off + 3 * L).sub(kv) : zero;
+            FloatVector d2 = nv >= 4 ? FloatVector.fromArray(S, x, off + 2 * L).sub(kv) : zero;
+            FloatVector d3 = nv >= 4 ? FloatVector.fromArray(S, x, off + 3 * L).sub(kv) : zero;
+            FloatVector d4 = nv == 8 ? FloatVector.fromArray(S, x, off + 4 * L).sub(kv) : zero;
+            FloatVector d5 = nv == 8 ? FloatVector.fromArray(S, x, off + 5 * L).sub(kv) : zero;
+            FloatVector d6 = nv == 8 ? FloatVector.fromArray(S, x, off + 6 * L).sub(kv) : zero;
+            FloatVector d7 = nv == 8 ? FloatVector.fromArray(S, x, off + 7 * L).sub(kv) : zero;
             float m = 0f;
             if (!s.rms) {
-                (four ? d0.add(d2).add(d1.add(d3)) : d0.add(d1)).intoArray(t, 0);
+                (nv == 8 ? d0.add(d4).add(d2.add(d6)).add(d1.add(d5).add(d3.add(d7)))
+                        : nv == 4 ? d0.add(d2).add(d1.add(d3)) : d0.add(d1)).intoArray(t, 0);
                 m = sumLanes(t) * s.invC;
             }
             FloatVector mv = FloatVector.broadcast(S, m);
@@ -610,8 +616,15 @@ final class VectorRowKernels extends RowKernels {
             FloatVector e1 = d1.sub(mv);
             FloatVector e2 = d2.sub(mv);
             FloatVector e3 = d3.sub(mv);
-            (four ? e0.mul(e0).add(e2.mul(e2)).add(e1.mul(e1).add(e3.mul(e3))) : e0.mul(e0).add(e1.mul(e1)))
-                    .intoArray(t, 0);
+            FloatVector e4 = d4.sub(mv);
+            FloatVector e5 = d5.sub(mv);
+            FloatVector e6 = d6.sub(mv);
+            FloatVector e7 = d7.sub(mv);
+            (nv == 8
+                    ? e0.mul(e0).add(e4.mul(e4)).add(e2.mul(e2).add(e6.mul(e6)))
+                            .add(e1.mul(e1).add(e5.mul(e5)).add(e3.mul(e3).add(e7.mul(e7))))
+                    : nv == 4 ? e0.mul(e0).add(e2.mul(e2)).add(e1.mul(e1).add(e3.mul(e3)))
+                    : e0.mul(e0).add(e1.mul(e1))).intoArray(t, 0);
             float q = sumLanes(t);
             float mu = k + m;
             if (!Float.isFinite(q) || !Float.isFinite(mu)) {
@@ -619,14 +632,26 @@ final class VectorRowKernels extends RowKernels {
             }
             float inv = s.invStd(q * s.invC);
             FloatVector iv = FloatVector.broadcast(S, inv);
-            e0.mul(iv).fma(FloatVector.fromArray(S, s.w, a), FloatVector.fromArray(S, s.b, a)).intoArray(s.y, off);
-            e1.mul(iv).fma(FloatVector.fromArray(S, s.w, a + L), FloatVector.fromArray(S, s.b, a + L))
-                    .intoArray(s.y, off + L);
-            if (four) {
-                e2.mul(iv).fma(FloatVector.fromArray(S, s.w, a + 2 * L), FloatVector.fromArray(S, s.b, a + 2 * L))
-                        .intoArray(s.y, off + 2 * L);
-                e3.mul(iv).fma(FloatVector.fromArray(S, s.w, a + 3 * L), FloatVector.fromArray(S, s.b, a + 3 * L))
-                        .intoArray(s.y, off + 3 * L);
+            float[] w = s.w;
+            float[] b = s.b;
+            float[] y = s.y;
+            e0.mul(iv).fma(FloatVector.fromArray(S, w, a), FloatVector.fromArray(S, b, a)).intoArray(y, off);
+            e1.mul(iv).fma(FloatVector.fromArray(S, w, a + L), FloatVector.fromArray(S, b, a + L)).intoArray(y, off + L);
+            if (nv >= 4) {
+                int u = 2 * L;
+                e2.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
+                u += L;
+                e3.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
+            }
+            if (nv == 8) {
+                int u = 4 * L;
+                e4.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
+                u += L;
+                e5.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
+                u += L;
+                e6.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
+                u += L;
+                e7.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
             }
             if (s.mean != null) {
                 s.mean[r] = mu;

@@ -117,7 +117,7 @@ class RowNormDeterminismTest {
 
     static Stream<Arguments> shortRowShapes() {
         return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
-                Arguments.of(mode, 1, 128, false), Arguments.of(mode, RowNorm.SHORT_LAG, 64, false),
+                Arguments.of(mode, 1, 128, false), Arguments.of(mode, RowNorm.SHORT_LAG, 72, false),
                 Arguments.of(mode, RowNorm.SHORT_LAG + 1, 200, true), Arguments.of(mode, 100, 128, false),
                 Arguments.of(mode, 37, RowNorm.SHORT_ROW, true),
                 // The shortest rows that take this path: 16 is a power of two (RowKernels.smallRows).
@@ -135,7 +135,7 @@ class RowNormDeterminismTest {
      * sample) and with either kernel set; a row holding a NaN comes out NaN, one holding an
      * infinity NaN (RMS norm: NaN where the infinity was, zeros elsewhere).
      *
-     * <p>Rows of 2, 4, 8, 16 or 32 values with one affine entry each ({@link RowKernels#smallRows}) take
+     * <p>Rows of 2, 4, ..., 64 values with one affine entry each ({@link RowKernels#smallRows}) take
      * their statistics in float32 from the row's first value, through a halving tree of log2(c)
      * levels, so their bounds add that tree's error: the shifted sum's at most (log2(c) + 1) u of
      * the sum of |x - x0| (each value passes log2(c) additions, plus the shift's rounding), which
@@ -270,7 +270,7 @@ class RowNormDeterminismTest {
 
     static Stream<Arguments> overflowShapes() {
         return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(
-                mode -> Stream.of(Arguments.of(mode, 4), Arguments.of(mode, 8), Arguments.of(mode, 16), Arguments.of(mode, 32)));
+                mode -> Stream.of(Arguments.of(mode, 4), Arguments.of(mode, 8), Arguments.of(mode, 16), Arguments.of(mode, 32), Arguments.of(mode, 64)));
     }
 
     static Stream<Arguments> tinyRowShapes() {
@@ -285,7 +285,8 @@ class RowNormDeterminismTest {
                 Arguments.of(mode, 333, 16, 1, 2, 0.5, true), Arguments.of(mode, 101, 16, 1, 3, 1e4, false),
                 Arguments.of(mode, 67, 8, 1, 1, 0.5, true), Arguments.of(mode, 41, 16, 1, 2, 1e4, true),
                 Arguments.of(mode, 9, 4, 1, 1, 0.5, false), Arguments.of(mode, 203, 32, 1, 3, 1e4, true),
-                Arguments.of(mode, 45, 32, 1, 1, 0.5, false)));
+                Arguments.of(mode, 45, 32, 1, 1, 0.5, false), Arguments.of(mode, 150, 64, 1, 2, 1e4, true),
+                Arguments.of(mode, 21, 64, 1, 1, 0.5, false)));
     }
 
     /**

@@ -179,7 +179,7 @@ abstract class RowKernels {
      * per rowNorm call and shared by its threads.
      */
     static final class SmallRows {
-        /** Lanes of the widest vectors a kernel may use: the tiled parameters' period is a multiple. */
+        /** Lanes of the widest vectors a kernel may use: the tiled parameters' period is at least this. */
         private static final int MAX_LANES = 16;
 
         final float[] x;
@@ -217,11 +217,9 @@ abstract class RowKernels {
             this.x = x;
             this.y = y;
             this.c = c;
-            // lcm(entries, MAX_LANES): both are powers of two times something, MAX_LANES a power of two.
-            int p = entries;
-            while (p % MAX_LANES != 0) {
-                p *= 2;
-            }
+            // A multiple of the entries (so entry p is p % entries) of at least MAX_LANES, so that one
+            // subtraction wraps an index advanced by a step of rows (at most max(L, c) entries).
+            int p = entries * ((MAX_LANES + entries - 1) / entries);
             this.period = p;
             this.w = tile(scale, 1f, entries, p + MAX_LANES * c);
             this.b = tile(bias, -0.0f, entries, p + MAX_LANES * c);

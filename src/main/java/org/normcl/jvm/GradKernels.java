@@ -159,7 +159,7 @@ abstract class GradKernels {
     }
 
     /**
-     * Rows of c values (c a power of two, 2 to 8) of one outer index whose values start at {@code off}
+     * Rows of c values (c a power of two, 2 to 64) of one outer index whose values start at {@code off}
      * (value i of it taking affine entry i): its values {@code off + i} for i in {@code [from, n)},
      * {@code from} a multiple of c, row {@code (off + i) / c}. Per row, with {@code xhat = (x - mu) * is}
      * and {@code g = dy * w}: {@code meanG = T(g) / c} (RMS: 0) and {@code meanGx = T(g * xhat) / c},

@@ -23,11 +23,13 @@ final class JavaBackward {
     private static final int MAX_BLOCKS = 64;
 
     /**
-     * Rows of 2, 4 and 8 values with one affine entry each (group norm of (N, C) data) go through
-     * {@link GradKernels#smallRows}, several rows a vector. Rows of 16 keep the row kernels: 16 values
-     * are two 8-lane vectors, and no vector would hold whole rows.
+     * Rows of 2 to 32 values, a power of two, with one affine entry each (group norm of (N, C) data)
+     * go through {@link GradKernels#smallRows}: several rows a vector up to 8 values, a row's
+     * vectors in registers at 16 and 32 (one thread, 8M values: rows of 16 13.3-15.7 -> 6.4-7.1 ms,
+     * rows of 32 8.7-9.6 -> 7.5-8.8 ms). Rows of 64 were no faster there (7.4-8.5 against
+     * 7.2-8.8 ms), so they keep the row kernels and their sums in double.
      */
-    private static final int SMALL_ROW_MAX = 8;
+    private static final int SMALL_ROW_MAX = 32;
 
     /** Rows shorter than this run in plain loops ({@link #shortRows}). */
     private static final int SHORT_ROW = 16;

@@ -372,14 +372,14 @@ class BackwardFusionTest {
     }
 
     /**
-     * Rows of 2, 4 and 8 values ({@link GradKernels#smallRows}, group norm of (N, C) data): dx, dScale
-     * and dBias terms the same bits on both kernel sets, with and without dx, on samples whose
+     * Rows of 2 to 64 values, a power of two ({@link GradKernels#smallRows}, group norm of (N, C) data;
+     * from 16 values whole vectors a row): dx, dScale and dBias terms the same bits on both kernel sets, with and without dx, on samples whose
      * channels are and are not a multiple of the vector width, the last sample's statistics ending
      * at the arrays' end (its last vectors go row by row); dx within rounding of the float64 formula
      * {@code inv * (g - mean(g) - xhat * mean(g * xhat))} (RMS: no mean(g)).
      */
     private static void smallRowsAgree(GradKernels scalar, GradKernels vector) {
-        for (int c : new int[] {2, 4, 8}) {
+        for (int c : new int[] {2, 4, 8, 16, 32, 64}) {
             for (int groups : new int[] {1, 3, 8, 13}) {
                 int channels = groups * c;
                 int outer = 5;
@@ -421,7 +421,7 @@ class BackwardFusionTest {
                             int v = r * c + i;
                             double xhat = (x[v] - mu) * inv[r];
                             double ref = inv[r] * ((double) dy[v] * w[v % channels] - (rms ? 0 : sg / c) - xhat * sgx / c);
-                            // The sums' float32 trees (log2(c) levels) and the formula's few roundings.
+                            // The sums' float32 trees (log2(c) <= 6 levels) and the formula's few roundings.
                             double bound = 0x1p-24 * inv[r] * (8 * Math.abs(dy[v] * w[v % channels])
                                     + 8 * (1 + Math.abs(xhat)) * size / c);
                             assertEquals(ref, dx[0][v], bound, what + ": dx[" + v + "] against float64");

@@ -342,8 +342,8 @@ final class VectorGradKernels extends GradKernels {
     void smallRows(float[] dy, float[] x, float[] w, float[] mean, float[] inv, float[] dx, int off, int from, int n,
             int c, boolean rms, float[] fs, float[] fb) {
         int a = from;
-        if ((c > L || c > 8) && c % L == 0 && c / L <= 8) {
-            registerRows(dy, x, w, mean, inv, dx, off, from, n, c, rms, fs, fb);
+        if (dx != null && (c > L || c > 8) && c % L == 0 && c / L <= 8) {
+            registerRows(dy, x, w, rms ? null : mean, inv, dx, off, from, n, c, rms, fs, fb);
             return;
         }
         if (c <= L) {
@@ -397,100 +397,125 @@ final class VectorGradKernels extends GradKernels {
     }
 
     /**
-     * {@link #smallRows} of rows of c = nv * L values, nv 1, 2, 4 or 8: a row's dY and X read once
-     * into registers, the halving tree's vector levels written out, then
-     * {@link VectorRowKernels#sumLanes} (the same order over the lanes), so the bits are the plain
-     * twin's. The forward's {@code registerRows} does the same for the statistics.
+     * {@link #smallRows} with dx of rows of c = nv * L values, nv 1, 2, 4 or 8: a row's dY and X read once
+     * into registers, the halving tree's vector levels written out, then its lane levels as
+     * butterflies (the order of {@link VectorRowKernels#sumLanes}), so the bits are the plain twin's.
+     * The forward's {@code registerRows} does the same for the statistics.
      */
     private void registerRows(float[] dy, float[] x, float[] w, float[] mean, float[] inv, float[] dx, int off,
             int from, int n, int c, boolean rms, float[] fs, float[] fb) {
         int nv = c / L;
         int shift = Integer.numberOfTrailingZeros(c);
-        float invC = 1f / c;
-        float[] t = lanes;
+        FloatVector invC = FloatVector.broadcast(S, 1f / c);
+        // Vector j of a row at offset oj = min(j, nv - 1) * L, as in VectorRowKernels.registerRows: every
+        // bounds check C2 hoists ahead of the loop holds at every row length.
+        int o1 = Math.min(1, nv - 1) * L;
+        int o2 = Math.min(2, nv - 1) * L;
+        int o3 = Math.min(3, nv - 1) * L;
+        int o4 = Math.min(4, nv - 1) * L;
+        int o5 = Math.min(5, nv - 1) * L;
+        int o6 = Math.min(6, nv - 1) * L;
+        int o7 = Math.min(7, nv - 1) * L;
+        // RMS norm's absent means read lanes[0] (an index masked to 0), not behind a null test that C2
+        // may hoist ahead of the loop and then fail on every call of the other kind.
+        float[] meanIn = mean != null ? mean : lanes;
+        int meanMask = mean != null ? -1 : 0;
         FloatVector zero = FloatVector.zero(S);
         for (int a = from; a < n; a += c) {
             int i = off + a;
             int r = i >> shift;
-            FloatVector mu = rms ? zero : FloatVector.broadcast(S, mean[r]);
+            FloatVector mu = rms ? zero : FloatVector.broadcast(S, meanIn[r & meanMask]);
             FloatVector is = FloatVector.broadcast(S, inv[r]);
             // Vector j of the row at i + j * L; absent vectors are zeros the code below never stores.
             FloatVector d0 = FloatVector.fromArray(S, dy, i);
-            FloatVector d1 = nv >= 2 ? FloatVector.fromArray(S, dy, i + L) : zero;
-            FloatVector d2 = nv >= 4 ? FloatVector.fromArray(S, dy, i + 2 * L) : zero;
-            FloatVector d3 = nv >= 4 ? FloatVector.fromArray(S, dy, i + 3 * L) : zero;
-            FloatVector d4 = nv == 8 ? FloatVector.fromArray(S, dy, i + 4 * L) : zero;
-            FloatVector d5 = nv == 8 ? FloatVector.fromArray(S, dy, i + 5 * L) : zero;
-            FloatVector d6 = nv == 8 ? FloatVector.fromArray(S, dy, i + 6 * L) : zero;
-            FloatVector d7 = nv == 8 ? FloatVector.fromArray(S, dy, i + 7 * L) : zero;
+            FloatVector d1 = nv >= 2 ? FloatVector.fromArray(S, dy, i + o1) : zero;
+            FloatVector d2 = nv >= 4 ? FloatVector.fromArray(S, dy, i + o2) : zero;
+            FloatVector d3 = nv >= 4 ? FloatVector.fromArray(S, dy, i + o3) : zero;
+            FloatVector d4 = nv == 8 ? FloatVector.fromArray(S, dy, i + o4) : zero;
+            FloatVector d5 = nv == 8 ? FloatVector.fromArray(S, dy, i + o5) : zero;
+            FloatVector d6 = nv == 8 ? FloatVector.fromArray(S, dy, i + o6) : zero;
+            FloatVector d7 = nv == 8 ? FloatVector.fromArray(S, dy, i + o7) : zero;
             FloatVector h0 = FloatVector.fromArray(S, x, i).sub(mu).mul(is);
-            FloatVector h1 = nv >= 2 ? FloatVector.fromArray(S, x, i + L).sub(mu).mul(is) : zero;
-            FloatVector h2 = nv >= 4 ? FloatVector.fromArray(S, x, i + 2 * L).sub(mu).mul(is) : zero;
-            FloatVector h3 = nv >= 4 ? FloatVector.fromArray(S, x, i + 3 * L).sub(mu).mul(is) : zero;
-            FloatVector h4 = nv == 8 ? FloatVector.fromArray(S, x, i + 4 * L).sub(mu).mul(is) : zero;
-            FloatVector h5 = nv == 8 ? FloatVector.fromArray(S, x, i + 5 * L).sub(mu).mul(is) : zero;
-            FloatVector h6 = nv == 8 ? FloatVector.fromArray(S, x, i + 6 * L).sub(mu).mul(is) : zero;
-            FloatVector h7 = nv == 8 ? FloatVector.fromArray(S, x, i + 7 * L).sub(mu).mul(is) : zero;
+            FloatVector h1 = nv >= 2 ? FloatVector.fromArray(S, x, i + o1).sub(mu).mul(is) : zero;
+            FloatVector h2 = nv >= 4 ? FloatVector.fromArray(S, x, i + o2).sub(mu).mul(is) : zero;
+            FloatVector h3 = nv >= 4 ? FloatVector.fromArray(S, x, i + o3).sub(mu).mul(is) : zero;
+            FloatVector h4 = nv == 8 ? FloatVector.fromArray(S, x, i + o4).sub(mu).mul(is) : zero;
+            FloatVector h5 = nv == 8 ? FloatVector.fromArray(S, x, i + o5).sub(mu).mul(is) : zero;
+            FloatVector h6 = nv == 8 ? FloatVector.fromArray(S, x, i + o6).sub(mu).mul(is) : zero;
+            FloatVector h7 = nv == 8 ? FloatVector.fromArray(S, x, i + o7).sub(mu).mul(is) : zero;
             // The parameter-gradient terms first (fs += dy * xhat fused, fb += dy): dY is then dead but in g.
             d0.fma(h0, FloatVector.fromArray(S, fs, a)).intoArray(fs, a);
             FloatVector.fromArray(S, fb, a).add(d0).intoArray(fb, a);
             if (nv >= 2) {
-                d1.fma(h1, FloatVector.fromArray(S, fs, a + L)).intoArray(fs, a + L);
-                FloatVector.fromArray(S, fb, a + L).add(d1).intoArray(fb, a + L);
+                d1.fma(h1, FloatVector.fromArray(S, fs, a + o1)).intoArray(fs, a + o1);
+                FloatVector.fromArray(S, fb, a + o1).add(d1).intoArray(fb, a + o1);
             }
             if (nv >= 4) {
-                d2.fma(h2, FloatVector.fromArray(S, fs, a + 2 * L)).intoArray(fs, a + 2 * L);
-                FloatVector.fromArray(S, fb, a + 2 * L).add(d2).intoArray(fb, a + 2 * L);
-                d3.fma(h3, FloatVector.fromArray(S, fs, a + 3 * L)).intoArray(fs, a + 3 * L);
-                FloatVector.fromArray(S, fb, a + 3 * L).add(d3).intoArray(fb, a + 3 * L);
+                d2.fma(h2, FloatVector.fromArray(S, fs, a + o2)).intoArray(fs, a + o2);
+                FloatVector.fromArray(S, fb, a + o2).add(d2).intoArray(fb, a + o2);
+                d3.fma(h3, FloatVector.fromArray(S, fs, a + o3)).intoArray(fs, a + o3);
+                FloatVector.fromArray(S, fb, a + o3).add(d3).intoArray(fb, a + o3);
             }
             if (nv == 8) {
-                d4.fma(h4, FloatVector.fromArray(S, fs, a + 4 * L)).intoArray(fs, a + 4 * L);
-                FloatVector.fromArray(S, fb, a + 4 * L).add(d4).intoArray(fb, a + 4 * L);
-                d5.fma(h5, FloatVector.fromArray(S, fs, a + 5 * L)).intoArray(fs, a + 5 * L);
-                FloatVector.fromArray(S, fb, a + 5 * L).add(d5).intoArray(fb, a + 5 * L);
-                d6.fma(h6, FloatVector.fromArray(S, fs, a + 6 * L)).intoArray(fs, a + 6 * L);
-                FloatVector.fromArray(S, fb, a + 6 * L).add(d6).intoArray(fb, a + 6 * L);
-                d7.fma(h7, FloatVector.fromArray(S, fs, a + 7 * L)).intoArray(fs, a + 7 * L);
-                FloatVector.fromArray(S, fb, a + 7 * L).add(d7).intoArray(fb, a + 7 * L);
+                d4.fma(h4, FloatVector.fromArray(S, fs, a + o4)).intoArray(fs, a + o4);
+                FloatVector.fromArray(S, fb, a + o4).add(d4).intoArray(fb, a + o4);
+                d5.fma(h5, FloatVector.fromArray(S, fs, a + o5)).intoArray(fs, a + o5);
+                FloatVector.fromArray(S, fb, a + o5).add(d5).intoArray(fb, a + o5);
+                d6.fma(h6, FloatVector.fromArray(S, fs, a + o6)).intoArray(fs, a + o6);
+                FloatVector.fromArray(S, fb, a + o6).add(d6).intoArray(fb, a + o6);
+                d7.fma(h7, FloatVector.fromArray(S, fs, a + o7)).intoArray(fs, a + o7);
+                FloatVector.fromArray(S, fb, a + o7).add(d7).intoArray(fb, a + o7);
             }
-            if (dx != null) {
-                FloatVector g0 = d0.mul(FloatVector.fromArray(S, w, a));
-                FloatVector g1 = nv >= 2 ? d1.mul(FloatVector.fromArray(S, w, a + L)) : zero;
-                FloatVector g2 = nv >= 4 ? d2.mul(FloatVector.fromArray(S, w, a + 2 * L)) : zero;
-                FloatVector g3 = nv >= 4 ? d3.mul(FloatVector.fromArray(S, w, a + 3 * L)) : zero;
-                FloatVector g4 = nv == 8 ? d4.mul(FloatVector.fromArray(S, w, a + 4 * L)) : zero;
-                FloatVector g5 = nv == 8 ? d5.mul(FloatVector.fromArray(S, w, a + 5 * L)) : zero;
-                FloatVector g6 = nv == 8 ? d6.mul(FloatVector.fromArray(S, w, a + 6 * L)) : zero;
-                FloatVector g7 = nv == 8 ? d7.mul(FloatVector.fromArray(S, w, a + 7 * L)) : zero;
-                float meanG = 0f;
-                if (!rms) {
-                    (nv == 8 ? g0.add(g4).add(g2.add(g6)).add(g1.add(g5).add(g3.add(g7)))
-                            : nv == 4 ? g0.add(g2).add(g1.add(g3)) : nv == 2 ? g0.add(g1) : g0).intoArray(t, 0);
-                    meanG = VectorRowKernels.sumLanes(t) * invC;
+            FloatVector g0 = d0.mul(FloatVector.fromArray(S, w, a));
+            FloatVector g1 = nv >= 2 ? d1.mul(FloatVector.fromArray(S, w, a + o1)) : zero;
+            FloatVector g2 = nv >= 4 ? d2.mul(FloatVector.fromArray(S, w, a + o2)) : zero;
+            FloatVector g3 = nv >= 4 ? d3.mul(FloatVector.fromArray(S, w, a + o3)) : zero;
+            FloatVector g4 = nv == 8 ? d4.mul(FloatVector.fromArray(S, w, a + o4)) : zero;
+            FloatVector g5 = nv == 8 ? d5.mul(FloatVector.fromArray(S, w, a + o5)) : zero;
+            FloatVector g6 = nv == 8 ? d6.mul(FloatVector.fromArray(S, w, a + o6)) : zero;
+            FloatVector g7 = nv == 8 ? d7.mul(FloatVector.fromArray(S, w, a + o7)) : zero;
+            // The tree's lane levels as butterflies (lane i adds lane i ^ h, h = L/2, ..., 1; the order
+            // of sumLanes), so every lane holds the total, no trip through memory. Written out, as in
+            // VectorRowKernels.registerRows: a helper was past C2's inlining budget there.
+            FloatVector mg = zero;
+            if (!rms) {
+                FloatVector u = nv == 8 ? g0.add(g4).add(g2.add(g6)).add(g1.add(g5).add(g3.add(g7)))
+                        : nv == 4 ? g0.add(g2).add(g1.add(g3)) : nv == 2 ? g0.add(g1) : g0;
+                if (L > 8) {
+                    u = u.add(u.rearrange(VectorRowKernels.XOR8));
                 }
-                // The same levels over g * xhat, written out: a vector passed to a call the JIT does not inline is boxed.
-                (nv == 8
-                        ? g0.mul(h0).add(g4.mul(h4)).add(g2.mul(h2).add(g6.mul(h6)))
-                                .add(g1.mul(h1).add(g5.mul(h5)).add(g3.mul(h3).add(g7.mul(h7))))
-                        : nv == 4 ? g0.mul(h0).add(g2.mul(h2)).add(g1.mul(h1).add(g3.mul(h3)))
-                        : nv == 2 ? g0.mul(h0).add(g1.mul(h1)) : g0.mul(h0)).intoArray(t, 0);
-                FloatVector nmgx = FloatVector.broadcast(S, -(VectorRowKernels.sumLanes(t) * invC));
-                FloatVector mg = FloatVector.broadcast(S, meanG);
-                h0.fma(nmgx, g0.sub(mg)).mul(is).intoArray(dx, i);
-                if (nv >= 2) {
-                    h1.fma(nmgx, g1.sub(mg)).mul(is).intoArray(dx, i + L);
+                if (L > 4) {
+                    u = u.add(u.rearrange(VectorRowKernels.XOR4));
                 }
-                if (nv >= 4) {
-                    h2.fma(nmgx, g2.sub(mg)).mul(is).intoArray(dx, i + 2 * L);
-                    h3.fma(nmgx, g3.sub(mg)).mul(is).intoArray(dx, i + 3 * L);
-                }
-                if (nv == 8) {
-                    h4.fma(nmgx, g4.sub(mg)).mul(is).intoArray(dx, i + 4 * L);
-                    h5.fma(nmgx, g5.sub(mg)).mul(is).intoArray(dx, i + 5 * L);
-                    h6.fma(nmgx, g6.sub(mg)).mul(is).intoArray(dx, i + 6 * L);
-                    h7.fma(nmgx, g7.sub(mg)).mul(is).intoArray(dx, i + 7 * L);
-                }
+                u = u.add(u.rearrange(VectorRowKernels.XOR2));
+                mg = u.add(u.rearrange(VectorRowKernels.XOR1)).mul(invC);
+            }
+            FloatVector v = nv == 8
+                    ? g0.mul(h0).add(g4.mul(h4)).add(g2.mul(h2).add(g6.mul(h6)))
+                            .add(g1.mul(h1).add(g5.mul(h5)).add(g3.mul(h3).add(g7.mul(h7))))
+                    : nv == 4 ? g0.mul(h0).add(g2.mul(h2)).add(g1.mul(h1).add(g3.mul(h3)))
+                    : nv == 2 ? g0.mul(h0).add(g1.mul(h1)) : g0.mul(h0);
+            if (L > 8) {
+                v = v.add(v.rearrange(VectorRowKernels.XOR8));
+            }
+            if (L > 4) {
+                v = v.add(v.rearrange(VectorRowKernels.XOR4));
+            }
+            v = v.add(v.rearrange(VectorRowKernels.XOR2));
+            FloatVector nmgx = v.add(v.rearrange(VectorRowKernels.XOR1)).mul(invC).neg();
+            h0.fma(nmgx, g0.sub(mg)).mul(is).intoArray(dx, i);
+            if (nv >= 2) {
+                h1.fma(nmgx, g1.sub(mg)).mul(is).intoArray(dx, i + o1);
+            }
+            if (nv >= 4) {
+                h2.fma(nmgx, g2.sub(mg)).mul(is).intoArray(dx, i + o2);
+                h3.fma(nmgx, g3.sub(mg)).mul(is).intoArray(dx, i + o3);
+            }
+            if (nv == 8) {
+                h4.fma(nmgx, g4.sub(mg)).mul(is).intoArray(dx, i + o4);
+                h5.fma(nmgx, g5.sub(mg)).mul(is).intoArray(dx, i + o5);
+                h6.fma(nmgx, g6.sub(mg)).mul(is).intoArray(dx, i + o6);
+                h7.fma(nmgx, g7.sub(mg)).mul(is).intoArray(dx, i + o7);
             }
         }
     }

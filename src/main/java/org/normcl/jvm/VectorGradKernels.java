@@ -400,15 +400,17 @@ final class VectorGradKernels extends GradKernels {
      * {@link #smallRows} with dx of rows of c = nv * L values, nv 1, 2, 4 or 8: a row's dY and X read once
      * into registers, the halving tree's vector levels written out, then its lane levels as
      * butterflies (the order of {@link VectorRowKernels#sumLanes}), so the bits are the plain twin's.
-     * The forward's {@code registerRows} does the same for the statistics.
+     * The forward's {@code VectorRowKernels.registerRows} takes the statistics in the same tree.
      */
     private void registerRows(float[] dy, float[] x, float[] w, float[] mean, float[] inv, float[] dx, int off,
             int from, int n, int c, boolean rms, float[] fs, float[] fb) {
         int nv = c / L;
         int shift = Integer.numberOfTrailingZeros(c);
         FloatVector invC = FloatVector.broadcast(S, 1f / c);
-        // Vector j of a row at offset oj = min(j, nv - 1) * L, as in VectorRowKernels.registerRows: every
-        // bounds check C2 hoists ahead of the loop holds at every row length.
+        // Vector j of a row at offset oj = min(j, nv - 1) * L. Where j >= nv its code never runs, but C2
+        // hoists the bounds checks of blocks its profile saw always taken (at a longer row) ahead of the
+        // loop; one that failed sent every later call to the interpreter until C2 recompiled (20-118 ms
+        // instead of 3; docs/performance.md). Clamped, every check holds at every row length.
         int o1 = Math.min(1, nv - 1) * L;
         int o2 = Math.min(2, nv - 1) * L;
         int o3 = Math.min(3, nv - 1) * L;
@@ -475,8 +477,8 @@ final class VectorGradKernels extends GradKernels {
             FloatVector g6 = nv == 8 ? d6.mul(FloatVector.fromArray(S, w, a + o6)) : zero;
             FloatVector g7 = nv == 8 ? d7.mul(FloatVector.fromArray(S, w, a + o7)) : zero;
             // The tree's lane levels as butterflies (lane i adds lane i ^ h, h = L/2, ..., 1; the order
-            // of sumLanes), so every lane holds the total, no trip through memory. Written out, as in
-            // VectorRowKernels.registerRows: a helper was past C2's inlining budget there.
+            // of sumLanes), so every lane holds the total, no trip through memory. Written out: a helper
+            // was past C2's inlining budget in a method this size, and then boxed its vectors.
             FloatVector mg = zero;
             if (!rms) {
                 FloatVector u = nv == 8 ? g0.add(g4).add(g2.add(g6)).add(g1.add(g5).add(g3.add(g7)))

@@ -25,9 +25,9 @@ final class JavaBackward {
     /**
      * Rows of 2 to 32 values, a power of two, with one affine entry each (group norm of (N, C) data)
      * go through {@link GradKernels#smallRows}: several rows a vector up to 8 values, a row's
-     * vectors in registers at 16 and 32 (one thread, 8M values: rows of 16 13.3-15.7 -> 6.4-7.1 ms,
-     * rows of 32 8.7-9.6 -> 7.5-8.8 ms). Rows of 64 were no faster there (7.4-8.5 against
-     * 7.2-8.8 ms), so they keep the row kernels and their sums in double.
+     * vectors in registers at 16 and 32 (one thread, 8M values: rows of 16 13.3-15.7 -> 5.3-5.9 ms,
+     * rows of 32 8.7-9.6 -> 4.4-5.2 ms). Rows of 64 in registers were no faster than the row kernels
+     * (6.2-9.7 against 6.8-7.5 ms), so they keep those and their sums in double.
      */
     private static final int SMALL_ROW_MAX = 32;
 

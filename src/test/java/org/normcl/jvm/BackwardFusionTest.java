@@ -373,10 +373,11 @@ class BackwardFusionTest {
 
     /**
      * Rows of 2 to 64 values, a power of two ({@link GradKernels#smallRows}, group norm of (N, C) data;
-     * from 16 values whole vectors a row): dx, dScale and dBias terms the same bits on both kernel sets, with and without dx, on samples whose
-     * channels are and are not a multiple of the vector width, the last sample's statistics ending
-     * at the arrays' end (its last vectors go row by row); dx within rounding of the float64 formula
-     * {@code inv * (g - mean(g) - xhat * mean(g * xhat))} (RMS: no mean(g)).
+     * from 16 values whole vectors a row): dx, dScale and dBias terms the same bits on both kernel
+     * sets, with and without dx, on samples whose channels are and are not a multiple of the vector
+     * width, the last sample's statistics ending at the arrays' end (its last vectors go row by row);
+     * dx within rounding of the float64 formula {@code inv * (g - mean(g) - xhat * mean(g * xhat))}
+     * (RMS: no mean(g)). Without dx, rows of 16 and more take the plain loops on both sets.
      */
     private static void smallRowsAgree(GradKernels scalar, GradKernels vector) {
         for (int c : new int[] {2, 4, 8, 16, 32, 64}) {

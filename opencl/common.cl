@@ -378,6 +378,19 @@ inline acc_t run_shift(const __global real_t *q, uint m, acc_t k) {
     return isfinite(r) ? r : k;
 }
 
+/* One step of moments_add_contiguous's one-pass loop: 2 * VW values at q + i less the run's shift
+ * kr into the sums sa, sb and the sums of squares qa, qb, which pipe_run (row_norm.cl) also takes
+ * for its full runs. */
+#define MOMENTS_STEP(q, i, kr) \
+    do { \
+        accv_t d_ = LOADXV(q, i) - (kr); \
+        accv_t e_ = LOADXV(q, (i) + VW) - (kr); \
+        sa += d_; \
+        sb += e_; \
+        qa += d_ * d_; \
+        qb += e_ * e_; \
+    } while (0)
+
 /* Adds p[0 .. len) - k to the running moments, one run of at most RUN values at a time. Each run
  * is read once: the sums of d = x - kr and of d^2 from its own shift kr (close to its mean), and
  * M2 = sum d^2 - n mean_d^2. When that would cancel (the run's mean far from kr) or a sum is not
@@ -392,12 +405,7 @@ inline void moments_add_contiguous(const __global real_t *p, ulong len, acc_t k,
             accv_t sa = (accv_t) (ZERO), sb = (accv_t) (ZERO), qa = (accv_t) (ZERO), qb = (accv_t) (ZERO);
             uint i = 0;
             for (; i + 2 * VW <= m; i += 2 * VW) {
-                accv_t d = LOADXV(q, i) - kr;
-                accv_t e = LOADXV(q, i + VW) - kr;
-                sa += d;
-                sb += e;
-                qa += d * d;
-                qb += e * e;
+                MOMENTS_STEP(q, i, kr);
             }
             for (; i + VW <= m; i += VW) {
                 accv_t d = LOADXV(q, i) - kr;
@@ -476,24 +484,37 @@ inline void kahan_addv(accv_t *sum, accv_t *comp, accv_t v) {
     *sum = t;
 }
 
-/* Sum of squares of p[0 .. len), per run, with the runs' sums added by Kahan summation. */
+/* One step of sum_squares_contiguous: the squares of 4 * VW values at q + i into the accumulators
+ * acc, accb, accc and accd, which pipe_run (row_norm.cl) also takes for its full runs. */
+#define SQUARES_STEP(q, i) \
+    do { \
+        accv_t v_ = LOADXV(q, i); \
+        accv_t u_ = LOADXV(q, (i) + VW); \
+        accv_t v2_ = LOADXV(q, (i) + 2 * VW); \
+        accv_t u2_ = LOADXV(q, (i) + 3 * VW); \
+        acc += v_ * v_; \
+        accb += u_ * u_; \
+        accc += v2_ * v2_; \
+        accd += u2_ * u2_; \
+    } while (0)
+
+/* Sum of squares of p[0 .. len), per run, with the runs' sums added by Kahan summation. Four
+ * accumulators: with two, PoCL's RMS norm of long rows waited on the FMA chains and ran about 10%
+ * behind layer norm (whose statistics keep four chains: two sums, two sums of squares). */
 inline void sum_squares_contiguous(const __global real_t *p, ulong len, acc_t *total, acc_t *comp) {
     for (ulong r0 = 0; r0 < len; r0 += RUN) {
         uint m = (uint) min((ulong) RUN, len - r0);
         const __global real_t *q = p + r0;
-        accv_t acc = (accv_t) (ZERO), accb = (accv_t) (ZERO);
+        accv_t acc = (accv_t) (ZERO), accb = (accv_t) (ZERO), accc = (accv_t) (ZERO), accd = (accv_t) (ZERO);
         uint i = 0;
-        for (; i + 2 * VW <= m; i += 2 * VW) {
-            accv_t v = LOADXV(q, i);
-            accv_t u = LOADXV(q, i + VW);
-            acc += v * v;
-            accb += u * u;
+        for (; i + 4 * VW <= m; i += 4 * VW) {
+            SQUARES_STEP(q, i);
         }
         for (; i + VW <= m; i += VW) {
             accv_t v = LOADXV(q, i);
             acc += v * v;
         }
-        acc_t s = hsum(acc + accb);
+        acc_t s = hsum((acc + accc) + (accb + accd));
         for (; i < m; i++) {
             acc_t v = LOADX(q, i);
             s += v * v;

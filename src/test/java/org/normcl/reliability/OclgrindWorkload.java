@@ -483,7 +483,12 @@ public final class OclgrindWorkload {
         d = new long[] {4, 1100};
         l.add(new Case("layer NaN/Inf rows 4x1100", Op.layer(d, -1, eps, special, g("l7w", 1100, 1, .5), null),
                 false));
+        // rows of a full run and a tail: the pipelined family's fused step (pipe_run) with scale and bias
+        d = new long[] {3, 1100};
+        l.add(new Case("layer 3x1100 scale+bias", Op.layer(d, -1, eps, g("l8", 3300, 2, 1), g("l8w", 1100, 1, .5),
+                g("l8b", 1100, 0, .5)), false));
         // ---- RMS norm
+        l.add(new Case("rms 3x1100 scale", Op.rms(d, -1, eps, g("r5", 3300, 0, 1), g("r5w", 1100, 1, .5)), false));
         d = new long[] {4, 13};
         l.add(new Case("rms 4x13 scale", Op.rms(d, -1, eps, g("r1", 52, 0, 1), g("r1w", 13, 1, .5)), false));
         d = new long[] {1, 3000};

@@ -348,6 +348,55 @@ __kernel void channel_finalize(const __global real_t *x, const __global acc_t *p
     }
 }
 
+/* What channel_norm_serial and channel_norm_blocks apply to channel c, once its moments are in. */
+typedef struct {
+    acc_t mean, lo, inv, w, b;
+} channel_terms;
+
+/* Channel c's statistics from its shift k and the moments of its count values less k (mean m, M2 m2):
+ * writes the saved mean, its rounding error (HAS_MEAN_LO), the inverse standard deviation and the
+ * running update, and returns the terms of the normalization. */
+inline channel_terms channel_finish(ulong c, acc_t k, acc_t m, acc_t m2, ulong count, const __global param_t *scale,
+        const __global param_t *bias, __global acc_t *mean_out, __global acc_t *mean_lo_out, __global acc_t *inv_out,
+        const __global param_t *run_mean_in, const __global param_t *run_var_in, __global param_t *run_mean_out,
+        __global param_t *run_var_out, float eps, int mode, int update, float batch_weight, int unbiased, int flags) {
+    channel_terms t;
+    acc_t var = m2 / (acc_t) count;
+    t.mean = k + m;
+    mean_out[c] = t.mean;
+    t.lo = ZERO;
+    if ((flags & HAS_MEAN_LO) != 0) {
+        t.lo = (k - t.mean) + m; /* as channel_finalize */
+        mean_lo_out[c] = t.lo;
+    }
+    t.inv = inv_std_of(mode, var, eps);
+    inv_out[c] = t.inv;
+    if (update != 0) {
+        acc_t v = unbiased != 0 ? m2 / (acc_t) (count - 1) : var;
+        acc_t bw = (acc_t) batch_weight;
+        STOREP(run_mean_out, c, LOADP(run_mean_in, c) * (ONE - bw) + t.mean * bw);
+        STOREP(run_var_out, c, LOADP(run_var_in, c) * (ONE - bw) + v * bw);
+    }
+    t.w = (flags & HAS_SCALE) != 0 ? LOADP(scale, c) : ONE;
+    t.b = (flags & HAS_BIAS) != 0 ? LOADP(bias, c) : ZERO;
+    return t;
+}
+
+/* One segment of `inner` values of a channel normalized: channel_apply's expression. */
+inline void channel_apply_segment(const __global real_t *restrict xs, __global real_t *restrict ys, ulong inner,
+        channel_terms t) {
+    ulong p = 0;
+    for (; p + VW <= inner; p += VW) {
+        STOREXV(ys, p, ((LOADXV(xs, p) - t.mean) - t.lo) * t.inv * t.w + t.b);
+    }
+    for (; p < inner; p++) {
+        STOREX(ys, p, ((LOADX(xs, p) - t.mean) - t.lo) * t.inv * t.w + t.b);
+    }
+}
+
+#define CHANNEL_FINISH_ARGS scale, bias, mean_out, mean_lo_out, inv_out, run_mean_in, run_var_in, run_mean_out, \
+    run_var_out, eps, mode, update, batch_weight, unbiased, flags
+
 /*
  * Training-mode batch norm fused for the one-work-item family (CPU), one work-item per channel,
  * where each channel is a single part: the channel's moments (channel_partial_serial's loop), its
@@ -371,38 +420,59 @@ __kernel void channel_norm_serial(const __global real_t *x, const __global param
     for (ulong o = 0; o < outer; o++) {
         moments_add_contiguous(x + (o * channels + c) * inner, inner, k, &n, &m, &m2);
     }
-    ulong count = outer * inner;
-    acc_t var = m2 / (acc_t) count;
-    acc_t mean = k + m;
-    mean_out[c] = mean;
-    acc_t lo = ZERO;
-    if ((flags & HAS_MEAN_LO) != 0) {
-        lo = (k - mean) + m; /* as channel_finalize */
-        mean_lo_out[c] = lo;
-    }
-    acc_t inv = inv_std_of(mode, var, eps);
-    inv_out[c] = inv;
-    if (update != 0) {
-        acc_t v = unbiased != 0 ? m2 / (acc_t) (count - 1) : var;
-        acc_t bw = (acc_t) batch_weight;
-        STOREP(run_mean_out, c, LOADP(run_mean_in, c) * (ONE - bw) + mean * bw);
-        STOREP(run_var_out, c, LOADP(run_var_in, c) * (ONE - bw) + v * bw);
-    }
-    acc_t w = (flags & HAS_SCALE) != 0 ? LOADP(scale, c) : ONE;
-    acc_t b = (flags & HAS_BIAS) != 0 ? LOADP(bias, c) : ZERO;
+    channel_terms t = channel_finish(c, k, m, m2, outer * inner, CHANNEL_FINISH_ARGS);
     for (ulong o = 0; o < outer; o++) {
         ulong off = (o * channels + c) * inner;
-        const __global real_t *xs = x + off;
-        __global real_t *ys = y + off;
-        ulong p = 0;
-        for (; p + VW <= inner; p += VW) {
-            STOREXV(ys, p, ((LOADXV(xs, p) - mean) - lo) * inv * w + b);
+        channel_apply_segment(x + off, y + off, inner, t);
+    }
+}
+
+/* Most channels a work-item of channel_norm_blocks takes (WorkSizing.CHANNEL_BLOCK_MAX). */
+#define CHANNEL_BLOCK_MAX 64
+
+/*
+ * channel_norm_serial for a block of channels_per_item (at most CHANNEL_BLOCK_MAX) consecutive
+ * channels per work-item, taken together: for each outer index o, the block's segments lie side by
+ * side in memory, so the moments are gathered over one stream of channels_per_item * inner values
+ * (channel_norm_serial strides from segment to segment of one channel, and each segment of a few
+ * KiB restarts the core's prefetch); then the block is normalized the same way, from cache. Each
+ * channel's moments are taken in channel_norm_serial's order, so the bits are the same.
+ */
+__kernel void channel_norm_blocks(const __global real_t *x, const __global param_t *scale,
+        const __global param_t *bias, __global real_t *y, __global acc_t *mean_out, __global acc_t *mean_lo_out,
+        __global acc_t *inv_out, const __global param_t *run_mean_in, const __global param_t *run_var_in,
+        __global param_t *run_mean_out, __global param_t *run_var_out, ulong outer, ulong channels, ulong inner,
+        float eps, int mode, int update, float batch_weight, int unbiased, int flags, ulong channels_per_item) {
+    ulong c0 = get_global_id(0) * channels_per_item;
+    if (c0 >= channels) {
+        return;
+    }
+    uint kc = (uint) min((ulong) CHANNEL_BLOCK_MAX, min(channels, c0 + channels_per_item) - c0);
+    acc_t ks[CHANNEL_BLOCK_MAX], ns[CHANNEL_BLOCK_MAX], ms[CHANNEL_BLOCK_MAX], m2s[CHANNEL_BLOCK_MAX];
+    for (uint j = 0; j < kc; j++) {
+        ks[j] = shift_of(LOADX(x, (c0 + j) * inner));
+        ns[j] = ZERO;
+        ms[j] = ZERO;
+        m2s[j] = ZERO;
+    }
+    for (ulong o = 0; o < outer; o++) {
+        const __global real_t *xo = x + (o * channels + c0) * inner;
+        for (uint j = 0; j < kc; j++) {
+            moments_add_contiguous(xo + j * inner, inner, ks[j], &ns[j], &ms[j], &m2s[j]);
         }
-        for (; p < inner; p++) {
-            STOREX(ys, p, ((LOADX(xs, p) - mean) - lo) * inv * w + b);
+    }
+    channel_terms ts[CHANNEL_BLOCK_MAX];
+    for (uint j = 0; j < kc; j++) {
+        ts[j] = channel_finish(c0 + j, ks[j], ms[j], m2s[j], outer * inner, CHANNEL_FINISH_ARGS);
+    }
+    for (ulong o = 0; o < outer; o++) {
+        ulong off = (o * channels + c0) * inner;
+        for (uint j = 0; j < kc; j++) {
+            channel_apply_segment(x + off + j * inner, y + off + j * inner, inner, ts[j]);
         }
     }
 }
+#undef CHANNEL_FINISH_ARGS
 
 /* Moments only (for merging across devices): mean and M2 per channel, merged in a fixed order. */
 __kernel void channel_moments(const __global real_t *x, const __global acc_t *partials, __global acc_t *mean_out,

@@ -60,8 +60,8 @@ final class ClBackend implements Backend {
         "channel_finalize", "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
         "row_backward_serial", "row_backward_rows", "row_backward_group", "affine_grad_cols", "affine_grad_rows",
         "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward",
-        "channel_backward_coeffs", "channel_backward_cols", "copy_words", "channel_norm_serial", "row_backward_affine_rows",
-        "row_backward_affine_slices", "channel_backward_fused"};
+        "channel_backward_coeffs", "channel_backward_cols", "copy_words", "channel_norm_serial",
+        "channel_norm_blocks", "row_backward_affine_rows", "row_backward_affine_slices", "channel_backward_fused"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
@@ -722,7 +722,8 @@ final class ClBackend implements Backend {
     }
 
     /**
-     * Statistics and apply in one kernel (channel_norm_serial) on the one-work-item family when each
+     * Statistics and apply in one kernel (channel_norm_serial, or channel_norm_blocks for blocks of
+     * channels: {@link WorkSizing#channelsPerBlock}) on the one-work-item family when each
      * channel is one part of contiguous segments and the running statistics, scale and bias share a
      * type; otherwise {@link #channelStats} then {@link #channelApply}.
      */
@@ -741,12 +742,19 @@ final class ClBackend implements Backend {
             return;
         }
         int flags = (scale != null ? HAS_SCALE : 0) | (bias != null ? HAS_BIAS : 0) | (meanLo != null ? HAS_MEAN_LO : 0);
+        long perItem = sizing.channelsPerBlock(p.channels(), p.perChannel() * x.dtype().byteSize());
         synchronized (lock) {
-            launchSerial(args(prog, "channel_norm_serial").mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(meanLo)
-                    .mem(invStd).mem(up ? runMeanIn : null).mem(up ? runVarIn : null).mem(up ? runMeanOut : null)
-                    .mem(up ? runVarOut : null).ulong(p.outer()).ulong(p.channels()).ulong(p.inner())
-                    .f32(p.epsilon()).i32(modeCode(p.mode())).i32(up ? 1 : 0).f32(up ? update.batchWeight() : 0f)
-                    .i32(up && update.unbiased() ? 1 : 0).i32(flags), p.channels());
+            Args a = args(prog, perItem > 0 ? "channel_norm_blocks" : "channel_norm_serial").mem(x).mem(scale)
+                    .mem(bias).mem(y).mem(mean).mem(meanLo).mem(invStd).mem(up ? runMeanIn : null)
+                    .mem(up ? runVarIn : null).mem(up ? runMeanOut : null).mem(up ? runVarOut : null)
+                    .ulong(p.outer()).ulong(p.channels()).ulong(p.inner()).f32(p.epsilon()).i32(modeCode(p.mode()))
+                    .i32(up ? 1 : 0).f32(up ? update.batchWeight() : 0f).i32(up && update.unbiased() ? 1 : 0)
+                    .i32(flags);
+            if (perItem > 0) {
+                launchSerial(a.ulong(perItem), (p.channels() + perItem - 1) / perItem);
+            } else {
+                launchSerial(a, p.channels());
+            }
             finish();
         }
     }

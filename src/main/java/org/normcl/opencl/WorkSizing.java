@@ -26,13 +26,17 @@ final class WorkSizing {
     private final long pipelineMinRowBytes;
     private final long shortRowMaxBytes;
     private final Tuning tuning;
+    /** Blocks of channels per compute unit of channel_norm_blocks. */
+    static final int CHANNEL_BLOCKS_PER_UNIT = 2;
+    /** Most channels a block of channel_norm_blocks holds: its CHANNEL_BLOCK_MAX. */
+    static final int CHANNEL_BLOCK_MAX = 64;
 
     /**
      * System property that forces a kernel family on every device: {@code serial}, {@code group},
-     * {@code pipelined} (serial, with every contiguous layer/RMS row on the pipelined kernel,
-     * not only long ones) or {@code rowwise} (serial, with every row on a work-item of its own:
-     * no blocks of short rows, see {@link #shortRowsPerItem}); tests use it to run every family on
-     * a CPU driver. Unset or {@code auto} picks by device type.
+     * {@code pipelined} (serial, with every contiguous layer/RMS row on the pipelined kernel and
+     * every batch-norm channel in blocks, not only long ones) or {@code rowwise} (serial, with every
+     * row on a work-item of its own: no blocks of short rows, see {@link #shortRowsPerItem}); tests
+     * use it to run every family on a CPU driver. Unset or {@code auto} picks by device type.
      */
     static final String STRATEGY_PROPERTY = "normcl.kernels";
 
@@ -154,6 +158,27 @@ final class WorkSizing {
         }
         long units = Math.max(1, device.computeUnits());
         return Math.max(4, rows / ((long) tuning.pipelineItemsPerUnit() * units));
+    }
+
+    /**
+     * Channels per work-item of the blocked batch-norm kernel (channel_norm_blocks), or 0 to use one
+     * work-item per channel (channel_norm_serial): only the one-work-item family, only channels of at
+     * least {@link Tuning#pipelineMinRowBytes} bytes, {@value #CHANNEL_BLOCKS_PER_UNIT} blocks per
+     * compute unit, at most {@value #CHANNEL_BLOCK_MAX} channels a block (the kernel's private arrays).
+     * Larger blocks read longer runs of memory: on PoCL (Zen 5, 2 units) batch norm of 32x64x56x56
+     * moved 0.45-0.48 of the copy kernel's GB/s one channel a work-item, 0.56 in blocks of 4, 0.63 of
+     * 8, 0.70-0.77 of 16 and 0.78 of 32; two blocks a unit leave work to balance a slowed core.
+     *
+     * @param channels channels to normalize
+     * @param channelBytes bytes of one channel (all its segments)
+     * @return channels per work-item, or 0
+     */
+    long channelsPerBlock(long channels, long channelBytes) {
+        if (!serial() || channelBytes < pipelineMinRowBytes || channels < 2) {
+            return 0;
+        }
+        long blocks = (long) CHANNEL_BLOCKS_PER_UNIT * Math.max(1, device.computeUnits());
+        return Math.min(CHANNEL_BLOCK_MAX, Math.max(2, (channels + blocks - 1) / blocks));
     }
 
     /**

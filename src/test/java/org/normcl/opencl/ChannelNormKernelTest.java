@@ -20,9 +20,10 @@ import org.normcl.backend.StatMode;
 import org.normcl.testing.TensorBits;
 
 /**
- * The fused batch-norm kernel (channel_norm_serial, the CPU family's {@code channelNorm}) computes
- * what channel_partial_serial + channel_finalize + channel_apply compute, with the same
- * expressions, so on a given device it gives the same bits as those three kernels: Y, the saved
+ * The fused batch-norm kernels (channel_norm_serial and, for blocks of channels,
+ * channel_norm_blocks: the CPU family's {@code channelNorm}) compute what channel_partial_serial +
+ * channel_finalize + channel_apply compute, with the same expressions, so on a given device they
+ * give the same bits as those three kernels: Y, the saved
  * statistics, the mean's rounding error and the running update, for every storage type, with and
  * without affine terms, with a NaN and an infinity in some channels. The three-kernel path is
  * checked against float64 references elsewhere (OperatorAccuracyTest, the ONNX vectors), so
@@ -36,11 +37,17 @@ class ChannelNormKernelTest {
         device = ClTestDevices.firstNonSimulator();
     }
 
-    @ParameterizedTest(name = "{0} {1}x{2}x{3} affine {4}")
-    @CsvSource({"FLOAT32, 5, 16, 333, true", "FLOAT32, 2, 9, 4096, false", "FLOAT16, 4, 12, 100, true",
-        "BFLOAT16, 3, 8, 77, true", "FLOAT64, 4, 10, 129, true"})
-    void fusedKernelEqualsTheThreeKernels(DType type, int outer, int channels, int inner, boolean affine) {
-        try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
+    @ParameterizedTest(name = "{0} {1}x{2}x{3} affine {4} {5}")
+    @CsvSource({"FLOAT32, 5, 16, 333, true, serial", "FLOAT32, 2, 9, 4096, false, serial",
+        "FLOAT16, 4, 12, 100, true, serial", "BFLOAT16, 3, 8, 77, true, serial", "FLOAT64, 4, 10, 129, true, serial",
+        // channel_norm_blocks: every channel in blocks in this family (on two compute units, blocks of
+        // 2 to 25 channels with shorter last ones, and 300 channels in blocks of the most, 64)
+        "FLOAT32, 5, 16, 333, true, pipelined", "FLOAT32, 3, 37, 50, false, pipelined",
+        "FLOAT32, 2, 100, 40, true, pipelined", "FLOAT32, 2, 300, 20, true, pipelined",
+        "FLOAT16, 4, 12, 100, true, pipelined", "BFLOAT16, 3, 8, 77, true, pipelined", "FLOAT64, 4, 10, 129, true, pipelined"})
+    void fusedKernelEqualsTheThreeKernels(DType type, int outer, int channels, int inner, boolean affine,
+            String family) {
+        try (ClBackend be = ClTestDevices.openWithKernels(device, family)) { // the families that fuse
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());
             int n = outer * channels * inner;
             SplittableRandom r = new SplittableRandom(n + channels);

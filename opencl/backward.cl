@@ -695,6 +695,30 @@ __kernel void affine_grad_serial(const __global real_t *dy, const __global real_
     partials[t * 2 + 1] = dy_sums_dy(&a);
 }
 
+/* dX of one segment of `inner` values at off: channel_backward's expression (training: from the
+ * channel's means of dy and dy * xhat; inference: dy * w * inv), k = w * inv. */
+inline void channel_dx_segment(const __global real_t *dy, const __global real_t *x, __global real_t *dx, ulong off,
+        ulong inner, acc_t mu, acc_t is, acc_t k, acc_t mean_d, acc_t mean_dx, int training) {
+    ulong j = 0;
+    if (training != 0) {
+        for (; j + VW <= inner; j += VW) {
+            accv_t xhat = (LOADXV(x, off + j) - mu) * is;
+            STOREXV(dx, off + j, k * (LOADXV(dy, off + j) - mean_d - xhat * mean_dx));
+        }
+        for (; j < inner; j++) {
+            acc_t xhat = (LOADX(x, off + j) - mu) * is;
+            STOREX(dx, off + j, k * (LOADX(dy, off + j) - mean_d - xhat * mean_dx));
+        }
+    } else {
+        for (; j + VW <= inner; j += VW) {
+            STOREXV(dx, off + j, LOADXV(dy, off + j) * k);
+        }
+        for (; j < inner; j++) {
+            STOREX(dx, off + j, LOADX(dy, off + j) * k);
+        }
+    }
+}
+
 /*
  * Batch-norm backward fused for the one-work-item family (CPU), one work-item per channel, when a
  * channel is one part: its sums of dy * xhat and dy (affine_grad_serial's loop with one part: the
@@ -723,27 +747,53 @@ __kernel void channel_backward_fused(const __global real_t *dy, const __global r
     partials[c * 2 + 1] = sum_d;
     acc_t k = (has_scale != 0 ? LOADP(scale, c) : ONE) * is;
     acc_t n = (acc_t) count;
-    acc_t mean_d = sum_d / n;
-    acc_t mean_dx = sum_dx / n;
     for (ulong o = 0; o < outer; o++) {
-        ulong off = (o * channels + c) * inner;
-        ulong j = 0;
-        if (training != 0) {
-            for (; j + VW <= inner; j += VW) {
-                accv_t xhat = (LOADXV(x, off + j) - mu) * is;
-                STOREXV(dx, off + j, k * (LOADXV(dy, off + j) - mean_d - xhat * mean_dx));
-            }
-            for (; j < inner; j++) {
-                acc_t xhat = (LOADX(x, off + j) - mu) * is;
-                STOREX(dx, off + j, k * (LOADX(dy, off + j) - mean_d - xhat * mean_dx));
-            }
-        } else {
-            for (; j + VW <= inner; j += VW) {
-                STOREXV(dx, off + j, LOADXV(dy, off + j) * k);
-            }
-            for (; j < inner; j++) {
-                STOREX(dx, off + j, LOADX(dy, off + j) * k);
-            }
+        channel_dx_segment(dy, x, dx, (o * channels + c) * inner, inner, mu, is, k, sum_d / n, sum_dx / n, training);
+    }
+}
+
+/*
+ * channel_backward_fused for a block of channels_per_item (at most CHANNEL_BLOCK_MAX) consecutive
+ * channels per work-item, as channel_norm_blocks does the forward: for each outer index the block's
+ * segments of dY and X lie side by side and are summed as one stream, then the block's dX is
+ * written from cache. Each channel's sums are taken in channel_backward_fused's order: the same bits.
+ */
+__kernel void channel_backward_blocks(const __global real_t *dy, const __global real_t *x,
+        const __global acc_t *mean, const __global acc_t *inv, const __global param_t *scale,
+        __global acc_t *partials, __global real_t *dx, ulong outer, ulong channels, ulong inner, ulong count,
+        int training, int has_scale, ulong channels_per_item) {
+    ulong c0 = get_global_id(0) * channels_per_item;
+    if (c0 >= channels) {
+        return;
+    }
+    uint kc = (uint) min((ulong) CHANNEL_BLOCK_MAX, min(channels, c0 + channels_per_item) - c0);
+    dy_sums a[CHANNEL_BLOCK_MAX];
+    for (uint j = 0; j < kc; j++) {
+        dy_sums_start(&a[j]);
+    }
+    for (ulong o = 0; o < outer; o++) {
+        for (uint j = 0; j < kc; j++) {
+            ulong c = c0 + j;
+            dy_sums_add(&a[j], dy, x, (o * channels + c) * inner, inner, mean[c], inv[c]);
+        }
+    }
+    acc_t ks[CHANNEL_BLOCK_MAX], mean_d[CHANNEL_BLOCK_MAX], mean_dx[CHANNEL_BLOCK_MAX];
+    acc_t n = (acc_t) count;
+    for (uint j = 0; j < kc; j++) {
+        ulong c = c0 + j;
+        acc_t sum_dx = dy_sums_dyxhat(&a[j]);
+        acc_t sum_d = dy_sums_dy(&a[j]);
+        partials[c * 2 + 0] = sum_dx;
+        partials[c * 2 + 1] = sum_d;
+        ks[j] = (has_scale != 0 ? LOADP(scale, c) : ONE) * inv[c];
+        mean_d[j] = sum_d / n;
+        mean_dx[j] = sum_dx / n;
+    }
+    for (ulong o = 0; o < outer; o++) {
+        for (uint j = 0; j < kc; j++) {
+            ulong c = c0 + j;
+            channel_dx_segment(dy, x, dx, (o * channels + c) * inner, inner, mean[c], inv[c], ks[j], mean_d[j],
+                    mean_dx[j], training);
         }
     }
 }

@@ -427,8 +427,9 @@ __kernel void channel_norm_serial(const __global real_t *x, const __global param
     }
 }
 
-/* Most channels a work-item of channel_norm_blocks takes (WorkSizing.CHANNEL_BLOCK_MAX). */
-#define CHANNEL_BLOCK_MAX 64
+/* Most channels a work-item of channel_norm_blocks and channel_backward_blocks takes
+ * (WorkSizing.CHANNEL_BLOCK_MAX). */
+#define CHANNEL_BLOCK_MAX 32
 
 /*
  * channel_norm_serial for a block of channels_per_item (at most CHANNEL_BLOCK_MAX) consecutive

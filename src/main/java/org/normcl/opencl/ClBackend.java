@@ -61,7 +61,8 @@ final class ClBackend implements Backend {
         "row_backward_serial", "row_backward_rows", "row_backward_group", "affine_grad_cols", "affine_grad_rows",
         "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward",
         "channel_backward_coeffs", "channel_backward_cols", "copy_words", "channel_norm_serial",
-        "channel_norm_blocks", "row_backward_affine_rows", "row_backward_affine_slices", "channel_backward_fused"};
+        "channel_norm_blocks", "row_backward_affine_rows", "row_backward_affine_slices", "channel_backward_fused",
+        "channel_backward_blocks"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
@@ -1074,7 +1075,8 @@ final class ClBackend implements Backend {
     /**
      * On the one-work-item family, batch norm over channels of contiguous segments, each one part of
      * the parameter-gradient reduction, takes channel_backward_fused (the sums and dX of a channel
-     * in one read of dY and X; the same bits as affine_grad_serial + channel_backward) and
+     * in one read of dY and X; the same bits as affine_grad_serial + channel_backward), or
+     * channel_backward_blocks for blocks of channels ({@link WorkSizing#channelsPerBlock}), and
      * affine_grad_finalize; otherwise the two calls.
      */
     @Override
@@ -1088,11 +1090,18 @@ final class ClBackend implements Backend {
             return;
         }
         Program prog = program(x.dtype(), paramType(scale, dScale, dBias));
+        long perItem = sizing.channelsPerBlock(p.channels(), p.perChannel() * x.dtype().byteSize());
         try (Buffer partials = scratch(x.dtype().statistics(), p.channels() * 2)) {
             synchronized (lock) {
-                launchSerial(args(prog, "channel_backward_fused").mem(dy).mem(x).mem(mean).mem(invStd).mem(scale)
-                        .mem(partials).mem(dx).ulong(p.outer()).ulong(p.channels()).ulong(p.inner())
-                        .ulong(p.perChannel()).i32(training ? 1 : 0).i32(scale != null ? 1 : 0), p.channels());
+                Args a = args(prog, perItem > 0 ? "channel_backward_blocks" : "channel_backward_fused").mem(dy)
+                        .mem(x).mem(mean).mem(invStd).mem(scale).mem(partials).mem(dx).ulong(p.outer())
+                        .ulong(p.channels()).ulong(p.inner()).ulong(p.perChannel()).i32(training ? 1 : 0)
+                        .i32(scale != null ? 1 : 0);
+                if (perItem > 0) {
+                    launchSerial(a.ulong(perItem), (p.channels() + perItem - 1) / perItem);
+                } else {
+                    launchSerial(a, p.channels());
+                }
                 finalizeAffineGrad(prog, partials, dScale, dBias, null, p.channels(), 1);
                 finish();
             }

@@ -28,8 +28,8 @@ final class WorkSizing {
     private final Tuning tuning;
     /** Blocks of channels per compute unit of channel_norm_blocks. */
     static final int CHANNEL_BLOCKS_PER_UNIT = 2;
-    /** Most channels a block of channel_norm_blocks holds: its CHANNEL_BLOCK_MAX. */
-    static final int CHANNEL_BLOCK_MAX = 64;
+    /** Most channels a block of channel_norm_blocks and channel_backward_blocks holds: CHANNEL_BLOCK_MAX. */
+    static final int CHANNEL_BLOCK_MAX = 32;
 
     /**
      * System property that forces a kernel family on every device: {@code serial}, {@code group},
@@ -161,8 +161,9 @@ final class WorkSizing {
     }
 
     /**
-     * Channels per work-item of the blocked batch-norm kernel (channel_norm_blocks), or 0 to use one
-     * work-item per channel (channel_norm_serial): only the one-work-item family, only channels of at
+     * Channels per work-item of the blocked batch-norm kernels (channel_norm_blocks,
+     * channel_backward_blocks), or 0 to use one work-item per channel (channel_norm_serial,
+     * channel_backward_fused): only the one-work-item family, only channels of at
      * least {@link Tuning#pipelineMinRowBytes} bytes, {@value #CHANNEL_BLOCKS_PER_UNIT} blocks per
      * compute unit, at most {@value #CHANNEL_BLOCK_MAX} channels a block (the kernel's private arrays).
      * Larger blocks read longer runs of memory: on PoCL (Zen 5, 2 units) batch norm of 32x64x56x56

@@ -41,10 +41,11 @@ class ChannelNormKernelTest {
     @CsvSource({"FLOAT32, 5, 16, 333, true, serial", "FLOAT32, 2, 9, 4096, false, serial",
         "FLOAT16, 4, 12, 100, true, serial", "BFLOAT16, 3, 8, 77, true, serial", "FLOAT64, 4, 10, 129, true, serial",
         // channel_norm_blocks: every channel in blocks in this family (on two compute units, blocks of
-        // 2 to 25 channels with shorter last ones, and 300 channels in blocks of the most, 64)
+        // 2 to 25 channels with shorter last ones, and 300 channels in blocks of the most, 32)
         "FLOAT32, 5, 16, 333, true, pipelined", "FLOAT32, 3, 37, 50, false, pipelined",
         "FLOAT32, 2, 100, 40, true, pipelined", "FLOAT32, 2, 300, 20, true, pipelined",
-        "FLOAT16, 4, 12, 100, true, pipelined", "BFLOAT16, 3, 8, 77, true, pipelined", "FLOAT64, 4, 10, 129, true, pipelined"})
+        "FLOAT16, 4, 12, 100, true, pipelined", "BFLOAT16, 3, 8, 77, true, pipelined",
+        "FLOAT64, 4, 10, 129, true, pipelined"})
     void fusedKernelEqualsTheThreeKernels(DType type, int outer, int channels, int inner, boolean affine,
             String family) {
         try (ClBackend be = ClTestDevices.openWithKernels(device, family)) { // the families that fuse
@@ -80,15 +81,22 @@ class ChannelNormKernelTest {
     }
 
     /**
-     * The fused batch-norm backward (channel_backward_fused) against affine_grad_serial +
-     * affine_grad_finalize + channel_backward: dX, dScale and dBias, the same bits, in training
-     * (dX through the batch sums) and inference (statistics constant).
+     * The fused batch-norm backward (channel_backward_fused, and channel_backward_blocks for blocks of
+     * channels) against affine_grad_serial + affine_grad_finalize + channel_backward: dX, dScale and
+     * dBias, the same bits, in training (dX through the batch sums) and inference (statistics
+     * constant).
      */
-    @ParameterizedTest(name = "{0} {1}x{2}x{3} training {4}")
-    @CsvSource({"FLOAT32, 5, 16, 333, true", "FLOAT32, 3, 9, 1000, false", "FLOAT16, 4, 12, 100, true",
-        "FLOAT64, 4, 10, 129, true"})
-    void fusedBackwardEqualsTheUnfusedKernels(DType type, int outer, int channels, int inner, boolean training) {
-        try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
+    @ParameterizedTest(name = "{0} {1}x{2}x{3} training {4} {5}")
+    @CsvSource({"FLOAT32, 5, 16, 333, true, serial", "FLOAT32, 3, 9, 1000, false, serial",
+        "FLOAT16, 4, 12, 100, true, serial", "FLOAT64, 4, 10, 129, true, serial",
+        "FLOAT32, 3, 9, 4096, true, serial",
+        // channel_backward_blocks (every channel in blocks in this family; 300 channels: blocks of 32)
+        "FLOAT32, 5, 16, 333, true, pipelined", "FLOAT32, 3, 37, 50, false, pipelined",
+        "FLOAT32, 2, 300, 20, true, pipelined", "FLOAT16, 4, 12, 100, true, pipelined",
+        "FLOAT64, 4, 10, 129, true, pipelined"})
+    void fusedBackwardEqualsTheUnfusedKernels(DType type, int outer, int channels, int inner, boolean training,
+            String family) {
+        try (ClBackend be = ClTestDevices.openWithKernels(device, family)) { // the families that fuse
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());
             int n = outer * channels * inner;
             SplittableRandom r = new SplittableRandom(n + 3L * channels);

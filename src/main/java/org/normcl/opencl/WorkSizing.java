@@ -25,9 +25,12 @@ final class WorkSizing {
     private final long maxItemsDim0;
     private final long pipelineMinRowBytes;
     private final long shortRowMaxBytes;
+    private final long channelBlockMinBytes;
     private final Tuning tuning;
-    /** Blocks of channels per compute unit of channel_norm_blocks. */
+    /** Blocks of channels per compute unit of channel_norm_blocks and channel_backward_blocks. */
     static final int CHANNEL_BLOCKS_PER_UNIT = 2;
+    /** Channel size (bytes) from which the batch-norm kernels take blocks of channels, by default. */
+    static final long CHANNEL_BLOCK_MIN_BYTES = 16384;
     /** Most channels a block of channel_norm_blocks and channel_backward_blocks holds: CHANNEL_BLOCK_MAX. */
     static final int CHANNEL_BLOCK_MAX = 32;
 
@@ -75,6 +78,8 @@ final class WorkSizing {
         }
         this.pipelineMinRowBytes = pipelineFrom;
         this.shortRowMaxBytes = shortRowMax;
+        // Not a tuned parameter: the tuner's pipelining threshold is scored on row workloads only.
+        this.channelBlockMinBytes = "pipelined".equals(forced) ? 0 : CHANNEL_BLOCK_MIN_BYTES;
         this.maxItemsDim0 = maxItemsDim0;
     }
 
@@ -163,19 +168,20 @@ final class WorkSizing {
     /**
      * Channels per work-item of the blocked batch-norm kernels (channel_norm_blocks,
      * channel_backward_blocks), or 0 to use one work-item per channel (channel_norm_serial,
-     * channel_backward_fused): only the one-work-item family, only channels of at
-     * least {@link Tuning#pipelineMinRowBytes} bytes, {@value #CHANNEL_BLOCKS_PER_UNIT} blocks per
-     * compute unit, at most {@value #CHANNEL_BLOCK_MAX} channels a block (the kernel's private arrays).
-     * Larger blocks read longer runs of memory: on PoCL (Zen 5, 2 units) batch norm of 32x64x56x56
-     * moved 0.45-0.48 of the copy kernel's GB/s one channel a work-item, 0.56 in blocks of 4, 0.63 of
-     * 8, 0.70-0.77 of 16 and 0.78 of 32; two blocks a unit leave work to balance a slowed core.
+     * channel_backward_fused): only the one-work-item family, only channels of at least
+     * {@value #CHANNEL_BLOCK_MIN_BYTES} bytes (any size under -Dnormcl.kernels=pipelined),
+     * {@value #CHANNEL_BLOCKS_PER_UNIT} blocks per compute unit, at most {@value #CHANNEL_BLOCK_MAX}
+     * channels a block (the kernels' private arrays). Larger blocks read longer runs of memory: on
+     * PoCL (Zen 5, 2 units) batch norm of 32x64x56x56 moved 0.45-0.48 of the copy kernel's GB/s one
+     * channel a work-item, 0.56 in blocks of 4, 0.63 of 8, 0.70-0.77 of 16 and 0.78 of 32; two
+     * blocks a unit leave work to balance a slowed core.
      *
      * @param channels channels to normalize
      * @param channelBytes bytes of one channel (all its segments)
      * @return channels per work-item, or 0
      */
     long channelsPerBlock(long channels, long channelBytes) {
-        if (!serial() || channelBytes < pipelineMinRowBytes || channels < 2) {
+        if (!serial() || channelBytes < channelBlockMinBytes || channels < 2) {
             return 0;
         }
         long blocks = (long) CHANNEL_BLOCKS_PER_UNIT * Math.max(1, device.computeUnits());

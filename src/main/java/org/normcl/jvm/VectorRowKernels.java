@@ -586,29 +586,145 @@ final class VectorRowKernels extends RowKernels {
      * @return {@code to}, or the first row whose statistics are not finite (nothing of it written)
      */
     private int registerRows(SmallRows s, int from, int to) {
+        // One method per vector count, each straight-line code: a single method for the three with
+        // the vector count tested per block grew past what C2 inlines in one compilation, and in a JVM
+        // that had run other shapes and operators first its Vector API calls stayed calls (boxed
+        // vectors: group norm of 8192x1024 in 32 groups took 4.8-57 ms a call there, 2.0-2.1 in a
+        // JVM of its own; docs/performance.md, 2026-11-28 12:10 UTC).
+        switch (s.c / L) {
+            case 2:
+                return registerRows2(s, from, to);
+            case 4:
+                return registerRows4(s, from, to);
+            default:
+                return registerRows8(s, from, to);
+        }
+    }
+
+    /** Stores row r's saved statistics; returns the affine offset of the next row (a wraps at the period). */
+    private static int rowDone(SmallRows s, int r, float mu, float inv, int a) {
+        if (s.mean != null) {
+            s.mean[r] = mu;
+        }
+        if (s.inv != null) {
+            s.inv[r] = inv;
+        }
+        int next = a + s.c;
+        return next >= s.period ? next - s.period : next;
+    }
+
+    /** {@link #registerRows} for rows of 2 vectors. */
+    private int registerRows2(SmallRows s, int from, int to) {
         int c = s.c;
-        int nv = c / L; // 2, 4 or 8
         float[] x = s.x;
+        float[] w = s.w;
+        float[] b = s.b;
+        float[] y = s.y;
         float[] t = smallLevels;
         int a = s.affine(from);
-        FloatVector zero = FloatVector.zero(S);
         for (int r = from; r < to; r++) {
             int off = r * c;
             float k = s.rms ? 0f : x[off];
             FloatVector kv = FloatVector.broadcast(S, k);
-            // Vector u of the row: x - k (RMS: x); the tree's levels pair u with u + nv / 2, and so on.
             FloatVector d0 = FloatVector.fromArray(S, x, off).sub(kv);
             FloatVector d1 = FloatVector.fromArray(S, x, off + L).sub(kv);
-            FloatVector d2 = nv >= 4 ? FloatVector.fromArray(S, x, off + 2 * L).sub(kv) : zero;
-            FloatVector d3 = nv >= 4 ? FloatVector.fromArray(S, x, off + 3 * L).sub(kv) : zero;
-            FloatVector d4 = nv == 8 ? FloatVector.fromArray(S, x, off + 4 * L).sub(kv) : zero;
-            FloatVector d5 = nv == 8 ? FloatVector.fromArray(S, x, off + 5 * L).sub(kv) : zero;
-            FloatVector d6 = nv == 8 ? FloatVector.fromArray(S, x, off + 6 * L).sub(kv) : zero;
-            FloatVector d7 = nv == 8 ? FloatVector.fromArray(S, x, off + 7 * L).sub(kv) : zero;
             float m = 0f;
             if (!s.rms) {
-                (nv == 8 ? d0.add(d4).add(d2.add(d6)).add(d1.add(d5).add(d3.add(d7)))
-                        : nv == 4 ? d0.add(d2).add(d1.add(d3)) : d0.add(d1)).intoArray(t, 0);
+                d0.add(d1).intoArray(t, 0);
+                m = sumLanes(t) * s.invC;
+            }
+            FloatVector mv = FloatVector.broadcast(S, m);
+            FloatVector e0 = d0.sub(mv);
+            FloatVector e1 = d1.sub(mv);
+            e0.mul(e0).add(e1.mul(e1)).intoArray(t, 0);
+            float q = sumLanes(t);
+            float mu = k + m;
+            if (!Float.isFinite(q) || !Float.isFinite(mu)) {
+                return r;
+            }
+            float inv = s.invStd(q * s.invC);
+            FloatVector iv = FloatVector.broadcast(S, inv);
+            e0.mul(iv).fma(FloatVector.fromArray(S, w, a), FloatVector.fromArray(S, b, a))
+                    .intoArray(y, off);
+            e1.mul(iv).fma(FloatVector.fromArray(S, w, a + L), FloatVector.fromArray(S, b, a + L))
+                    .intoArray(y, off + L);
+            a = rowDone(s, r, mu, inv, a);
+        }
+        return to;
+    }
+
+    /** {@link #registerRows} for rows of 4 vectors. */
+    private int registerRows4(SmallRows s, int from, int to) {
+        int c = s.c;
+        float[] x = s.x;
+        float[] w = s.w;
+        float[] b = s.b;
+        float[] y = s.y;
+        float[] t = smallLevels;
+        int a = s.affine(from);
+        for (int r = from; r < to; r++) {
+            int off = r * c;
+            float k = s.rms ? 0f : x[off];
+            FloatVector kv = FloatVector.broadcast(S, k);
+            FloatVector d0 = FloatVector.fromArray(S, x, off).sub(kv);
+            FloatVector d1 = FloatVector.fromArray(S, x, off + L).sub(kv);
+            FloatVector d2 = FloatVector.fromArray(S, x, off + 2 * L).sub(kv);
+            FloatVector d3 = FloatVector.fromArray(S, x, off + 3 * L).sub(kv);
+            float m = 0f;
+            if (!s.rms) {
+                d0.add(d2).add(d1.add(d3)).intoArray(t, 0);
+                m = sumLanes(t) * s.invC;
+            }
+            FloatVector mv = FloatVector.broadcast(S, m);
+            FloatVector e0 = d0.sub(mv);
+            FloatVector e1 = d1.sub(mv);
+            FloatVector e2 = d2.sub(mv);
+            FloatVector e3 = d3.sub(mv);
+            e0.mul(e0).add(e2.mul(e2)).add(e1.mul(e1).add(e3.mul(e3))).intoArray(t, 0);
+            float q = sumLanes(t);
+            float mu = k + m;
+            if (!Float.isFinite(q) || !Float.isFinite(mu)) {
+                return r;
+            }
+            float inv = s.invStd(q * s.invC);
+            FloatVector iv = FloatVector.broadcast(S, inv);
+            e0.mul(iv).fma(FloatVector.fromArray(S, w, a), FloatVector.fromArray(S, b, a))
+                    .intoArray(y, off);
+            e1.mul(iv).fma(FloatVector.fromArray(S, w, a + L), FloatVector.fromArray(S, b, a + L))
+                    .intoArray(y, off + L);
+            e2.mul(iv).fma(FloatVector.fromArray(S, w, a + 2 * L), FloatVector.fromArray(S, b, a + 2 * L))
+                    .intoArray(y, off + 2 * L);
+            e3.mul(iv).fma(FloatVector.fromArray(S, w, a + 3 * L), FloatVector.fromArray(S, b, a + 3 * L))
+                    .intoArray(y, off + 3 * L);
+            a = rowDone(s, r, mu, inv, a);
+        }
+        return to;
+    }
+
+    /** {@link #registerRows} for rows of 8 vectors. */
+    private int registerRows8(SmallRows s, int from, int to) {
+        int c = s.c;
+        float[] x = s.x;
+        float[] w = s.w;
+        float[] b = s.b;
+        float[] y = s.y;
+        float[] t = smallLevels;
+        int a = s.affine(from);
+        for (int r = from; r < to; r++) {
+            int off = r * c;
+            float k = s.rms ? 0f : x[off];
+            FloatVector kv = FloatVector.broadcast(S, k);
+            FloatVector d0 = FloatVector.fromArray(S, x, off).sub(kv);
+            FloatVector d1 = FloatVector.fromArray(S, x, off + L).sub(kv);
+            FloatVector d2 = FloatVector.fromArray(S, x, off + 2 * L).sub(kv);
+            FloatVector d3 = FloatVector.fromArray(S, x, off + 3 * L).sub(kv);
+            FloatVector d4 = FloatVector.fromArray(S, x, off + 4 * L).sub(kv);
+            FloatVector d5 = FloatVector.fromArray(S, x, off + 5 * L).sub(kv);
+            FloatVector d6 = FloatVector.fromArray(S, x, off + 6 * L).sub(kv);
+            FloatVector d7 = FloatVector.fromArray(S, x, off + 7 * L).sub(kv);
+            float m = 0f;
+            if (!s.rms) {
+                d0.add(d4).add(d2.add(d6)).add(d1.add(d5).add(d3.add(d7))).intoArray(t, 0);
                 m = sumLanes(t) * s.invC;
             }
             FloatVector mv = FloatVector.broadcast(S, m);
@@ -620,11 +736,8 @@ final class VectorRowKernels extends RowKernels {
             FloatVector e5 = d5.sub(mv);
             FloatVector e6 = d6.sub(mv);
             FloatVector e7 = d7.sub(mv);
-            (nv == 8
-                    ? e0.mul(e0).add(e4.mul(e4)).add(e2.mul(e2).add(e6.mul(e6)))
-                            .add(e1.mul(e1).add(e5.mul(e5)).add(e3.mul(e3).add(e7.mul(e7))))
-                    : nv == 4 ? e0.mul(e0).add(e2.mul(e2)).add(e1.mul(e1).add(e3.mul(e3)))
-                    : e0.mul(e0).add(e1.mul(e1))).intoArray(t, 0);
+            e0.mul(e0).add(e4.mul(e4)).add(e2.mul(e2).add(e6.mul(e6)))
+                    .add(e1.mul(e1).add(e5.mul(e5)).add(e3.mul(e3).add(e7.mul(e7)))).intoArray(t, 0);
             float q = sumLanes(t);
             float mu = k + m;
             if (!Float.isFinite(q) || !Float.isFinite(mu)) {
@@ -632,37 +745,23 @@ final class VectorRowKernels extends RowKernels {
             }
             float inv = s.invStd(q * s.invC);
             FloatVector iv = FloatVector.broadcast(S, inv);
-            float[] w = s.w;
-            float[] b = s.b;
-            float[] y = s.y;
-            e0.mul(iv).fma(FloatVector.fromArray(S, w, a), FloatVector.fromArray(S, b, a)).intoArray(y, off);
-            e1.mul(iv).fma(FloatVector.fromArray(S, w, a + L), FloatVector.fromArray(S, b, a + L)).intoArray(y, off + L);
-            if (nv >= 4) {
-                int u = 2 * L;
-                e2.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
-                u += L;
-                e3.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
-            }
-            if (nv == 8) {
-                int u = 4 * L;
-                e4.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
-                u += L;
-                e5.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
-                u += L;
-                e6.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
-                u += L;
-                e7.mul(iv).fma(FloatVector.fromArray(S, w, a + u), FloatVector.fromArray(S, b, a + u)).intoArray(y, off + u);
-            }
-            if (s.mean != null) {
-                s.mean[r] = mu;
-            }
-            if (s.inv != null) {
-                s.inv[r] = inv;
-            }
-            a += c;
-            if (a >= s.period) {
-                a -= s.period;
-            }
+            e0.mul(iv).fma(FloatVector.fromArray(S, w, a), FloatVector.fromArray(S, b, a))
+                    .intoArray(y, off);
+            e1.mul(iv).fma(FloatVector.fromArray(S, w, a + L), FloatVector.fromArray(S, b, a + L))
+                    .intoArray(y, off + L);
+            e2.mul(iv).fma(FloatVector.fromArray(S, w, a + 2 * L), FloatVector.fromArray(S, b, a + 2 * L))
+                    .intoArray(y, off + 2 * L);
+            e3.mul(iv).fma(FloatVector.fromArray(S, w, a + 3 * L), FloatVector.fromArray(S, b, a + 3 * L))
+                    .intoArray(y, off + 3 * L);
+            e4.mul(iv).fma(FloatVector.fromArray(S, w, a + 4 * L), FloatVector.fromArray(S, b, a + 4 * L))
+                    .intoArray(y, off + 4 * L);
+            e5.mul(iv).fma(FloatVector.fromArray(S, w, a + 5 * L), FloatVector.fromArray(S, b, a + 5 * L))
+                    .intoArray(y, off + 5 * L);
+            e6.mul(iv).fma(FloatVector.fromArray(S, w, a + 6 * L), FloatVector.fromArray(S, b, a + 6 * L))
+                    .intoArray(y, off + 6 * L);
+            e7.mul(iv).fma(FloatVector.fromArray(S, w, a + 7 * L), FloatVector.fromArray(S, b, a + 7 * L))
+                    .intoArray(y, off + 7 * L);
+            a = rowDone(s, r, mu, inv, a);
         }
         return to;
     }

@@ -26,10 +26,8 @@ final class VectorRowKernels extends RowKernels {
     /** The species every Vector API kernel of the backend uses (also {@link VectorGradKernels}). */
     static final VectorSpecies<Float> S = species(Integer.getInteger(VECTOR_BITS_PROPERTY, 0));
     private static final int L = S.length();
-    /** Doubles in a vector of {@link #S}'s size, and the floats that widen into them (also {@link VectorGradKernels}). */
+    /** Doubles in a vector of {@link #S}'s size (also {@link VectorGradKernels}). */
     static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED.withShape(S.vectorShape());
-    static final VectorSpecies<Float> HALF = VectorSpecies.of(float.class,
-            VectorShape.forBitSize(S.vectorBitSize() / 2));
 
     /**
      * The widest vectors the kernels use unless {@code -Dnormcl.vector.bits} asks for more: a
@@ -920,36 +918,45 @@ final class VectorRowKernels extends RowKernels {
     @Override
     int mergeColumnBlock(float[] sum, float[] squares, int from, int to, int rows, double count, double f, double g,
             double[] mean, double[] m2, int c0) {
+        // Loaded as vectors of S and widened half by half: a second float species here (a half-width
+        // load) put a second vector class into FloatVector's shared methods, and every kernel that ran
+        // after batch norm of (N, C) data lost its intrinsics (group norm backward of 8192x1024 in 32
+        // groups: 8-20 ms a call instead of 2.5-3; docs/performance.md, 2026-11-28).
         int dl = D.length();
         double limit = Moments.ONE_PASS_LIMIT;
         int j = from;
-        for (; j + dl <= to; j += dl) {
-            DoubleVector s = (DoubleVector) FloatVector.fromArray(HALF, sum, j).convertShape(VectorOperators.F2D, D, 0);
-            DoubleVector q = (DoubleVector) FloatVector.fromArray(HALF, squares, j)
-                    .convertShape(VectorOperators.F2D, D, 0);
-            // Moments.onePassM2, lane by lane: the sums finite and the cancellation within the limit.
-            DoubleVector rm = s.div(rows);
-            DoubleVector cancelled = rm.mul(s);
-            DoubleVector rq = q.sub(cancelled);
-            VectorMask<Double> plain = s.abs().lt(Double.POSITIVE_INFINITY).and(q.abs().lt(Double.POSITIVE_INFINITY))
-                    .and(cancelled.compare(VectorOperators.LE, rq.mul(limit)));
-            int c = c0 + j;
-            if (count == 0) {
-                if (!plain.allTrue()) {
-                    return j;
+        for (; j + L <= to; j += L) {
+            FloatVector sums = FloatVector.fromArray(S, sum, j);
+            FloatVector sq = FloatVector.fromArray(S, squares, j);
+            for (int part = 0; part < L / dl; part++) {
+                int jj = j + part * dl;
+                DoubleVector s = (DoubleVector) sums.convertShape(VectorOperators.F2D, D, part);
+                DoubleVector q = (DoubleVector) sq.convertShape(VectorOperators.F2D, D, part);
+                // Moments.onePassM2, lane by lane: the sums finite and the cancellation within the limit.
+                DoubleVector rm = s.div(rows);
+                DoubleVector cancelled = rm.mul(s);
+                DoubleVector rq = q.sub(cancelled);
+                VectorMask<Double> plain = s.abs().lt(Double.POSITIVE_INFINITY)
+                        .and(q.abs().lt(Double.POSITIVE_INFINITY)).and(cancelled.compare(VectorOperators.LE,
+                                rq.mul(limit)));
+                int c = c0 + jj;
+                if (count == 0) {
+                    if (!plain.allTrue()) {
+                        return jj;
+                    }
+                    rm.intoArray(mean, c);
+                    rq.intoArray(m2, c);
+                    continue;
                 }
-                rm.intoArray(mean, c);
-                rq.intoArray(m2, c);
-                continue;
+                DoubleVector cm = DoubleVector.fromArray(D, mean, c);
+                if (!plain.and(cm.abs().lt(Double.POSITIVE_INFINITY)).allTrue()) {
+                    return jj;
+                }
+                // ChannelNorm.mergeColumn's arithmetic.
+                DoubleVector delta = rm.sub(cm);
+                cm.add(delta.mul(f)).intoArray(mean, c);
+                DoubleVector.fromArray(D, m2, c).add(rq.add(delta.mul(delta).mul(g))).intoArray(m2, c);
             }
-            DoubleVector cm = DoubleVector.fromArray(D, mean, c);
-            if (!plain.and(cm.abs().lt(Double.POSITIVE_INFINITY)).allTrue()) {
-                return j;
-            }
-            // ChannelNorm.mergeColumn's arithmetic.
-            DoubleVector delta = rm.sub(cm);
-            cm.add(delta.mul(f)).intoArray(mean, c);
-            DoubleVector.fromArray(D, m2, c).add(rq.add(delta.mul(delta).mul(g))).intoArray(m2, c);
         }
         return j;
     }

@@ -751,11 +751,7 @@ final class ClBackend implements Backend {
                     .ulong(p.outer()).ulong(p.channels()).ulong(p.inner()).f32(p.epsilon()).i32(modeCode(p.mode()))
                     .i32(up ? 1 : 0).f32(up ? update.batchWeight() : 0f).i32(up && update.unbiased() ? 1 : 0)
                     .i32(flags);
-            if (perItem > 0) {
-                launchSerial(a.ulong(perItem), (p.channels() + perItem - 1) / perItem);
-            } else {
-                launchSerial(a, p.channels());
-            }
+            launchChannels(a, p.channels(), perItem);
             finish();
         }
     }
@@ -1097,11 +1093,7 @@ final class ClBackend implements Backend {
                         .mem(x).mem(mean).mem(invStd).mem(scale).mem(partials).mem(dx).ulong(p.outer())
                         .ulong(p.channels()).ulong(p.inner()).ulong(p.perChannel()).i32(training ? 1 : 0)
                         .i32(scale != null ? 1 : 0);
-                if (perItem > 0) {
-                    launchSerial(a.ulong(perItem), (p.channels() + perItem - 1) / perItem);
-                } else {
-                    launchSerial(a, p.channels());
-                }
+                launchChannels(a, p.channels(), perItem);
                 finalizeAffineGrad(prog, partials, dScale, dBias, null, p.channels(), 1);
                 finish();
             }
@@ -1109,6 +1101,18 @@ final class ClBackend implements Backend {
     }
 
     /** Launches a one-work-item-per-task kernel (which checks its bounds) over {@code items} work-items. */
+    /**
+     * Launches a per-channel kernel of the one-work-item family: one work-item a channel when
+     * {@code perBlock} is 0, else one a block of {@code perBlock} channels (its last argument).
+     */
+    private void launchChannels(Args a, long channels, long perBlock) {
+        if (perBlock > 0) {
+            launchSerial(a.ulong(perBlock), (channels + perBlock - 1) / perBlock);
+        } else {
+            launchSerial(a, channels);
+        }
+    }
+
     private void launchSerial(Args a, long items) {
         long g = sizing.serialGroupSize(items);
         a.launch(new long[] {WorkSizing.roundUp(items, g)}, new long[] {g});

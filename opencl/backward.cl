@@ -747,8 +747,10 @@ __kernel void channel_backward_fused(const __global real_t *dy, const __global r
     partials[c * 2 + 1] = sum_d;
     acc_t k = (has_scale != 0 ? LOADP(scale, c) : ONE) * is;
     acc_t n = (acc_t) count;
+    acc_t mean_d = sum_d / n;
+    acc_t mean_dx = sum_dx / n;
     for (ulong o = 0; o < outer; o++) {
-        channel_dx_segment(dy, x, dx, (o * channels + c) * inner, inner, mu, is, k, sum_d / n, sum_dx / n, training);
+        channel_dx_segment(dy, x, dx, (o * channels + c) * inner, inner, mu, is, k, mean_d, mean_dx, training);
     }
 }
 

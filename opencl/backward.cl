@@ -83,7 +83,8 @@ inline void row_backward_means(const __global real_t *dy, const __global real_t 
 
 /* dX of one row whose first value is at `base` and whose affine entries start at group g:
  * row_backward_serial's work, and row_backward_rows' for rows that do not fill a block of lanes. */
-inline void row_backward_one(const __global real_t *dy, const __global real_t *x, const __global param_t *scale,
+__attribute__((always_inline)) inline void row_backward_one(const __global real_t *dy, const __global real_t *x,
+        const __global param_t *scale,
         const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx, ulong row, ulong base, ulong g,
         ulong cols, ulong cpg, ulong spatial, ulong segs, ulong seg_stride, int rms, int has_scale) {
     ulong len = cols / segs;
@@ -201,8 +202,8 @@ __kernel void row_backward_rows(const __global real_t *dy, const __global real_t
         ulong groups, ulong cpg, ulong spatial, ulong rows_per_item, int rms, int has_scale) {
 #define BACKWARD_LANES(len, pow2) \
     row_backward_lanes(dy, x, scale, mean, inv, dx, r, len, spatial, aff, together, rms, has_scale, pow2)
-#define BACKWARD_ONE row_backward_one(dy, x, scale, mean, inv, dx, r, r * cols, g, cols, cpg, spatial, 1, cols, rms, \
-        has_scale)
+#define BACKWARD_ONE(len) row_backward_one(dy, x, scale, mean, inv, dx, r, r * (len), g, (len), cpg, spatial, 1, \
+        (len), rms, has_scale)
     FOR_ROW_BLOCK(BACKWARD_LANES, BACKWARD_ONE);
 #undef BACKWARD_LANES
 #undef BACKWARD_ONE

@@ -70,7 +70,8 @@ inline void apply_segment(const __global real_t *restrict xs, __global real_t *r
 
 /* Normalizes one row whose first value is at `base` and whose affine entries start at group g:
  * row_norm_serial's work, and row_norm_rows' for rows that do not fill a block of lanes. */
-inline void row_norm_one(const __global real_t *x, const __global param_t *scale, const __global param_t *bias,
+__attribute__((always_inline)) inline void row_norm_one(const __global real_t *x, const __global param_t *scale,
+        const __global param_t *bias,
         __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out, ulong row, ulong base, ulong g,
         ulong cols, ulong cpg, ulong spatial, ulong segs, ulong seg_stride, float eps, int mode, int flags) {
     ulong len = cols / segs;
@@ -265,8 +266,8 @@ __kernel void row_norm_rows(const __global real_t *x, const __global param_t *sc
         ulong cpg, ulong spatial, ulong rows_per_item, float eps, int mode, int flags) {
 #define NORM_LANES(len, pow2) \
     row_norm_lanes(x, scale, bias, y, mean_out, inv_out, r, len, spatial, aff, together, eps, mode, flags, pow2)
-#define NORM_ONE row_norm_one(x, scale, bias, y, mean_out, inv_out, r, r * cols, g, cols, cpg, spatial, 1, cols, \
-        eps, mode, flags)
+#define NORM_ONE(len) row_norm_one(x, scale, bias, y, mean_out, inv_out, r, r * (len), g, (len), cpg, spatial, 1, \
+        (len), eps, mode, flags)
     FOR_ROW_BLOCK(NORM_LANES, NORM_ONE);
 #undef NORM_LANES
 #undef NORM_ONE

@@ -210,6 +210,11 @@ class ShortRowKernelTest {
         "FLOAT32, 211, 14, 2, 1, MEAN_VAR, true, false", "FLOAT32, 97, 30, 2, 1, MEAN_VAR, false, true",
         "FLOAT32, 129, 64, 4, 1, MEAN_VAR, true, true", "FLOAT32, 55, 34, 2, 1, MEAN_VAR, true, true",
         "FLOAT32, 41, 66, 2, 1, MEAN_VAR, true, true",
+        // rows of 8, 16, 32 and 64 values: a multiple of the vector width the kernels take as a constant
+        "FLOAT32, 203, 64, 2, 1, MEAN_VAR, true, true", "FLOAT32, 101, 128, 2, 1, MEAN_VAR, false, true",
+        "FLOAT32, 150, 96, 3, 1, RMS, true, false", "FLOAT32, 77, 8, 2, 8, MEAN_VAR, true, true",
+        "FLOAT32, 90, 40, 5, 1, MEAN_VAR, true, true", "FLOAT64, 99, 32, 2, 1, MEAN_VAR, true, true",
+        "FLOAT16, 120, 64, 2, 1, MEAN_VAR, true, true",
         // RMS and epsilon outside the square root (MVN's statistics), with and without groups
         "FLOAT32, 1003, 16, 4, 1, RMS, true, false", "FLOAT32, 77, 7, 1, 1, RMS, false, false",
         "FLOAT32, 1003, 9, 3, 1, MEAN_VAR_EPS_OUTSIDE, true, true",

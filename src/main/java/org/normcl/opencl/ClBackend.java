@@ -62,7 +62,7 @@ final class ClBackend implements Backend {
         "affine_grad_serial", "affine_grad_group", "affine_grad_finalize", "channel_backward",
         "channel_backward_coeffs", "channel_backward_cols", "copy_words", "channel_norm_serial",
         "channel_norm_blocks", "row_backward_affine_rows", "row_backward_affine_slices", "channel_backward_fused",
-        "channel_backward_blocks"};
+        "channel_backward_blocks", "row_backward_affine_groups"};
     /** The work-group kernels, whose group size is fixed per device and program. */
     private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
         "affine_grad_group"};
@@ -917,8 +917,9 @@ final class ClBackend implements Backend {
      * On the one-work-item family: layer and RMS norm over contiguous rows with one statistic per
      * row take row_backward_affine_rows (dX and the parameter gradients' partials in one read of
      * dY and X, the same bits as the two kernels); channels-first group and instance norm take
-     * row_backward_affine_slices (partials per sample); both then affine_grad_finalize. Anything
-     * else: the two calls.
+     * row_backward_affine_slices (partials per sample); group norm of (N, C) data (rows of the
+     * channels of a group) takes row_backward_affine_groups (affine_grad_rows' partials, the same bits
+     * as the two kernels); all then affine_grad_finalize. Anything else: the two calls.
      */
     @Override
     public void rowNormBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
@@ -934,6 +935,13 @@ final class ClBackend implements Backend {
             return;
         }
         long maxParts = affineRowParts(grad, x);
+        // Rows shorter than the vector width stay with row_backward_rows, which takes VW of them at a
+        // time in the lanes (one at a time, as here, group norm of 65536x128 in 32 groups took 4x as long).
+        if (sizing.serial() && oneParamType && groupsOfChannels(plan, grad) && maxParts >= 1
+                && plan.channelsPerGroup() >= sizing.vectorWidth()) {
+            groupBackwardWithGrad(plan, grad, dy, x, scale, mean, invStd, dx, dScale, dBias, maxParts);
+            return;
+        }
         if (!sizing.serial() || !contiguousRows || !oneParamType || maxParts < 1) {
             Backend.super.rowNormBackwardWithGrad(plan, grad, dy, x, scale, mean, invStd, dx, dScale, dBias);
             return;
@@ -972,6 +980,37 @@ final class ClBackend implements Backend {
                 && grad.outer() * plan.groups() == plan.rows() && grad.channels() == plan.groups() * plan.channelsPerGroup()
                 && grad.inner() == plan.spatial() && grad.outerPerStat() == 1 && grad.statsPerOuter() == plan.groups()
                 && grad.channelsPerStat() == plan.channelsPerGroup();
+    }
+
+    /**
+     * Whether the rows are the groups of (N, C) group norm (each row the channels of one group of a
+     * sample, one statistic a row) and the parameter gradients are per channel over the samples:
+     * row_backward_affine_groups' case.
+     */
+    private static boolean groupsOfChannels(RowNormPlan plan, AffineGradPlan grad) {
+        return plan.isContiguous() && plan.mode() != StatMode.RMS && plan.spatial() == 1 && plan.groups() > 1
+                && plan.cols() == plan.channelsPerGroup() && grad.inner() == 1
+                && grad.outer() * plan.groups() == plan.rows()
+                && grad.channels() == plan.groups() * plan.channelsPerGroup() && grad.outerPerStat() == 1
+                && grad.statsPerOuter() == plan.groups() && grad.channelsPerStat() == plan.channelsPerGroup();
+    }
+
+    /** row_backward_affine_groups over affine_grad_rows' row blocks, then affine_grad_finalize. */
+    private void groupBackwardWithGrad(RowNormPlan plan, AffineGradPlan grad, Buffer dy, Buffer x, Buffer scale,
+            Buffer mean, Buffer invStd, Buffer dx, Buffer dScale, Buffer dBias, long maxParts) {
+        Program prog = program(x.dtype(), paramType(scale, dScale, dBias));
+        long parts = Math.min(maxParts, sizing.gradRowParts(grad.outer())); // affineGrad's, for its bits
+        DType st = x.dtype().statistics();
+        try (Buffer partials = scratch(st, grad.channels() * parts * 2);
+                Buffer acc = scratch(st, grad.channels() * parts * 4)) {
+            synchronized (lock) {
+                launchSerial(args(prog, "row_backward_affine_groups").mem(dy).mem(x).mem(scale).mem(mean)
+                        .mem(invStd).mem(dx).mem(acc).mem(partials).ulong(grad.outer()).ulong(grad.channels())
+                        .ulong(plan.groups()).ulong(parts).i32(scale != null ? 1 : 0), parts);
+                finalizeAffineGrad(prog, partials, dScale, dBias, null, grad.channels(), parts);
+                finish();
+            }
+        }
     }
 
     /** row_backward_affine_slices, then affine_grad_finalize over the N samples' partials. */

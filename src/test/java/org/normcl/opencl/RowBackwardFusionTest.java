@@ -44,12 +44,8 @@ class RowBackwardFusionTest {
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());
             int n = rows * cols;
             SplittableRandom r = new SplittableRandom(n * 7L + cols);
-            float[] x = new float[n];
-            float[] dy = new float[n];
-            for (int i = 0; i < n; i++) {
-                x[i] = (float) (r.nextGaussian() * 2 + 3);
-                dy[i] = (float) r.nextGaussian();
-            }
+            float[] x = gaussian(r, n, 2, 3);
+            float[] dy = gaussian(r, n, 1, 0);
             float[] w = new float[cols];
             for (int c = 0; c < cols; c++) {
                 w[c] = (float) (0.5 + r.nextDouble());
@@ -108,12 +104,8 @@ class RowBackwardFusionTest {
             AffineGradPlan grad = perGroup ? new AffineGradPlan(n, g, cols, g, 1, false)
                     : new AffineGradPlan(n, c, spatial, g, cpg, false);
             SplittableRandom r = new SplittableRandom(size + 17L * c);
-            float[] x = new float[size];
-            float[] dy = new float[size];
-            for (int i = 0; i < size; i++) {
-                x[i] = (float) (r.nextGaussian() * 2 + 3);
-                dy[i] = (float) r.nextGaussian();
-            }
+            float[] x = gaussian(r, size, 2, 3);
+            float[] dy = gaussian(r, size, 1, 0);
             float[] w = new float[affine];
             for (int i = 0; i < affine; i++) {
                 w[i] = (float) (0.5 + r.nextDouble());
@@ -150,6 +142,65 @@ class RowBackwardFusionTest {
                 assertSameBits(be, ds2, ds3, affine, what + " dScale, run to run");
             }
         }
+    }
+
+    /**
+     * Group norm of (N, C) data (rows of the C / G channels of a group, per-channel parameters) takes
+     * row_backward_affine_groups: dX, dScale and dBias have the bits of row_backward_rows followed by
+     * affine_grad_rows, for rows of a multiple of the vector width (taken as a constant) and not,
+     * with and without scale, for float32, float16 and float64; rows shorter than the vector width
+     * (of 3 values, and of one: instance norm) keep the two kernels and their bits.
+     */
+    @ParameterizedTest(name = "{0} N={1} C={2} G={3} scale {4}")
+    @CsvSource({"FLOAT32, 300, 1024, 32, true", "FLOAT32, 97, 64, 4, true", "FLOAT32, 50, 192, 3, false",
+        "FLOAT32, 333, 12, 4, true", "FLOAT32, 77, 6, 6, true", "FLOAT32, 129, 100, 2, true",
+        "FLOAT16, 60, 64, 2, true", "FLOAT64, 45, 48, 3, true"})
+    void groupsFusedEqualTheUnfusedKernels(DType type, int n, int c, int g, boolean hasScale) {
+        try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
+            assumeTrue(be.supports(type), type + " is not supported by " + device.name());
+            int cpg = c / g;
+            int rows = n * g;
+            int size = n * c;
+            RowNormPlan plan = RowNormPlan.contiguous(rows, cpg, StatMode.MEAN_VAR, 1e-5f, g, cpg, 1, hasScale, true);
+            AffineGradPlan grad = new AffineGradPlan(n, c, 1, g, cpg, false);
+            SplittableRandom r = new SplittableRandom(size + 31L * c);
+            float[] x = gaussian(r, size, 2, 3);
+            float[] dy = gaussian(r, size, 1, 0);
+            float[] w = new float[c];
+            for (int i = 0; i < c; i++) {
+                w[i] = (float) (0.5 + r.nextDouble());
+            }
+            DType st = type.statistics();
+            try (Buffer xb = be.importHost(HostTensor.convert(x, type, size));
+                    Buffer dyb = be.importHost(HostTensor.convert(dy, type, size));
+                    Buffer wb = hasScale ? be.importHost(HostTensor.of(w, c)) : null;
+                    Buffer mean = be.allocate(st, rows);
+                    Buffer inv = be.allocate(st, rows);
+                    Buffer dx1 = be.allocate(type, size);
+                    Buffer dx2 = be.allocate(type, size);
+                    Buffer ds1 = be.allocate(DType.FLOAT32, c);
+                    Buffer ds2 = be.allocate(DType.FLOAT32, c);
+                    Buffer db1 = be.allocate(DType.FLOAT32, c);
+                    Buffer db2 = be.allocate(DType.FLOAT32, c)) {
+                be.rowNorm(plan, xb, null, null, null, mean, inv);
+                be.rowNormBackward(plan, dyb, xb, wb, mean, inv, dx1);
+                be.affineGrad(grad, dyb, xb, mean, inv, ds1, db1, null);
+                be.rowNormBackwardWithGrad(plan, grad, dyb, xb, wb, mean, inv, dx2, ds2, db2);
+                String what = type + " N=" + n + " C=" + c + " G=" + g;
+                assertSameBits(be, dx1, dx2, size, what + " dX");
+                assertSameBits(be, ds1, ds2, c, what + " dScale");
+                assertSameBits(be, db1, db2, c, what + " dBias");
+            }
+        }
+    }
+
+    /** @return n values of {@code r.nextGaussian() * sd + mean} */
+    private static float[] gaussian(SplittableRandom r, int n, double sd, double mean) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (r.nextGaussian() * sd + mean);
+        }
+        return a;
     }
 
     private static void assertSameBits(ClBackend be, Buffer a, Buffer b, long n, String what) {

@@ -596,6 +596,8 @@ public final class OclgrindWorkload {
         l.add(new Case("rms backward 4x300, saved", null, true, backward("rms", new long[] {4, 300}, true)));
         l.add(new Case("group backward 2x4x5x5 per-channel, saved", null, true, backward("group",
                 new long[] {2, 4, 5, 5}, true)));
+        l.add(new Case("group backward (N, C) 5x32, saved (fused with the parameter gradients)", null, true,
+                backward("group", new long[] {5, 32}, true)));
         l.add(new Case("group backward 2x4x5x5 per-group, recomputed", null, true, backward("group-per-group",
                 new long[] {2, 4, 5, 5}, false)));
         l.add(new Case("instance backward 3x2x9, saved", null, true, backward("instance", new long[] {3, 2, 9},

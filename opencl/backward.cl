@@ -204,7 +204,7 @@ __kernel void row_backward_rows(const __global real_t *dy, const __global real_t
     row_backward_lanes(dy, x, scale, mean, inv, dx, r, len, spatial, aff, together, rms, has_scale, pow2)
 #define BACKWARD_ONE(len) row_backward_one(dy, x, scale, mean, inv, dx, r, r * (len), g, (len), cpg, spatial, 1, \
         (len), rms, has_scale)
-    FOR_ROW_BLOCK(BACKWARD_LANES, BACKWARD_ONE);
+    FOR_ROW_BLOCK(BACKWARD_LANES, (void) 0, false, BACKWARD_ONE);
 #undef BACKWARD_LANES
 #undef BACKWARD_ONE
 }

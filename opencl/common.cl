@@ -261,7 +261,8 @@ inline bool lane_groups(ulong *aff, ulong *g, ulong groups, ulong cpg, ulong spa
  * The walk of row_norm_rows and row_backward_rows (kernel arguments rows, cols, groups, cpg,
  * spatial, rows_per_item) over their work-item's block of contiguous rows: while rows are shorter
  * than VW, VW rows at a time through LANES(len, pow2) (with r, the block's first row, and aff and
- * together from lane_groups), the rest one row at a time through ONE(len) (with r and g, its group).
+ * together from lane_groups), rows of exactly VW values (spatial 1) VW at a time through WIDE where
+ * HAS_WIDE (a constant), the rest one row at a time through ONE(len) (with r and g, its group).
  * Rows of 1, 2, 4 or 8 values get LANES with that length as a constant (pow2 true), so that the
  * compiler unrolls the loops over a row, turns divisions by the length into (exact)
  * multiplications and the lanes' loads and stores into vector loads, stores and shuffles. Rows of
@@ -271,7 +272,7 @@ inline bool lane_groups(ulong *aff, ulong *g, ulong groups, ulong cpg, ulong spa
  * 5.8-7.7 to 4.45-4.6 ms at 16384x512 (rows of 16) and from 3.0-3.3 to 2.5-3.2 ms at 8192x1024
  * (rows of 32); 8 VW (layer norm 65536x128, already at the copy's pace) gained nothing.
  */
-#define FOR_ROW_BLOCK(LANES, ONE) \
+#define FOR_ROW_BLOCK(LANES, WIDE, HAS_WIDE, ONE) \
     ulong r = get_global_id(0) * rows_per_item; \
     if (r >= rows) { \
         return; \
@@ -289,6 +290,13 @@ inline bool lane_groups(ulong *aff, ulong *g, ulong groups, ulong cpg, ulong spa
             case 8: LANES(8, true); break; \
             default: LANES(cols, false); \
             } \
+        } \
+    } \
+    if (HAS_WIDE && cols == VW && spatial == 1) { \
+        for (; r + VW <= r1; r += VW) { \
+            ulong aff[VW]; \
+            const bool together = lane_groups(aff, &g, groups, cpg, spatial); \
+            WIDE; \
         } \
     } \
     switch (cols) { \
@@ -365,6 +373,18 @@ inline acc_t hsum(accv_t v) {
     CAT(ACC_SCALAR, 2) v2 = v4.lo + v4.hi;
     return v2.x + v2.y;
 #endif
+}
+
+/* hsum's tree taken across VW vectors: lane j of the result is hsum of the vector of lane j of
+ * e[0], e[1], ..., e[VW - 1] (e[t] holding value t of VW rows), the same additions in the same
+ * order. Overwrites e. */
+inline accv_t hsum_across(accv_t *e) {
+    for (uint w = VW / 2; w > 0; w /= 2) {
+        for (uint i = 0; i < w; i++) {
+            e[i] = e[i] + e[i + w];
+        }
+    }
+    return e[0];
 }
 
 /* Largest n (mean - kr)^2 / M2 of a run whose one-pass statistics are kept (as Java's

@@ -120,6 +120,43 @@ __kernel void row_norm_serial(const __global real_t *x, const __global param_t *
 }
 
 /*
+ * VW consecutive rows of len values at xb, read with vector loads as they lie in memory into buf
+ * (len vectors) and taken apart into lanes in private memory: xt[t] holds value t of every row.
+ */
+__attribute__((always_inline)) inline void load_lanes(const __global real_t *xb, ulong len, acc_t *buf, accv_t *xt) {
+    for (ulong q = 0; q < len; q++) {
+        VSTORE(LOADXV(xb, q * VW), 0, buf + q * VW);
+    }
+    for (ulong t = 0; t < len; t++) {
+        xt[t] = lane_gather_private(buf + t, len);
+    }
+}
+
+/*
+ * The lanes' one-pass moments from the sums s1 of d and s2 of d * d, d = x - kr over n values (k:
+ * the row's shift, which the mean is kept relative to): *m and *m2 set, and the lanes returned
+ * where one pass holds (finite sums, no cancellation past ONE_PASS_LIMIT).
+ */
+inline maskv_t lanes_one_pass(accv_t s1, accv_t s2, acc_t n, accv_t kr, accv_t k, accv_t *m, accv_t *m2) {
+    accv_t rm = s1 / n;
+    accv_t cancelled = s1 * rm;
+    *m2 = s2 - cancelled;
+    *m = (kr - k) + rm;
+    return FINITEV(s1) & FINITEV(s2) & (cancelled <= ONE_PASS_LIMIT * *m2);
+}
+
+/* The saved statistics of VW consecutive rows r.., one per lane (the lane kernels' epilogue). */
+inline void store_lane_stats(int flags, accv_t mean, accv_t inv, __global acc_t *mean_out, __global acc_t *inv_out,
+        ulong r) {
+    if ((flags & WRITE_MEAN) != 0) {
+        VSTORE(mean, 0, mean_out + r);
+    }
+    if ((flags & WRITE_INVSTD) != 0) {
+        VSTORE(inv, 0, inv_out + r);
+    }
+}
+
+/*
  * VW rows of cols < VW values each, rows r .. r + VW - 1 of a contiguous layout, one row per lane:
  * row_norm_one's operations, in its order, lane by lane. A row shorter than VW takes none of the
  * vector loops of moments_add_contiguous, sum_squares_contiguous and apply_segment, only their
@@ -139,13 +176,7 @@ __attribute__((always_inline)) inline void row_norm_lanes(const __global real_t 
     const acc_t n = (acc_t) cols;
     accv_t xt[VW - 1];
     acc_t buf[VW * (VW - 1)]; /* the block of rows, as it is in memory */
-    const __global real_t *xb = x + r * cols;
-    for (ulong q = 0; q < cols; q++) {
-        VSTORE(LOADXV(xb, q * VW), 0, buf + q * VW);
-    }
-    for (ulong t = 0; t < cols; t++) {
-        xt[t] = lane_gather_private(buf + t, cols);
-    }
+    load_lanes(x + r * cols, cols, buf, xt);
     accv_t k = zero, m = zero, inv;
     if (mode == MODE_RMS) {
         accv_t s = zero;
@@ -170,12 +201,8 @@ __attribute__((always_inline)) inline void row_norm_lanes(const __global real_t 
             s1 += d;
             s2 += d * d;
         }
-        accv_t rm = s1 / n;
-        accv_t cancelled = s1 * rm;
-        accv_t m2r = s2 - cancelled;
-        maskv_t one = FINITEV(s1) & FINITEV(s2) & (cancelled <= ONE_PASS_LIMIT * m2r);
-        m = (kr - k) + rm;
-        accv_t m2 = m2r;
+        accv_t m2;
+        maskv_t one = lanes_one_pass(s1, s2, n, kr, k, &m, &m2);
         if (hsum(select((accv_t) (ONE), zero, one)) != ZERO) { /* a lane takes two passes (all() costs more) */
             accv_t s = zero;
             for (ulong t = 0; t < cols; t++) {
@@ -192,12 +219,7 @@ __attribute__((always_inline)) inline void row_norm_lanes(const __global real_t 
         }
         inv = inv_std_ofv(mode, m2 / n, eps);
     }
-    if ((flags & WRITE_MEAN) != 0) {
-        VSTORE(k + m, 0, mean_out + r);
-    }
-    if ((flags & WRITE_INVSTD) != 0) {
-        VSTORE(inv, 0, inv_out + r);
-    }
+    store_lane_stats(flags, k + m, inv, mean_out, inv_out, r);
     if ((flags & SKIP_APPLY) == 0) {
         const bool has_scale = (flags & HAS_SCALE) != 0;
         const bool has_bias = (flags & HAS_BIAS) != 0;
@@ -254,6 +276,109 @@ __attribute__((always_inline)) inline void row_norm_lanes(const __global real_t 
 }
 
 /*
+ * VW rows of exactly VW values (one affine entry per value), rows r .. r + VW - 1, one row per lane
+ * for the statistics: row_norm_one's operations in its order, lane by lane, as row_norm_lanes does
+ * for shorter rows. A row of VW values takes one step of the vector loops of moments_add_contiguous
+ * (and its two-pass redo) and sum_squares_contiguous and then hsum's tree over its lanes, which
+ * hsum_across takes across the rows' vectors; run_shift takes its pairwise tree of 16 values when
+ * VW is 16, its loop otherwise. The normalization is apply_segment's vector loop, a row at a time
+ * (a row is a vector), with the row's statistics from the lanes. So the bits are row_norm_serial's
+ * (ShortRowKernelTest). One at a time, a row of 16 values cost PoCL more in fixed work (shift, two
+ * horizontal sums, the run's merge) than in its values.
+ */
+__attribute__((always_inline)) inline void row_norm_lanes_wide(const __global real_t *x,
+        const __global param_t *scale, const __global param_t *bias, __global real_t *y, __global acc_t *mean_out,
+        __global acc_t *inv_out, ulong r, const ulong *aff, const bool together, float eps, int mode, int flags) {
+    const accv_t zero = (accv_t) (ZERO);
+    const acc_t n = (acc_t) VW;
+    accv_t xt[VW], e[VW], q[VW];
+    acc_t buf[VW * VW]; /* the block of rows, as it is in memory */
+    load_lanes(x + r * VW, VW, buf, xt);
+    accv_t k = zero, m = zero, inv;
+    if (mode == MODE_RMS) {
+        for (uint t = 0; t < VW; t++) { /* sum_squares_contiguous: acc += v * v, then its four chains */
+            accv_t acc = zero;
+            acc += xt[t] * xt[t];
+            e[t] = (acc + zero) + (zero + zero);
+        }
+        accv_t ss = zero, ss_c = zero;
+        kahan_addv(&ss, &ss_c, hsum_across(e));
+        inv = inv_std_ofv(mode, ss / n, eps);
+    } else {
+        k = select(zero, xt[0], FINITEV(xt[0])); /* shift_of */
+#if VW == 16
+        accv_t a = (xt[0] + xt[1]) + (xt[2] + xt[3]);
+        accv_t b = (xt[4] + xt[5]) + (xt[6] + xt[7]);
+        accv_t c = (xt[8] + xt[9]) + (xt[10] + xt[11]);
+        accv_t d = (xt[12] + xt[13]) + (xt[14] + xt[15]);
+        accv_t rs = ((a + b) + (c + d)) / (acc_t) 16;
+#else
+        accv_t rs = zero;
+        for (uint t = 0; t < VW; t++) {
+            rs += xt[t];
+        }
+        rs = rs / n;
+#endif
+        accv_t kr = select(k, rs, FINITEV(rs)); /* run_shift */
+        for (uint t = 0; t < VW; t++) { /* MOMENTS' single-vector step: sa += d, qa += d * d */
+            accv_t d = xt[t] - kr;
+            accv_t sa = zero, qa = zero;
+            sa += d;
+            qa += d * d;
+            e[t] = sa + zero;
+            q[t] = qa + zero;
+        }
+        accv_t s1 = hsum_across(e);
+        accv_t s2 = hsum_across(q);
+        accv_t m2;
+        maskv_t one = lanes_one_pass(s1, s2, n, kr, k, &m, &m2);
+        if (hsum(select((accv_t) (ONE), zero, one)) != ZERO) { /* a lane takes two passes */
+            for (uint t = 0; t < VW; t++) {
+                accv_t acc = zero;
+                acc += xt[t] - k;
+                e[t] = acc + zero;
+            }
+            accv_t run_mean = hsum_across(e) / n;
+            for (uint t = 0; t < VW; t++) {
+                accv_t d = (xt[t] - k) - run_mean;
+                accv_t acc2 = zero;
+                acc2 += d * d;
+                q[t] = acc2 + zero;
+            }
+            accv_t s2b = hsum_across(q);
+            m = select(run_mean, m, one);
+            m2 = select(s2b, m2, one);
+        }
+        inv = inv_std_ofv(mode, m2 / n, eps);
+    }
+    store_lane_stats(flags, k + m, inv, mean_out, inv_out, r);
+    if ((flags & SKIP_APPLY) != 0) {
+        return;
+    }
+    const bool has_scale = (flags & HAS_SCALE) != 0;
+    const bool has_bias = (flags & HAS_BIAS) != 0;
+    acc_t ks[VW], ms[VW], is[VW];
+    VSTORE(k, 0, ks);
+    VSTORE(m, 0, ms);
+    VSTORE(inv, 0, is);
+    for (uint j = 0; j < VW; j++) { /* apply_segment's vector loop over row j */
+        ulong a = together ? aff[0] + j * VW : aff[j];
+        accv_t v = VLOAD(0, buf + j * VW);
+        if (has_scale && has_bias) {
+            v = ((v - ks[j]) - ms[j]) * is[j] * LOADPV(scale, a) + LOADPV(bias, a);
+        } else if (has_scale) {
+            v = ((v - ks[j]) - ms[j]) * is[j] * LOADPV(scale, a);
+        } else {
+            v = ((v - ks[j]) - ms[j]) * is[j];
+            if (has_bias) { /* its scalar loop: the bias added on its own */
+                v += LOADPV(bias, a);
+            }
+        }
+        STOREXV(y + (r + j) * VW, 0, v);
+    }
+}
+
+/*
  * Short contiguous rows on the one-work-item family (CPU): a work-item takes a block of
  * rows_per_item consecutive rows (WorkSizing.shortRowsPerItem), VW rows at a time in the lanes of
  * row_norm_lanes when rows are shorter than VW, the rest (and longer rows) one at a time with
@@ -268,7 +393,9 @@ __kernel void row_norm_rows(const __global real_t *x, const __global param_t *sc
     row_norm_lanes(x, scale, bias, y, mean_out, inv_out, r, len, spatial, aff, together, eps, mode, flags, pow2)
 #define NORM_ONE(len) row_norm_one(x, scale, bias, y, mean_out, inv_out, r, r * (len), g, (len), cpg, spatial, 1, \
         (len), eps, mode, flags)
-    FOR_ROW_BLOCK(NORM_LANES, NORM_ONE);
+#define NORM_WIDE row_norm_lanes_wide(x, scale, bias, y, mean_out, inv_out, r, aff, together, eps, mode, flags)
+    FOR_ROW_BLOCK(NORM_LANES, NORM_WIDE, true, NORM_ONE);
+#undef NORM_WIDE
 #undef NORM_LANES
 #undef NORM_ONE
 }

@@ -215,6 +215,10 @@ class ShortRowKernelTest {
         "FLOAT32, 150, 96, 3, 1, RMS, true, false", "FLOAT32, 77, 8, 2, 8, MEAN_VAR, true, true",
         "FLOAT32, 90, 40, 5, 1, MEAN_VAR, true, true", "FLOAT64, 99, 32, 2, 1, MEAN_VAR, true, true",
         "FLOAT16, 120, 64, 2, 1, MEAN_VAR, true, true",
+        // rows of 16 values, VW at a time in the lanes where VW is 16: RMS, bias only, no affine (one
+        // group: the lanes' groups are not consecutive), bfloat16
+        "FLOAT32, 150, 48, 3, 1, RMS, true, false", "FLOAT32, 90, 32, 2, 1, MEAN_VAR, false, true",
+        "FLOAT32, 70, 16, 1, 1, MEAN_VAR, false, false", "BFLOAT16, 64, 32, 2, 1, MEAN_VAR, true, true",
         // RMS and epsilon outside the square root (MVN's statistics), with and without groups
         "FLOAT32, 1003, 16, 4, 1, RMS, true, false", "FLOAT32, 77, 7, 1, 1, RMS, false, false",
         "FLOAT32, 1003, 9, 3, 1, MEAN_VAR_EPS_OUTSIDE, true, true",
@@ -266,7 +270,7 @@ class ShortRowKernelTest {
      * row of the block is untouched by them; all bit for bit as row_norm_serial.
      */
     @ParameterizedTest(name = "rows of {0}")
-    @CsvSource({"1", "3", "4", "17"})
+    @CsvSource({"1", "3", "4", "8", "16", "17"})
     void nonFiniteValuesStayInTheirRows(int cpg) {
         int n = 45;
         int g = 16;

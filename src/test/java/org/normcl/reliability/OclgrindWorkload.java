@@ -585,6 +585,15 @@ public final class OclgrindWorkload {
         d = new long[] {4, 8, 9, 9};
         l.add(new Case("group 4x8x9x9 G4 per-channel", Op.group(d, 4, false, eps, g("g7", size(d), 0, 1), g("g7w", 8, 1,
                 .5), g("g7b", 8, 0, .5)), false));
+        // group norm of (N, C) data: rows of 4, 8 and 16 values, the lengths whose row blocks run with the row
+        // length as a constant, and (for the device's vector width) VW rows at a time in the lanes; 11 rows
+        // leave a partial block
+        d = new long[] {11, 64};
+        for (int groups : new int[] {16, 8, 4}) {
+            String n = "gw" + groups;
+            l.add(new Case("group (N, C) 11x64 G" + groups + " (rows of " + 64 / groups + ")", Op.group(d, groups, false,
+                    eps, g(n, size(d), 1, 2), g(n + "w", 64, 1, .5), g(n + "b", 64, 0, .5)), false));
+        }
         l.add(new Case(CHAIN, null, true));
         // ---- mergeable statistics and backward passes (every kernel of backward.cl)
         l.add(new Case("batch norm from merged moments", null, true, moments(false)));

@@ -1139,7 +1139,6 @@ final class ClBackend implements Backend {
         }
     }
 
-    /** Launches a one-work-item-per-task kernel (which checks its bounds) over {@code items} work-items. */
     /**
      * Launches a per-channel kernel of the one-work-item family: one work-item a channel when
      * {@code perBlock} is 0, else one a block of {@code perBlock} channels (its last argument).
@@ -1152,6 +1151,7 @@ final class ClBackend implements Backend {
         }
     }
 
+    /** Launches a one-work-item-per-task kernel (which checks its bounds) over {@code items} work-items. */
     private void launchSerial(Args a, long items) {
         long g = sizing.serialGroupSize(items);
         a.launch(new long[] {WorkSizing.roundUp(items, g)}, new long[] {g});

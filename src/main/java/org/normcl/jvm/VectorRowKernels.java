@@ -547,11 +547,12 @@ final class VectorRowKernels extends RowKernels {
             FloatVector var = q.mul(invC);
             FloatVector inv = s.epsOutside ? one.div(var.sqrt().add(eps)) : one.div(var.add(eps).sqrt());
             // Not finite: a value that is not, or float32 overflow (q alone misses a mean's overflow).
-            mu.add(q).intoArray(means, 0);
-            for (int i = 0; i < L; i += c) {
-                if (!Float.isFinite(means[i])) {
-                    return r;
-                }
+            // both - both is 0 exactly where both is finite, NaN elsewhere: one compare for the whole vector
+            // (a segment's lanes hold the same statistics). Storing the sums and testing a lane per
+            // row cost 16% of 65536x128 in 32 groups.
+            FloatVector both = mu.add(q);
+            if (!both.sub(both).compare(VectorOperators.EQ, 0f).allTrue()) {
+                return r;
             }
             e.mul(inv).fma(FloatVector.fromArray(S, s.w, a), FloatVector.fromArray(S, s.b, a)).intoArray(s.y, off);
             if (s.mean != null) {

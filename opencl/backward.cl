@@ -114,6 +114,49 @@ __kernel void row_backward_serial(const __global real_t *dy, const __global real
             seg_stride, rms, has_scale);
 }
 
+/* A row block's compensated per-column sums of dy * xhat and dy (affine_grad_rows,
+ * row_backward_affine_rows): its own slice of `acc`, channels x {sdx, sdx_c, sd, sd_c}, zeroed first
+ * and stored to partials[(c * parts + part) * 2 + {0, 1}] last. */
+inline __global acc_t *col_sums_start(__global acc_t *acc, ulong part, ulong channels) {
+    __global acc_t *a = acc + part * channels * 4;
+    for (ulong i = 0; i < channels * 4; i++) {
+        a[i] = ZERO;
+    }
+    return a;
+}
+
+/* Adds dy (d) and dy * xhat (dxh) of the VW columns from c. */
+inline void col_sums_addv(__global acc_t *a, ulong channels, ulong c, accv_t d, accv_t dxh) {
+    accv_t sdx = VLOAD(0, a + c), sdx_c = VLOAD(0, a + channels + c);
+    accv_t sd = VLOAD(0, a + 2 * channels + c), sd_c = VLOAD(0, a + 3 * channels + c);
+    kahan_addv(&sd, &sd_c, d);
+    kahan_addv(&sdx, &sdx_c, dxh);
+    VSTORE(sdx, 0, a + c);
+    VSTORE(sdx_c, 0, a + channels + c);
+    VSTORE(sd, 0, a + 2 * channels + c);
+    VSTORE(sd_c, 0, a + 3 * channels + c);
+}
+
+/* Adds dy (d) and dy * xhat (dxh) of column c. */
+inline void col_sums_add(__global acc_t *a, ulong channels, ulong c, acc_t d, acc_t dxh) {
+    acc_t sdx = a[c], sdx_c = a[channels + c], sd = a[2 * channels + c], sd_c = a[3 * channels + c];
+    kahan_add(&sd, &sd_c, d);
+    kahan_add(&sdx, &sdx_c, dxh);
+    a[c] = sdx;
+    a[channels + c] = sdx_c;
+    a[2 * channels + c] = sd;
+    a[3 * channels + c] = sd_c;
+}
+
+inline void col_sums_store(const __global acc_t *a, __global acc_t *partials, ulong channels, ulong part,
+        ulong parts) {
+    for (ulong c = 0; c < channels; c++) {
+        ulong q = c * parts + part;
+        partials[q * 2 + 0] = a[c] - a[channels + c];
+        partials[q * 2 + 1] = a[2 * channels + c] - a[3 * channels + c];
+    }
+}
+
 /*
  * row_backward_one for VW rows of cols < VW values, one row per lane, as row_norm_lanes does the
  * forward pass (its layout, `aff`, `together` and `pow2`): row_backward_means' scalar loops
@@ -123,7 +166,8 @@ __kernel void row_backward_serial(const __global real_t *dy, const __global real
  */
 __attribute__((always_inline)) inline void row_backward_lanes(const __global real_t *dy, const __global real_t *x,
         const __global param_t *scale, const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx,
-        ulong r, ulong cols, ulong spatial, ulong *aff, const bool together, int rms, int has_scale, const bool pow2) {
+        ulong r, ulong cols, ulong spatial, ulong *aff, const bool together, int rms, int has_scale, const bool pow2,
+        const bool sums, __global acc_t *a, ulong channels, ulong c0) {
     const accv_t zero = (accv_t) (ZERO);
     const acc_t n = (acc_t) cols;
     acc_t xbuf[VW * (VW - 1)], dbuf[VW * (VW - 1)]; /* the block of rows of X and dY, as in memory */
@@ -176,10 +220,19 @@ __attribute__((always_inline)) inline void row_backward_lanes(const __global rea
             accv_t w = has_scale != 0 ? LOADPV(scale, aff[0] + q * VW) : (accv_t) (ONE);
             accv_t isq = lane_expand(iss, q, cols);
             accv_t xhat = (VLOAD(0, xbuf + q * VW) - lane_expand(mus, q, cols)) * isq;
-            STOREXV(dx, b0 + q * VW, isq * (VLOAD(0, dbuf + q * VW) * w - lane_expand(mgs, q, cols)
-                    - xhat * lane_expand(mgxs, q, cols)));
+            accv_t d = VLOAD(0, dbuf + q * VW);
+            STOREXV(dx, b0 + q * VW, isq * (d * w - lane_expand(mgs, q, cols) - xhat * lane_expand(mgxs, q, cols)));
+            if (sums) { /* affine_grad_rows' terms of these columns: dy, dy * ((x - mean) * inv) */
+                col_sums_addv(a, channels, c0 + q * VW, d, d * xhat);
+            }
         }
         return;
+    }
+    if (sums) { /* before xbuf takes dX: affine_grad_rows' terms, column by column as the block lies */
+        for (ulong i = 0; i < VW * cols; i++) {
+            acc_t d = dbuf[i];
+            col_sums_add(a, channels, c0 + i, d, d * ((xbuf[i] - mus[i / cols]) * iss[i / cols]));
+        }
     }
     for (ulong t = 0; t < cols; t++) {
         accv_t w = has_scale != 0 ? lane_gather_param(scale, aff, t / spatial) : (accv_t) (ONE);
@@ -201,7 +254,7 @@ __kernel void row_backward_rows(const __global real_t *dy, const __global real_t
         const __global acc_t *mean, const __global acc_t *inv, __global real_t *dx, ulong rows, ulong cols,
         ulong groups, ulong cpg, ulong spatial, ulong rows_per_item, int rms, int has_scale) {
 #define BACKWARD_LANES(len, pow2) \
-    row_backward_lanes(dy, x, scale, mean, inv, dx, r, len, spatial, aff, together, rms, has_scale, pow2)
+    row_backward_lanes(dy, x, scale, mean, inv, dx, r, len, spatial, aff, together, rms, has_scale, pow2, false, 0, 0, 0)
 #define BACKWARD_ONE(len) row_backward_one(dy, x, scale, mean, inv, dx, r, r * (len), g, (len), cpg, spatial, 1, \
         (len), rms, has_scale)
     FOR_ROW_BLOCK(BACKWARD_LANES, (void) 0, false, BACKWARD_ONE);
@@ -268,49 +321,6 @@ __kernel void affine_grad_cols(const __global real_t *dy, const __global real_t 
     ulong t = c * parts + part;
     partials[t * 2 + 0] = sdx;
     partials[t * 2 + 1] = sd;
-}
-
-/* A row block's compensated per-column sums of dy * xhat and dy (affine_grad_rows,
- * row_backward_affine_rows): its own slice of `acc`, channels x {sdx, sdx_c, sd, sd_c}, zeroed first
- * and stored to partials[(c * parts + part) * 2 + {0, 1}] last. */
-inline __global acc_t *col_sums_start(__global acc_t *acc, ulong part, ulong channels) {
-    __global acc_t *a = acc + part * channels * 4;
-    for (ulong i = 0; i < channels * 4; i++) {
-        a[i] = ZERO;
-    }
-    return a;
-}
-
-/* Adds dy (d) and dy * xhat (dxh) of the VW columns from c. */
-inline void col_sums_addv(__global acc_t *a, ulong channels, ulong c, accv_t d, accv_t dxh) {
-    accv_t sdx = VLOAD(0, a + c), sdx_c = VLOAD(0, a + channels + c);
-    accv_t sd = VLOAD(0, a + 2 * channels + c), sd_c = VLOAD(0, a + 3 * channels + c);
-    kahan_addv(&sd, &sd_c, d);
-    kahan_addv(&sdx, &sdx_c, dxh);
-    VSTORE(sdx, 0, a + c);
-    VSTORE(sdx_c, 0, a + channels + c);
-    VSTORE(sd, 0, a + 2 * channels + c);
-    VSTORE(sd_c, 0, a + 3 * channels + c);
-}
-
-/* Adds dy (d) and dy * xhat (dxh) of column c. */
-inline void col_sums_add(__global acc_t *a, ulong channels, ulong c, acc_t d, acc_t dxh) {
-    acc_t sdx = a[c], sdx_c = a[channels + c], sd = a[2 * channels + c], sd_c = a[3 * channels + c];
-    kahan_add(&sd, &sd_c, d);
-    kahan_add(&sdx, &sdx_c, dxh);
-    a[c] = sdx;
-    a[channels + c] = sdx_c;
-    a[2 * channels + c] = sd;
-    a[3 * channels + c] = sd_c;
-}
-
-inline void col_sums_store(const __global acc_t *a, __global acc_t *partials, ulong channels, ulong part,
-        ulong parts) {
-    for (ulong c = 0; c < channels; c++) {
-        ulong q = c * parts + part;
-        partials[q * 2 + 0] = a[c] - a[channels + c];
-        partials[q * 2 + 1] = a[2 * channels + c] - a[3 * channels + c];
-    }
 }
 
 /* Lane j: s[j / per], the statistics of VW columns in runs of `per` (a divisor of VW) each; the
@@ -589,6 +599,11 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
         } \
     }
 
+/* VW groups of sample o of row_backward_affine_groups from group b, rows r.., of cpg < VW values each. */
+#define GROUP_LANES(cpg, pow2) \
+    row_backward_lanes(dy, x, scale, mean, inv, dx, r, (cpg), 1, aff, together, 0, has_scale, pow2, true, a, \
+            channels, b * (cpg))
+
 /*
  * Group norm of (N, C) data (rows of cpg = C / G consecutive channels, one statistic each)
  * backward fused with its per-channel parameter gradients, on the one-work-item family (CPU): a
@@ -598,8 +613,9 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
  * sample by sample as there). The same operations in the same order as row_backward_rows followed
  * by affine_grad_rows, so the same bits, with dY and X read from memory once instead of twice
  * (PoCL, Zen 5, 2026-11-28: 32 groups of 8192x1024 5.2-7.3 -> 3.9-4.4 ms, of 16384x512 9.1-9.5 ->
- * 4.3-4.4 ms). Rows shorter than VW stay with row_backward_rows (see ClBackend). `acc` and
- * `partials` as in affine_grad_rows.
+ * 4.3-4.4 ms). Rows shorter than VW (groups a multiple of VW) go VW groups at a time through
+ * row_backward_lanes, which adds the same terms to the column sums from its block in private
+ * memory. `acc` and `partials` as in affine_grad_rows.
  */
 __kernel void row_backward_affine_groups(const __global real_t *restrict dy, const __global real_t *restrict x,
         const __global param_t *restrict scale, const __global acc_t *restrict mean,
@@ -613,6 +629,25 @@ __kernel void row_backward_affine_groups(const __global real_t *restrict dy, con
     ulong o1 = outer * (part + 1) / parts;
     __global acc_t *a = col_sums_start(acc, part, channels);
     ulong per_group = channels / groups;
+    if (per_group < VW) { /* groups a multiple of VW (ClBackend): VW groups of a sample at a time in the lanes */
+        for (ulong o = o0; o < o1; o++) {
+            ulong g = 0;
+            for (ulong b = 0; b < groups; b += VW) {
+                ulong aff[VW];
+                const bool together = lane_groups(aff, &g, groups, per_group, 1);
+                ulong r = o * groups + b;
+                switch (per_group) {
+                case 1: GROUP_LANES(1, true); break;
+                case 2: GROUP_LANES(2, true); break;
+                case 4: GROUP_LANES(4, true); break;
+                case 8: GROUP_LANES(8, true); break;
+                default: GROUP_LANES(per_group, false);
+                }
+            }
+        }
+        col_sums_store(a, partials, channels, part, parts);
+        return;
+    }
     switch (per_group) {
     case VW: GROUP_SAMPLES(VW); break;
     case 2 * VW: GROUP_SAMPLES(2 * VW); break;
@@ -622,6 +657,7 @@ __kernel void row_backward_affine_groups(const __global real_t *restrict dy, con
     col_sums_store(a, partials, channels, part, parts);
 }
 #undef GROUP_SAMPLES
+#undef GROUP_LANES
 
 /*
  * Group and instance norm backward (channels-first slices, spatial > 1) fused with their parameter

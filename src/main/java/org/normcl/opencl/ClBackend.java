@@ -935,10 +935,12 @@ final class ClBackend implements Backend {
             return;
         }
         long maxParts = affineRowParts(grad, x);
-        // Rows shorter than the vector width stay with row_backward_rows, which takes VW of them at a
-        // time in the lanes (one at a time, as here, group norm of 65536x128 in 32 groups took 4x as long).
+        // Rows shorter than the vector width go VW groups at a time through the lanes, so a sample's
+        // groups must come in whole vectors; else they stay with row_backward_rows, which takes VW rows
+        // at a time across samples (one at a time, group norm of 65536x128 in 32 groups took 4x as long).
+        int vw = sizing.vectorWidth();
         if (sizing.serial() && oneParamType && groupsOfChannels(plan, grad) && maxParts >= 1
-                && plan.channelsPerGroup() >= sizing.vectorWidth()) {
+                && (plan.channelsPerGroup() >= vw || plan.groups() % vw == 0)) {
             groupBackwardWithGrad(plan, grad, dy, x, scale, mean, invStd, dx, dScale, dBias, maxParts);
             return;
         }

@@ -149,12 +149,17 @@ class RowBackwardFusionTest {
      * row_backward_affine_groups: dX, dScale and dBias have the bits of row_backward_rows followed by
      * affine_grad_rows, for rows of a multiple of the vector width (taken as a constant) and not,
      * with and without scale, for float32, float16 and float64; rows shorter than the vector width
-     * (of 3 values, and of one: instance norm) keep the two kernels and their bits.
+     * in a multiple of 16 groups (a whole number of lane blocks for VW 4, 8 and 16) take the lanes, a
+     * power of two long (1, 2, 4, 8: the compiler's constant) or not (3); in other group counts (of 3
+     * values, and of one: instance norm) they keep the two kernels and their bits.
      */
     @ParameterizedTest(name = "{0} N={1} C={2} G={3} scale {4}")
     @CsvSource({"FLOAT32, 300, 1024, 32, true", "FLOAT32, 97, 64, 4, true", "FLOAT32, 50, 192, 3, false",
         "FLOAT32, 333, 12, 4, true", "FLOAT32, 77, 6, 6, true", "FLOAT32, 129, 100, 2, true",
-        "FLOAT16, 60, 64, 2, true", "FLOAT64, 45, 48, 3, true"})
+        "FLOAT16, 60, 64, 2, true", "FLOAT64, 45, 48, 3, true",
+        "FLOAT32, 200, 128, 32, true", "FLOAT32, 101, 64, 32, false", "FLOAT32, 70, 16, 16, true",
+        "FLOAT32, 90, 144, 48, true", "FLOAT16, 64, 128, 16, true", "FLOAT64, 40, 256, 64, true",
+        "BFLOAT16, 33, 256, 32, false"})
     void groupsFusedEqualTheUnfusedKernels(DType type, int n, int c, int g, boolean hasScale) {
         try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());

@@ -391,8 +391,8 @@ public final class OclgrindWorkload {
             float[] b = Data.gaussian(seed + " b", affine, 0, .5);
             float[] rm = Data.gaussian(seed + " rm", c, 0, .5);
             float[] rv = Data.uniform(seed + " rv", c, .5, 2);
-            GroupNorm gn = GroupNorm.of(2).withAffine(op.equals("group-per-group") ? GroupNorm.Affine.PER_GROUP
-                    : GroupNorm.Affine.PER_CHANNEL);
+            GroupNorm gn = GroupNorm.of(op.equals("group-lanes") ? 16 : 2).withAffine(op.equals("group-per-group")
+                    ? GroupNorm.Affine.PER_GROUP : GroupNorm.Affine.PER_CHANNEL);
             BatchNorm bn = BatchNorm.defaults().withTraining(op.equals("batch-training"));
             float[][] stats = new float[2][];
             long[][] statDims = new long[2][];
@@ -607,6 +607,12 @@ public final class OclgrindWorkload {
                 new long[] {2, 4, 5, 5}, true)));
         l.add(new Case("group backward (N, C) 5x32, saved (fused with the parameter gradients)", null, true,
                 backward("group", new long[] {5, 32}, true)));
+        // rows shorter than the vector width in 16 groups: VW groups of a sample at a time in the lanes,
+        // a power of two long (4) and not (3)
+        l.add(new Case("group backward (N, C) 5x64 G16, saved (lanes, fused)", null, true,
+                backward("group-lanes", new long[] {5, 64}, true)));
+        l.add(new Case("group backward (N, C) 5x48 G16, saved (lanes, fused)", null, true,
+                backward("group-lanes", new long[] {5, 48}, true)));
         l.add(new Case("group backward 2x4x5x5 per-group, recomputed", null, true, backward("group-per-group",
                 new long[] {2, 4, 5, 5}, false)));
         l.add(new Case("instance backward 3x2x9, saved", null, true, backward("instance", new long[] {3, 2, 9},

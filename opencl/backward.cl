@@ -245,6 +245,61 @@ __attribute__((always_inline)) inline void row_backward_lanes(const __global rea
 }
 
 /*
+ * row_backward_one for VW rows of exactly VW values (spatial 1), rows r .. r + VW - 1, as
+ * row_norm_lanes_wide does the forward pass: each row's terms g = dy * w and g * xhat are formed
+ * as row_backward_one's single vector step forms them, then taken apart into lanes (value t of
+ * every row in one vector), where backward_sums_segment's compensated step from zero and hsum's
+ * tree (hsum_across) run for VW rows at once; dX is written row by row with backward_dx_segment's
+ * expression. The same operations in the same order, so the bits of row_backward_serial. With
+ * `sums`, each row's dy and dy * xhat also go to the column sums `a` (columns c0 + q * VW, row q),
+ * as row_backward_affine_groups adds them. aff and together: see lane_groups.
+ */
+__attribute__((always_inline)) inline void row_backward_lanes_wide(const __global real_t *dy,
+        const __global real_t *x, const __global param_t *scale, const __global acc_t *mean,
+        const __global acc_t *inv, __global real_t *dx, ulong r, const ulong *aff, const bool together, int rms,
+        int has_scale, const bool sums, __global acc_t *a, ulong channels, ulong c0) {
+    const accv_t zero = (accv_t) (ZERO);
+    const acc_t n = (acc_t) VW;
+    acc_t mus[VW], iss[VW];
+    VSTORE(rms != 0 ? zero : VLOAD(0, mean + r), 0, mus);
+    VSTORE(VLOAD(0, inv + r), 0, iss);
+    acc_t gbuf[VW * VW], hbuf[VW * VW]; /* row q's terms at q * VW, as in memory */
+    for (uint q = 0; q < VW; q++) {
+        const ulong off = (r + q) * VW;
+        accv_t w = has_scale != 0 ? LOADPV(scale, together ? aff[0] + q * VW : aff[q]) : (accv_t) (ONE);
+        accv_t g = LOADXV(dy, off) * w;
+        VSTORE(g, 0, gbuf + q * VW);
+        VSTORE(g * ((LOADXV(x, off) - mus[q]) * iss[q]), 0, hbuf + q * VW);
+    }
+    accv_t s[VW], c[VW];
+    for (uint t = 0; t < VW; t++) {
+        s[t] = zero;
+        c[t] = zero;
+        kahan_addv(&s[t], &c[t], lane_gather_private(gbuf + t, VW));
+    }
+    accv_t sum_g = (hsum_across(s) - hsum_across(c)) + (zero - zero); /* row_backward_means' total */
+    for (uint t = 0; t < VW; t++) {
+        s[t] = zero;
+        c[t] = zero;
+        kahan_addv(&s[t], &c[t], lane_gather_private(hbuf + t, VW));
+    }
+    accv_t sum_gx = (hsum_across(s) - hsum_across(c)) + (zero - zero);
+    acc_t mgs[VW], mgxs[VW];
+    VSTORE(rms != 0 ? zero : sum_g / n, 0, mgs);
+    VSTORE(sum_gx / n, 0, mgxs);
+    for (uint q = 0; q < VW; q++) {
+        const ulong off = (r + q) * VW;
+        accv_t w = has_scale != 0 ? LOADPV(scale, together ? aff[0] + q * VW : aff[q]) : (accv_t) (ONE);
+        accv_t d = LOADXV(dy, off);
+        accv_t xhat = (LOADXV(x, off) - mus[q]) * iss[q];
+        STOREXV(dx, off, iss[q] * (d * w - mgs[q] - xhat * mgxs[q]));
+        if (sums) {
+            col_sums_addv(a, channels, c0 + q * VW, d, d * xhat);
+        }
+    }
+}
+
+/*
  * Short contiguous rows on the one-work-item family (CPU), as row_norm_rows: a block of
  * rows_per_item rows per work-item, VW at a time in lanes when rows are shorter than VW
  * (row_backward_lanes), the rest one at a time (row_backward_one). dX has the bits of
@@ -257,8 +312,11 @@ __kernel void row_backward_rows(const __global real_t *dy, const __global real_t
     row_backward_lanes(dy, x, scale, mean, inv, dx, r, len, spatial, aff, together, rms, has_scale, pow2, false, 0, 0, 0)
 #define BACKWARD_ONE(len) row_backward_one(dy, x, scale, mean, inv, dx, r, r * (len), g, (len), cpg, spatial, 1, \
         (len), rms, has_scale)
-    FOR_ROW_BLOCK(BACKWARD_LANES, (void) 0, false, BACKWARD_ONE);
+#define BACKWARD_WIDE \
+    row_backward_lanes_wide(dy, x, scale, mean, inv, dx, r, aff, together, rms, has_scale, false, 0, 0, 0)
+    FOR_ROW_BLOCK(BACKWARD_LANES, BACKWARD_WIDE, true, BACKWARD_ONE);
 #undef BACKWARD_LANES
+#undef BACKWARD_WIDE
 #undef BACKWARD_ONE
 }
 
@@ -581,21 +639,26 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
         const __global real_t *dyr = dy + o * channels; \
         const __global real_t *xr = x + o * channels; \
         for (ulong g = 0; g < groups; g++) { \
-            ulong row = o * groups + g; \
-            ulong c0 = g * (cpg); \
-            row_backward_one(dy, x, scale, mean, inv, dx, row, row * (cpg), g, (cpg), (cpg), 1, 1, (cpg), 0, \
-                    has_scale); \
-            const acc_t mu = mean[row]; \
-            const acc_t is = inv[row]; \
-            ulong c = c0; \
-            for (; c + VW <= c0 + (cpg); c += VW) { \
-                accv_t d = LOADXV(dyr, c); \
-                col_sums_addv(a, channels, c, d, d * ((LOADXV(xr, c) - (accv_t) (mu)) * (accv_t) (is))); \
-            } \
-            for (; c < c0 + (cpg); c++) { \
-                acc_t d = LOADX(dyr, c); \
-                col_sums_add(a, channels, c, d, d * ((LOADX(xr, c) - mu) * is)); \
-            } \
+            GROUP_ROW(cpg); \
+        } \
+    }
+
+/* Group g of sample o (dyr, xr: the sample's dY and X) of row_backward_affine_groups, one row. */
+#define GROUP_ROW(cpg) \
+    { \
+        ulong row = o * groups + g; \
+        ulong c0 = g * (cpg); \
+        row_backward_one(dy, x, scale, mean, inv, dx, row, row * (cpg), g, (cpg), (cpg), 1, 1, (cpg), 0, has_scale); \
+        const acc_t mu = mean[row]; \
+        const acc_t is = inv[row]; \
+        ulong c = c0; \
+        for (; c + VW <= c0 + (cpg); c += VW) { \
+            accv_t d = LOADXV(dyr, c); \
+            col_sums_addv(a, channels, c, d, d * ((LOADXV(xr, c) - (accv_t) (mu)) * (accv_t) (is))); \
+        } \
+        for (; c < c0 + (cpg); c++) { \
+            acc_t d = LOADX(dyr, c); \
+            col_sums_add(a, channels, c, d, d * ((LOADX(xr, c) - mu) * is)); \
         } \
     }
 
@@ -615,7 +678,9 @@ __kernel void row_backward_affine_rows(const __global real_t *restrict dy, const
  * (PoCL, Zen 5, 2026-11-28: 32 groups of 8192x1024 5.2-7.3 -> 3.9-4.4 ms, of 16384x512 9.1-9.5 ->
  * 4.3-4.4 ms). Rows shorter than VW (groups a multiple of VW) go VW groups at a time through
  * row_backward_lanes, which adds the same terms to the column sums from its block in private
- * memory. `acc` and `partials` as in affine_grad_rows.
+ * memory; rows of exactly VW values through row_backward_lanes_wide, VW groups of a sample at a
+ * time and the groups past the last whole block one at a time. `acc` and `partials` as in
+ * affine_grad_rows.
  */
 __kernel void row_backward_affine_groups(const __global real_t *restrict dy, const __global real_t *restrict x,
         const __global param_t *restrict scale, const __global acc_t *restrict mean,
@@ -648,8 +713,25 @@ __kernel void row_backward_affine_groups(const __global real_t *restrict dy, con
         col_sums_store(a, partials, channels, part, parts);
         return;
     }
+    if (per_group == VW) { /* VW groups of a sample at a time in the lanes, the rest one at a time */
+        for (ulong o = o0; o < o1; o++) {
+            const __global real_t *dyr = dy + o * channels;
+            const __global real_t *xr = x + o * channels;
+            ulong g = 0;
+            for (; g + VW <= groups; g += VW) {
+                ulong aff[VW];
+                aff[0] = g * VW;
+                row_backward_lanes_wide(dy, x, scale, mean, inv, dx, o * groups + g, aff, true, 0, has_scale, true, a,
+                        channels, g * VW);
+            }
+            for (; g < groups; g++) {
+                GROUP_ROW(VW);
+            }
+        }
+        col_sums_store(a, partials, channels, part, parts);
+        return;
+    }
     switch (per_group) {
-    case VW: GROUP_SAMPLES(VW); break;
     case 2 * VW: GROUP_SAMPLES(2 * VW); break;
     case 4 * VW: GROUP_SAMPLES(4 * VW); break;
     default: GROUP_SAMPLES(per_group);
@@ -657,6 +739,7 @@ __kernel void row_backward_affine_groups(const __global real_t *restrict dy, con
     col_sums_store(a, partials, channels, part, parts);
 }
 #undef GROUP_SAMPLES
+#undef GROUP_ROW
 #undef GROUP_LANES
 
 /*

@@ -151,7 +151,9 @@ class RowBackwardFusionTest {
      * with and without scale, for float32, float16 and float64; rows shorter than the vector width
      * in a multiple of 16 groups (a whole number of lane blocks for VW 4, 8 and 16) take the lanes, a
      * power of two long (1, 2, 4, 8: the compiler's constant) or not (3); in other group counts (of 3
-     * values, and of one: instance norm) they keep the two kernels and their bits.
+     * values, and of one: instance norm) they keep the two kernels and their bits. Rows of exactly VW
+     * values take VW groups of a sample at a time (16 and 34 groups: a block and none left, two
+     * blocks and two rows one at a time, where VW is 16).
      */
     @ParameterizedTest(name = "{0} N={1} C={2} G={3} scale {4}")
     @CsvSource({"FLOAT32, 300, 1024, 32, true", "FLOAT32, 97, 64, 4, true", "FLOAT32, 50, 192, 3, false",
@@ -159,7 +161,8 @@ class RowBackwardFusionTest {
         "FLOAT16, 60, 64, 2, true", "FLOAT64, 45, 48, 3, true",
         "FLOAT32, 200, 128, 32, true", "FLOAT32, 101, 64, 32, false", "FLOAT32, 70, 16, 16, true",
         "FLOAT32, 90, 144, 48, true", "FLOAT16, 64, 128, 16, true", "FLOAT64, 40, 256, 64, true",
-        "BFLOAT16, 33, 256, 32, false"})
+        "BFLOAT16, 33, 256, 32, false", "FLOAT32, 80, 256, 16, true", "FLOAT32, 50, 544, 34, false",
+        "FLOAT64, 30, 512, 32, true"})
     void groupsFusedEqualTheUnfusedKernels(DType type, int n, int c, int g, boolean hasScale) {
         try (ClBackend be = ClTestDevices.openWithKernels(device, "serial")) { // the family that fuses
             assumeTrue(be.supports(type), type + " is not supported by " + device.name());

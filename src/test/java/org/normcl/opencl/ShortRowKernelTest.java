@@ -150,9 +150,12 @@ class ShortRowKernelTest {
         }
     }
 
-    /** The outputs of one backend: y, mean, inv, dX, dScale, dBias. */
+    /**
+     * The outputs of one backend: y, mean, inv, dX, dScale, dBias, and dX of the backward without
+     * the parameter gradients (row_backward_rows where the other is fused).
+     */
     private record Out(HostTensor y, HostTensor mean, HostTensor inv, HostTensor dx, HostTensor dScale,
-            HostTensor dBias) {
+            HostTensor dBias, HostTensor dxAlone) {
     }
 
     private static Out run(ClBackend be, Case k, float[][] in) {
@@ -172,13 +175,15 @@ class ShortRowKernelTest {
                 Buffer mean = be.allocate(st, rows);
                 Buffer inv = be.allocate(st, rows);
                 Buffer dx = be.allocate(k.type(), size);
+                Buffer dxAlone = be.allocate(k.type(), size);
                 Buffer ds = be.allocate(DType.FLOAT32, k.c());
                 Buffer db = be.allocate(DType.FLOAT32, k.c())) {
             be.rowNorm(k.plan(), xb, wb, bb, y, rms ? null : mean, inv);
             be.rowNormBackwardWithGrad(k.plan(), k.grad(), dyb, xb, wb, mean, inv, dx, ds, rms ? null : db);
+            be.rowNormBackward(k.plan(), dyb, xb, wb, mean, inv, dxAlone);
             return new Out(be.read(y, Shape.of(size)), rms ? null : be.read(mean, Shape.of(rows)),
                     be.read(inv, Shape.of(rows)), be.read(dx, Shape.of(size)), be.read(ds, Shape.of(k.c())),
-                    rms ? null : be.read(db, Shape.of(k.c())));
+                    rms ? null : be.read(db, Shape.of(k.c())), be.read(dxAlone, Shape.of(size)));
         }
     }
 
@@ -196,6 +201,7 @@ class ShortRowKernelTest {
         assertSameBits(want.mean(), got.mean(), what + " mean");
         assertSameBits(want.inv(), got.inv(), what + " inv");
         assertSameBits(want.dx(), got.dx(), what + " dX");
+        assertSameBits(want.dxAlone(), got.dxAlone(), what + " dX without the parameter gradients");
         assertSameBits(want.dScale(), got.dScale(), what + " dScale");
         assertSameBits(want.dBias(), got.dBias(), what + " dBias");
     }
@@ -219,6 +225,11 @@ class ShortRowKernelTest {
         // group: the lanes' groups are not consecutive), bfloat16
         "FLOAT32, 150, 48, 3, 1, RMS, true, false", "FLOAT32, 90, 32, 2, 1, MEAN_VAR, false, true",
         "FLOAT32, 70, 16, 1, 1, MEAN_VAR, false, false", "BFLOAT16, 64, 32, 2, 1, MEAN_VAR, true, true",
+        // rows of 16 values in 16 groups or more: VW groups of a sample at a time where VW is 16 (the
+        // backward too), the groups past the last whole block one at a time
+        "FLOAT32, 80, 256, 16, 1, MEAN_VAR, true, true", "FLOAT32, 50, 544, 34, 1, MEAN_VAR, true, false",
+        "FLOAT32, 61, 256, 16, 1, RMS, true, false", "FLOAT64, 30, 512, 32, 1, MEAN_VAR, true, true",
+        "FLOAT16, 40, 256, 16, 1, MEAN_VAR, false, true",
         // RMS and epsilon outside the square root (MVN's statistics), with and without groups
         "FLOAT32, 1003, 16, 4, 1, RMS, true, false", "FLOAT32, 77, 7, 1, 1, RMS, false, false",
         "FLOAT32, 1003, 9, 3, 1, MEAN_VAR_EPS_OUTSIDE, true, true",

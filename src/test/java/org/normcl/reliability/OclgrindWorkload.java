@@ -613,6 +613,9 @@ public final class OclgrindWorkload {
                 backward("group-lanes", new long[] {5, 64}, true)));
         l.add(new Case("group backward (N, C) 5x48 G16, saved (lanes, fused)", null, true,
                 backward("group-lanes", new long[] {5, 48}, true)));
+        // rows of 8 values, Oclgrind's VW: VW groups of a sample at a time, transposed into the lanes
+        l.add(new Case("group backward (N, C) 5x128 G16, saved (rows of VW, fused)", null, true,
+                backward("group-lanes", new long[] {5, 128}, true)));
         l.add(new Case("group backward 2x4x5x5 per-group, recomputed", null, true, backward("group-per-group",
                 new long[] {2, 4, 5, 5}, false)));
         l.add(new Case("instance backward 3x2x9, saved", null, true, backward("instance", new long[] {3, 2, 9},

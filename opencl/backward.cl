@@ -125,16 +125,35 @@ inline __global acc_t *col_sums_start(__global acc_t *acc, ulong part, ulong cha
     return a;
 }
 
+/* The sums of the VW columns from c, loaded from `a`, added to, and stored back. */
+typedef struct {
+    accv_t sdx, sdx_c, sd, sd_c;
+} col_sums_v;
+
+inline col_sums_v col_sums_loadv(const __global acc_t *a, ulong channels, ulong c) {
+    col_sums_v v = {VLOAD(0, a + c), VLOAD(0, a + channels + c), VLOAD(0, a + 2 * channels + c),
+            VLOAD(0, a + 3 * channels + c)};
+    return v;
+}
+
+/* Adds one row's dy (d) and dy * xhat (dxh). */
+inline void col_sums_termsv(col_sums_v *v, accv_t d, accv_t dxh) {
+    kahan_addv(&v->sd, &v->sd_c, d);
+    kahan_addv(&v->sdx, &v->sdx_c, dxh);
+}
+
+inline void col_sums_storev(__global acc_t *a, ulong channels, ulong c, const col_sums_v *v) {
+    VSTORE(v->sdx, 0, a + c);
+    VSTORE(v->sdx_c, 0, a + channels + c);
+    VSTORE(v->sd, 0, a + 2 * channels + c);
+    VSTORE(v->sd_c, 0, a + 3 * channels + c);
+}
+
 /* Adds dy (d) and dy * xhat (dxh) of the VW columns from c. */
 inline void col_sums_addv(__global acc_t *a, ulong channels, ulong c, accv_t d, accv_t dxh) {
-    accv_t sdx = VLOAD(0, a + c), sdx_c = VLOAD(0, a + channels + c);
-    accv_t sd = VLOAD(0, a + 2 * channels + c), sd_c = VLOAD(0, a + 3 * channels + c);
-    kahan_addv(&sd, &sd_c, d);
-    kahan_addv(&sdx, &sdx_c, dxh);
-    VSTORE(sdx, 0, a + c);
-    VSTORE(sdx_c, 0, a + channels + c);
-    VSTORE(sd, 0, a + 2 * channels + c);
-    VSTORE(sd_c, 0, a + 3 * channels + c);
+    col_sums_v v = col_sums_loadv(a, channels, c);
+    col_sums_termsv(&v, d, dxh);
+    col_sums_storev(a, channels, c, &v);
 }
 
 /* Adds dy (d) and dy * xhat (dxh) of column c. */
@@ -481,16 +500,10 @@ __kernel void affine_grad_rows(const __global real_t *restrict dy, const __globa
 /* col_sums_addv for two rows at one load and one store of the sums: row a's terms, then row b's. */
 inline void col_sums_add2v(__global acc_t *a, ulong channels, ulong c, accv_t da, accv_t dxha, accv_t db,
         accv_t dxhb) {
-    accv_t sdx = VLOAD(0, a + c), sdx_c = VLOAD(0, a + channels + c);
-    accv_t sd = VLOAD(0, a + 2 * channels + c), sd_c = VLOAD(0, a + 3 * channels + c);
-    kahan_addv(&sd, &sd_c, da);
-    kahan_addv(&sdx, &sdx_c, dxha);
-    kahan_addv(&sd, &sd_c, db);
-    kahan_addv(&sdx, &sdx_c, dxhb);
-    VSTORE(sdx, 0, a + c);
-    VSTORE(sdx_c, 0, a + channels + c);
-    VSTORE(sd, 0, a + 2 * channels + c);
-    VSTORE(sd_c, 0, a + 3 * channels + c);
+    col_sums_v v = col_sums_loadv(a, channels, c);
+    col_sums_termsv(&v, da, dxha);
+    col_sums_termsv(&v, db, dxhb);
+    col_sums_storev(a, channels, c, &v);
 }
 
 /* Column c of one row of row_backward_affine_rows: its dX, and its terms added to the sums. */

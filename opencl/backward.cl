@@ -333,7 +333,7 @@ __kernel void row_backward_rows(const __global real_t *dy, const __global real_t
         (len), rms, has_scale)
 #define BACKWARD_WIDE \
     row_backward_lanes_wide(dy, x, scale, mean, inv, dx, r, aff, together, rms, has_scale, false, 0, 0, 0)
-    FOR_ROW_BLOCK(BACKWARD_LANES, BACKWARD_WIDE, true, BACKWARD_ONE);
+    FOR_ROW_BLOCK(BACKWARD_LANES, BACKWARD_WIDE, BACKWARD_ONE);
 #undef BACKWARD_LANES
 #undef BACKWARD_WIDE
 #undef BACKWARD_ONE

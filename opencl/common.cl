@@ -261,8 +261,8 @@ inline bool lane_groups(ulong *aff, ulong *g, ulong groups, ulong cpg, ulong spa
  * The walk of row_norm_rows and row_backward_rows (kernel arguments rows, cols, groups, cpg,
  * spatial, rows_per_item) over their work-item's block of contiguous rows: while rows are shorter
  * than VW, VW rows at a time through LANES(len, pow2) (with r, the block's first row, and aff and
- * together from lane_groups), rows of exactly VW values (spatial 1) VW at a time through WIDE where
- * HAS_WIDE (a constant), the rest one row at a time through ONE(len) (with r and g, its group).
+ * together from lane_groups), rows of exactly VW values (spatial 1) VW at a time through WIDE, the
+ * rest one row at a time through ONE(len) (with r and g, its group).
  * Rows of 1, 2, 4 or 8 values get LANES with that length as a constant (pow2 true), so that the
  * compiler unrolls the loops over a row, turns divisions by the length into (exact)
  * multiplications and the lanes' loads and stores into vector loads, stores and shuffles. Rows of
@@ -272,7 +272,7 @@ inline bool lane_groups(ulong *aff, ulong *g, ulong groups, ulong cpg, ulong spa
  * 5.8-7.7 to 4.45-4.6 ms at 16384x512 (rows of 16) and from 3.0-3.3 to 2.5-3.2 ms at 8192x1024
  * (rows of 32); 8 VW (layer norm 65536x128, already at the copy's pace) gained nothing.
  */
-#define FOR_ROW_BLOCK(LANES, WIDE, HAS_WIDE, ONE) \
+#define FOR_ROW_BLOCK(LANES, WIDE, ONE) \
     ulong r = get_global_id(0) * rows_per_item; \
     if (r >= rows) { \
         return; \
@@ -292,7 +292,7 @@ inline bool lane_groups(ulong *aff, ulong *g, ulong groups, ulong cpg, ulong spa
             } \
         } \
     } \
-    if (HAS_WIDE && cols == VW && spatial == 1) { \
+    if (cols == VW && spatial == 1) { \
         for (; r + VW <= r1; r += VW) { \
             ulong aff[VW]; \
             const bool together = lane_groups(aff, &g, groups, cpg, spatial); \

@@ -394,7 +394,7 @@ __kernel void row_norm_rows(const __global real_t *x, const __global param_t *sc
 #define NORM_ONE(len) row_norm_one(x, scale, bias, y, mean_out, inv_out, r, r * (len), g, (len), cpg, spatial, 1, \
         (len), eps, mode, flags)
 #define NORM_WIDE row_norm_lanes_wide(x, scale, bias, y, mean_out, inv_out, r, aff, together, eps, mode, flags)
-    FOR_ROW_BLOCK(NORM_LANES, NORM_WIDE, true, NORM_ONE);
+    FOR_ROW_BLOCK(NORM_LANES, NORM_WIDE, NORM_ONE);
 #undef NORM_WIDE
 #undef NORM_LANES
 #undef NORM_ONE

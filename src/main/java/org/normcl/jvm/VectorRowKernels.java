@@ -416,7 +416,7 @@ final class VectorRowKernels extends RowKernels {
     private static final VectorMask<Float> BIT4 = mask(i -> (i & 4) != 0);
     private static final VectorMask<Float> BIT8 = mask(i -> (i & 8) != 0);
     /*
-     * For laneRows2 and laneRows4: even(a, b) holds the even lanes of a, then those of b, odd(a, b)
+     * For laneRows2 and laneStats4: even(a, b) holds the even lanes of a, then those of b, odd(a, b)
      * the odd ones (each a constant shuffle of a and of b, blended); SPREAD2_k and SPREAD4_k give
      * lane i lane k * L / c + i / c, the statistic of the row lane i holds in vector k of c values a row.
      */
@@ -513,10 +513,12 @@ final class VectorRowKernels extends RowKernels {
      */
     private int segmentRows(SmallRows s, int from, int to) {
         int c = s.c;
-        if (c < L && c <= 4) {
+        if (c < L && c <= 4 || c == 8 && L == 8 && !s.rms) {
             int blocks = to - (to - from) % L;
-            // Rows of 2 and 4 values: L rows at a time with the statistics in lanes (laneRows2, 4).
-            int stop = c == 2 ? laneRows2(s, from, blocks) : laneRows4(s, from, blocks);
+            // Rows of 2, 4 and 8 values: L rows at a time with the statistics in lanes. RMS norm's rows of
+            // 8 stay in segments: without a shift and a mean, their trees cost less than the transposition
+            // (1048576x8: 2.6-2.8 ms against 3.1-3.2).
+            int stop = c == 2 ? laneRows2(s, from, blocks) : laneRowsInPasses(s, from, blocks);
             if (stop < blocks) {
                 return stop;
             }
@@ -669,30 +671,39 @@ final class VectorRowKernels extends RowKernels {
         return to;
     }
 
-    /** Rows per pass of {@link #laneRows4}: its statistics' scratch, in L1. */
+    /** Rows per pass of {@link #laneRowsInPasses}: its statistics' scratch, in L1. */
     private static final int LANE_CHUNK = 64;
-    /** Scratch of {@link #laneRows4}: each row's shift, mean of the shifted values and inverse scale. */
+    /** Scratch of {@link #laneRowsInPasses}: each row's shift, mean of the shifted values and inverse scale. */
     private float[] laneShift;
     private float[] laneMean;
     private float[] laneInv;
+    /** Scratch of {@link #laneStats8}: L rows of 8 values by value index. */
+    private float[] laneValues;
 
     /**
-     * {@link #laneRows2} for rows of 4 values, {@link #LANE_CHUNK} rows a pass: {@link #laneStats4}
-     * takes the statistics into scratch, {@link #laneApply4} writes Y from them (X again, from L1).
-     * Two methods because one held more vector operations than C2 inlines into one compilation
-     * (the rest of its Vector API calls stayed calls, on boxed vectors: 6-9 ms against 3.6 ms for
-     * 65536x128 in 32 groups).
+     * {@link #laneRows2} for rows of 4 values, and of 8 where L is 8, {@link #LANE_CHUNK} rows a pass:
+     * {@link #laneStats4} or {@link #laneStats8} takes the statistics into scratch, {@link #laneApply4}
+     * or {@link #laneApply8} writes Y from them (X again, from L1). Two methods because one held more
+     * vector operations than C2 inlines into one compilation (NodeCountInliningCutoff: the rest of its
+     * Vector API calls stayed calls, on boxed vectors: 6-9 ms against 3.6 ms for 65536x128 in 32 groups).
      */
-    private int laneRows4(SmallRows s, int from, int to) {
+    private int laneRowsInPasses(SmallRows s, int from, int to) {
         if (laneShift == null) {
             laneShift = new float[LANE_CHUNK];
             laneMean = new float[LANE_CHUNK];
             laneInv = new float[LANE_CHUNK];
+            laneValues = new float[8 * L];
         }
         for (int r = from; r < to; r += LANE_CHUNK) {
             int end = Math.min(to, r + LANE_CHUNK);
-            int stop = laneStats4(s, r, end);
-            laneApply4(s, r, stop);
+            int stop;
+            if (s.c == 4) {
+                stop = laneStats4(s, r, end);
+                laneApply4(s, r, stop);
+            } else {
+                stop = laneStats8(s, r, end);
+                laneApply8(s, r, stop);
+            }
             if (stop < end) {
                 return stop;
             }
@@ -764,6 +775,120 @@ final class VectorRowKernels extends RowKernels {
             }
         }
         return to;
+    }
+
+    /**
+     * The 8 rows of 8 values at {@code off} into {@code t}, value j of row i at {@code 8 j + i}, in
+     * scalar moves: three levels of {@link #even} and {@link #odd} (24 of them) passed C2's node
+     * budget even in a method of their own, and gathers were slower (32768x256 in 32
+     * groups: 3.7 ms with gathers, 2.8-3.0 ms with these moves, 4.1-4.2 ms through segmentRows).
+     */
+    private static void transpose8(float[] x, int off, float[] t) {
+        for (int i = 0; i < 8; i++) {
+            int o = off + 8 * i;
+            t[i] = x[o];
+            t[8 + i] = x[o + 1];
+            t[16 + i] = x[o + 2];
+            t[24 + i] = x[o + 3];
+            t[32 + i] = x[o + 4];
+            t[40 + i] = x[o + 5];
+            t[48 + i] = x[o + 6];
+            t[56 + i] = x[o + 7];
+        }
+    }
+
+    /**
+     * {@link #laneStats4} for rows of 8 values where L is 8 ({@link #transpose8}); the halving tree is
+     * {@code ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7))}, as {@link #segmentRows}'s.
+     */
+    private int laneStats8(SmallRows s, int from, int to) {
+        float[] x = s.x;
+        FloatVector invC = FloatVector.broadcast(S, s.invC);
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        FloatVector eps = FloatVector.broadcast(S, s.eps);
+        for (int r = from; r < to; r += L) {
+            int off = r * 8;
+            float[] tr = laneValues;
+            transpose8(x, off, tr);
+            FloatVector t0 = FloatVector.fromArray(S, tr, 0);
+            FloatVector t1 = FloatVector.fromArray(S, tr, L);
+            FloatVector t2 = FloatVector.fromArray(S, tr, 2 * L);
+            FloatVector t3 = FloatVector.fromArray(S, tr, 3 * L);
+            FloatVector t4 = FloatVector.fromArray(S, tr, 4 * L);
+            FloatVector t5 = FloatVector.fromArray(S, tr, 5 * L);
+            FloatVector t6 = FloatVector.fromArray(S, tr, 6 * L);
+            FloatVector t7 = FloatVector.fromArray(S, tr, 7 * L);
+            FloatVector e0 = t0;
+            FloatVector e1 = t1;
+            FloatVector e2 = t2;
+            FloatVector e3 = t3;
+            FloatVector e4 = t4;
+            FloatVector e5 = t5;
+            FloatVector e6 = t6;
+            FloatVector e7 = t7;
+            FloatVector m = FloatVector.zero(S);
+            if (!s.rms) {
+                FloatVector d0 = t0.sub(t0);
+                FloatVector d1 = t1.sub(t0);
+                FloatVector d2 = t2.sub(t0);
+                FloatVector d3 = t3.sub(t0);
+                FloatVector d4 = t4.sub(t0);
+                FloatVector d5 = t5.sub(t0);
+                FloatVector d6 = t6.sub(t0);
+                FloatVector d7 = t7.sub(t0);
+                m = d0.add(d4).add(d2.add(d6)).add(d1.add(d5).add(d3.add(d7))).mul(invC);
+                e0 = d0.sub(m);
+                e1 = d1.sub(m);
+                e2 = d2.sub(m);
+                e3 = d3.sub(m);
+                e4 = d4.sub(m);
+                e5 = d5.sub(m);
+                e6 = d6.sub(m);
+                e7 = d7.sub(m);
+            }
+            FloatVector q = e0.mul(e0).add(e4.mul(e4)).add(e2.mul(e2).add(e6.mul(e6)))
+                    .add(e1.mul(e1).add(e5.mul(e5)).add(e3.mul(e3).add(e7.mul(e7))));
+            FloatVector var = q.mul(invC);
+            FloatVector inv = s.epsOutside ? one.div(var.sqrt().add(eps)) : one.div(var.add(eps).sqrt());
+            FloatVector mu = t0.add(m);
+            FloatVector both = (s.rms ? m : mu).add(q);
+            if (!both.sub(both).compare(VectorOperators.EQ, 0f).allTrue()) {
+                return r;
+            }
+            t0.intoArray(laneShift, r - from);
+            m.intoArray(laneMean, r - from);
+            inv.intoArray(laneInv, r - from);
+            if (s.mean != null) {
+                mu.intoArray(s.mean, r);
+            }
+            if (s.inv != null) {
+                inv.intoArray(s.inv, r);
+            }
+        }
+        return to;
+    }
+
+    /** {@link #laneApply4} for rows of 8 values where L is 8: a row a vector, its statistics broadcast. */
+    private void laneApply8(SmallRows s, int from, int to) {
+        float[] x = s.x;
+        float[] y = s.y;
+        float[] w = s.w;
+        float[] b = s.b;
+        int a = s.affine(from);
+        for (int r = from; r < to; r++) {
+            int off = r * 8;
+            int j = r - from;
+            FloatVector v = FloatVector.fromArray(S, x, off);
+            if (!s.rms) {
+                v = v.sub(FloatVector.broadcast(S, laneShift[j])).sub(FloatVector.broadcast(S, laneMean[j]));
+            }
+            v.mul(FloatVector.broadcast(S, laneInv[j])).fma(FloatVector.fromArray(S, w, a), FloatVector.fromArray(S, b, a))
+                    .intoArray(y, off);
+            a += 8;
+            if (a >= s.period) {
+                a -= s.period;
+            }
+        }
     }
 
     /** Y of rows {@code [from, to)} of 4 values from {@link #laneStats4}'s scratch, each row's statistics spread over its values. */

@@ -287,10 +287,11 @@ class RowNormDeterminismTest {
                 Arguments.of(mode, 9, 4, 1, 1, 0.5, false), Arguments.of(mode, 203, 32, 1, 3, 1e4, true),
                 Arguments.of(mode, 45, 32, 1, 1, 0.5, false), Arguments.of(mode, 150, 64, 1, 2, 1e4, true),
                 Arguments.of(mode, 21, 64, 1, 1, 0.5, false),
-                // Rows of 2 and 4 values in blocks of a vector's count of rows (value j of each row in
+                // Rows of 2, 4 and 8 values in blocks of a vector's count of rows (value j of each row in
                 // vector j): full-mantissa values, so a regrouped sum changes bits; the blocks after the
                 // first start wherever the rows holding an infinity and a NaN left them.
-                Arguments.of(mode, 70, 4, 1, 32, 0.5, true), Arguments.of(mode, 23, 2, 1, 64, 0.5, true)));
+                Arguments.of(mode, 70, 4, 1, 32, 0.5, true), Arguments.of(mode, 23, 2, 1, 64, 0.5, true),
+                Arguments.of(mode, 45, 8, 1, 16, 0.5, true)));
     }
 
     /**

@@ -799,7 +799,10 @@ final class VectorRowKernels extends RowKernels {
 
     /**
      * {@link #laneStats4} for rows of 8 values where L is 8 ({@link #transpose8}); the halving tree is
-     * {@code ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7))}, as {@link #segmentRows}'s.
+     * {@code ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7))}, as {@link #segmentRows}'s. The
+     * steps from the variance on repeat {@link #laneStats4}'s (and {@link #laneRows2}'s) rather than
+     * call a helper: a vector passed to a call C2 does not inline is boxed, and these methods are
+     * near its inlining budget.
      */
     private int laneStats8(SmallRows s, int from, int to) {
         float[] x = s.x;

@@ -471,9 +471,11 @@ final class VectorRowKernels extends RowKernels {
     private float[] smallLevels;
 
     /**
-     * A vector of L / c rows at a time (c <= L), or a row of two, four or eight vectors; rows whose
-     * statistics are not all finite, and rows after the last whole vector, go through
-     * {@link RowKernels#smallRow}, which stops at the first that is not.
+     * A vector of L / c rows at a time (c <= L; rows of 2 and 4 values, and of 8 with mean and
+     * variance where L is 8, L rows at a time with their statistics in lanes: {@link #segmentRows}),
+     * or a row of two, four or eight vectors; rows whose statistics are not all finite, and rows
+     * after the last whole vector, go through {@link RowKernels#smallRow}, which stops at the first
+     * that is not.
      */
     @Override
     int smallRows(SmallRows s, int from, int to) {
@@ -505,11 +507,12 @@ final class VectorRowKernels extends RowKernels {
     }
 
     /**
-     * Rows {@code [from, to)} of c <= L values, L / c rows a vector (each segment of c lanes a row);
+     * Rows {@code [from, to)} of c <= L values, L / c rows a vector (each segment of c lanes a row),
+     * after the whole blocks of L rows that {@link #laneRows2} and {@link #laneRowsInPasses} take;
      * {@code to - from} is a multiple of L / c.
      *
-     * @return {@code to}, or the first row of a vector whose statistics are not all finite (nothing
-     *     of it written)
+     * @return {@code to}, or the first row of a vector (or block) whose statistics are not all
+     *     finite (nothing of it written)
      */
     private int segmentRows(SmallRows s, int from, int to) {
         int c = s.c;

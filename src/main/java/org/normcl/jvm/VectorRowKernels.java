@@ -426,9 +426,9 @@ final class VectorRowKernels extends RowKernels {
     private static final VectorShuffle<Float> SPREAD2_0 = shuffle(i -> i / 2);
     private static final VectorShuffle<Float> SPREAD2_1 = shuffle(i -> L / 2 + i / 2);
     private static final VectorShuffle<Float> SPREAD4_0 = shuffle(i -> i / 4);
-    private static final VectorShuffle<Float> SPREAD4_1 = shuffle(i -> (L / 4 + i / 4) % L);
-    private static final VectorShuffle<Float> SPREAD4_2 = shuffle(i -> (2 * L / 4 + i / 4) % L);
-    private static final VectorShuffle<Float> SPREAD4_3 = shuffle(i -> (3 * L / 4 + i / 4) % L);
+    private static final VectorShuffle<Float> SPREAD4_1 = shuffle(i -> L / 4 + i / 4);
+    private static final VectorShuffle<Float> SPREAD4_2 = shuffle(i -> 2 * L / 4 + i / 4);
+    private static final VectorShuffle<Float> SPREAD4_3 = shuffle(i -> 3 * L / 4 + i / 4);
 
     private static FloatVector even(FloatVector a, FloatVector b) {
         return a.rearrange(EVEN).blend(b.rearrange(EVEN), UPPER);
@@ -888,8 +888,8 @@ final class VectorRowKernels extends RowKernels {
             if (!s.rms) {
                 v = v.sub(FloatVector.broadcast(S, laneShift[j])).sub(FloatVector.broadcast(S, laneMean[j]));
             }
-            v.mul(FloatVector.broadcast(S, laneInv[j])).fma(FloatVector.fromArray(S, w, a), FloatVector.fromArray(S, b, a))
-                    .intoArray(y, off);
+            v.mul(FloatVector.broadcast(S, laneInv[j]))
+                    .fma(FloatVector.fromArray(S, w, a), FloatVector.fromArray(S, b, a)).intoArray(y, off);
             a += 8;
             if (a >= s.period) {
                 a -= s.period;
@@ -897,7 +897,10 @@ final class VectorRowKernels extends RowKernels {
         }
     }
 
-    /** Y of rows {@code [from, to)} of 4 values from {@link #laneStats4}'s scratch, each row's statistics spread over its values. */
+    /**
+     * Y of rows {@code [from, to)} of 4 values from {@link #laneStats4}'s scratch, each row's
+     * statistics spread over its values.
+     */
     private void laneApply4(SmallRows s, int from, int to) {
         float[] x = s.x;
         float[] y = s.y;

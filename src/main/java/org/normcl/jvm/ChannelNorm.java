@@ -34,6 +34,14 @@ final class ChannelNorm {
     static final int BLOCK = 64;
     /** Values averaged for a channel's shift on the column path ({@link #columnShifts}): a block's worth. */
     static final int COLUMN_SHIFT_VALUES = BLOCK;
+    /**
+     * Rows of at least this many values (2 KiB of float32) are summed eight rows at a time
+     * ({@link RowKernels#columnSumAndSquaresByRows}) rather than in strips of columns walking down
+     * the block, which read one line of each row in turn. Batch norm forward, Zen 5, two threads,
+     * a JVM a shape: 8192x1024 2.9-3.9 -> 2.6-2.9 ms, 16384x512 2.7-2.9 -> 2.5-2.6; rows of 128
+     * values were slower row by row (2.3-2.4 -> 2.9-3.1 ms; docs/performance.md, 2026-11-29).
+     */
+    static final int ROW_MAJOR_WIDTH = 512;
     /** Columns per tile of the column path, so a block's per-column sums stay in L1. */
     static final int TILE = 2048;
 
@@ -320,7 +328,11 @@ final class ChannelNorm {
                     for (int j0 = 0; j0 < width; j0 += tile) {
                         int tw = Math.min(tile, width - j0);
                         int off = b0 * width + j0;
-                        kern.columnSumAndSquares(x, off, width, rows, tw, colShift, j0, acc, q);
+                        if (width >= ROW_MAJOR_WIDTH) {
+                            kern.columnSumAndSquaresByRows(x, off, width, rows, tw, colShift, j0, acc, q);
+                        } else {
+                            kern.columnSumAndSquares(x, off, width, rows, tw, colShift, j0, acc, q);
+                        }
                         for (int j = 0; j < tw; j++) {
                             if (colMean != null) {
                                 // Groups of columns on the plain path at once; the rest one by one, below.

@@ -402,6 +402,17 @@ abstract class RowKernels {
             float[] sum, float[] squares);
 
     /**
+     * {@link #columnSumAndSquares}, the same bits, walking the block a few rows at a time across the
+     * width: X is then read as a few sequential streams, where walking down a strip of columns takes
+     * one line of each row in turn (a page a load at rows of 1024 values). For long rows
+     * ({@code ChannelNorm.ROW_MAJOR_WIDTH}); the default is {@link #columnSumAndSquares}.
+     */
+    void columnSumAndSquaresByRows(float[] x, int off, int stride, int rows, int width, float[] k, int koff,
+            float[] sum, float[] squares) {
+        columnSumAndSquares(x, off, stride, rows, width, k, koff, sum, squares);
+    }
+
+    /**
      * The vector part of the column path's merge ({@code ChannelNorm.columnPartials}, one column per
      * channel): merges the block of {@code rows} rows whose float32 sums of {@code x - k} are
      * {@code sum[j]} and {@code squares[j]} into the columns' double moments {@code mean[c0 + j]},

@@ -1,5 +1,7 @@
 package org.normcl.jvm;
 
+import java.util.Arrays;
+
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
@@ -1275,6 +1277,66 @@ final class VectorRowKernels extends RowKernels {
             }
             sum[j] = sj;
             squares[j] = qj;
+        }
+    }
+
+    /**
+     * {@link #columnSumAndSquares} eight rows at a time across the whole width, the sums kept in the
+     * arrays (L1) between row groups: each lane still adds its column's rows in order, so the bits
+     * are the strips'.
+     */
+    @Override
+    void columnSumAndSquaresByRows(float[] x, int off, int stride, int rows, int width, float[] k,
+            int koff, float[] sum, float[] squares) {
+        Arrays.fill(sum, 0, width, 0f);
+        Arrays.fill(squares, 0, width, 0f);
+        int bound = width - (width % L);
+        int r = 0;
+        for (; r + 8 <= rows; r += 8) {
+            int o0 = off + r * stride;
+            int j = 0;
+            for (; j < bound; j += L) {
+                FloatVector kv = FloatVector.fromArray(S, k, koff + j);
+                FloatVector d0 = FloatVector.fromArray(S, x, o0 + j).sub(kv);
+                FloatVector d1 = FloatVector.fromArray(S, x, o0 + stride + j).sub(kv);
+                FloatVector d2 = FloatVector.fromArray(S, x, o0 + 2 * stride + j).sub(kv);
+                FloatVector d3 = FloatVector.fromArray(S, x, o0 + 3 * stride + j).sub(kv);
+                FloatVector d4 = FloatVector.fromArray(S, x, o0 + 4 * stride + j).sub(kv);
+                FloatVector d5 = FloatVector.fromArray(S, x, o0 + 5 * stride + j).sub(kv);
+                FloatVector d6 = FloatVector.fromArray(S, x, o0 + 6 * stride + j).sub(kv);
+                FloatVector d7 = FloatVector.fromArray(S, x, o0 + 7 * stride + j).sub(kv);
+                FloatVector.fromArray(S, sum, j).add(d0).add(d1).add(d2).add(d3).add(d4).add(d5).add(d6).add(d7)
+                        .intoArray(sum, j);
+                FloatVector q = FloatVector.fromArray(S, squares, j);
+                q = d0.fma(d0, q);
+                q = d1.fma(d1, q);
+                q = d2.fma(d2, q);
+                q = d3.fma(d3, q);
+                q = d4.fma(d4, q);
+                q = d5.fma(d5, q);
+                q = d6.fma(d6, q);
+                d7.fma(d7, q).intoArray(squares, j);
+            }
+            for (; j < width; j++) {
+                float kj = k[koff + j];
+                float sj = sum[j];
+                float qj = squares[j];
+                for (int o = o0 + j, u = 0; u < 8; u++, o += stride) {
+                    float d = x[o] - kj;
+                    sj += d;
+                    qj = Math.fma(d, d, qj);
+                }
+                sum[j] = sj;
+                squares[j] = qj;
+            }
+        }
+        for (; r < rows; r++) {
+            int o = off + r * stride;
+            for (int j = 0; j < width; j++) {
+                float d = x[o + j] - k[koff + j];
+                sum[j] += d;
+                squares[j] = Math.fma(d, d, squares[j]);
+            }
         }
     }
 

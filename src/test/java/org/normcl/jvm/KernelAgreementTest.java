@@ -206,30 +206,39 @@ class KernelAgreementTest {
         int stride = 160;
         int rows = 23;
         // Widths below one vector, between, and past a 4-vector strip (64 lanes with AVX-512).
-        for (int width : new int[] {1, 5, 16, 33, 37, 64, 100, 150}) {
-            float[] x = RowNormDeterminismTest.data("col" + width, rows * stride + 3, 50);
-            float[] k = RowNormDeterminismTest.data("k" + width, width + 2, 50);
-            float[] s1 = new float[width];
-            float[] s2 = new float[width];
-            float[] q1 = new float[width];
-            float[] q2 = new float[width];
-            SCALAR.columnSumAndSquares(x, 3, stride, rows, width, k, 2, s1, q1);
-            vector.columnSumAndSquares(x, 3, stride, rows, width, k, 2, s2, q2);
-            assertArrayEquals(s1, s2, "columnSumAndSquares sums width=" + width);
-            assertArrayEquals(q1, q2, "columnSumAndSquares squares width=" + width);
-            for (int j = 0; j < width; j++) {
-                double sum = 0;
-                double sq = 0;
-                double abs = 0;
-                for (int r = 0; r < rows; r++) {
-                    double d = x[3 + r * stride + j] - (double) k[2 + j];
-                    sum += d;
-                    sq += d * d;
-                    abs += Math.abs(d);
+        // Near 50, x - k is exact and so are the sums (an order change would go unseen); near 0 neither is.
+        for (double offset : new double[] {50, 0}) {
+            for (int width : new int[] {1, 5, 16, 33, 37, 64, 100, 150}) {
+                float[] x = RowNormDeterminismTest.data("col" + width, rows * stride + 3, offset);
+                float[] k = RowNormDeterminismTest.data("k" + width, width + 2, offset);
+                float[] s1 = new float[width];
+                float[] s2 = new float[width];
+                float[] q1 = new float[width];
+                float[] q2 = new float[width];
+                SCALAR.columnSumAndSquares(x, 3, stride, rows, width, k, 2, s1, q1);
+                vector.columnSumAndSquares(x, 3, stride, rows, width, k, 2, s2, q2);
+                assertArrayEquals(s1, s2, "columnSumAndSquares sums width=" + width);
+                assertArrayEquals(q1, q2, "columnSumAndSquares squares width=" + width);
+                // The row-by-row walk (eight rows a step, then the 7 left) adds each column in the same order.
+                float[] s3 = new float[width];
+                float[] q3 = new float[width];
+                vector.columnSumAndSquaresByRows(x, 3, stride, rows, width, k, 2, s3, q3);
+                assertArrayEquals(s1, s3, "columnSumAndSquaresByRows sums width=" + width);
+                assertArrayEquals(q1, q3, "columnSumAndSquaresByRows squares width=" + width);
+                for (int j = 0; j < width; j++) {
+                    double sum = 0;
+                    double sq = 0;
+                    double abs = 0;
+                    for (int r = 0; r < rows; r++) {
+                        double d = x[3 + r * stride + j] - (double) k[2 + j];
+                        sum += d;
+                        sq += d * d;
+                        abs += Math.abs(d);
+                    }
+                    // x - k and its square rounded (at most 2u each), then rows - 1 float32 additions
+                    assertEquals(sum, s1[j], (rows + 2) * 0x1p-24 * abs + 1e-30, "column sum " + j);
+                    assertEquals(sq, q1[j], (rows + 2) * 0x1p-24 * sq + 1e-30, "column squares " + j);
                 }
-                // rows sequential float32 additions: within rows * u of the sum of magnitudes
-                assertEquals(sum, s1[j], rows * 0x1p-24 * abs + 1e-30, "column sum " + j);
-                assertEquals(sq, q1[j], rows * 0x1p-24 * sq + 1e-30, "column squares " + j);
             }
         }
     }

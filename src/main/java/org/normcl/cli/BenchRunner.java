@@ -216,7 +216,7 @@ final class BenchRunner {
     // ------------------------------------------------------------------ backends
 
     /** One backend under test: the SPI instance, the engine for API-level timing, and its copy. */
-    private final class Side implements AutoCloseable {
+    final class Side implements AutoCloseable {
         final String name;
         final Backend backend;
         final NormEngine engine;
@@ -295,7 +295,7 @@ final class BenchRunner {
     private record Copy(Runnable run, Runnable release) {
     }
 
-    private Side open(String name) {
+    Side open(String name) {
         if (name.equals("java")) {
             return new Side(name, new JavaBackend(config.threads()),
                     config.engineCalls() ? NormEngine.create(EngineOptions.java().withThreads(config.threads()))
@@ -412,7 +412,6 @@ final class BenchRunner {
      *     them: the download allocates its array), after one untimed round that touches the pages
      */
     private static double transferMs(Backend be, Buffer xb, HostTensor xHost, Buffer yb, long size) {
-        be.write(xb, xHost);
         be.read(yb, Shape.of(size));
         double[] up = new double[TRANSFER_REPEATS];
         double[] down = new double[TRANSFER_REPEATS];
@@ -449,8 +448,8 @@ final class BenchRunner {
     record Host(float[] x, float[] scale, float[] bias, float[] runMean, float[] runVar, int groups) {
     }
 
-    /** An operator ready to run on preallocated buffers. */
-    private static final class Prepared {
+    /** An operator ready to run on preallocated buffers; {@code buffers.get(0)} holds X. */
+    static final class Prepared {
         Runnable call;
         final List<Buffer> buffers = new ArrayList<>();
         double transferMs;
@@ -481,7 +480,7 @@ final class BenchRunner {
         return new Host(x, scale, bias, runMean, runVar, groupsFor(c, config.groups()));
     }
 
-    private Prepared prepare(Side side, String op, long[] shape, DType dtype) {
+    Prepared prepare(Side side, String op, long[] shape, DType dtype) {
         Backend be = side.backend;
         Prepared p = new Prepared();
         long size = 1;
@@ -500,6 +499,9 @@ final class BenchRunner {
         HostTensor xHost = HostTensor.convert(h.x(), dtype, size);
         Buffer xb = alloc(be, p, dtype, size);
         Buffer yb = alloc(be, p, dtype, size);
+        // X on every backend (the Java backend's pooled arrays hold what an earlier shape left there),
+        // then, OpenCL, the transfers timed.
+        be.write(xb, xHost);
         p.transferMs = side.isJava() ? 0 : transferMs(be, xb, xHost, yb, size);
         Buffer sb = upload(be, p, h.scale());
         Buffer bb = h.bias() == null ? null : upload(be, p, h.bias());

@@ -209,6 +209,28 @@ public interface Backend extends AutoCloseable {
         return Map.of();
     }
 
+    /**
+     * Starts recording the device time of the commands this backend issues from now on, for
+     * benchmarks ({@code normcl bench} times OpenCL work this way): ends with
+     * {@link #stopDeviceTimer}. Calls on other threads meanwhile are recorded too.
+     *
+     * @return whether the backend records device time (OpenCL: profiling events); false where the
+     *     work runs on the calling threads (Java), whose wall time is its device time
+     */
+    default boolean startDeviceTimer() {
+        return false;
+    }
+
+    /**
+     * Stops the recording {@link #startDeviceTimer} started, once the recorded commands are done.
+     *
+     * @return nanoseconds from the start of the first recorded command to the end of the last, on
+     *     the device's clock (0 when none ran), or -1 when nothing was being recorded
+     */
+    default long stopDeviceTimer() {
+        return -1;
+    }
+
     /** @return whether the device stopped answering, so that every further call fails */
     default boolean isLost() {
         return false;

@@ -47,11 +47,15 @@ import org.normcl.opencl.Tuner;
  *   <li>{@code median_ms}: one operator call on device-resident inputs and outputs allocated once
  *       (as NormEngine issues it: {@code rowNorm} for layer, RMS, group and instance norm;
  *       {@code channelNorm}, statistics and apply, for training-mode batch norm), after warm-up.
- *       Every primitive of both backends returns only when its work is done (OpenCL: after
- *       {@code clFinish}), so wall time is device time plus launch overhead.
+ *       OpenCL ({@code timing} "opencl-events"): from the start of the call's first command to the
+ *       end of its last, from profiling events ({@link Backend#startDeviceTimer}), so without
+ *       launch overhead; its wall time, which adds that overhead, is {@code wall_median_ms}. Java
+ *       ({@code timing} "wall"): wall time, the work running on the backend's threads.
  *   <li>{@code copy_*}: a copy of the same number of bytes (half read, half written) on the same
  *       device, timed alternately with the operator in the same loop: a {@code System.arraycopy}
- *       split over the Java backend's threads, or {@code clEnqueueCopyBuffer} ({@link Backend#copy}).
+ *       split over the Java backend's threads, or {@link Backend#copy} (CPU drivers: the
+ *       {@code copy_words} kernel on every core; others: {@code clEnqueueCopyBuffer}), timed the
+ *       same way as the operator ({@code copy_wall_median_ms}: its wall time).
  *   <li>{@code transfer_ms} (OpenCL): uploading X and downloading Y, which the above excludes: the
  *       medians of a few warm host-array transfers (the download allocates its array, as a
  *       host-array call does).
@@ -709,8 +713,8 @@ final class BenchRunner {
 
     /**
      * Warms up, then times {@code call} and a copy of the same bytes alternately, and puts the
-     * record's timing fields: status ok, median and minimum ms, bytes, GB/s, the copy's median and
-     * GB/s, their ratio, warm-up, iterations and (Java) threads.
+     * record's timing fields: status ok, how it timed, median and minimum ms, bytes, GB/s, the
+     * copy's median and GB/s, their ratio, warm-up, iterations and (Java) threads.
      */
     private void timeAgainstCopy(Side side, Map<String, Object> r, long bytes, Runnable call, Copy copy) {
         Runnable copyCall = copy.run();
@@ -721,17 +725,34 @@ final class BenchRunner {
         int it = config.iterations();
         double[] opMs = new double[it];
         double[] copyMs = new double[it];
+        double[] opWallMs = new double[it];
+        double[] copyWallMs = new double[it];
+        Backend timer = side.backend;
+        boolean events = false;
         for (int i = 0; i < it; i++) {
+            events = timer.startDeviceTimer();
             long t0 = System.nanoTime();
             call.run();
             long t1 = System.nanoTime();
-            copyCall.run();
+            long opDevice = timer.stopDeviceTimer();
+            timer.startDeviceTimer();
             long t2 = System.nanoTime();
-            opMs[i] = (t1 - t0) / 1e6;
-            copyMs[i] = (t2 - t1) / 1e6;
+            copyCall.run();
+            long t3 = System.nanoTime();
+            long copyDevice = timer.stopDeviceTimer();
+            opWallMs[i] = (t1 - t0) / 1e6;
+            copyWallMs[i] = (t3 - t2) / 1e6;
+            opMs[i] = events ? opDevice / 1e6 : opWallMs[i];
+            copyMs[i] = events ? copyDevice / 1e6 : copyWallMs[i];
         }
         double median = median(opMs);
         double copyMedian = median(copyMs);
+        // OpenCL: the span of the call's commands on the device (events), without launch overhead.
+        r.put("timing", events ? "opencl-events" : "wall");
+        if (events) {
+            r.put("wall_median_ms", round(median(opWallMs)));
+            r.put("copy_wall_median_ms", round(median(copyWallMs)));
+        }
         double gbps = bytes / (median * 1e6);
         double copyGbps = (bytes / 8) * 8.0 / (copyMedian * 1e6); // the copy moves whole words
         r.put("status", "ok");

@@ -6,9 +6,11 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -22,6 +24,7 @@ import org.jocl.cl_command_queue;
 import org.jocl.cl_context;
 import org.jocl.cl_context_properties;
 import org.jocl.cl_device_id;
+import org.jocl.cl_event;
 import org.jocl.cl_kernel;
 import org.jocl.cl_mem;
 import org.jocl.cl_program;
@@ -86,6 +89,8 @@ final class ClBackend implements Backend {
     private final BufferCache cache;
     private final ClBuffer dummy;
     private final Object lock = new Object();
+    /** The events of the commands enqueued since {@link #startDeviceTimer}; null when not recording. Under lock. */
+    private List<cl_event> timedEvents;
     private final Optional<ProgramCache> programCache;
     private final AtomicInteger programsFromCache = new AtomicInteger();
     private volatile boolean closed;
@@ -603,8 +608,10 @@ final class ClBackend implements Backend {
                         .ulong(perItem);
                 launchSerial(a, (words + perItem - 1) / perItem);
             } else {
-                check(clEnqueueCopyBuffer(queue, s.mem(), d.mem(), 0, 0, s.bytes(), 0, null, null),
+                cl_event e = timedEvent();
+                check(clEnqueueCopyBuffer(queue, s.mem(), d.mem(), 0, 0, s.bytes(), 0, null, e),
                         "clEnqueueCopyBuffer");
+                recordTimed(e);
             }
             finish();
         }
@@ -632,8 +639,10 @@ final class ClBackend implements Backend {
                 pattern = Pointer.to(new float[] {value});
         }
         synchronized (lock) {
-            check(clEnqueueFillBuffer(queue, d.mem(), pattern, d.dtype().byteSize(), 0, d.bytes(), 0, null, null),
+            cl_event e = timedEvent();
+            check(clEnqueueFillBuffer(queue, d.mem(), pattern, d.dtype().byteSize(), 0, d.bytes(), 0, null, e),
                     "clEnqueueFillBuffer");
+            recordTimed(e);
             finish();
         }
     }
@@ -1177,6 +1186,60 @@ final class ClBackend implements Backend {
         check(clFinish(queue), "clFinish");
     }
 
+    @Override
+    public boolean startDeviceTimer() {
+        synchronized (lock) {
+            releaseTimed();
+            timedEvents = new ArrayList<>();
+            return true;
+        }
+    }
+
+    @Override
+    public long stopDeviceTimer() {
+        synchronized (lock) {
+            if (timedEvents == null) {
+                return -1;
+            }
+            try {
+                finish();
+                long first = Long.MAX_VALUE;
+                long last = Long.MIN_VALUE;
+                long[] t = new long[1];
+                for (cl_event e : timedEvents) {
+                    check(clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_START, Sizeof.cl_ulong, Pointer.to(t), null),
+                            "clGetEventProfilingInfo(START)");
+                    first = Math.min(first, t[0]);
+                    check(clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, Sizeof.cl_ulong, Pointer.to(t), null),
+                            "clGetEventProfilingInfo(END)");
+                    last = Math.max(last, t[0]);
+                }
+                return timedEvents.isEmpty() ? 0 : last - first;
+            } finally {
+                releaseTimed();
+            }
+        }
+    }
+
+    /** @return an event for the next command while {@link #startDeviceTimer} records, else null */
+    private cl_event timedEvent() {
+        return timedEvents != null ? new cl_event() : null;
+    }
+
+    /** Keeps the event of a command just enqueued (null: not recording) for {@link #stopDeviceTimer}. */
+    private void recordTimed(cl_event e) {
+        if (e != null) {
+            timedEvents.add(e);
+        }
+    }
+
+    private void releaseTimed() {
+        if (timedEvents != null) {
+            timedEvents.forEach(CL::clReleaseEvent);
+            timedEvents = null;
+        }
+    }
+
     /**
      * The error check of every call that touches the device: a lost device (the driver reports it
      * unavailable, or commands failed for good) marks the backend unusable, so later calls fail
@@ -1281,9 +1344,11 @@ final class ClBackend implements Backend {
                 }
             }
             int injected = FaultInjection.launchError(name);
+            cl_event e = timedEvent();
             check(injected != 0 ? injected
-                    : clEnqueueNDRangeKernel(queue, kernel, global.length, null, global, local, 0, null, null),
+                    : clEnqueueNDRangeKernel(queue, kernel, global.length, null, global, local, 0, null, e),
                     "clEnqueueNDRangeKernel(" + name + ")");
+            recordTimed(e);
         }
     }
 
@@ -1294,6 +1359,7 @@ final class ClBackend implements Backend {
                 return;
             }
             clFinish(queue);
+            releaseTimed();
             closed = true;
         }
         for (ClBuffer b : live.toArray(new ClBuffer[0])) {

@@ -13,12 +13,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.NoSuchElementException;
 import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
 import org.normcl.DType;
 import org.normcl.EngineOptions;
 import org.normcl.NormEngine;
+import org.normcl.opencl.ClRuntime;
 
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -73,8 +75,14 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--plot", paramLabel = "FILE.png", description = "Draw GB/s against shape per backend.")
     Path plot;
 
+    /** The most calls --warmup and --iterations take: a median of more is no better, and runs for days. */
+    static final int MAX_CALLS = 1_000_000;
+    /** The longest --warmup-ms. */
+    static final long MAX_WARMUP_MS = 3_600_000;
+
     @Option(names = "--warmup", paramLabel = "N", defaultValue = "3",
-            description = "Untimed calls first. Default: ${DEFAULT-VALUE}.")
+            description = "Untimed calls first; 0: no warm-up at all (--warmup-ms then does not apply)."
+                    + " Default: ${DEFAULT-VALUE}.")
     int warmup;
 
     // 500 ms left the first shape's Java median at 2.4-6.6 ms instead of 1.7 (layer norm 8192x1024):
@@ -182,7 +190,31 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         if (device != null && !backendList.contains("opencl")) {
-            throw new UserInputException("--device applies to OpenCL: add opencl to --backends or drop --device");
+            throw new UserInputException(backends == null
+                    ? "--device " + device + ": OpenCL is not available ("
+                            + NormEngine.openClUnavailableReason().orElse("no device") + "): drop --device"
+                    : "--device applies to OpenCL: add opencl to --backends or drop --device");
+        }
+        if (backends != null && backendList.contains("opencl")) {
+            // Before the Java records (minutes) are taken, not after them.
+            if (NormEngine.openClUnavailableReason().isPresent()) {
+                throw new UserInputException("--backends opencl: OpenCL is not available ("
+                        + NormEngine.openClUnavailableReason().get() + "): expected java, or a machine with OpenCL"
+                        + " (normcl probe)");
+            }
+        }
+        if (backendList.contains("opencl")) {
+            try {
+                ClRuntime.device(device);
+            } catch (IllegalArgumentException e) {
+                throw new UserInputException("--device: " + e.getMessage());
+            } catch (NoSuchElementException e) {
+                throw new UserInputException("--backends opencl: OpenCL has no device ('normcl probe' lists what"
+                        + " it finds): expected java");
+            }
+        }
+        if (backward && noEngine) {
+            throw new UserInputException("--backward times the passes through NormEngine: drop --no-engine");
         }
         List<DType> dtypeList = new ArrayList<>();
         for (String d : nonEmpty("--dtype", normalized(dtypes), "a type such as float32")) {
@@ -193,14 +225,15 @@ final class BenchCommand implements Callable<Integer> {
                         + " or float64");
             }
         }
-        if (warmup < 0) {
-            throw new UserInputException("--warmup = " + warmup + ": expected 0 or more");
+        if (warmup < 0 || warmup > MAX_CALLS) {
+            throw new UserInputException("--warmup = " + warmup + ": expected 0 to " + MAX_CALLS);
         }
-        if (warmupMs < 0) {
-            throw new UserInputException("--warmup-ms = " + warmupMs + ": expected 0 or more");
+        if (warmupMs < 0 || warmupMs > MAX_WARMUP_MS) {
+            throw new UserInputException("--warmup-ms = " + warmupMs + ": expected 0 to " + MAX_WARMUP_MS
+                    + " (an hour)");
         }
-        if (iterations < 1) {
-            throw new UserInputException("--iterations = " + iterations + ": expected 1 or more");
+        if (iterations < 1 || iterations > MAX_CALLS) {
+            throw new UserInputException("--iterations = " + iterations + ": expected 1 to " + MAX_CALLS);
         }
         if (threads != null && (threads < 1 || threads > EngineOptions.MAX_THREADS)) {
             throw new UserInputException("--threads = " + threads + ": expected 1 to " + EngineOptions.MAX_THREADS);

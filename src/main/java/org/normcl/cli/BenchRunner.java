@@ -485,8 +485,19 @@ final class BenchRunner {
     }
 
     Prepared prepare(Side side, String op, long[] shape, DType dtype) {
-        Backend be = side.backend;
         Prepared p = new Prepared();
+        try {
+            setUp(p, side, op, shape, dtype);
+            return p;
+        } catch (RuntimeException | OutOfMemoryError e) {
+            // What was allocated before the failure, at once: later shapes may need the device memory.
+            p.buffers.forEach(Buffer::close);
+            throw e;
+        }
+    }
+
+    private void setUp(Prepared p, Side side, String op, long[] shape, DType dtype) {
+        Backend be = side.backend;
         long size = 1;
         for (long d : shape) {
             size *= d;
@@ -555,7 +566,6 @@ final class BenchRunner {
             default:
                 throw new UserInputException("unknown op " + op);
         }
-        return p;
     }
 
     private static Buffer alloc(Backend be, Prepared p, DType dtype, long elements) {
@@ -595,11 +605,16 @@ final class BenchRunner {
 
         Inputs(NormEngine e, String op, long[] shape, Host h, DType dtype) {
             long c = shape.length >= 2 ? shape[1] : 1;
-            x = e.upload(HostTensor.convert(h.x(), dtype, shape));
-            scale = e.upload(h.scale(), affineDims(op, shape));
-            bias = h.bias() == null ? null : e.upload(h.bias(), affineDims(op, shape));
-            runMean = e.upload(h.runMean(), c);
-            runVar = e.upload(h.runVar(), c);
+            try {
+                x = e.upload(HostTensor.convert(h.x(), dtype, shape));
+                scale = e.upload(h.scale(), affineDims(op, shape));
+                bias = h.bias() == null ? null : e.upload(h.bias(), affineDims(op, shape));
+                runMean = e.upload(h.runMean(), c);
+                runVar = e.upload(h.runVar(), c);
+            } catch (RuntimeException | OutOfMemoryError failed) {
+                close(); // what was uploaded so far
+                throw failed;
+            }
         }
 
         @Override

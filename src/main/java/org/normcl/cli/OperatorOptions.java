@@ -240,8 +240,9 @@ final class OperatorOptions {
     }
 
     /**
-     * Checks output paths: in existing directories, not directories, pipes or devices themselves, and
-     * distinct files (as {@link NpyOutputs#sameTarget}: not one entry spelt twice, nor hard links).
+     * Checks output paths: in existing, writable directories, not directories, pipes or devices
+     * themselves, and distinct files (as {@link NpyOutputs#sameTarget}: not one entry spelt twice, nor
+     * hard links).
      *
      * @param names the options
      * @param paths their values (null when not given)
@@ -255,6 +256,10 @@ final class OperatorOptions {
             Path dir = p.getParent();
             if (dir == null || !Files.isDirectory(dir)) {
                 throw new UserInputException(names[i] + " = " + paths[i] + ": directory " + dir + " does not exist");
+            }
+            if (!Files.isWritable(dir)) {
+                throw new UserInputException(names[i] + " = " + paths[i] + ": directory " + dir
+                        + " is not writable: expected a directory this user may write to");
             }
             if (Files.isDirectory(p)) {
                 throw new UserInputException(names[i] + " = " + paths[i] + " is a directory: expected a file path");

@@ -25,6 +25,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.normcl.NormEngine;
 
 /**
  * {@code normcl bench}'s usage errors and its output files, beside {@code jvm.BenchCommandTest}
@@ -67,6 +68,12 @@ class BenchCliTest {
         "--ops=, | --ops: the list is empty",
         // No file name: was a NullPointerException's message, exit 1.
         "--plot=/ | --plot /: expected a .png file name",
+        // Bounds: 2^31-1 iterations failed every record for lack of memory; warm-up ms overflowed to none.
+        "--iterations=2000000 | --iterations = 2000000: expected 1 to 1000000",
+        "--warmup=2000000 | --warmup = 2000000: expected 0 to 1000000",
+        "--warmup-ms=9223372036854775807 | --warmup-ms = 9223372036854775807: expected 0 to 3600000",
+        // The help said so, but every backward record came out 'unsupported', exit 0.
+        "--backward | --backward times the passes through NormEngine: drop --no-engine",
     })
     void badListsAndShapesExit2NamingTheOption(String arg, String message) {
         CliTestSupport.Result r = CliTestSupport.run(bench(arg.trim()));
@@ -95,6 +102,29 @@ class BenchCliTest {
                 plot::toString);
         assertFalse(plot.err().contains("bench: [1/"), () -> "checked before measuring\n" + plot);
         CliTestSupport.assertUnchanged(before, dir, plot);
+    }
+
+    /** The OpenCL device is resolved before the Java records are taken (it was after them, minutes in). */
+    @Test
+    void aBadDeviceIsRefusedBeforeTheJavaRecords() {
+        CliTestSupport.Result r = CliTestSupport.run(bench("--backends", "java,opencl", "--device",
+                "no-such-device-name"));
+        assertEquals(2, r.code(), r::toString);
+        assertTrue(r.err().contains(NormEngine.openClUnavailableReason().isPresent() ? "--backends opencl"
+                : "--device"), r::toString);
+        assertFalse(r.err().contains("bench: [1/"), () -> "checked before measuring\n" + r);
+        r.assertNoStackTrace();
+    }
+
+    /** A directory the process may not write to fails before the run, not after it (/proc/self: even for root). */
+    @Test
+    void anUnwritableOutputDirectoryIsRefusedBeforeMeasuring() {
+        assumeTrue(!Files.isWritable(Path.of("/proc/self")), "/proc/self is writable here");
+        CliTestSupport.Result r = CliTestSupport.run(bench("--json", "/proc/self/bench.json"));
+        assertEquals(2, r.code(), r::toString);
+        assertTrue(r.err().contains("--json") && r.err().contains("is not writable"), r::toString);
+        assertFalse(r.err().contains("bench: [1/"), () -> "checked before measuring\n" + r);
+        r.assertNoStackTrace();
     }
 
     /**

@@ -369,7 +369,7 @@ final class BenchRunner {
         try {
             prep = prepare(side, op, shape, dtype);
             copy = side.copy(bytes / 8);
-            timeAgainstCopy(side, r, bytes, prep.call, copy);
+            timeAgainstCopy(side, r, bytes, prep.call, copy, true);
             r.put("transfer_ms", side.isJava() ? null : round(prep.transferMs));
             if (prep.extra != null) {
                 r.putAll(prep.extra);
@@ -711,7 +711,8 @@ final class BenchRunner {
                     throw new UserInputException("unknown op " + op);
             }
             copy = side.copy(bytes / 8);
-            timeAgainstCopy(side, r, bytes, call, copy);
+            // Through NormEngine, whose backend is not side.backend: wall time for both.
+            timeAgainstCopy(side, r, bytes, call, copy, false);
             r.put("timed", "engine");
             r.put("transfer_ms", null);
         } catch (UserInputException ex) {
@@ -730,8 +731,12 @@ final class BenchRunner {
      * Warms up, then times {@code call} and a copy of the same bytes alternately, and puts the
      * record's timing fields: status ok, how it timed, median and minimum ms, bytes, GB/s, the
      * copy's median and GB/s, their ratio, warm-up, iterations and (Java) threads.
+     *
+     * @param onSideBackend whether {@code call} runs on {@code side.backend}, whose device timer (OpenCL)
+     *     then times it and the copy; otherwise (NormEngine calls) both are wall time
      */
-    private void timeAgainstCopy(Side side, Map<String, Object> r, long bytes, Runnable call, Copy copy) {
+    private void timeAgainstCopy(Side side, Map<String, Object> r, long bytes, Runnable call, Copy copy,
+            boolean onSideBackend) {
         Runnable copyCall = copy.run();
         warmUp(() -> {
             call.run();
@@ -745,16 +750,18 @@ final class BenchRunner {
         Backend timer = side.backend;
         boolean events = false;
         for (int i = 0; i < it; i++) {
-            events = timer.startDeviceTimer();
+            events = onSideBackend && timer.startDeviceTimer();
             long t0 = System.nanoTime();
             call.run();
             long t1 = System.nanoTime();
-            long opDevice = timer.stopDeviceTimer();
-            timer.startDeviceTimer();
+            long opDevice = events ? timer.stopDeviceTimer() : -1;
+            if (events) {
+                timer.startDeviceTimer();
+            }
             long t2 = System.nanoTime();
             copyCall.run();
             long t3 = System.nanoTime();
-            long copyDevice = timer.stopDeviceTimer();
+            long copyDevice = events ? timer.stopDeviceTimer() : -1;
             opWallMs[i] = (t1 - t0) / 1e6;
             copyWallMs[i] = (t3 - t2) / 1e6;
             opMs[i] = events ? opDevice / 1e6 : opWallMs[i];

@@ -97,6 +97,7 @@ class BenchCommandTest {
             assertEquals(bytes / 8 * 8 / (copyMedian * 1e6), copy, 2e-3 * copy, "copy_gbps = bytes / copy median");
             assertEquals(gbps / copy, ratio, 2e-3 * ratio, "ratio = gbps / copy_gbps");
             assertNull(rec.get("transfer_ms"), "no host transfers on the Java backend");
+            assertEquals("wall", rec.get("timing"), "the Java backend has no device clock");
             assertEquals(3L, TestJson.asLong(rec.get("iterations")));
             if (pass.equals("forward")) {
                 assertTrue(TestJson.asDouble(rec.get("engine_median_ms")) > 0, "timed through NormEngine too");
@@ -198,7 +199,7 @@ class BenchCommandTest {
     void openClRecordsReportTransfers() {
         assumeTrue(!NormEngine.devices().isEmpty(), "no OpenCL device here");
         Run r = normcl("bench", "--ops", "layer-norm,batch-norm", "--shapes", "8x16x4", "--backends", "opencl",
-                "--warmup", "1", "--warmup-ms", "0", "--iterations", "2", "--json", "-");
+                "--backward", "--warmup", "1", "--warmup-ms", "0", "--iterations", "2", "--json", "-");
         assertEquals(0, r.code(), r.toString());
         // The tests' cache directory holds no tuning file: the bench says what the tuner is for.
         assertTrue(r.err().contains("runs the default kernel parameters: 'normcl tune'"), r.err());
@@ -207,6 +208,19 @@ class BenchCommandTest {
             Map<String, Object> rec = TestJson.object(o);
             assertEquals("ok", rec.get("status"), rec.toString());
             assertEquals("opencl", rec.get("backend"));
+            double median = TestJson.asDouble(rec.get("median_ms"));
+            double copyMedian = TestJson.asDouble(rec.get("copy_median_ms"));
+            assertTrue(median > 0 && Double.isFinite(median) && copyMedian > 0, rec.toString());
+            if (rec.get("pass").equals("backward")) {
+                // Through NormEngine, whose backend the bench cannot time: wall time (it was 0 ms, 'Infinity').
+                assertEquals("wall", rec.get("timing"), rec.toString());
+                continue;
+            }
+            // The device's span of each call lies within its wall time, so the medians keep that order
+            // (both rounded to 4 digits).
+            assertEquals("opencl-events", rec.get("timing"), rec.toString());
+            assertTrue(TestJson.asDouble(rec.get("wall_median_ms")) >= median * (1 - 1e-3), rec.toString());
+            assertTrue(TestJson.asDouble(rec.get("copy_wall_median_ms")) >= copyMedian * (1 - 1e-3), rec.toString());
             assertTrue(TestJson.asDouble(rec.get("transfer_ms")) >= 0, rec.toString());
             // The tuning the numbers were measured with (normcl tune's file or the defaults).
             Map<String, Object> params = TestJson.object(rec.get("kernel_parameters"));

@@ -28,6 +28,20 @@ package org.normcl.backend;
 public record AffineGradPlan(long outer, long channels, long inner, long statsPerOuter, long channelsPerStat,
         boolean rms, long outerPerStat) {
 
+    /**
+     * Creates the plan, checking its extents and statistic layout.
+     *
+     * @param outer the outer extent
+     * @param channels the channel (affine) extent
+     * @param inner the inner extent
+     * @param statsPerOuter statistics per outer index
+     * @param channelsPerStat channels sharing one statistic
+     * @param rms whether xhat is {@code x * invStd} (no mean)
+     * @param outerPerStat consecutive outer indices sharing one statistic row (1 unless channels-last)
+     * @throws IllegalArgumentException if {@code outer} or {@code statsPerOuter} is negative, or if
+     *     {@code channels}, {@code inner}, {@code channelsPerStat} or {@code outerPerStat} is less
+     *     than 1
+     */
     public AffineGradPlan {
         if (outer < 0 || channels < 1 || inner < 1 || statsPerOuter < 0 || channelsPerStat < 1 || outerPerStat < 1) {
             throw new IllegalArgumentException("inconsistent affine-gradient plan: outer=" + outer + " channels="
@@ -36,7 +50,11 @@ public record AffineGradPlan(long outer, long channels, long inner, long statsPe
         }
     }
 
-    /** A plan for channels-first data (outerPerStat 1). */
+    /**
+     * A plan for channels-first data (outerPerStat 1).
+     *
+     * @throws IllegalArgumentException under the canonical constructor's conditions
+     */
     public AffineGradPlan(long outer, long channels, long inner, long statsPerOuter, long channelsPerStat,
             boolean rms) {
         this(outer, channels, inner, statsPerOuter, channelsPerStat, rms, 1);

@@ -39,6 +39,26 @@ public record RowNormPlan(long rows, long cols, StatMode mode, float epsilon, lo
         long spatial, boolean hasScale, boolean hasBias, long segments, long segmentStride, long outerStride,
         long groupStride) {
 
+    /**
+     * Creates the plan, checking its counts (not its strides).
+     *
+     * @param rows number of rows
+     * @param cols elements per row (&ge; 1)
+     * @param mode statistic and epsilon placement
+     * @param epsilon the epsilon
+     * @param groups affine and addressing period over rows
+     * @param channelsPerGroup affine entries per group
+     * @param spatial values of a segment sharing one affine entry
+     * @param hasScale whether a scale is applied
+     * @param hasBias whether a bias is applied
+     * @param segments segments per row
+     * @param segmentStride elements between segment starts
+     * @param outerStride elements between rows r and r + groups
+     * @param groupStride elements between rows r and r + 1 of the same outer index
+     * @throws IllegalArgumentException if {@code rows} is negative; if {@code cols}, {@code groups},
+     *     {@code channelsPerGroup}, {@code spatial} or {@code segments} is less than 1; or if
+     *     {@code cols} is not a multiple of {@code segments}
+     */
     public RowNormPlan {
         if (rows < 0 || cols < 1 || groups < 1 || channelsPerGroup < 1 || spatial < 1 || segments < 1
                 || cols % segments != 0) {
@@ -48,7 +68,12 @@ public record RowNormPlan(long rows, long cols, StatMode mode, float epsilon, lo
         }
     }
 
-    /** A plan whose rows are contiguous: row r starts at r * cols. */
+    /**
+     * A plan whose rows are contiguous: row r starts at r * cols.
+     *
+     * @throws IllegalArgumentException if {@code channelsPerGroup * spatial != cols}, or for the
+     *     canonical constructor's conditions
+     */
     public static RowNormPlan contiguous(long rows, long cols, StatMode mode, float epsilon, long groups,
             long channelsPerGroup, long spatial, boolean hasScale, boolean hasBias) {
         if (channelsPerGroup * spatial != cols) {

@@ -3,13 +3,24 @@
  * Each row (one normalized slice, see row_layout in common.cl) is normalized over its cols values,
  * then an optional affine transform is applied: y = ((x - mean) * inv) * w + b.
  *
- * Two strategies, chosen by device type in Java (WorkSizing):
- *   row_norm_serial  one work-item per row: a plain vectorizable loop over each segment. Best on
- *                    CPU drivers, where barriers are expensive (10-100x slower on PoCL).
- *   row_norm_group   one work-group per row: strided Welford per work-item, tree merge in local
- *                    memory, then a strided (coalesced) apply. For GPUs.
- * Both handle any row length (1 .. more than a work-group, 65537 and beyond) and never keep a
- * row in local memory, so no size is limited by local memory.
+ * Kernels, chosen in Java (ClBackend.rowNorm, with WorkSizing's sizes) by device family and layout.
+ * One work-item per row or block of rows (CPU drivers, where barriers are expensive: 10-100x
+ * slower on PoCL):
+ *   row_norm_serial     one work-item per row: a plain vectorizable loop over each segment; any layout.
+ *   row_norm_rows       contiguous rows up to SHORT_ROW_MAX_BYTES: a block of rows per work-item, rows
+ *                       shorter than VW taken VW at a time in lanes (row_norm_lanes, _lanes_wide).
+ *   row_norm_pipelined  long contiguous rows with a per-column affine (layer/RMS norm): a block of rows
+ *                       per work-item, row r normalized while row r + 1's statistics are gathered.
+ * Work-groups (GPUs and accelerators):
+ *   row_norm_wg         contiguous rows with one affine entry per value (spatial 1): a power-of-two
+ *                       number of work-items per row (several rows per work-group for short rows),
+ *                       vector loads, the row kept in registers and read once where it fits, a true
+ *                       two-pass of the statistics merged in local memory in a fixed order.
+ *   row_norm_group      every other layout: one work-group per row, strided Welford per work-item,
+ *                       tree merge in local memory, then a strided (coalesced) apply.
+ * And row_apply: the normalization with given statistics (merged moments), any layout.
+ * Every kernel handles any row length (1 .. more than a work-group, 65537 and beyond) and none
+ * keeps a row in local memory, so no size is limited by local memory.
  */
 
 #define ROW_LAYOUT_ARGS ulong rows, ulong cols, ulong groups, ulong cpg, ulong spatial, ulong segs, \
@@ -593,6 +604,190 @@ __kernel void row_norm_group(const __global real_t *x, const __global param_t *s
         }
     }
 }
+
+/* ---- row_norm_wg: contiguous rows with one affine entry per value, on the work-group family ---- */
+
+/* Vectors of a row one work-item of row_norm_wg keeps in registers: 64 values whatever VW is. */
+#define WG_VECS (64 / VW)
+
+/*
+ * Sums a and b over the `items` consecutive work-items of each row slot (items a power of two, j
+ * the work-item's place in its slot): trees in local memory in a fixed order, so the same bits on
+ * every run. Every work-item of the group calls it (its barriers are the group's). Ends with a
+ * barrier, so that la and lb may be written again.
+ */
+inline void wg_slot_sum2(__local acc_t *la, __local acc_t *lb, uint lid, uint j, uint items, acc_t *a, acc_t *b) {
+    la[lid] = *a;
+    lb[lid] = *b;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (uint s = items >> 1; s > 0; s >>= 1) {
+        if (j < s) {
+            la[lid] += la[lid + s];
+            lb[lid] += lb[lid + s];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    *a = la[lid - j];
+    *b = lb[lid - j];
+    barrier(CLK_LOCAL_MEM_FENCE);
+}
+
+/* Whether row position q * VW starts one of this work-item's register vectors (i) that holds values. */
+#define WG_HAS(i) (valid && j + (ulong) (i) * items < nv)
+
+/* y = ((x - k) - m) * inv * w + b for the VW values at row position p (w and b at aff + p). */
+#define WG_APPLYV(v, p) \
+    do { \
+        accv_t o_ = ((v) - k) - m; \
+        o_ *= inv; \
+        if (has_scale) { \
+            o_ *= LOADPV(scale, aff + (p)); \
+        } \
+        if (has_bias) { \
+            o_ += LOADPV(bias, aff + (p)); \
+        } \
+        STOREXV(yr, (p), o_); \
+    } while (0)
+
+/*
+ * Contiguous rows whose affine entry is per column (spatial 1: layer and RMS norm, group norm of
+ * (N, C) data) on the work-group family (GPUs). Each row is taken by `items` consecutive
+ * work-items (a power of two, WorkSizing.rowItems), so a group of wg work-items normalizes
+ * wg / items rows: many for short rows, one for long ones. Work-item j of a row takes the row's
+ * vectors j, j + items, ... (vector loads, coalesced across the row's work-items) and, after them,
+ * the values past the last whole vector (fewer than VW, one at a time, read from global memory
+ * each time they are needed). The row's first value and its affine entries are found once per
+ * row: no division per value.
+ *
+ * Statistics, from k = the row's first value (shift_of; 0 for RMS): the work-items' float sums of
+ * x - k and (x - k)^2 (of x^2 for RMS), merged per row in local memory in a fixed order; m = the
+ * sum of x - k over cols. Then the sum of squared deviations ((x - k) - m)^2, merged the same way:
+ * a true two-pass. Rows of at most WG_VECS * VW * items values are read once: each work-item keeps
+ * its vectors in registers and both passes and the normalization take them from there. Longer rows
+ * are read from global memory for the first pass and for the normalization, and for the second
+ * pass only where the one-pass M2 = sum (x - k)^2 - m sum (x - k) would cancel (the mean far from
+ * the first value: n m^2 > ONE_PASS_LIMIT M2, as in moments_add_contiguous and the Java backend)
+ * or a sum is not finite. Outputs as row_norm_group's: mean_out = k + m, inv_out, and
+ * y = ((x - k) - m) * inv * w + b.
+ *
+ * Local memory: two arrays of wg acc_t; wg is a power of two and a multiple of items. The two
+ * merges are made by every work-item, outside any branch (PoCL's compiler replicates the code after
+ * a barrier in a branch, and took minutes over a version with its merges in branches); the
+ * work-items of rows past the last one take part with zeros.
+ */
+__kernel void row_norm_wg(const __global real_t *x, const __global param_t *scale, const __global param_t *bias,
+        __global real_t *y, __global acc_t *mean_out, __global acc_t *inv_out, ulong rows, ulong cols,
+        ulong groups, ulong cpg, uint items, float eps, int mode, int flags, __local acc_t *la,
+        __local acc_t *lb) {
+    const uint lid = (uint) get_local_id(0);
+    const uint j = lid & (items - 1);
+    const ulong row = get_group_id(0) * (get_local_size(0) / items) + lid / items;
+    const bool valid = row < rows;
+    const bool rms = mode == MODE_RMS;
+    const ulong nv = cols / VW;                      /* whole vectors in a row */
+    const ulong tail0 = nv * VW;                     /* the first value past them */
+    const bool fits = nv <= (ulong) WG_VECS * items; /* the same for every work-item */
+    const ulong base = valid ? row * cols : 0;
+    const __global real_t *xr = x + base;
+    __global real_t *yr = y + base;
+    const ulong aff = valid ? (row % groups) * cpg : 0;
+    const acc_t n = (acc_t) cols;
+    const accv_t zero = (accv_t) (ZERO);
+    const acc_t k = valid && !rms ? shift_of(LOADX(xr, 0)) : ZERO;
+    accv_t v[WG_VECS];
+    /* First pass: s1 = sum of d = x - k (of x^2 for RMS), s2 = sum of d^2 (long rows only). */
+    accv_t s1v = zero, s2v = zero;
+    if (fits) {
+        for (uint i = 0; i < WG_VECS; i++) {
+            if (WG_HAS(i)) {
+                v[i] = LOADXV(xr, (j + (ulong) i * items) * VW);
+                accv_t d = v[i] - k;
+                s1v += rms ? d * d : d;
+            }
+        }
+    } else if (valid) {
+        for (ulong q = j; q < nv; q += items) {
+            accv_t d = LOADXV(xr, q * VW) - k;
+            s1v += rms ? d * d : d;
+            s2v += d * d;
+        }
+    }
+    acc_t s1 = hsum(s1v), s2 = hsum(s2v);
+    for (ulong t = tail0 + j; valid && t < cols; t += items) {
+        acc_t d = LOADX(xr, t) - k;
+        s1 += rms ? d * d : d;
+        s2 += d * d;
+    }
+    wg_slot_sum2(la, lb, lid, j, items, &s1, &s2);
+    const acc_t m = rms ? ZERO : s1 / n;
+    const acc_t cancelled = s1 * m;
+    /* Second pass (not for RMS): the sum of ((x - k) - m)^2, from the registers when the row fits. */
+    const bool one_pass = isfinite(s1) && isfinite(s2) && cancelled <= ONE_PASS_LIMIT * (s2 - cancelled);
+    const bool second = !rms && (fits || !one_pass);
+    acc_t q2 = ZERO, unused = ZERO;
+    if (second) {
+        accv_t qv = zero;
+        if (fits) {
+            for (uint i = 0; i < WG_VECS; i++) {
+                if (WG_HAS(i)) {
+                    accv_t d = (v[i] - k) - m;
+                    qv += d * d;
+                }
+            }
+        } else if (valid) {
+            for (ulong q = j; q < nv; q += items) {
+                accv_t d = (LOADXV(xr, q * VW) - k) - m;
+                qv += d * d;
+            }
+        }
+        q2 = hsum(qv);
+        for (ulong t = tail0 + j; valid && t < cols; t += items) {
+            acc_t d = (LOADX(xr, t) - k) - m;
+            q2 += d * d;
+        }
+    }
+    wg_slot_sum2(la, lb, lid, j, items, &q2, &unused);
+    const acc_t inv = inv_std_of(mode, (rms ? s1 : second ? q2 : s2 - cancelled) / n, eps);
+    if (!valid) {
+        return; /* after the last barrier */
+    }
+    if (j == 0) {
+        if ((flags & WRITE_MEAN) != 0) {
+            mean_out[row] = k + m;
+        }
+        if ((flags & WRITE_INVSTD) != 0) {
+            inv_out[row] = inv;
+        }
+    }
+    if ((flags & SKIP_APPLY) != 0) {
+        return;
+    }
+    const bool has_scale = (flags & HAS_SCALE) != 0;
+    const bool has_bias = (flags & HAS_BIAS) != 0;
+    if (fits) {
+        for (uint i = 0; i < WG_VECS; i++) {
+            if (WG_HAS(i)) {
+                WG_APPLYV(v[i], (j + (ulong) i * items) * VW);
+            }
+        }
+    } else {
+        for (ulong q = j; q < nv; q += items) {
+            WG_APPLYV(LOADXV(xr, q * VW), q * VW);
+        }
+    }
+    for (ulong t = tail0 + j; t < cols; t += items) {
+        acc_t o = ((LOADX(xr, t) - k) - m) * inv;
+        if (has_scale) {
+            o *= LOADP(scale, aff + t);
+        }
+        if (has_bias) {
+            o += LOADP(bias, aff + t);
+        }
+        STOREX(yr, t, o);
+    }
+}
+#undef WG_APPLYV
+#undef WG_HAS
 
 /* Normalization with given statistics (e.g. moments merged across devices). NDRange (cols, rows).
  * mean is not read for RMS; mean_lo (the mean's rounding error) only with HAS_MEAN_LO. */

@@ -58,7 +58,7 @@ final class ClBackend implements Backend {
     private static final int CHANNEL_ROW_SLICES = 5;
 
     private static final String[] KERNELS = {
-        "row_norm_serial", "row_norm_rows", "row_norm_pipelined", "row_norm_group", "row_apply",
+        "row_norm_serial", "row_norm_rows", "row_norm_pipelined", "row_norm_group", "row_norm_wg", "row_apply",
         "channel_partial_serial", "channel_partial_group", "channel_partial_cols", "channel_partial_rows",
         "channel_finalize", "channel_moments", "channel_running_stats", "channel_apply", "channel_apply_cols",
         "row_backward_serial", "row_backward_rows", "row_backward_group", "affine_grad_cols", "affine_grad_rows",
@@ -67,8 +67,8 @@ final class ClBackend implements Backend {
         "channel_norm_blocks", "row_backward_affine_rows", "row_backward_affine_slices", "channel_backward_fused",
         "channel_backward_blocks", "row_backward_affine_groups"};
     /** The work-group kernels, whose group size is fixed per device and program. */
-    private static final String[] GROUP_KERNELS = {"row_norm_group", "channel_partial_group", "row_backward_group",
-        "affine_grad_group"};
+    private static final String[] GROUP_KERNELS = {"row_norm_group", "row_norm_wg", "channel_partial_group",
+        "row_backward_group", "affine_grad_group"};
 
     // Flags and modes: must match common.cl.
     private static final int HAS_SCALE = 1;
@@ -688,11 +688,36 @@ final class ClBackend implements Backend {
             }
             return;
         }
+        int items = p.isContiguous() && p.spatial() == 1
+                ? sizing.rowItems(p.cols(), prog.groupSizes.get("row_norm_wg")) : 0;
+        if (items > 0) {
+            rowNormWorkGroup(prog, p, x, scale, bias, y, mean, invStd, flags, items);
+            return;
+        }
         String name = sizing.serial() ? "row_norm_serial" : "row_norm_group";
         synchronized (lock) {
             Args a = args(prog, name).mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(invStd).layout(p)
                     .f32(p.epsilon()).i32(modeCode(p.mode())).i32(flags);
             launchRows(prog, a, name, p.rows(), 3);
+            finish();
+        }
+    }
+
+    /**
+     * Contiguous rows with one affine entry per value (spatial 1: layer and RMS norm, group norm of
+     * (N, C) data) on the work-group family: row_norm_wg, {@link WorkSizing#rowItems} work-items per
+     * row and as many rows per work-group as fit (vector loads, the row kept in registers where it
+     * fits, see row_norm.cl). Other layouts take row_norm_group, one work-group per row.
+     */
+    private void rowNormWorkGroup(Program prog, RowNormPlan p, Buffer x, Buffer scale, Buffer bias, Buffer y,
+            Buffer mean, Buffer invStd, int flags, int items) {
+        int wg = prog.groupSizes.get("row_norm_wg");
+        long rowsPerGroup = wg / items;
+        synchronized (lock) {
+            args(prog, "row_norm_wg").mem(x).mem(scale).mem(bias).mem(y).mem(mean).mem(invStd).ulong(p.rows())
+                    .ulong(p.cols()).ulong(p.groups()).ulong(p.channelsPerGroup()).i32(items).f32(p.epsilon())
+                    .i32(modeCode(p.mode())).i32(flags).local(wg).local(wg)
+                    .launch(new long[] {(p.rows() + rowsPerGroup - 1) / rowsPerGroup * wg}, new long[] {wg});
             finish();
         }
     }

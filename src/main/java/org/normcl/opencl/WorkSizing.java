@@ -5,8 +5,10 @@ import org.normcl.DeviceInfo;
 /**
  * The one place kernel strategy and work sizes are decided per device. CPU drivers (PoCL) run a
  * plain loop per work-item far faster than work-group reductions with barriers, so CPUs get the
- * serial kernels; GPUs and accelerators get the work-group kernels. The numbers {@code normcl tune}
- * measures per device come in a {@link Tuning}; its defaults are the constants below.
+ * serial kernels; GPUs and accelerators get the work-group kernels (row_norm_wg for contiguous
+ * rows with one affine entry per value, {@link #rowItems}; row_norm_group for other rows). The
+ * numbers {@code normcl tune} measures per device come in a {@link Tuning}; its defaults are the
+ * constants below.
  */
 final class WorkSizing {
     /** Upper bound on work-group size for the reduction kernels (default of {@link Tuning#maxGroupSize}). */
@@ -115,6 +117,37 @@ final class WorkSizing {
         }
         return g;
     }
+
+    /**
+     * Work-items per row of row_norm_wg (contiguous rows, one affine entry per value, on the
+     * work-group family), which runs {@code groupSize / rowItems} rows per work-group: about
+     * {@value #WG_VECTORS_PER_ITEM} vector widths of a row per work-item, so that a short row takes
+     * a few work-items and a work-group holds many rows (layer norm of 65536x128 at VW 8: 8
+     * work-items a row, 32 rows a group of 256, where row_norm_group ran 256 work-items over the
+     * 128 values), and a long row takes the whole group. The kernel keeps a work-item's share of a
+     * row in registers (64 values) where the row fits, so up to 64 x groupSize values (16384 at
+     * 256) are read once. Not measured on a GPU (none here); the maximal group size is the
+     * {@link Tuning#maxGroupSize} hook.
+     *
+     * @param cols values per row
+     * @param groupSize the kernel's work-group size (a power of two)
+     * @return a power of two in [1, groupSize], or 0 on the one-work-item family (CPU drivers)
+     */
+    int rowItems(long cols, int groupSize) {
+        if (serial) {
+            return 0;
+        }
+        long perItem = (long) WG_VECTORS_PER_ITEM * vectorWidth();
+        long wanted = (cols + perItem - 1) / perItem;
+        int items = 1;
+        while (items < groupSize && items < wanted) {
+            items *= 2;
+        }
+        return items;
+    }
+
+    /** Vector widths of a row per work-item that {@link #rowItems} aims at. */
+    static final int WG_VECTORS_PER_ITEM = 2;
 
     /**
      * Work-group size for the one-work-item-per-row kernels. Left to the driver, PoCL may put every

@@ -13,12 +13,13 @@ import org.normcl.backend.StatMode;
  * from a shift {@code k} near the run's mean ({@link Moments#runShift}), turned into the run's
  * squared deviations in double, with a two-pass redo from L1 when the run's mean is far from its
  * shift ({@link Moments#mergeRunOnePass}). The normalization reads the row again from L1/L2 (a row
- * of up to ~64K floats fits in L2). Rows are processed as a software pipeline ({@link Call#rows}):
- * with one affine entry per column (layer and RMS norm), or where the normalized run lies inside one
- * segment of a group or instance norm (one scale and bias), the statistics of one run and the
- * normalization of a run of an earlier row go through one fused kernel, so the next run streams in
- * from memory while the arithmetic of the other runs from cache. Rows of at most
- * {@link #SHORT_ROW} values go through a pipeline over rows instead ({@link Call#shortRows}).
+ * of up to ~64K floats fits in L2). Layer and RMS norm rows of several runs are taken a row at a
+ * time, statistics then normalization ({@link Call#longRows}); other rows of several runs go as a
+ * software pipeline ({@link Call#rows}): where the normalized run lies inside one segment of a
+ * group or instance norm (one scale and bias), the statistics of one run and the normalization of a
+ * run of an earlier row go through one fused kernel. Rows of one run, and of at most
+ * {@link #SHORT_ROW} values, go through pipelines over rows ({@link Call#rows},
+ * {@link Call#shortRows}).
  *
  * <p><b>Accuracy.</b> Runs are reduced in float32 from their own shift and merged in double
  * precision (Chan's formula), so a large common offset costs no accuracy; the row is normalized as
@@ -38,17 +39,6 @@ final class RowNorm {
     private static final int RUNS_PER_CHUNK = CHUNK / RowKernels.RUN;
     /** Rows up to this long take {@link Call#shortRows}. */
     static final int SHORT_ROW = 256;
-    /**
-     * Columns by which {@link Call#rows} normalizes a row behind the run whose statistics it takes
-     * (layer and RMS norm, rows of two runs or more): half a run, 2 KiB. On rows a multiple of
-     * 1024 values long, in arrays that start at the same offset of their heap regions (large
-     * arrays do), the same column of the next row of X and of this row of Y share their offset in
-     * a 4 KiB page, and the loads of the one then follow the stores of the other at the same page
-     * offsets. Half a page apart, 512x65536 layer norm took 15.8-16.0 ms instead of 17.1-17.9 ms
-     * (RMS norm 15.7 instead of 18.1 ms); 512x65552 was unchanged. The columns before the first
-     * shifted run are normalized on their own at the start of the row.
-     */
-    static final int APPLY_PHASE = RowKernels.RUN / 2;
     /**
      * Rows shorter than this take {@link Call#tinyRows}: group norm of (N, C) data with a few channels
      * per group (65536x128 in 32 groups, rows of 4 values, took 56 ms through {@link Call#shortRows}).
@@ -164,15 +154,15 @@ final class RowNorm {
         }
 
         /**
-         * Rows {@code [from, to)} on one thread, as a software pipeline over their runs (u = 0, 1, ...
-         * in row order). Step t takes the statistics of run t (read from memory, in one pass:
-         * {@link Moments#mergeRunOnePass}) and normalizes run t - D, whose row's statistics were
-         * completed at least one step before (D = runs per row; layer and RMS norm normalize
-         * {@link #APPLY_PHASE} columns later than run t - D starts). When the two runs have the same
-         * length, and the normalized one has per-column parameters or lies inside one segment, they
-         * go through one fused kernel, so X streams in from memory while the other run is normalized
-         * from cache. The results are those of the unfused passes, bit for bit, merged
-         * in the same order as {@link #split}.
+         * Rows {@code [from, to)} on one thread. Rows of more than one run with one affine entry per
+         * column (layer and RMS norm) take {@link #longRows}; the others go as a software pipeline
+         * over their runs (u = 0, 1, ... in row order). Step t takes the statistics of run t (read
+         * from memory, in one pass: {@link Moments#mergeRunOnePass}) and normalizes run t - D, whose
+         * row's statistics were completed at least one step before (D = runs per row). When the two
+         * runs have the same length, and the normalized one has per-column parameters or lies inside
+         * one segment, they go through one fused kernel, so X streams in from memory while the other
+         * run is normalized from cache. The results are those of the unfused passes, bit for bit,
+         * merged in the same order as {@link #split}.
          */
         void rows(int from, int to) {
             if (from >= to) {
@@ -198,10 +188,13 @@ final class RowNorm {
             final int run = RowKernels.RUN;
             int runs = (cols + run - 1) / run;
             int lastRun = cols - (runs - 1) * run;
+            if (runs > 1 && spatial == 1) {
+                longRows(kern, from, to, runs, lastRun);
+                return;
+            }
             int total = (to - from) * runs;
             int lag = runs;
             boolean fuseApply = spatial == 1;
-            int phase = fuseApply && runs > 1 ? APPLY_PHASE : 0;
             RowStats stats = new RowStats(2);
             Moments row = new Moments();
             Moments chunk = new Moments();
@@ -219,13 +212,10 @@ final class RowNorm {
                 int sOff = (from + rs) * cols + js * run;
                 int ns = js == runs - 1 ? lastRun : run;
                 float ks = hasS && !rms ? Moments.runShift(x, sOff, ns) : 0f;
-                // This step normalizes columns [c0, c1): run ja, `phase` columns later.
-                int c0 = ja * run + phase;
+                // This step normalizes columns [c0, c1): run ja.
+                int c0 = ja * run;
                 int c1 = Math.min(cols, c0 + run);
-                int na = Math.max(0, c1 - c0);
-                if (hasA && ja == 0 && phase > 0) {
-                    stats.apply(kern, from + ra, ra, 0, phase);
-                }
+                int na = c1 - c0;
                 int aOff = (from + ra) * cols + c0;
                 float sum = 0f;
                 if (hasA && hasS && fuseApply && ns == na) {
@@ -272,6 +262,50 @@ final class RowNorm {
                     ja = 0;
                     ra++;
                 }
+            }
+        }
+
+        /**
+         * Rows of more than one run with one affine entry per column (layer and RMS norm), a row at
+         * a time: its statistics run by run (merged into chunks and the row in the order of
+         * {@link #rows} and {@link #split}), then its normalization, X read back from L1/L2. On a
+         * Zen 5 host this beat the run pipeline of {@link #rows} that it replaced for these rows
+         * (alternating JVMs, 2026-11-29: layer norm 512x65536 7.8-8.4 -> 7.1-7.6 ms, 1024x8192
+         * 2.2-2.5 -> 1.8-1.9; RMS norm 512x65536 7.5-7.9 -> 5.6-7.4): the fused steps kept three
+         * streams besides the next run's in flight on one core, and a core's misses in flight are
+         * what bounds it here (docs/performance.md).
+         */
+        private void longRows(RowKernels kern, int from, int to, int runs, int lastRun) {
+            final int run = RowKernels.RUN;
+            RowStats stats = new RowStats(2);
+            Moments row = new Moments();
+            Moments chunk = new Moments();
+            for (int r = from; r < to; r++) {
+                row.reset();
+                double rowSs = 0;
+                double chunkSs = 0;
+                for (int j = 0; j < runs; j++) {
+                    int off = r * cols + j * run;
+                    int n = j == runs - 1 ? lastRun : run;
+                    boolean chunkEnd = j == runs - 1 || (j + 1) % RUNS_PER_CHUNK == 0;
+                    if (rms) {
+                        chunkSs += Moments.runSumOfSquares(kern.sumSquares(x, off, n), x, off, n);
+                        if (chunkEnd) {
+                            rowSs += chunkSs;
+                            chunkSs = 0;
+                        }
+                    } else {
+                        float k = Moments.runShift(x, off, n);
+                        chunk.mergeRunOnePass(kern, x, off, n, k, kern.sumAndSquaresShifted(x, off, n, k),
+                                kern.squares);
+                        if (chunkEnd) {
+                            row.merge(chunk.count, chunk.mean, chunk.m2);
+                            chunk.reset();
+                        }
+                    }
+                }
+                stats.finish(r, r - from, row, rowSs);
+                stats.apply(kern, r, r - from, 0, cols);
             }
         }
 

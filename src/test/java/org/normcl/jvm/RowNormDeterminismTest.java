@@ -295,10 +295,10 @@ class RowNormDeterminismTest {
     }
 
     /**
-     * Rows of more than one run go through the run pipeline ({@code RowNorm.Call.rows}), which for
-     * layer and RMS norm normalizes {@link RowNorm#APPLY_PHASE} columns behind the run it reduces:
-     * its results are those of the passes taken row by row ({@link #assertRowByRow}), bit for bit,
-     * on widths whose last run is shorter than the phase, as long, longer, and a whole run.
+     * Layer and RMS norm rows of more than one run ({@code RowNorm.Call.longRows}: a row's runs,
+     * then its normalization): the results of the passes taken row by row ({@link #assertRowByRow}),
+     * bit for bit, on widths whose last run is short, half a run, longer, and a whole run (rows of
+     * several chunks: {@link #sameBitsWithAnyThreadCount}, against the chunks split over threads).
      */
     @ParameterizedTest(name = "{0} {1} rows x {2}, bias {3}")
     @MethodSource("longRowShapes")
@@ -309,10 +309,10 @@ class RowNormDeterminismTest {
 
     static Stream<Arguments> longRowShapes() {
         int run = RowKernels.RUN;
-        int phase = RowNorm.APPLY_PHASE;
+        int half = run / 2;
         return Stream.of(StatMode.RMS, StatMode.MEAN_VAR).flatMap(mode -> Stream.of(
-                Arguments.of(mode, 5, run + 1, true), Arguments.of(mode, 4, run + phase, false),
-                Arguments.of(mode, 5, run + phase + 1, true), Arguments.of(mode, 3, 2 * run, true),
+                Arguments.of(mode, 5, run + 1, true), Arguments.of(mode, 4, run + half, false),
+                Arguments.of(mode, 5, run + half + 1, true), Arguments.of(mode, 3, 2 * run, true),
                 Arguments.of(mode, 6, 3 * run - 17, false), Arguments.of(mode, 1, 4 * run + 7, true)));
     }
 

@@ -271,9 +271,9 @@ final class RowNorm {
          * {@link #rows} and {@link #split}), then its normalization, X read back from L1/L2. On a
          * Zen 5 host this beat the run pipeline of {@link #rows} that it replaced for these rows
          * (alternating JVMs, 2026-11-29: layer norm 512x65536 7.8-8.4 -> 7.1-7.6 ms, 1024x8192
-         * 2.2-2.5 -> 1.8-1.9; RMS norm 512x65536 7.5-7.9 -> 5.6-7.4): the fused steps kept three
-         * streams besides the next run's in flight on one core, and a core's misses in flight are
-         * what bounds it here (docs/performance.md).
+         * 2.2-2.5 -> 1.8-1.9; RMS norm 512x65536 7.5-7.9 -> 5.6-7.4). A likely reason: a core here
+         * is bound by the misses it keeps in flight, and the fused steps interleaved three cached
+         * streams with the one from memory (docs/performance.md, "2026-11-29, 09:40-10:00 UTC").
          */
         private void longRows(RowKernels kern, int from, int to, int runs, int lastRun) {
             final int run = RowKernels.RUN;

@@ -195,15 +195,14 @@ final class BenchCommand implements Callable<Integer> {
                             + NormEngine.openClUnavailableReason().orElse("no device") + "): drop --device"
                     : "--device applies to OpenCL: add opencl to --backends or drop --device");
         }
-        if (backends != null && backendList.contains("opencl")) {
-            // Before the Java records (minutes) are taken, not after them.
+        if (backendList.contains("opencl")) {
+            // Before the Java records (minutes) are taken, not after them. (The default list has
+            // opencl only where it is available.)
             if (NormEngine.openClUnavailableReason().isPresent()) {
                 throw new UserInputException("--backends opencl: OpenCL is not available ("
                         + NormEngine.openClUnavailableReason().get() + "): expected java, or a machine with OpenCL"
                         + " (normcl probe)");
             }
-        }
-        if (backendList.contains("opencl")) {
             try {
                 ClRuntime.device(device);
             } catch (IllegalArgumentException e) {
